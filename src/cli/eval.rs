@@ -1,0 +1,119 @@
+//! `qsearch eval --beir DIR`: index a BEIR data set with the normal pipeline and report
+//! nDCG@10, recall@10, recall@100 and MRR@10 for keyword, semantic and hybrid search.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::AtomicBool;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use qsearch::config::Config;
+use qsearch::embed::InputKind;
+use qsearch::eval;
+use qsearch::indexer;
+use qsearch::search::{Mode, Query, Searcher};
+use qsearch::store::Store;
+use qsearch::store::lock::WriterLock;
+use qsearch::text::chunk;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// BEIR folder: corpus.jsonl, queries.jsonl, qrels/<split>.tsv
+    #[arg(long)]
+    beir: PathBuf,
+    /// Which qrels file (default: test, or the only one)
+    #[arg(long)]
+    split: Option<String>,
+    /// Use only the first N queries
+    #[arg(long)]
+    max_queries: Option<usize>,
+    /// Working folder for the corpus files and index (kept, so a rerun re-embeds nothing)
+    #[arg(long)]
+    work: Option<PathBuf>,
+    /// Print JSON
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(config: &Config, args: Args) -> Result<ExitCode> {
+    let data = eval::load(&args.beir, args.split.as_deref())?;
+    let name = args.beir.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or("beir".into());
+    let model_tag = config.model.clone().unwrap_or_else(|| "default".into());
+    let work = args.work.clone().unwrap_or_else(|| qsearch::paths::data_dir().join("eval").join(format!("{name}-{model_tag}")));
+    let corpus_dir = work.join("corpus");
+    let index_dir = work.join("index");
+    eprintln!("{}: {} documents, {} queries (split {}); working in {}", name, data.corpus.len(), data.queries.len(), data.split, work.display());
+    let names = eval::write_corpus(&data.corpus, &corpus_dir)?;
+
+    let choice = super::choose_model(config, None);
+    let mut embedder = super::load_embedder(config, choice, config.dims, false)?;
+    let t0 = Instant::now();
+    {
+        let _lock = WriterLock::acquire(&index_dir, "eval")?;
+        let mut store = Store::open_write(&index_dir)?;
+        let mut opts = indexer::Options::default();
+        let wanted = chunk::Settings { tokens: config.chunk_tokens, overlap: config.chunk_overlap };
+        opts.chunk = indexer::effective_chunking(wanted, embedder.as_ref());
+        let fp = indexer::fingerprint(embedder.as_ref(), opts.chunk);
+        indexer::check_fingerprint(&mut store, &fp, true)?;
+        let roots = indexer::canonical_roots(std::slice::from_ref(&corpus_dir))?;
+        let report = indexer::run(&mut store, embedder.as_mut(), &roots, &opts, &mut |_| {}, &AtomicBool::new(false))?;
+        eprintln!(
+            "indexed in {:.0}s: {} files, {} chunks embedded, {} tokens ({} cut at the model's limit)",
+            t0.elapsed().as_secs_f64(),
+            report.indexed + report.unchanged,
+            report.embedded,
+            report.tokens,
+            report.truncated
+        );
+    }
+    let mut queries = data.queries.clone();
+    if let Some(n) = args.max_queries {
+        queries.truncate(n);
+    }
+    let texts: Vec<&str> = queries.iter().map(|q| q.text.as_str()).collect();
+    let vectors = embedder.embed(&texts, InputKind::Query)?.vectors;
+    let mut searcher = Searcher::open(&index_dir)?;
+    searcher.load_vectors()?;
+    let mut table = Vec::new();
+    for mode in [Mode::Keyword, Mode::Semantic, Mode::Hybrid] {
+        let mut scores = Vec::new();
+        let t = Instant::now();
+        for (q, v) in queries.iter().zip(&vectors) {
+            let query = Query { text: q.text.clone(), k: 100, mode, path_glob: None, per_doc: 1 };
+            let results = searcher.search(&query, Some(v))?;
+            let ranking: Vec<String> = results.hits.iter().filter_map(|h| eval::doc_of(&h.path, &names)).collect();
+            let relevant = data.qrels.get(&q.id).context("query without judgements")?;
+            scores.push(eval::score(&ranking, relevant));
+        }
+        let m = eval::average(&scores);
+        let ms = t.elapsed().as_secs_f64() * 1000.0 / queries.len().max(1) as f64;
+        table.push((mode, m, ms));
+    }
+    if args.json {
+        let rows: Vec<_> = table
+            .iter()
+            .map(|(mode, m, ms)| serde_json::json!({"mode": mode.to_string(), "metrics": m, "ms_per_query": ms}))
+            .collect();
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({"dataset": name, "model": embedder.fingerprint(), "results": rows}))?
+        );
+    } else {
+        println!("{name} ({} queries), model {}", queries.len(), embedder.fingerprint());
+        println!("{:<9} {:>8} {:>10} {:>11} {:>7} {:>12}", "mode", "nDCG@10", "recall@10", "recall@100", "MRR@10", "ms/query*");
+        for (mode, m, ms) in &table {
+            println!(
+                "{:<9} {:>8.4} {:>10.4} {:>11.4} {:>7.4} {:>12.2}",
+                mode.to_string(),
+                m.ndcg_at_10,
+                m.recall_at_10,
+                m.recall_at_100,
+                m.mrr_at_10,
+                ms
+            );
+        }
+        println!("* search time only; query embeddings were computed beforehand in one batch");
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,176 @@
+//! `qsearch index PATH...`: register folders and bring the index up to date, with progress.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::Result;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use qsearch::config::Config;
+use qsearch::indexer::{self, Progress, Report};
+use qsearch::store::Store;
+use qsearch::store::lock::WriterLock;
+use qsearch::text::chunk;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Folders to index; with none, the folders already registered are refreshed
+    paths: Vec<PathBuf>,
+    /// Drop every chunk and vector and re-embed (needed after a model or chunking change)
+    #[arg(long)]
+    rebuild: bool,
+    /// No progress and no summary (errors still go to stderr)
+    #[arg(short, long)]
+    quiet: bool,
+    /// Also index hidden files and folders
+    #[arg(long)]
+    hidden: bool,
+    /// Skip files larger than this many MB
+    #[arg(long)]
+    max_file_mb: Option<u64>,
+    /// Chunk size in tokens
+    #[arg(long)]
+    chunk_tokens: Option<usize>,
+    /// Tokens shared by neighbouring chunks
+    #[arg(long)]
+    chunk_overlap: Option<usize>,
+    /// Matryoshka dimensions (Qwen3: 32..1024)
+    #[arg(long)]
+    dims: Option<usize>,
+    /// Print the summary as JSON on stdout
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(config: &Config, args: Args) -> Result<ExitCode> {
+    let dir = config.index_dir();
+    let _lock = WriterLock::acquire(&dir, "index")?;
+    let mut store = Store::open_write(&dir)?;
+    let mut roots = indexer::canonical_roots(&args.paths)?;
+    if roots.is_empty() {
+        roots = store.roots()?.into_iter().map(|r| r.path).collect();
+        if roots.is_empty() {
+            anyhow::bail!("no folders to index: run `qsearch index PATH`");
+        }
+    }
+    let existing = if args.rebuild { None } else { store.fingerprint()? };
+    let choice = super::choose_model(config, existing.as_ref());
+    let dims = args.dims.or(config.dims);
+    let mut embedder = super::load_embedder(config, choice, dims, args.quiet)?;
+    let wanted = chunk::Settings {
+        tokens: args.chunk_tokens.unwrap_or(config.chunk_tokens),
+        overlap: args.chunk_overlap.unwrap_or(config.chunk_overlap),
+    };
+    let mut opts = indexer::Options::default();
+    opts.chunk = indexer::effective_chunking(wanted, embedder.as_ref());
+    opts.scan.hidden = args.hidden || config.hidden;
+    opts.scan.max_file_bytes = args.max_file_mb.unwrap_or(config.max_file_mb) * 1024 * 1024;
+    let fp = indexer::fingerprint(embedder.as_ref(), opts.chunk);
+    indexer::check_fingerprint(&mut store, &fp, args.rebuild)?;
+
+    let cancel = Arc::new(AtomicBool::new(false));
+    {
+        let cancel = cancel.clone();
+        let _ = ctrlc::set_handler(move || {
+            if cancel.swap(true, Ordering::SeqCst) {
+                std::process::exit(130);
+            }
+        });
+    }
+    let show = !args.quiet && std::io::stderr().is_terminal();
+    let bar = ProgressBar::with_draw_target(None, if show { ProgressDrawTarget::stderr() } else { ProgressDrawTarget::hidden() });
+    bar.enable_steady_tick(Duration::from_millis(200));
+    if !args.quiet {
+        eprintln!("index: {}\n{} on {}", dir.display(), fp, embedder.device());
+    }
+    let quiet = args.quiet;
+    let mut on = |p: Progress| match p {
+        Progress::Scanned { root, files } => {
+            bar.set_style(ProgressStyle::with_template("{spinner} reading {pos}/{len} files {wide_msg}").unwrap());
+            bar.set_length(files as u64);
+            bar.set_position(0);
+            bar.set_message(root.display().to_string());
+        }
+        Progress::File { done, .. } => bar.set_position(done as u64),
+        Progress::Estimate { chunks, tokens_per_sec, eta } => {
+            if !quiet {
+                bar.suspend(|| {
+                    eprintln!(
+                        "embedding {chunks} chunks: about {} at {:.0} tokens/s (measured on the first batch)",
+                        human_duration(eta),
+                        tokens_per_sec
+                    )
+                });
+            }
+        }
+        Progress::Embedded { done, total, tokens, elapsed } => {
+            if bar.length() != Some(total) {
+                bar.set_style(
+                    ProgressStyle::with_template("{spinner} embedding {bar:30} {pos}/{len} chunks {msg} ETA {eta}").unwrap(),
+                );
+                bar.set_length(total);
+            }
+            bar.set_position(done);
+            bar.set_message(format!("{:.0} tok/s", tokens as f64 / elapsed.as_secs_f64().max(1e-3)));
+        }
+    };
+    let report = indexer::run(&mut store, embedder.as_mut(), &roots, &opts, &mut on, &cancel)?;
+    bar.finish_and_clear();
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else if !args.quiet {
+        print_summary(&report);
+    }
+    Ok(if report.interrupted {
+        ExitCode::from(130)
+    } else if report.failed.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn print_summary(r: &Report) {
+    eprintln!(
+        "indexed {} files, {} unchanged, {} removed, {} skipped, {} failed; {} chunks written, {} embedded ({} tokens{})",
+        r.indexed,
+        r.unchanged,
+        r.removed,
+        r.skipped.len(),
+        r.failed.len(),
+        r.chunks_written,
+        r.embedded,
+        r.tokens,
+        if r.embed_secs > 0.0 { format!(", {:.0} tokens/s", r.tokens as f64 / r.embed_secs) } else { String::new() },
+    );
+    for (path, why) in &r.skipped {
+        eprintln!("  skipped {path}: {why}");
+    }
+    for (path, why) in &r.failed {
+        eprintln!("  failed  {path}: {why}");
+    }
+    for path in &r.lossy {
+        eprintln!("  note    {path}: invalid bytes replaced with U+FFFD");
+    }
+    if r.truncated > 0 {
+        eprintln!("  note    {} chunks were longer than the model reads and were cut", r.truncated);
+    }
+    if r.unsupported > 0 {
+        eprintln!("  ({} files of types qsearch does not read were ignored)", r.unsupported);
+    }
+    if r.interrupted {
+        eprintln!("interrupted: what was done is saved; run the same command again to finish ({} chunks pending)", r.pending);
+    }
+}
+
+pub fn human_duration(d: Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        0..=59 => format!("{s}s"),
+        60..=3599 => format!("{}m {:02}s", s / 60, s % 60),
+        _ => format!("{}h {:02}m", s / 3600, (s % 3600) / 60),
+    }
+}

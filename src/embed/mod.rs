@@ -1,0 +1,46 @@
+//! Text to vectors. The [`Embedder`] trait is what the rest of qsearch sees; [`onnx`] implements it
+//! with ONNX Runtime for the model families of the catalog, [`stand_in`] with a deterministic hash
+//! for pipeline tests (it is only ever used when asked for by name).
+
+pub mod batch;
+pub mod onnx;
+pub mod pool;
+pub mod stand_in;
+
+use anyhow::Result;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InputKind {
+    /// A search query: gets the model's query instruction or prefix.
+    Query,
+    /// A document chunk: embedded as it is (or with the model's document prefix).
+    Document,
+}
+
+/// Vectors for a list of texts, in input order, with what it cost.
+#[derive(Debug, Clone, Default)]
+pub struct Embedded {
+    pub vectors: Vec<Vec<f32>>,
+    /// Real tokens fed to the model (padding excluded).
+    pub tokens: usize,
+    /// Inputs cut at the model's maximum length.
+    pub truncated: usize,
+}
+
+/// Counts tokens the way an embedder's tokenizer does, for sizing chunks.
+pub trait TokenCounter: Send + Sync {
+    fn count(&self, text: &str) -> usize;
+}
+
+pub trait Embedder: Send {
+    /// Identity of the vectors: model id, dimensions, and anything else that changes them.
+    fn fingerprint(&self) -> String;
+    fn model_id(&self) -> &str;
+    fn dims(&self) -> usize;
+    /// Longest input in tokens (special tokens included).
+    fn max_tokens(&self) -> usize;
+    /// Where it runs ("CPU", "CUDA", "CPU (CUDA unavailable: ...)").
+    fn device(&self) -> String;
+    fn tokenizer(&self) -> Option<&tokenizers::Tokenizer>;
+    fn embed(&mut self, texts: &[&str], kind: InputKind) -> Result<Embedded>;
+}

@@ -1,0 +1,338 @@
+//! An [`Embedder`] over an ONNX graph: tokenise with the model's recipe, batch by tokens, build the
+//! feeds from what the session declares, run, pool, normalise.
+
+use std::path::Path;
+
+use anyhow::{Context, Result, anyhow, bail};
+use ort::session::Session;
+use ort::session::builder::GraphOptimizationLevel;
+use ort::value::{DynValue, Tensor, TensorElementType, ValueType};
+use tokenizers::Tokenizer;
+
+use super::batch::{self, PadSide, Padded};
+use super::pool::{self, Pooling};
+use super::{Embedded, Embedder, InputKind};
+use crate::models::catalog::{Family, ModelSpec, Role};
+use crate::models::source::ModelFiles;
+use crate::runtime::Runtime;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Device {
+    #[default]
+    Auto,
+    Cpu,
+    Coreml,
+    Cuda,
+}
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub device: Device,
+    /// Matryoshka dimensions (<= the model's); `None` keeps them all.
+    pub dims: Option<usize>,
+    /// Cap on input tokens (<= the model's maximum).
+    pub max_tokens: Option<usize>,
+    /// Query task for instruction-following models.
+    pub task: Option<String>,
+    /// Padded tokens per run (rows x longest row).
+    pub batch_tokens: usize,
+    pub threads: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            device: Device::Auto,
+            dims: None,
+            max_tokens: None,
+            task: None,
+            batch_tokens: 4096,
+            threads: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
+        }
+    }
+}
+
+/// The model-specific parts: how text becomes ids and how hidden states become one vector.
+#[derive(Debug, Clone)]
+struct Recipe {
+    pooling: Pooling,
+    max_tokens: usize,
+    /// Appended to every input by the embedder (Qwen3's `<|endoftext|>`).
+    eot: Option<u32>,
+    query_template: Option<String>,
+    task: String,
+    query_prefix: String,
+    document_prefix: String,
+    pad_id: u32,
+    pad_side: PadSide,
+}
+
+impl Recipe {
+    fn format(&self, text: &str, kind: InputKind) -> String {
+        match kind {
+            InputKind::Query => match &self.query_template {
+                Some(t) => t.replace("{task}", &self.task).replace("{query}", text),
+                None => format!("{}{text}", self.query_prefix),
+            },
+            InputKind::Document => format!("{}{text}", self.document_prefix),
+        }
+    }
+
+    /// Token ids for one formatted text, and whether it was cut.
+    fn ids(&self, tokenizer: &Tokenizer, text: &str) -> Result<(Vec<u32>, bool)> {
+        match self.eot {
+            Some(eot) => {
+                // Encode without the post-processor (some revisions append the end token, some
+                // do not), cut to leave room for it, then append it exactly once.
+                let enc = tokenizer.encode(text, false).map_err(|e| anyhow!("tokenizer: {e}"))?;
+                let mut ids = enc.get_ids().to_vec();
+                let cut = ids.len() > self.max_tokens - 1;
+                ids.truncate(self.max_tokens - 1);
+                ids.push(eot);
+                Ok((ids, cut))
+            }
+            None => {
+                let enc = tokenizer.encode(text, true).map_err(|e| anyhow!("tokenizer: {e}"))?;
+                Ok((enc.get_ids().to_vec(), !enc.get_overflowing().is_empty()))
+            }
+        }
+    }
+}
+
+pub struct OnnxEmbedder {
+    spec: ModelSpec,
+    session: Session,
+    tokenizer: Tokenizer,
+    recipe: Recipe,
+    hidden: usize,
+    dims: usize,
+    output: String,
+    device: String,
+    batch_tokens: usize,
+}
+
+impl OnnxEmbedder {
+    pub fn load(runtime: &Runtime, files: &ModelFiles, opts: &Options) -> Result<Self> {
+        let spec = files.spec.clone();
+        let tokenizer = load_tokenizer(files.path(Role::Tokenizer), &spec, opts)?;
+        let max_tokens = opts.max_tokens.unwrap_or(spec.max_tokens).min(spec.max_tokens).max(2);
+        let eot = match &spec.eot_token {
+            Some(t) => Some(tokenizer.token_to_id(t).with_context(|| format!("tokenizer has no {t} token"))?),
+            None => None,
+        };
+        let pad_id = match spec.family {
+            Family::Qwen3 => eot.unwrap_or(0),
+            Family::Bert => tokenizer.token_to_id("[PAD]").unwrap_or(0),
+        };
+        let recipe = Recipe {
+            pooling: spec.pooling,
+            max_tokens,
+            eot,
+            query_template: spec.query_template.clone(),
+            task: opts.task.clone().or_else(|| spec.task.clone()).unwrap_or_default(),
+            query_prefix: spec.query_prefix.clone(),
+            document_prefix: spec.document_prefix.clone(),
+            pad_id,
+            pad_side: match spec.family {
+                Family::Qwen3 => PadSide::Left,
+                Family::Bert => PadSide::Right,
+            },
+        };
+        let (session, device) = build_session(runtime, files.path(Role::Model), opts)?;
+        let output = pick_output(&session)?;
+        let hidden = output_width(&session, &output).unwrap_or(spec.dims);
+        let dims = match opts.dims {
+            Some(d) if d == 0 || d > hidden => bail!("--dims must be between 1 and {hidden} for {}", spec.id),
+            Some(d) => d,
+            None => hidden,
+        };
+        Ok(OnnxEmbedder { spec, session, tokenizer, recipe, hidden, dims, output, device, batch_tokens: opts.batch_tokens })
+    }
+
+    fn run_batch(&mut self, padded: &Padded) -> Result<Vec<Vec<f32>>> {
+        let mut feeds: Vec<(String, DynValue)> = Vec::new();
+        let shape = [padded.rows as i64, padded.width as i64];
+        for input in self.session.inputs() {
+            let name = input.name();
+            let value: DynValue = match name {
+                "input_ids" => Tensor::from_array((shape, padded.ids.clone()))?.into_dyn(),
+                "attention_mask" => Tensor::from_array((shape, padded.mask.clone()))?.into_dyn(),
+                "position_ids" => Tensor::from_array((shape, padded.positions()))?.into_dyn(),
+                "token_type_ids" => Tensor::from_array((shape, vec![0i64; padded.ids.len()]))?.into_dyn(),
+                n if n.starts_with("past_key_values") => empty_past(input.dtype(), padded.rows, n)?,
+                other => bail!("model input `{other}` is not one qsearch knows how to fill"),
+            };
+            feeds.push((name.to_string(), value));
+        }
+        let outputs = self.session.run(feeds)?;
+        let value = &outputs[self.output.as_str()];
+        let (shape, data) = extract_f32(value)?;
+        match shape.len() {
+            3 => Ok(pool::pool(&data, padded, shape[2] as usize, self.recipe.pooling)),
+            2 => Ok(data.chunks(shape[1] as usize).map(<[f32]>::to_vec).collect()),
+            _ => bail!("model output `{}` has unexpected shape {shape:?}", self.output),
+        }
+    }
+}
+
+fn load_tokenizer(path: &Path, spec: &ModelSpec, opts: &Options) -> Result<Tokenizer> {
+    let mut tokenizer =
+        Tokenizer::from_file(path).map_err(|e| anyhow!("could not read tokenizer {}: {e}", path.display()))?;
+    tokenizer.with_padding(None);
+    let max = opts.max_tokens.unwrap_or(spec.max_tokens).min(spec.max_tokens);
+    let truncation = match spec.family {
+        // Qwen3 truncates by hand, to keep room for the end token.
+        Family::Qwen3 => None,
+        Family::Bert => Some(tokenizers::TruncationParams { max_length: max, ..Default::default() }),
+    };
+    tokenizer.with_truncation(truncation).map_err(|e| anyhow!("tokenizer truncation: {e}"))?;
+    Ok(tokenizer)
+}
+
+/// Creates the session on the requested device; a device that cannot be used falls back to the
+/// CPU and says so in the returned description.
+fn build_session(runtime: &Runtime, model: &Path, opts: &Options) -> Result<(Session, String)> {
+    use ort::ep::{self, ExecutionProvider};
+    let wanted = match opts.device {
+        Device::Auto if cfg!(target_os = "macos") => Some(Device::Coreml),
+        Device::Auto if ep::CUDA::is_available().unwrap_or(false) => Some(Device::Cuda),
+        Device::Auto | Device::Cpu => None,
+        d => Some(d),
+    };
+    let builder = || -> Result<ort::session::builder::SessionBuilder> {
+        Session::builder(&runtime.env)
+            .map_err(|e| anyhow!("{e}"))?
+            .with_optimization_level(GraphOptimizationLevel::All)
+            .map_err(|e| anyhow!("{e}"))?
+            .with_intra_threads(opts.threads)
+            .map_err(|e| anyhow!("{e}"))
+    };
+    let commit = |mut b: ort::session::builder::SessionBuilder| -> Result<Session> {
+        b.commit_from_file(model).map_err(|e| anyhow!("could not load model {}: {e}", model.display()))
+    };
+    let mut note = String::new();
+    if let Some(device) = wanted {
+        let dispatch = match device {
+            Device::Cuda => ep::CUDA::default().build().error_on_failure(),
+            _ => ep::CoreML::default().build().error_on_failure(),
+        };
+        let name = if device == Device::Cuda { "CUDA" } else { "CoreML" };
+        let attempt = builder()
+            .and_then(|b| b.with_execution_providers([dispatch]).map_err(|e| anyhow!("{e}")))
+            .and_then(commit);
+        match attempt {
+            Ok(session) => return Ok((session, name.to_string())),
+            Err(e) => note = format!(" ({name} unavailable: {e})"),
+        }
+    }
+    Ok((commit(builder()?)?, format!("CPU{note}")))
+}
+
+fn pick_output(session: &Session) -> Result<String> {
+    let names: Vec<&str> = session.outputs().iter().map(|o| o.name()).collect();
+    for wanted in ["sentence_embedding", "last_hidden_state", "token_embeddings"] {
+        if names.contains(&wanted) {
+            return Ok(wanted.to_string());
+        }
+    }
+    names.first().map(|s| s.to_string()).context("model has no outputs")
+}
+
+fn output_width(session: &Session, name: &str) -> Option<usize> {
+    let out = session.outputs().iter().find(|o| o.name() == name)?;
+    match out.dtype() {
+        ValueType::Tensor { shape, .. } => shape.last().filter(|&&d| d > 0).map(|&d| d as usize),
+        _ => None,
+    }
+}
+
+fn empty_past(dtype: &ValueType, rows: usize, name: &str) -> Result<DynValue> {
+    let ValueType::Tensor { ty, shape, .. } = dtype else { bail!("input {name} is not a tensor") };
+    if shape.len() != 4 || shape[1] < 1 || shape[3] < 1 {
+        bail!("input {name} has shape {shape:?}; expected [batch, heads, past, head_dim]");
+    }
+    let dims = [rows as i64, shape[1], 0, shape[3]];
+    Ok(match ty {
+        TensorElementType::Float32 => Tensor::from_array((dims, Vec::<f32>::new()))?.into_dyn(),
+        TensorElementType::Float16 => Tensor::from_array((dims, Vec::<half::f16>::new()))?.into_dyn(),
+        other => bail!("input {name} has element type {other:?}"),
+    })
+}
+
+fn extract_f32(value: &DynValue) -> Result<(Vec<i64>, Vec<f32>)> {
+    if let Ok((shape, data)) = value.try_extract_tensor::<f32>() {
+        return Ok((shape.to_vec(), data.to_vec()));
+    }
+    let (shape, data) = value.try_extract_tensor::<half::f16>()?;
+    Ok((shape.to_vec(), data.iter().map(|h| h.to_f32()).collect()))
+}
+
+impl Embedder for OnnxEmbedder {
+    fn fingerprint(&self) -> String {
+        format!("{}:{}d", self.spec.id, self.dims)
+    }
+    fn model_id(&self) -> &str {
+        &self.spec.id
+    }
+    fn dims(&self) -> usize {
+        self.dims
+    }
+    fn max_tokens(&self) -> usize {
+        self.recipe.max_tokens
+    }
+    fn device(&self) -> String {
+        self.device.clone()
+    }
+    fn tokenizer(&self) -> Option<&Tokenizer> {
+        Some(&self.tokenizer)
+    }
+
+    fn embed(&mut self, texts: &[&str], kind: InputKind) -> Result<Embedded> {
+        let mut seqs = Vec::with_capacity(texts.len());
+        let mut truncated = 0;
+        for text in texts {
+            let (ids, cut) = self.recipe.ids(&self.tokenizer, &self.recipe.format(text, kind))?;
+            truncated += cut as usize;
+            seqs.push(ids);
+        }
+        let lens: Vec<usize> = seqs.iter().map(Vec::len).collect();
+        let mut vectors = vec![Vec::new(); texts.len()];
+        for group in batch::plan(&lens, self.batch_tokens, 256) {
+            let rows: Vec<&[u32]> = group.iter().map(|&i| seqs[i].as_slice()).collect();
+            let padded = batch::pad(&rows, self.recipe.pad_id, self.recipe.pad_side);
+            let pooled = self.run_batch(&padded)?;
+            for (&i, v) in group.iter().zip(pooled) {
+                debug_assert_eq!(v.len(), self.hidden);
+                vectors[i] = pool::truncate_normalize(v, self.dims);
+            }
+        }
+        Ok(Embedded { vectors, tokens: lens.iter().sum(), truncated })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn qwen_recipe() -> Recipe {
+        Recipe {
+            pooling: Pooling::LastToken,
+            max_tokens: 8,
+            eot: Some(99),
+            query_template: Some("Instruct: {task}\nQuery:{query}".into()),
+            task: "Find it".into(),
+            query_prefix: String::new(),
+            document_prefix: String::new(),
+            pad_id: 99,
+            pad_side: PadSide::Left,
+        }
+    }
+
+    #[test]
+    fn queries_get_the_instruction_and_documents_do_not() {
+        let r = qwen_recipe();
+        assert_eq!(r.format("cats", InputKind::Query), "Instruct: Find it\nQuery:cats");
+        assert_eq!(r.format("cats", InputKind::Document), "cats");
+    }
+}

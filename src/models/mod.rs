@@ -1,0 +1,5 @@
+//! Models: the catalog, where their files come from, and loading one as an [`Embedder`].
+
+pub mod catalog;
+pub mod load;
+pub mod source;

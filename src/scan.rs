@@ -1,0 +1,105 @@
+//! Files under a root that qsearch reads: `.gitignore` and `.qsearchignore` respected, hidden
+//! files off unless asked, a size cap, symlinks never followed (so nothing outside the root is
+//! reached, and loops cannot happen).
+
+use std::path::{Path, PathBuf};
+
+use crate::text::kind::{self, Kind};
+use crate::util::mtime_ns;
+
+pub const IGNORE_FILE: &str = ".qsearchignore";
+
+#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
+pub struct Options {
+    pub max_file_bytes: u64,
+    pub hidden: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options { max_file_bytes: 10 * 1024 * 1024, hidden: false }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Found {
+    pub path: PathBuf,
+    pub kind: Kind,
+    pub size: u64,
+    pub mtime_ns: i64,
+}
+
+#[derive(Debug, Default)]
+pub struct Scan {
+    pub files: Vec<Found>,
+    /// Files left out on purpose, with why (too large, a symlink).
+    pub skipped: Vec<(PathBuf, String)>,
+    /// Files or folders that could not be read.
+    pub errors: Vec<(PathBuf, String)>,
+    /// Files of a type qsearch does not read (counted, not listed).
+    pub unsupported: usize,
+}
+
+pub fn walker(root: &Path, opts: &Options) -> ignore::WalkBuilder {
+    let mut builder = ignore::WalkBuilder::new(root);
+    builder
+        .hidden(!opts.hidden)
+        .follow_links(false)
+        .require_git(false)
+        .git_ignore(true)
+        .git_exclude(true)
+        .git_global(true)
+        .add_custom_ignore_filename(IGNORE_FILE)
+        .filter_entry(|e| e.file_name() != ".git");
+    builder
+}
+
+pub fn scan(root: &Path, opts: &Options) -> Scan {
+    let mut out = Scan::default();
+    for entry in walker(root, opts).build() {
+        let entry = match entry {
+            Ok(e) => e,
+            Err(e) => {
+                let path = error_path(&e).unwrap_or_else(|| root.to_path_buf());
+                out.errors.push((path, e.to_string()));
+                continue;
+            }
+        };
+        let Some(ft) = entry.file_type() else { continue };
+        if ft.is_dir() {
+            continue;
+        }
+        let path = entry.path();
+        if ft.is_symlink() {
+            if kind::of(path).is_some() {
+                out.skipped.push((path.to_path_buf(), "symbolic link (not followed)".into()));
+            }
+            continue;
+        }
+        if !ft.is_file() {
+            continue;
+        }
+        let Some(kind) = kind::of(path) else {
+            out.unsupported += 1;
+            continue;
+        };
+        match entry.metadata() {
+            Ok(meta) if meta.len() > opts.max_file_bytes => out.skipped.push((
+                path.to_path_buf(),
+                format!("larger than the {} MB limit (max_file_mb)", opts.max_file_bytes / (1024 * 1024)),
+            )),
+            Ok(meta) => out.files.push(Found { path: path.to_path_buf(), kind, size: meta.len(), mtime_ns: mtime_ns(&meta) }),
+            Err(e) => out.errors.push((path.to_path_buf(), e.to_string())),
+        }
+    }
+    out.files.sort_by(|a, b| a.path.cmp(&b.path));
+    out
+}
+
+fn error_path(e: &ignore::Error) -> Option<PathBuf> {
+    match e {
+        ignore::Error::WithPath { path, .. } => Some(path.clone()),
+        ignore::Error::WithDepth { err, .. } | ignore::Error::WithLineNumber { err, .. } => error_path(err),
+        _ => None,
+    }
+}

@@ -1,0 +1,280 @@
+//! Roots, documents and chunks in SQLite. Each write is one transaction, so a document is either
+//! entirely its old version or entirely its new one, and a chunk has a vector exactly when its
+//! `vec_seq` is set.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+use rusqlite::{OptionalExtension, params};
+
+use super::Store;
+use crate::text::fts;
+use crate::util::{now_secs, path_bytes, path_from_bytes};
+
+#[derive(Debug, Clone)]
+pub struct Root {
+    pub id: i64,
+    pub path: PathBuf,
+    pub display: String,
+}
+
+/// What the store remembers of a file, to decide whether it changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DocState {
+    pub id: i64,
+    pub size: u64,
+    pub mtime_ns: i64,
+    pub hash: String,
+}
+
+pub struct NewDocument<'a> {
+    pub root_id: i64,
+    pub path: &'a Path,
+    pub size: u64,
+    pub mtime_ns: i64,
+    pub hash: &'a str,
+    pub kind: &'a str,
+    pub title: &'a str,
+    pub lossy: bool,
+}
+
+pub struct NewChunk {
+    pub seq: usize,
+    pub hash: String,
+    pub heading: String,
+    pub start_byte: usize,
+    pub end_byte: usize,
+    pub start_line: usize,
+    pub end_line: usize,
+    pub text: String,
+}
+
+/// Changes to mirror into the vector index after a write.
+#[derive(Debug, Default)]
+pub struct VectorChanges {
+    pub removed: Vec<i64>,
+    pub added: Vec<(i64, Vec<f32>)>,
+}
+
+impl VectorChanges {
+    pub fn extend(&mut self, other: VectorChanges) {
+        self.removed.extend(other.removed);
+        self.added.extend(other.added);
+    }
+}
+
+/// A distinct chunk text still waiting for its vector.
+#[derive(Debug, Clone)]
+pub struct Pending {
+    pub hash: String,
+    pub text: String,
+}
+
+impl Store {
+    pub fn add_root(&self, path: &Path) -> Result<i64> {
+        self.conn.execute(
+            "INSERT INTO roots(path, display, added_at) VALUES (?1, ?2, ?3) ON CONFLICT(path) DO NOTHING",
+            params![path_bytes(path), path.display().to_string(), now_secs() as i64],
+        )?;
+        Ok(self.conn.query_row("SELECT id FROM roots WHERE path = ?1", [path_bytes(path)], |r| r.get(0))?)
+    }
+
+    pub fn roots(&self) -> Result<Vec<Root>> {
+        let mut stmt = self.conn.prepare("SELECT id, path, display FROM roots ORDER BY id")?;
+        let rows = stmt.query_map([], |r| {
+            Ok(Root { id: r.get(0)?, path: path_from_bytes(&r.get::<_, Vec<u8>>(1)?), display: r.get(2)? })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Every document under a root, by raw path.
+    pub fn documents_of_root(&self, root_id: i64) -> Result<HashMap<Vec<u8>, DocState>> {
+        let mut stmt = self.conn.prepare("SELECT path, id, size, mtime_ns, hash FROM documents WHERE root_id = ?1")?;
+        let rows = stmt.query_map([root_id], |r| {
+            Ok((
+                r.get::<_, Vec<u8>>(0)?,
+                DocState { id: r.get(1)?, size: r.get::<_, i64>(2)? as u64, mtime_ns: r.get(3)?, hash: r.get(4)? },
+            ))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    pub fn document_state(&self, path: &Path) -> Result<Option<DocState>> {
+        Ok(self
+            .conn
+            .query_row("SELECT id, size, mtime_ns, hash FROM documents WHERE path = ?1", [path_bytes(path)], |r| {
+                Ok(DocState { id: r.get(0)?, size: r.get::<_, i64>(1)? as u64, mtime_ns: r.get(2)?, hash: r.get(3)? })
+            })
+            .optional()?)
+    }
+
+    /// Records a new size and mtime for a file whose content did not change.
+    pub fn touch_document(&self, id: i64, size: u64, mtime_ns: i64) -> Result<()> {
+        self.conn.execute("UPDATE documents SET size = ?2, mtime_ns = ?3 WHERE id = ?1", params![id, size as i64, mtime_ns])?;
+        Ok(())
+    }
+
+    /// Replaces a document (or adds it) with its chunks, in one transaction. Chunks whose text
+    /// already has a vector get it at once; the others are left pending.
+    pub fn write_document(&mut self, doc: &NewDocument, chunks: &[NewChunk]) -> Result<VectorChanges> {
+        let tx = self.conn.transaction()?;
+        let mut changes = VectorChanges::default();
+        let existing: Option<i64> =
+            tx.query_row("SELECT id FROM documents WHERE path = ?1", [path_bytes(doc.path)], |r| r.get(0)).optional()?;
+        if let Some(id) = existing {
+            changes.removed = delete_chunks(&tx, id)?;
+            tx.execute("DELETE FROM documents WHERE id = ?1", [id])?;
+        }
+        tx.execute(
+            "INSERT INTO documents(root_id, path, display, size, mtime_ns, hash, kind, title, lossy, indexed_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            params![
+                doc.root_id,
+                path_bytes(doc.path),
+                doc.path.display().to_string(),
+                doc.size as i64,
+                doc.mtime_ns,
+                doc.hash,
+                doc.kind,
+                doc.title,
+                doc.lossy,
+                now_secs() as i64
+            ],
+        )?;
+        let doc_id = tx.last_insert_rowid();
+        let mut seq: i64 = tx.query_row("SELECT coalesce(max(vec_seq), 0) FROM chunks", [], |r| r.get(0))?;
+        {
+            let mut insert = tx.prepare(
+                "INSERT INTO chunks(doc_id, seq, hash, heading, start_byte, end_byte, start_line, end_line, text, vec_seq)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            )?;
+            let mut fts = tx.prepare("INSERT INTO chunks_fts(rowid, heading, body, path) VALUES (?1, ?2, ?3, ?4)")?;
+            let mut vector = tx.prepare("SELECT data FROM vectors WHERE hash = ?1")?;
+            let path_words = doc.path.display().to_string().replace(['/', '\\', '.', '_', '-'], " ");
+            for c in chunks {
+                let existing: Option<Vec<u8>> = vector.query_row([&c.hash], |r| r.get(0)).optional()?;
+                let vec_seq = existing.as_ref().map(|_| {
+                    seq += 1;
+                    seq
+                });
+                insert.execute(params![
+                    doc_id,
+                    c.seq as i64,
+                    c.hash,
+                    c.heading,
+                    c.start_byte as i64,
+                    c.end_byte as i64,
+                    c.start_line as i64,
+                    c.end_line as i64,
+                    c.text,
+                    vec_seq
+                ])?;
+                let chunk_id = tx.last_insert_rowid();
+                fts.execute(params![chunk_id, fts::segment(&c.heading), fts::segment(&c.text), path_words])?;
+                if let Some(bytes) = existing {
+                    changes.added.push((chunk_id, blob_to_vec(&bytes)));
+                }
+            }
+        }
+        tx.commit()?;
+        Ok(changes)
+    }
+
+    /// Removes documents and their chunks; returns the removed chunk ids.
+    pub fn delete_documents(&mut self, ids: &[i64]) -> Result<Vec<i64>> {
+        let tx = self.conn.transaction()?;
+        let mut removed = Vec::new();
+        for &id in ids {
+            removed.extend(delete_chunks(&tx, id)?);
+            tx.execute("DELETE FROM documents WHERE id = ?1", [id])?;
+        }
+        tx.commit()?;
+        Ok(removed)
+    }
+
+    /// Distinct chunk texts without a vector, with the text to embed (context included).
+    pub fn pending(&self, limit: usize) -> Result<Vec<Pending>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT c.hash, c.heading, c.text FROM chunks c
+             WHERE c.vec_seq IS NULL GROUP BY c.hash ORDER BY min(c.id) LIMIT ?1",
+        )?;
+        let rows = stmt.query_map([limit as i64], |r| {
+            let (hash, heading, text): (String, String, String) = (r.get(0)?, r.get(1)?, r.get(2)?);
+            Ok(Pending { hash, text: crate::text::chunk::embed_text(&heading, &text) })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    pub fn pending_count(&self) -> Result<u64> {
+        Ok(self.conn.query_row("SELECT count(DISTINCT hash) FROM chunks WHERE vec_seq IS NULL", [], |r| r.get::<_, i64>(0))?
+            as u64)
+    }
+
+    /// Stores vectors and attaches them to every chunk with that text, in one transaction.
+    pub fn attach_vectors(&mut self, items: &[(String, Vec<f32>)]) -> Result<VectorChanges> {
+        let tx = self.conn.transaction()?;
+        let mut changes = VectorChanges::default();
+        let mut seq: i64 = tx.query_row("SELECT coalesce(max(vec_seq), 0) FROM chunks", [], |r| r.get(0))?;
+        {
+            let mut put = tx.prepare("INSERT OR REPLACE INTO vectors(hash, data) VALUES (?1, ?2)")?;
+            let mut ids = tx.prepare("SELECT id FROM chunks WHERE hash = ?1 AND vec_seq IS NULL")?;
+            let mut set = tx.prepare("UPDATE chunks SET vec_seq = ?2 WHERE id = ?1")?;
+            for (hash, v) in items {
+                put.execute(params![hash, vec_to_blob(v)])?;
+                let chunk_ids: Vec<i64> = ids.query_map([hash], |r| r.get(0))?.collect::<Result<_, _>>()?;
+                for id in chunk_ids {
+                    seq += 1;
+                    set.execute(params![id, seq])?;
+                    changes.added.push((id, v.clone()));
+                }
+            }
+        }
+        tx.commit()?;
+        Ok(changes)
+    }
+
+    /// Vectors attached after `seq`, in order: what a vector file saved at `seq` lacks.
+    pub fn vectors_after(&self, seq: i64) -> Result<Vec<(i64, i64, Vec<f32>)>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT c.id, c.vec_seq, v.data FROM chunks c JOIN vectors v ON v.hash = c.hash
+             WHERE c.vec_seq > ?1 ORDER BY c.vec_seq",
+        )?;
+        let rows = stmt.query_map([seq], |r| Ok((r.get(0)?, r.get(1)?, blob_to_vec(&r.get::<_, Vec<u8>>(2)?))))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    pub fn max_vec_seq(&self) -> Result<i64> {
+        Ok(self.conn.query_row("SELECT coalesce(max(vec_seq), 0) FROM chunks", [], |r| r.get(0))?)
+    }
+
+    pub fn embedded_chunks(&self) -> Result<u64> {
+        Ok(self.conn.query_row("SELECT count(*) FROM chunks WHERE vec_seq IS NOT NULL", [], |r| r.get::<_, i64>(0))? as u64)
+    }
+
+    /// Drops vectors no chunk uses any more.
+    pub fn collect_garbage(&self) -> Result<usize> {
+        Ok(self.conn.execute("DELETE FROM vectors WHERE hash NOT IN (SELECT hash FROM chunks)", [])?)
+    }
+}
+
+fn delete_chunks(tx: &rusqlite::Transaction, doc_id: i64) -> Result<Vec<i64>> {
+    let ids: Vec<i64> = tx
+        .prepare("SELECT id FROM chunks WHERE doc_id = ?1")?
+        .query_map([doc_id], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    let mut fts = tx.prepare("DELETE FROM chunks_fts WHERE rowid = ?1")?;
+    for id in &ids {
+        fts.execute([id])?;
+    }
+    tx.execute("DELETE FROM chunks WHERE doc_id = ?1", [doc_id])?;
+    Ok(ids)
+}
+
+pub fn vec_to_blob(v: &[f32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+pub fn blob_to_vec(b: &[u8]) -> Vec<f32> {
+    b.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
+}

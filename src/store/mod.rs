@@ -1,0 +1,165 @@
+//! The index on disk: a SQLite database (the source of truth: roots, documents, chunks, vectors,
+//! keyword index) and a usearch HNSW file derived from it (see [`vectors`]). One writer at a time,
+//! enforced by [`lock`]; any number of readers, which WAL lets read while the writer writes.
+
+pub mod docs;
+pub mod lock;
+pub mod vectors;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+
+pub const DB_FILE: &str = "index.sqlite";
+
+const MIGRATIONS: &[(&str, &str)] = &[("0001_init", include_str!("../../migrations/0001_init.sql"))];
+
+/// What the vectors in an index depend on. A change needs `--rebuild`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Fingerprint {
+    pub model: String,
+    pub dims: usize,
+    pub chunk_tokens: usize,
+    pub chunk_overlap: usize,
+    pub chunker_version: u32,
+}
+
+impl std::fmt::Display for Fingerprint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "model {} ({} dims), chunks of {} tokens with {} overlap (chunker v{})",
+            self.model, self.dims, self.chunk_tokens, self.chunk_overlap, self.chunker_version
+        )
+    }
+}
+
+pub struct Store {
+    pub(crate) conn: Connection,
+    dir: PathBuf,
+}
+
+impl Store {
+    /// Opens (creating if needed) the index in `dir` for writing. The caller holds the lock.
+    pub fn open_write(dir: &Path) -> Result<Store> {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create index directory {}", dir.display()))?;
+        let conn = Connection::open(dir.join(DB_FILE))
+            .with_context(|| format!("cannot open index {}", dir.join(DB_FILE).display()))?;
+        configure(&conn)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        let store = Store { conn, dir: dir.to_path_buf() };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    /// Opens an existing index for reading.
+    pub fn open_read(dir: &Path) -> Result<Store> {
+        let path = dir.join(DB_FILE);
+        if !path.exists() {
+            bail!("no index at {}: run `qsearch index PATH` first", dir.display());
+        }
+        let conn = Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+            .with_context(|| format!("cannot open index {}", path.display()))?;
+        configure(&conn)?;
+        let store = Store { conn, dir: dir.to_path_buf() };
+        let version: i64 = store.conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        if version as usize > MIGRATIONS.len() {
+            bail!("the index at {} was written by a newer qsearch (schema {version})", dir.display());
+        }
+        if version == 0 {
+            bail!("the index at {} is empty: run `qsearch index PATH`", dir.display());
+        }
+        Ok(store)
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn migrate(&self) -> Result<()> {
+        let version: i64 = self.conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        if version as usize > MIGRATIONS.len() {
+            bail!("the index at {} was written by a newer qsearch (schema {version})", self.dir.display());
+        }
+        for (i, (name, sql)) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+            let tx = self.conn.unchecked_transaction()?;
+            tx.execute_batch(sql).with_context(|| format!("migration {name}"))?;
+            tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+            tx.commit()?;
+        }
+        Ok(())
+    }
+
+    pub fn meta(&self, key: &str) -> Result<Option<String>> {
+        Ok(self.conn.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0)).optional()?)
+    }
+
+    pub fn set_meta(&self, key: &str, value: &str) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO meta(key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            params![key, value],
+        )?;
+        Ok(())
+    }
+
+    pub fn fingerprint(&self) -> Result<Option<Fingerprint>> {
+        match self.meta("fingerprint")? {
+            Some(json) => Ok(Some(serde_json::from_str(&json).context("corrupt fingerprint in index")?)),
+            None => Ok(None),
+        }
+    }
+
+    pub fn set_fingerprint(&self, fp: &Fingerprint) -> Result<()> {
+        self.set_meta("fingerprint", &serde_json::to_string(fp)?)
+    }
+
+    /// Drops every chunk, vector and document (for `--rebuild`); roots stay.
+    pub fn clear(&mut self) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        tx.execute_batch(
+            "DELETE FROM chunks_fts; DELETE FROM chunks; DELETE FROM vectors; DELETE FROM documents;
+             DELETE FROM meta WHERE key IN ('fingerprint', 'vec_seq');",
+        )?;
+        tx.commit()?;
+        vectors::remove_files(&self.dir)?;
+        Ok(())
+    }
+
+    pub fn stats(&self) -> Result<Stats> {
+        let one = |sql: &str| -> Result<i64> { Ok(self.conn.query_row(sql, [], |r| r.get(0))?) };
+        let mut files_on_disk = 0u64;
+        for entry in std::fs::read_dir(&self.dir)?.flatten() {
+            files_on_disk += entry.metadata().map(|m| m.len()).unwrap_or(0);
+        }
+        Ok(Stats {
+            roots: self.roots()?.into_iter().map(|r| r.display).collect(),
+            documents: one("SELECT count(*) FROM documents")? as u64,
+            chunks: one("SELECT count(*) FROM chunks")? as u64,
+            pending: one("SELECT count(*) FROM chunks WHERE vec_seq IS NULL")? as u64,
+            vectors: one("SELECT count(*) FROM vectors")? as u64,
+            bytes_on_disk: files_on_disk,
+            fingerprint: self.fingerprint()?,
+        })
+    }
+}
+
+fn configure(conn: &Connection) -> Result<()> {
+    conn.busy_timeout(Duration::from_secs(10))?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    Ok(())
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Stats {
+    pub roots: Vec<String>,
+    pub documents: u64,
+    pub chunks: u64,
+    /// Chunks whose vector is not computed yet.
+    pub pending: u64,
+    pub vectors: u64,
+    pub bytes_on_disk: u64,
+    pub fingerprint: Option<Fingerprint>,
+}

@@ -1,0 +1,195 @@
+//! The vector index: a usearch HNSW graph keyed by chunk id, derived from the vectors in SQLite.
+//!
+//! The file is named after the last vector sequence number it covers (`vectors-<seq>.usearch`)
+//! and written to a temporary name then renamed, so a file on disk is always whole and says
+//! exactly what it holds. Opening it adds whatever SQLite attached after that number; a file that
+//! does not match SQLite (wrong size, dimensions) is rebuilt from SQLite.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, anyhow};
+use usearch::{Index, IndexOptions, MetricKind, ScalarKind};
+
+use super::Store;
+use super::docs::VectorChanges;
+
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct Params {
+    pub connectivity: usize,
+    pub expansion_add: usize,
+    pub expansion_search: usize,
+}
+
+pub const PARAMS: Params = Params { connectivity: 16, expansion_add: 128, expansion_search: 96 };
+
+pub struct VectorIndex {
+    index: Index,
+    dims: usize,
+    /// Highest `vec_seq` whose vector is in `index`.
+    covered: i64,
+    /// Chunks removed since the last save are still in the graph until then; readers filter them.
+    unsaved: bool,
+}
+
+fn options(dims: usize) -> IndexOptions {
+    IndexOptions {
+        dimensions: dims,
+        metric: MetricKind::Cos,
+        quantization: ScalarKind::F16,
+        connectivity: PARAMS.connectivity,
+        expansion_add: PARAMS.expansion_add,
+        expansion_search: PARAMS.expansion_search,
+        multi: false,
+    }
+}
+
+fn err(e: cxx::Exception) -> anyhow::Error {
+    anyhow!("vector index: {e}")
+}
+
+impl VectorIndex {
+    /// Loads the newest vector file and brings it up to date with `store`.
+    pub fn open(store: &Store, dims: usize) -> Result<VectorIndex> {
+        let index = Index::new(&options(dims)).map_err(err)?;
+        let mut vi = VectorIndex { index, dims, covered: 0, unsaved: false };
+        if let Some((path, seq)) = newest_file(store.dir()) {
+            let loaded = vi.index.load(&path.to_string_lossy()).map_err(err);
+            match loaded {
+                Ok(()) if vi.index.dimensions() == dims => vi.covered = seq,
+                _ => {
+                    tracing::warn!("vector file {} is unusable; rebuilding from the database", path.display());
+                    vi.index = Index::new(&options(dims)).map_err(err)?;
+                }
+            }
+        }
+        vi.catch_up(store)?;
+        // Removed chunks that a crash kept in the file would show as extra entries.
+        if vi.index.size() as u64 != store.embedded_chunks()? {
+            vi.rebuild(store)?;
+        }
+        Ok(vi)
+    }
+
+    fn catch_up(&mut self, store: &Store) -> Result<()> {
+        let missing = store.vectors_after(self.covered)?;
+        if missing.is_empty() {
+            return Ok(());
+        }
+        self.unsaved = true;
+        let last = missing.last().map(|m| m.1).unwrap_or(self.covered);
+        let added: Vec<(i64, Vec<f32>)> = missing.into_iter().map(|(id, _, v)| (id, v)).collect();
+        self.apply(&VectorChanges { removed: Vec::new(), added })?;
+        self.covered = last;
+        Ok(())
+    }
+
+    /// Rebuilds the graph from every vector in SQLite.
+    pub fn rebuild(&mut self, store: &Store) -> Result<()> {
+        self.index = Index::new(&options(self.dims)).map_err(err)?;
+        self.covered = 0;
+        self.catch_up(store)?;
+        self.unsaved = true;
+        Ok(())
+    }
+
+    pub fn apply(&mut self, changes: &VectorChanges) -> Result<()> {
+        for &id in &changes.removed {
+            self.index.remove(id as u64).map_err(err)?;
+        }
+        let needed = self.index.size() + changes.added.len();
+        if needed > self.index.capacity() {
+            self.index.reserve(needed.max(self.index.capacity() * 2).max(1024)).map_err(err)?;
+        }
+        for (id, v) in &changes.added {
+            if v.len() != self.dims {
+                return Err(anyhow!("vector of {} dims for an index of {}", v.len(), self.dims));
+            }
+            if self.index.contains(*id as u64) {
+                self.index.remove(*id as u64).map_err(err)?;
+            }
+            self.index.add(*id as u64, v).map_err(err)?;
+        }
+        if !changes.removed.is_empty() || !changes.added.is_empty() {
+            self.unsaved = true;
+        }
+        Ok(())
+    }
+
+    /// Writes the graph atomically, marked as covering `store`'s vectors up to now.
+    pub fn save(&mut self, store: &Store) -> Result<()> {
+        let seq = store.max_vec_seq()?;
+        if !self.unsaved && newest_file(store.dir()).is_some_and(|(_, s)| s == seq) {
+            return Ok(());
+        }
+        let dir = store.dir();
+        let final_path = dir.join(format!("vectors-{seq}.usearch"));
+        let tmp = dir.join(format!(".vectors-{seq}.usearch.tmp"));
+        self.index.save(&tmp.to_string_lossy()).map_err(err)?;
+        std::fs::File::open(&tmp)?.sync_all()?;
+        std::fs::rename(&tmp, &final_path).context("saving the vector index")?;
+        if let Ok(d) = std::fs::File::open(dir) {
+            let _ = d.sync_all();
+        }
+        for (path, s) in files(dir) {
+            if s != seq {
+                let _ = std::fs::remove_file(path);
+            }
+        }
+        self.covered = seq;
+        self.unsaved = false;
+        Ok(())
+    }
+
+    /// Nearest chunks to `query` (a unit vector): (chunk id, cosine similarity), best first.
+    pub fn search(&self, query: &[f32], k: usize, filter: Option<&dyn Fn(i64) -> bool>) -> Result<Vec<(i64, f32)>> {
+        if self.index.size() == 0 || k == 0 {
+            return Ok(Vec::new());
+        }
+        let matches = match filter {
+            Some(f) => self.index.filtered_search(query, k, |key| f(key as i64)).map_err(err)?,
+            None => self.index.search(query, k).map_err(err)?,
+        };
+        Ok(matches.keys.iter().zip(&matches.distances).map(|(&k, &d)| (k as i64, 1.0 - d)).collect())
+    }
+
+    /// Exact search, for measuring the graph's recall.
+    pub fn exact_search(&self, query: &[f32], k: usize) -> Result<Vec<(i64, f32)>> {
+        let matches = self.index.exact_search(query, k).map_err(err)?;
+        Ok(matches.keys.iter().zip(&matches.distances).map(|(&k, &d)| (k as i64, 1.0 - d)).collect())
+    }
+
+    pub fn len(&self) -> usize {
+        self.index.size()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn dims(&self) -> usize {
+        self.dims
+    }
+}
+
+fn files(dir: &Path) -> Vec<(PathBuf, i64)> {
+    let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
+    entries
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().to_string();
+            let seq = name.strip_prefix("vectors-")?.strip_suffix(".usearch")?.parse().ok()?;
+            Some((e.path(), seq))
+        })
+        .collect()
+}
+
+fn newest_file(dir: &Path) -> Option<(PathBuf, i64)> {
+    files(dir).into_iter().max_by_key(|(_, s)| *s)
+}
+
+pub fn remove_files(dir: &Path) -> Result<()> {
+    for (path, _) in files(dir) {
+        std::fs::remove_file(path)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,106 @@
+//! Which files qsearch reads, by name, and how each kind is turned into text.
+
+use std::path::Path;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Markdown,
+    Text,
+    Html,
+    Code,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Markdown => "markdown",
+            Kind::Text => "text",
+            Kind::Html => "html",
+            Kind::Code => "code",
+        }
+    }
+}
+
+const TEXT: &[&str] = &["txt", "text", "rst", "org", "adoc", "asciidoc", "tex", "log", "csv", "tsv"];
+const CODE: &[&str] = &[
+    "rs", "py", "pyi", "js", "mjs", "cjs", "ts", "tsx", "jsx", "go", "java", "kt", "kts", "scala", "c", "h", "cc",
+    "cpp", "cxx", "hpp", "hh", "cs", "fs", "rb", "php", "swift", "m", "mm", "sh", "bash", "zsh", "fish", "ps1", "lua",
+    "sql", "r", "jl", "dart", "zig", "nim", "ex", "exs", "erl", "hs", "ml", "mli", "clj", "cljs", "el", "vim", "pl",
+    "pm", "vue", "svelte", "css", "scss", "sass", "less", "toml", "yaml", "yml", "json", "ini", "cfg", "conf", "xml",
+    "gradle", "cmake", "proto", "graphql", "tf", "nix", "elm", "v", "sol",
+];
+const NAMES: &[&str] = &["readme", "license", "changelog", "makefile", "dockerfile", "justfile", "authors", "notes", "todo"];
+
+/// The kind of a file from its name, or `None` when qsearch does not read it.
+pub fn of(path: &Path) -> Option<Kind> {
+    let ext = path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
+    match ext.as_deref() {
+        Some("md" | "markdown" | "mdx" | "mdown" | "mkd") => Some(Kind::Markdown),
+        Some("html" | "htm" | "xhtml") => Some(Kind::Html),
+        Some(e) if TEXT.contains(&e) => Some(Kind::Text),
+        Some(e) if CODE.contains(&e) => Some(Kind::Code),
+        _ => {
+            let stem = path.file_stem()?.to_str()?.to_ascii_lowercase();
+            NAMES.contains(&stem.as_str()).then_some(Kind::Text)
+        }
+    }
+}
+
+/// Visible text of an HTML page: tags dropped, `script` and `style` bodies dropped, common
+/// entities decoded. Byte offsets into the result are what chunks refer to.
+pub fn html_to_text(html: &str) -> String {
+    let mut out = String::with_capacity(html.len() / 2);
+    let lower = html.to_ascii_lowercase();
+    let mut i = 0;
+    while i < html.len() {
+        if html[i..].starts_with('<') {
+            let skip_to = ["script", "style"].iter().find_map(|t| {
+                lower[i + 1..].starts_with(t).then(|| lower[i..].find(&format!("</{t}")).map(|e| i + e))
+            });
+            let from = skip_to.flatten().unwrap_or(i);
+            match html[from..].find('>') {
+                Some(end) => {
+                    let tag = &lower[i..from + end];
+                    if ["<p", "<br", "<div", "<li", "<h", "<tr", "</p", "</div", "</h", "</li"].iter().any(|t| tag.starts_with(t)) {
+                        out.push('\n');
+                    }
+                    i = from + end + 1;
+                }
+                None => break,
+            }
+        } else {
+            let next = html[i..].find('<').map(|n| i + n).unwrap_or(html.len());
+            out.push_str(&decode_entities(&html[i..next]));
+            i = next;
+        }
+    }
+    out
+}
+
+fn decode_entities(s: &str) -> String {
+    s.replace("&nbsp;", " ")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&amp;", "&")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_by_name() {
+        assert_eq!(of(Path::new("a/b.MD")), Some(Kind::Markdown));
+        assert_eq!(of(Path::new("x.rs")), Some(Kind::Code));
+        assert_eq!(of(Path::new("README")), Some(Kind::Text));
+        assert_eq!(of(Path::new("photo.jpg")), None);
+    }
+
+    #[test]
+    fn html_keeps_text_only() {
+        let t = html_to_text("<html><style>p{}</style><p>Fish &amp; chips</p><script>var x=1<2;</script><b>ok</b>");
+        assert_eq!(t.split_whitespace().collect::<Vec<_>>(), vec!["Fish", "&", "chips", "ok"]);
+    }
+}

@@ -1,0 +1,6 @@
+//! From raw bytes to chunks: decoding, file kinds, chunking, and keyword-index text.
+
+pub mod chunk;
+pub mod decode;
+pub mod fts;
+pub mod kind;
