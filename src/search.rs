@@ -219,7 +219,10 @@ impl Searcher {
                 continue;
             }
             *n += 1;
-            let (snippet, marks) = snippet(&text, &terms, 240);
+            let (snippet, marks, offset) = snippet(&text, &terms, 240);
+            // Point at the first matched word when there is one, else at the chunk's start.
+            let first = marks.first().map(|m| offset + m.0).unwrap_or(0);
+            let line = line + text[..first].matches('\n').count();
             hits.push(Hit { chunk_id: id, doc_id, path, title, heading, line, end_line, score, kind, snippet, marks, text });
             if hits.len() == q.k {
                 break;
@@ -263,8 +266,9 @@ pub fn fuse(keyword: &[(i64, f32)], semantic: &[(i64, f32)], mode: Mode) -> Vec<
     }
 }
 
-/// A window of about `width` bytes around the densest run of query words, with their ranges.
-pub fn snippet(text: &str, terms: &[String], width: usize) -> (String, Vec<(usize, usize)>) {
+/// A window of about `width` bytes around the first query word, the ranges of query words in
+/// it, and where the window starts in `text`.
+pub fn snippet(text: &str, terms: &[String], width: usize) -> (String, Vec<(usize, usize)>, usize) {
     let lower = text.to_lowercase();
     // Lowercasing can change byte lengths; fall back to no marks when it does.
     let same_len = lower.len() == text.len();
@@ -291,7 +295,7 @@ pub fn snippet(text: &str, terms: &[String], width: usize) -> (String, Vec<(usiz
     }
     let window = &text[start..end];
     let marks = found.into_iter().filter(|&(s, e)| s >= start && e <= end).map(|(s, e)| (s - start, e - start)).collect();
-    (window.to_string(), marks)
+    (window.to_string(), marks, start)
 }
 
 #[cfg(test)]
@@ -312,7 +316,8 @@ mod tests {
     #[test]
     fn snippet_marks_words() {
         let text = "Intro line.\nThe borrow checker rejects this. More text follows here.";
-        let (s, marks) = snippet(text, &["borrow".into(), "checker".into()], 40);
+        let (s, marks, offset) = snippet(text, &["borrow".into(), "checker".into()], 40);
+        assert_eq!(offset, 12);
         assert!(s.starts_with("The borrow"));
         let marked: Vec<&str> = marks.iter().map(|&(a, b)| &s[a..b]).collect();
         assert_eq!(marked, vec!["borrow", "checker"]);

@@ -150,6 +150,11 @@ impl OnnxEmbedder {
         Ok(OnnxEmbedder { spec, session, tokenizer, recipe, hidden, dims, output, device, batch_tokens: opts.batch_tokens })
     }
 
+    /// The ids the model sees for a text: instruction or prefix, special tokens, truncation.
+    pub fn token_ids(&self, text: &str, kind: InputKind) -> Result<Vec<u32>> {
+        Ok(self.recipe.ids(&self.tokenizer, &self.recipe.format(text, kind))?.0)
+    }
+
     fn run_batch(&mut self, padded: &Padded) -> Result<Vec<Vec<f32>>> {
         let mut feeds: Vec<(String, DynValue)> = Vec::new();
         let shape = [padded.rows as i64, padded.width as i64];

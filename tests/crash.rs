@@ -1,0 +1,116 @@
+//! Kill the indexer with SIGKILL at many moments, rerun it, and check after each kill that the
+//! index opens and is consistent, and at the end that it equals an uninterrupted run.
+
+#![cfg(unix)]
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Instant;
+
+use qsearch::store::Store;
+use qsearch::store::vectors::VectorIndex;
+
+fn make_tree(root: &Path) {
+    for i in 0..300 {
+        let body: String = (0..12)
+            .map(|p| format!("## Section {p}\n\nNote {i} paragraph {p}: words about topic{} and item{}.\n\n", (i * 7 + p) % 50, i * 13 + p))
+            .collect();
+        common::write(root, &format!("dir{}/note{i}.md", i % 10), format!("# Note {i}\n\n{body}"));
+    }
+}
+
+fn run_index(index: &Path, root: &Path) -> std::process::Child {
+    common::qsearch(index)
+        .args(["index", "--model", "stand-in", "--quiet", "--chunk-tokens", "32", "--chunk-overlap", "0"])
+        .arg(root)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+/// (path, chunk hash, has vector) for every chunk, and the vector count.
+fn snapshot(index: &Path) -> (BTreeSet<(String, String, bool)>, u64) {
+    let store = Store::open_write(index).expect("index opens after a kill");
+    let conn = rusqlite::Connection::open(index.join(qsearch::store::DB_FILE)).unwrap();
+    let mut stmt = conn
+        .prepare("SELECT d.display, c.hash, c.vec_seq IS NOT NULL FROM chunks c JOIN documents d ON d.id = c.doc_id")
+        .unwrap();
+    let rows: BTreeSet<(String, String, bool)> =
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).unwrap().map(Result::unwrap).collect();
+    let orphans: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM chunks c LEFT JOIN vectors v ON v.hash = c.hash WHERE c.vec_seq IS NOT NULL AND v.hash IS NULL",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(orphans, 0, "an embedded chunk lost its vector");
+    let fts: i64 = conn.query_row("SELECT count(*) FROM chunks_fts", [], |r| r.get(0)).unwrap();
+    assert_eq!(fts as usize, rows.len(), "keyword index and chunks disagree");
+    let embedded = store.embedded_chunks().unwrap();
+    if let Some(fp) = store.fingerprint().unwrap() {
+        let vi = VectorIndex::open(&store, fp.dims).expect("vector index opens after a kill");
+        assert_eq!(vi.len() as u64, embedded, "vector index and database disagree");
+    }
+    (rows, embedded)
+}
+
+#[test]
+fn killed_at_any_moment_the_index_stays_consistent_and_finishes_equal() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("tree");
+    make_tree(&root);
+
+    let reference = tmp.path().join("reference");
+    let t0 = Instant::now();
+    assert!(run_index(&reference, &root).wait().unwrap().success());
+    let full = t0.elapsed();
+    let expected = snapshot(&reference);
+    assert!(expected.1 > 1000, "enough work to interrupt: {} chunks", expected.1);
+
+    // Kills at many points of a fresh run; each killed index is checked, then finished.
+    let mut kills = 0;
+    for step in 1..=8u32 {
+        let index = tmp.path().join(format!("killed-{step}"));
+        let mut child = run_index(&index, &root);
+        std::thread::sleep(full.mul_f64(step as f64 / 9.0));
+        if child.try_wait().unwrap().is_none() {
+            child.kill().unwrap(); // SIGKILL
+            kills += 1;
+        }
+        child.wait().unwrap();
+        if index.join(qsearch::store::DB_FILE).exists() {
+            snapshot(&index);
+        }
+        assert!(run_index(&index, &root).wait().unwrap().success());
+        assert_eq!(snapshot(&index), expected, "after a kill at step {step}");
+    }
+    assert!(kills >= 5, "only {kills} runs were interrupted (full run took {full:?})");
+
+    // A chain of kills, each run resuming the last one's work.
+    let index = tmp.path().join("chain");
+    for _ in 0..5 {
+        let mut child = run_index(&index, &root);
+        std::thread::sleep(full / 6);
+        let _ = child.kill();
+        child.wait().unwrap();
+        if index.join(qsearch::store::DB_FILE).exists() {
+            snapshot(&index);
+        }
+    }
+    assert!(run_index(&index, &root).wait().unwrap().success());
+    assert_eq!(snapshot(&index), expected);
+    // And the finished index is not redone.
+    let out = common::qsearch(&index)
+        .args(["index", "--model", "stand-in", "--json", "--chunk-tokens", "32", "--chunk-overlap", "0"])
+        .arg(&root)
+        .output()
+        .unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["indexed"], 0);
+    assert_eq!(report["embedded"], 0);
+}

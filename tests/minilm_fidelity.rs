@@ -1,0 +1,63 @@
+//! all-MiniLM-L6-v2 (the int8 ONNX file shipped on PyPI) against the fp32 PyTorch reference
+//! (scripts/make_minilm_golden.py): identical token ids, cosine >= 0.999 at the median and
+//! >= 0.995 on every text.
+
+mod common;
+
+use qsearch::embed::{Embedder, InputKind};
+use qsearch::models::catalog;
+use qsearch::models::load::{self, Choice, Settings};
+use qsearch::models::source::Sources;
+use serde::Deserialize;
+
+#[derive(Deserialize)]
+struct Golden {
+    cases: Vec<Case>,
+}
+
+#[derive(Deserialize)]
+struct Case {
+    name: String,
+    text: String,
+    input_ids: Vec<u32>,
+    embedding: Vec<f32>,
+}
+
+fn minilm() -> Box<dyn Embedder> {
+    common::init();
+    let settings = Settings {
+        choice: Choice::Named(catalog::FALLBACK_MODEL.into()),
+        sources: Sources { user_dir: None, allow_pip: true, allow_download: false },
+        ort_lib: None,
+        options: Default::default(),
+    };
+    load::load(&settings, &mut |_| {}).expect("all-MiniLM-L6-v2 loads from its PyPI packages").embedder
+}
+
+#[test]
+fn int8_model_matches_the_fp32_reference() {
+    let golden: Golden =
+        serde_json::from_str(&std::fs::read_to_string(common::fixture("minilm/golden.json")).unwrap()).unwrap();
+    let mut e = minilm();
+    assert_eq!(e.dims(), 384);
+    let tokenizer = e.tokenizer().unwrap().clone();
+    let mut cosines = Vec::new();
+    for case in &golden.cases {
+        let ids = tokenizer.encode(case.text.as_str(), true).unwrap().get_ids().to_vec();
+        assert_eq!(ids, case.input_ids, "token ids differ for {}", case.name);
+        let v = e.embed(&[&case.text], InputKind::Document).unwrap().vectors.remove(0);
+        let cos = common::cosine(&v, &case.embedding);
+        assert!(cos >= 0.995, "{}: cosine {cos}", case.name);
+        cosines.push(cos);
+    }
+    // Batched (right padding, mixed lengths) gives the same vectors as one at a time.
+    let texts: Vec<&str> = golden.cases.iter().map(|c| c.text.as_str()).collect();
+    let batched = e.embed(&texts, InputKind::Document).unwrap();
+    for (case, v) in golden.cases.iter().zip(&batched.vectors) {
+        assert!(common::cosine(v, &case.embedding) >= 0.995, "batched {}", case.name);
+    }
+    assert!(batched.truncated >= 1, "the long case is cut at 256 tokens and counted");
+    cosines.sort_by(f64::total_cmp);
+    let median = cosines[cosines.len() / 2];
+    assert!(median >= 0.999, "median cosine {median}");
+}

