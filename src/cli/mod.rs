@@ -6,6 +6,7 @@ mod index;
 mod info;
 mod model;
 mod search;
+mod tui;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -65,6 +66,8 @@ enum Command {
     Embed(model::EmbedArgs),
     /// Measure retrieval quality on a BEIR-format data set
     Eval(eval::Args),
+    /// The interactive terminal UI (also what `qsearch` alone opens)
+    Tui,
 }
 
 pub fn run() -> Result<ExitCode> {
@@ -95,10 +98,7 @@ pub fn run() -> Result<ExitCode> {
         Some(Command::Model(cmd)) => model::run(&config, cmd),
         Some(Command::Embed(args)) => model::embed(&config, args),
         Some(Command::Eval(args)) => eval::run(&config, args),
-        None => {
-            eprintln!("the interactive UI is not built yet; try `qsearch search QUERY` (see --help)");
-            Ok(ExitCode::from(2))
-        }
+        Some(Command::Tui) | None => tui::run(&config),
     }
 }
 
