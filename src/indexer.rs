@@ -112,6 +112,8 @@ pub struct Report {
     pub interrupted: bool,
     pub sync_secs: f64,
     pub embed_secs: f64,
+    /// Time inside the model (tokenising included): the rest of indexing is overhead.
+    pub model_secs: f64,
 }
 
 /// Brings the documents of `roots` in line with the disk (phase 1).
@@ -277,6 +279,7 @@ pub fn embed_pending(
         let texts: Vec<&str> = batch.iter().map(|p| p.text.as_str()).collect();
         let t0 = Instant::now();
         let out = embedder.embed(&texts, InputKind::Document)?;
+        report.model_secs += t0.elapsed().as_secs_f64();
         let items: Vec<(String, Vec<f32>)> = batch.into_iter().map(|p| p.hash).zip(out.vectors).collect();
         let changes = store.attach_vectors(&items)?;
         vectors.apply(&changes)?;

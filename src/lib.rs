@@ -13,6 +13,8 @@ pub mod pip;
 pub mod runtime;
 pub mod scan;
 pub mod search;
+pub mod service;
 pub mod store;
 pub mod text;
 pub mod util;
+pub mod watch;

@@ -30,7 +30,8 @@ pub fn status(config: &Config, args: StatusArgs) -> Result<ExitCode> {
     let stats = store.stats()?;
     let writer = lock::holder(&dir);
     if args.json {
-        let out = serde_json::json!({ "index": dir, "stats": stats, "writer": writer });
+        let watcher = writer.as_ref().filter(|h| h.role == "watch").and_then(|_| qsearch::watch::State::read(&dir));
+        let out = serde_json::json!({ "index": dir, "stats": stats, "writer": writer, "watcher": watcher });
         println!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(ExitCode::SUCCESS);
     }
@@ -46,8 +47,19 @@ pub fn status(config: &Config, args: StatusArgs) -> Result<ExitCode> {
     }
     println!("on disk:  {:.1} MB", stats.bytes_on_disk as f64 / 1e6);
     match writer {
+        Some(h) if h.role == "watch" => {
+            let state = qsearch::watch::State::read(&dir).unwrap_or_default();
+            println!(
+                "watcher:  running (pid {}) since {}; events: {}; last change seen {}; queue {}",
+                h.pid,
+                h.since,
+                state.backend,
+                state.last_event.map(|t| t.to_string()).unwrap_or("never".into()),
+                state.queued
+            );
+        }
         Some(h) => println!("writer:   {} (pid {}) since {}", h.role, h.pid, h.since),
-        None => println!("writer:   none"),
+        None => println!("watcher:  not running"),
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -6,7 +6,9 @@ mod index;
 mod info;
 mod model;
 mod search;
+mod service;
 mod tui;
+mod watch;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -68,6 +70,11 @@ enum Command {
     Eval(eval::Args),
     /// The interactive terminal UI (also what `qsearch` alone opens)
     Tui,
+    /// Keep the index fresh while files change (runs until Ctrl-C or SIGTERM)
+    Watch(watch::Args),
+    /// Run the watcher as a user service that survives reboots (systemd or launchd)
+    #[command(subcommand)]
+    Service(service::Cmd),
 }
 
 pub fn run() -> Result<ExitCode> {
@@ -98,6 +105,8 @@ pub fn run() -> Result<ExitCode> {
         Some(Command::Model(cmd)) => model::run(&config, cmd),
         Some(Command::Embed(args)) => model::embed(&config, args),
         Some(Command::Eval(args)) => eval::run(&config, args),
+        Some(Command::Watch(args)) => watch::run(&config, args),
+        Some(Command::Service(cmd)) => service::run(&config, cmd),
         Some(Command::Tui) | None => tui::run(&config),
     }
 }

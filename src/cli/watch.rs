@@ -1,0 +1,91 @@
+//! `qsearch watch [PATH...]`: reconcile, then keep the index fresh until SIGINT or SIGTERM.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::Result;
+use qsearch::config::Config;
+use qsearch::indexer;
+use qsearch::store::Store;
+use qsearch::store::lock::WriterLock;
+use qsearch::text::chunk;
+use qsearch::watch;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Folders to watch (added to the index); with none, every registered folder
+    paths: Vec<PathBuf>,
+    /// Poll instead of using native file-system events (network file systems)
+    #[arg(long)]
+    poll: bool,
+    /// Milliseconds of quiet before a batch of changes is indexed
+    #[arg(long, default_value_t = 200)]
+    debounce_ms: u64,
+    /// Keep normal CPU priority (by default the watcher runs at low priority)
+    #[arg(long)]
+    no_nice: bool,
+}
+
+pub fn run(config: &Config, args: Args) -> Result<ExitCode> {
+    let dir = config.index_dir();
+    let _lock = WriterLock::acquire(&dir, "watch")?;
+    let mut store = Store::open_write(&dir)?;
+    let mut roots = indexer::canonical_roots(&args.paths)?;
+    if roots.is_empty() {
+        roots = store.roots()?.into_iter().map(|r| r.path).collect();
+        if roots.is_empty() {
+            anyhow::bail!("no folders to watch: run `qsearch watch PATH` or `qsearch index PATH` first");
+        }
+    }
+    if !args.no_nice {
+        watch::lower_priority();
+    }
+    let existing = store.fingerprint()?;
+    let choice = super::choose_model(config, existing.as_ref());
+    let mut embedder = super::load_embedder(config, choice, config.dims, false)?;
+    let mut opts = indexer::Options::default();
+    let wanted = chunk::Settings { tokens: config.chunk_tokens, overlap: config.chunk_overlap };
+    opts.chunk = indexer::effective_chunking(wanted, embedder.as_ref());
+    opts.scan.hidden = config.hidden;
+    opts.scan.max_file_bytes = config.max_file_mb * 1024 * 1024;
+    let fp = indexer::fingerprint(embedder.as_ref(), opts.chunk);
+    indexer::check_fingerprint(&mut store, &fp, false)?;
+
+    let cancel = Arc::new(AtomicBool::new(false));
+    {
+        let cancel = cancel.clone();
+        ctrlc::set_handler(move || {
+            if cancel.swap(true, Ordering::SeqCst) {
+                std::process::exit(130);
+            }
+        })?;
+    }
+    let wopts = watch::Options { force_poll: args.poll, debounce: Duration::from_millis(args.debounce_ms), ..Default::default() };
+    eprintln!("watching {} folder(s) with {}; index {}", roots.len(), fp, dir.display());
+    let mut first = true;
+    watch::run(&mut store, embedder.as_mut(), &roots, &opts, &wopts, &cancel, &mut |report, state| {
+        if first {
+            eprintln!("events: {}", state.backend);
+            first = false;
+        }
+        if report.indexed + report.removed > 0 || !report.failed.is_empty() || first {
+            eprintln!(
+                "[{}] indexed {}, removed {}, embedded {}, failed {}{}",
+                state.last_batch.unwrap_or(0),
+                report.indexed,
+                report.removed,
+                report.embedded,
+                report.failed.len(),
+                if report.pending > 0 { format!(", {} pending", report.pending) } else { String::new() }
+            );
+        }
+        for (path, why) in &report.failed {
+            eprintln!("  failed {path}: {why}");
+        }
+    })?;
+    eprintln!("watcher stopped; the index is saved");
+    Ok(ExitCode::SUCCESS)
+}
