@@ -47,7 +47,7 @@ fn main() {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("target/bench-search-{n}-{dims}"));
     let mut rng = Rng(0x9E3779B97F4A7C15);
     let centers: Vec<Vec<f32>> = (0..256).map(|_| normalize((0..dims).map(|_| rng.unit()).collect())).collect();
-    let mut sample = |rng: &mut Rng| -> Vec<f32> {
+    let sample = |rng: &mut Rng| -> Vec<f32> {
         let c = &centers[(rng.next() % 256) as usize];
         normalize(c.iter().map(|x| x + 0.6 * rng.unit() / (dims as f32).sqrt() * 8.0).collect())
     };

@@ -318,6 +318,7 @@ pub fn run(
 ) -> Result<Report> {
     let mut report = Report::default();
     let mut vectors = VectorIndex::open(store, embedder.dims())?;
+    store.set_meta("vector_index", &vectors.describe().to_string())?;
     sync(store, &mut vectors, &*embedder, roots, opts, &mut report, progress, cancel)?;
     if !report.interrupted {
         embed_pending(store, &mut vectors, embedder, opts, &mut report, progress, cancel)?;

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use anyhow::{Context, Result, anyhow, bail};
-use ort::session::Session;
+use ort::session::{HasSelectedOutputs, OutputSelector, RunOptions, Session};
 use ort::session::builder::GraphOptimizationLevel;
 use ort::value::{DynValue, Tensor, TensorElementType, ValueType};
 use tokenizers::Tokenizer;
@@ -108,6 +108,8 @@ pub struct OnnxEmbedder {
     hidden: usize,
     dims: usize,
     output: String,
+    /// Asks only for the output we pool (not the `present.*` key/value tensors).
+    run_options: RunOptions<HasSelectedOutputs>,
     device: String,
     batch_tokens: usize,
 }
@@ -147,7 +149,19 @@ impl OnnxEmbedder {
             Some(d) => d,
             None => hidden,
         };
-        Ok(OnnxEmbedder { spec, session, tokenizer, recipe, hidden, dims, output, device, batch_tokens: opts.batch_tokens })
+        let run_options = RunOptions::new()?.with_outputs(OutputSelector::no_default().with(output.clone()));
+        Ok(OnnxEmbedder {
+            spec,
+            session,
+            tokenizer,
+            recipe,
+            hidden,
+            dims,
+            output,
+            run_options,
+            device,
+            batch_tokens: opts.batch_tokens,
+        })
     }
 
     /// The ids the model sees for a text: instruction or prefix, special tokens, truncation.
@@ -170,14 +184,21 @@ impl OnnxEmbedder {
             };
             feeds.push((name.to_string(), value));
         }
-        let outputs = self.session.run(feeds)?;
+        let outputs = self.session.run_with_options(feeds, &self.run_options)?;
         let value = &outputs[self.output.as_str()];
-        let (shape, data) = extract_f32(value)?;
-        match shape.len() {
-            3 => Ok(pool::pool(&data, padded, shape[2] as usize, self.recipe.pooling)),
-            2 => Ok(data.chunks(shape[1] as usize).map(<[f32]>::to_vec).collect()),
-            _ => bail!("model output `{}` has unexpected shape {shape:?}", self.output),
+        let pool_from = |shape: &[i64], data: &[f32]| -> Result<Vec<Vec<f32>>> {
+            match shape.len() {
+                3 => Ok(pool::pool(data, padded, shape[2] as usize, self.recipe.pooling)),
+                2 => Ok(data.chunks(shape[1] as usize).map(<[f32]>::to_vec).collect()),
+                _ => bail!("model output `{}` has unexpected shape {shape:?}", self.output),
+            }
+        };
+        if let Ok((shape, data)) = value.try_extract_tensor::<f32>() {
+            return pool_from(shape, data);
         }
+        let (shape, data) = value.try_extract_tensor::<half::f16>()?;
+        let data: Vec<f32> = data.iter().map(|h| h.to_f32()).collect();
+        pool_from(shape, &data)
     }
 }
 
@@ -263,14 +284,6 @@ fn empty_past(dtype: &ValueType, rows: usize, name: &str) -> Result<DynValue> {
         TensorElementType::Float16 => Tensor::from_array((dims, Vec::<half::f16>::new()))?.into_dyn(),
         other => bail!("input {name} has element type {other:?}"),
     })
-}
-
-fn extract_f32(value: &DynValue) -> Result<(Vec<i64>, Vec<f32>)> {
-    if let Ok((shape, data)) = value.try_extract_tensor::<f32>() {
-        return Ok((shape.to_vec(), data.to_vec()));
-    }
-    let (shape, data) = value.try_extract_tensor::<half::f16>()?;
-    Ok((shape.to_vec(), data.iter().map(|h| h.to_f32()).collect()))
 }
 
 impl Embedder for OnnxEmbedder {

@@ -140,6 +140,15 @@ impl VectorIndex {
         Ok(())
     }
 
+    /// The graph's parameters as recorded in the index (`meta.vector_index`).
+    pub fn describe(&self) -> serde_json::Value {
+        serde_json::json!({
+            "kind": "usearch HNSW", "metric": "cos", "scalar": "f16", "dims": self.dims,
+            "connectivity": PARAMS.connectivity, "expansion_add": PARAMS.expansion_add,
+            "expansion_search": PARAMS.expansion_search,
+        })
+    }
+
     /// Nearest chunks to `query` (a unit vector): (chunk id, cosine similarity), best first.
     pub fn search(&self, query: &[f32], k: usize, filter: Option<&dyn Fn(i64) -> bool>) -> Result<Vec<(i64, f32)>> {
         if self.index.size() == 0 || k == 0 {
