@@ -53,7 +53,8 @@ fn main() {
         results.insert(format!("{label}_tokens_per_s"), rates[1].into());
     }
     let mut e = OnnxEmbedder::load(rt, &files, &Options::default()).unwrap();
-    let query = "how do I keep a local semantic index fresh while files change";
+    // 40 tokens with the instruction and the end token, like the Python baseline.
+    let query = "how do I keep a local semantic search index fresh and consistent while many files in my notes folder change!";
     let n = e.token_ids(query, InputKind::Query).unwrap().len();
     e.embed(&[query], InputKind::Query).unwrap();
     let mut ms: Vec<f64> = (0..15)

@@ -16,5 +16,6 @@ pub mod search;
 pub mod service;
 pub mod store;
 pub mod text;
+pub mod tui;
 pub mod util;
 pub mod watch;

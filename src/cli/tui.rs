@@ -1,10 +1,60 @@
-//! `qsearch` / `qsearch tui`: the interactive terminal UI.
+//! `qsearch` / `qsearch tui`: the interactive terminal UI. The UI lives in the library
+//! (`qsearch::tui`); this decides, as the other commands do, which model an index gets, and
+//! where log lines go while the terminal belongs to the UI.
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
 
-use anyhow::Result;
+use anyhow::{Result, bail};
 use qsearch::config::Config;
+use qsearch::store::Fingerprint;
+use qsearch::tui;
 
-pub fn run(_config: &Config) -> Result<ExitCode> {
-    anyhow::bail!("the interactive UI is not built yet; try `qsearch search QUERY` (see --help)")
+/// The TUI shows more results than `search` prints: the list scrolls.
+const MIN_RESULTS: usize = 50;
+
+pub fn run(config: &Config) -> Result<ExitCode> {
+    if !std::io::stdin().is_terminal() || !std::io::stdout().is_terminal() {
+        bail!("the interactive UI needs a terminal; in scripts use `qsearch search QUERY` (see --help)");
+    }
+    let plan = {
+        let config = config.clone();
+        Arc::new(move |fp: &Fingerprint| {
+            if let Some(m) = config.model.as_ref().filter(|m| m.as_str() != super::model_of(fp)) {
+                bail!("the index was built with {}, not {m}: start without --model, or rebuild the index", fp.model);
+            }
+            Ok(super::settings(&config, super::choose_model(&config, Some(fp)), Some(fp.dims)))
+        })
+    };
+    tui::run(tui::Options {
+        index_dir: config.index_dir(),
+        mode: config.mode,
+        k: config.results.max(MIN_RESULTS),
+        per_doc: config.per_doc,
+        color: std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+        model: plan,
+        log: log_file(),
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Log lines go to `tui.log` in the data directory (`QSEARCH_LOG` sets the filter), or nowhere.
+fn log_file() -> tracing::Dispatch {
+    let path = qsearch::paths::data_dir().join("tui.log");
+    let file = std::fs::create_dir_all(qsearch::paths::data_dir())
+        .and_then(|()| std::fs::OpenOptions::new().create(true).append(true).open(&path));
+    match file {
+        Ok(file) => {
+            let filter =
+                tracing_subscriber::EnvFilter::try_from_env("QSEARCH_LOG").unwrap_or_else(|_| "qsearch=info".into());
+            let subscriber = tracing_subscriber::fmt()
+                .with_env_filter(filter)
+                .with_ansi(false)
+                .with_writer(Mutex::new(file))
+                .finish();
+            tracing::Dispatch::new(subscriber)
+        }
+        Err(_) => tracing::Dispatch::none(),
+    }
 }
