@@ -92,6 +92,11 @@ pub struct Results {
 /// Reciprocal rank fusion constant (the usual 60).
 const RRF_K: f32 = 60.0;
 
+/// In hybrid fusion, a keyword hit that has only some of the query's words counts this much of
+/// one that has all of them. Natural-language queries match nearly every chunk on some word;
+/// those partial matches are weak evidence next to the semantic ranking.
+const PARTIAL_KEYWORD_WEIGHT: f32 = 0.3;
+
 pub struct Searcher {
     pub store: Store,
     vectors: Option<VectorIndex>,
@@ -158,9 +163,22 @@ impl Searcher {
         Ok(results)
     }
 
-    /// BM25 over the keyword index: (chunk id, score), best first.
-    pub fn keyword(&self, text: &str, limit: usize, allowed: Option<&HashSet<i64>>) -> Result<Vec<(i64, f32)>> {
-        let Some(expr) = fts::match_expr(text) else { return Ok(Vec::new()) };
+    /// BM25 over the keyword index: chunks with every query word first, then chunks with some
+    /// of them; each list best first. Returns (chunk id, score, has every word).
+    pub fn keyword(&self, text: &str, limit: usize, allowed: Option<&HashSet<i64>>) -> Result<Vec<(i64, f32, bool)>> {
+        let all = self.keyword_match(text, fts::Join::All, limit, allowed)?;
+        let mut out: Vec<(i64, f32, bool)> = all.iter().map(|&(id, s)| (id, s, true)).collect();
+        if out.len() < limit {
+            let seen: HashSet<i64> = all.iter().map(|h| h.0).collect();
+            let any = self.keyword_match(text, fts::Join::Any, limit, allowed)?;
+            out.extend(any.into_iter().filter(|h| !seen.contains(&h.0)).map(|(id, s)| (id, s, false)));
+            out.truncate(limit);
+        }
+        Ok(out)
+    }
+
+    fn keyword_match(&self, text: &str, join: fts::Join, limit: usize, allowed: Option<&HashSet<i64>>) -> Result<Vec<(i64, f32)>> {
+        let Some(expr) = fts::match_expr(text, join) else { return Ok(Vec::new()) };
         let limit = if allowed.is_some() { limit * 20 } else { limit };
         let mut stmt = self.store.conn.prepare_cached(
             "SELECT rowid, bm25(chunks_fts, 2.0, 1.0, 0.5) AS s FROM chunks_fts WHERE chunks_fts MATCH ?1 ORDER BY s LIMIT ?2",
@@ -232,16 +250,18 @@ impl Searcher {
     }
 }
 
-/// Combines the two rankings. Hybrid: reciprocal rank fusion; a single mode keeps its own scores.
-pub fn fuse(keyword: &[(i64, f32)], semantic: &[(i64, f32)], mode: Mode) -> Vec<(i64, f32, MatchKind)> {
+/// Combines the two rankings. Hybrid: weighted reciprocal rank fusion (keyword hits with only
+/// some of the query's words weigh less); a single mode keeps its own scores.
+pub fn fuse(keyword: &[(i64, f32, bool)], semantic: &[(i64, f32)], mode: Mode) -> Vec<(i64, f32, MatchKind)> {
     match mode {
-        Mode::Keyword => keyword.iter().map(|&(id, s)| (id, s, MatchKind::Keyword)).collect(),
+        Mode::Keyword => keyword.iter().map(|&(id, s, _)| (id, s, MatchKind::Keyword)).collect(),
         Mode::Semantic => semantic.iter().map(|&(id, s)| (id, s, MatchKind::Semantic)).collect(),
         Mode::Hybrid => {
             let mut scores: HashMap<i64, (f32, bool, bool)> = HashMap::new();
-            for (rank, &(id, _)) in keyword.iter().enumerate() {
+            for (rank, &(id, _, every_word)) in keyword.iter().enumerate() {
                 let e = scores.entry(id).or_default();
-                e.0 += 1.0 / (RRF_K + rank as f32 + 1.0);
+                let weight = if every_word { 1.0 } else { PARTIAL_KEYWORD_WEIGHT };
+                e.0 += weight / (RRF_K + rank as f32 + 1.0);
                 e.1 = true;
             }
             for (rank, &(id, _)) in semantic.iter().enumerate() {
@@ -304,13 +324,17 @@ mod tests {
 
     #[test]
     fn rrf_rewards_agreement() {
-        let kw = vec![(1, 9.0), (2, 8.0), (3, 7.0)];
+        let kw = vec![(1, 9.0, true), (2, 8.0, true), (3, 7.0, true)];
         let sem = vec![(3, 0.9), (4, 0.8), (1, 0.7)];
         let fused = fuse(&kw, &sem, Mode::Hybrid);
         assert_eq!(fused[0].0, 1);
         assert_eq!(fused[0].2, MatchKind::Both);
         assert_eq!(fused[1].0, 3);
         assert_eq!(fused.len(), 4);
+        // A partial keyword match is outweighed by agreement elsewhere.
+        let kw = vec![(5, 9.0, false), (3, 7.0, false)];
+        let fused = fuse(&kw, &sem, Mode::Hybrid);
+        assert_eq!(fused[0].0, 3);
     }
 
     #[test]

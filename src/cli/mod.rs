@@ -79,7 +79,10 @@ enum Command {
 
 pub fn run() -> Result<ExitCode> {
     let cli = Cli::parse();
-    init_logging(cli.verbose);
+    // The UI owns the terminal: it logs to a file of its own instead.
+    if !matches!(cli.command, None | Some(Command::Tui)) {
+        init_logging(cli.verbose);
+    }
     let mut config = Config::load()?;
     if let Some(v) = cli.index {
         config.index_dir = Some(v);

@@ -1,5 +1,6 @@
 //! `qsearch search QUERY`: one query, printed for people or as JSON.
 
+use std::io::Write;
 use std::process::ExitCode;
 
 use anyhow::Result;
@@ -91,15 +92,16 @@ pub fn run(config: &Config, args: Args) -> Result<ExitCode> {
             notes,
             hits: results.hits.iter().enumerate().map(|(i, hit)| JsonHit { rank: i + 1, hit }).collect(),
         };
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        writeln!(std::io::stdout().lock(), "{}", serde_json::to_string_pretty(&out)?)?;
     } else {
-        print_human(&results, &notes);
+        print_human(&results, &notes)?;
     }
     Ok(if results.hits.is_empty() { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }
 
-fn print_human(results: &Results, notes: &[String]) {
+fn print_human(results: &Results, notes: &[String]) -> std::io::Result<()> {
     let color = super::color_enabled();
+    let mut out = std::io::stdout().lock();
     for note in notes {
         eprintln!("note: {note}");
     }
@@ -110,14 +112,15 @@ fn print_human(results: &Results, notes: &[String]) {
         let heading = if hit.heading.is_empty() { hit.title.as_str() } else { hit.heading.as_str() };
         let loc = format!("{}:{}", hit.path, hit.line);
         if color {
-            println!("{:>2}. \x1b[35m{loc}\x1b[0m  \x1b[1m{heading}\x1b[0m  \x1b[2m{:.4} {:?}\x1b[0m", i + 1, hit.score, hit.kind);
+            writeln!(out, "{:>2}. \x1b[35m{loc}\x1b[0m  \x1b[1m{heading}\x1b[0m  \x1b[2m{:.4} {:?}\x1b[0m", i + 1, hit.score, hit.kind)?;
         } else {
-            println!("{:>2}. {loc}  {heading}  {:.4} {:?}", i + 1, hit.score, hit.kind);
+            writeln!(out, "{:>2}. {loc}  {heading}  {:.4} {:?}", i + 1, hit.score, hit.kind)?;
         }
         for line in marked(&hit.snippet, &hit.marks, color).lines().filter(|l| !l.trim().is_empty()).take(4) {
-            println!("    {}", line.trim_end());
+            writeln!(out, "    {}", line.trim_end())?;
         }
     }
+    Ok(())
 }
 
 /// The snippet with its marks shown in bold (or left plain without colour).

@@ -57,9 +57,16 @@ pub fn query_terms(query: &str) -> Vec<String> {
     terms
 }
 
-/// An FTS5 MATCH expression: any of the terms (BM25 ranks documents with more of them higher).
-/// Every term is quoted, so no user input is read as FTS5 syntax. `None` when nothing is left.
-pub fn match_expr(query: &str) -> Option<String> {
+/// Whether a keyword match needs every query word or any of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Join {
+    All,
+    Any,
+}
+
+/// An FTS5 MATCH expression over the query's words. Every term is quoted, so no user input is
+/// read as FTS5 syntax. `None` when nothing is left.
+pub fn match_expr(query: &str, join: Join) -> Option<String> {
     let terms = query_terms(query);
     if terms.is_empty() {
         return None;
@@ -71,7 +78,7 @@ pub fn match_expr(query: &str) -> Option<String> {
             format!("\"{}\"", spaced.split_whitespace().collect::<Vec<_>>().join(" ").replace('"', ""))
         })
         .collect();
-    Some(quoted.join(" OR "))
+    Some(quoted.join(if join == Join::All { " AND " } else { " OR " }))
 }
 
 #[cfg(test)]
@@ -85,9 +92,10 @@ mod tests {
 
     #[test]
     fn queries_are_quoted_and_cjk_runs_become_phrases() {
-        assert_eq!(match_expr("borrow checker"), Some("\"borrow\" OR \"checker\"".into()));
-        assert_eq!(match_expr("向量 search"), Some("\"向 量\" OR \"search\"".into()));
-        assert_eq!(match_expr("\"; DROP TABLE x --"), Some("\"drop\" OR \"table\" OR \"x\"".into()));
-        assert_eq!(match_expr("  -- "), None);
+        assert_eq!(match_expr("borrow checker", Join::Any), Some("\"borrow\" OR \"checker\"".into()));
+        assert_eq!(match_expr("borrow checker", Join::All), Some("\"borrow\" AND \"checker\"".into()));
+        assert_eq!(match_expr("向量 search", Join::Any), Some("\"向 量\" OR \"search\"".into()));
+        assert_eq!(match_expr("\"; DROP TABLE x --", Join::Any), Some("\"drop\" OR \"table\" OR \"x\"".into()));
+        assert_eq!(match_expr("  -- ", Join::All), None);
     }
 }
