@@ -5,7 +5,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result, anyhow, bail};
 use ort::session::{HasSelectedOutputs, OutputSelector, RunOptions, Session};
-use ort::session::builder::GraphOptimizationLevel;
+use ort::session::builder::{AutoDevicePolicy, GraphOptimizationLevel};
 use ort::value::{DynValue, Tensor, TensorElementType, ValueType};
 use tokenizers::Tokenizer;
 
@@ -230,6 +230,9 @@ fn build_session(runtime: &Runtime, model: &Path, opts: &Options) -> Result<(Ses
         Session::builder(&runtime.env)
             .map_err(|e| anyhow!("{e}"))?
             .with_optimization_level(GraphOptimizationLevel::All)
+            .map_err(|e| anyhow!("{e}"))?
+            // ort defaults to a "max efficiency" automatic device choice; qsearch picks itself.
+            .with_auto_device(AutoDevicePolicy::Default)
             .map_err(|e| anyhow!("{e}"))?
             .with_intra_threads(opts.threads)
             .map_err(|e| anyhow!("{e}"))
