@@ -35,16 +35,17 @@ fn normalize(mut v: Vec<f32>) -> Vec<f32> {
     v
 }
 
-const WORDS: &[&str] = &[
-    "index", "vector", "search", "note", "rust", "python", "query", "chunk", "model", "file", "folder", "embedding",
-    "cache", "thread", "memory", "disk", "network", "latency", "token", "graph", "cluster", "shard", "backup", "release",
-];
+/// A vocabulary with roughly Zipfian frequencies (log-uniform ranks over 5,000 words), like text.
+fn word(rng: &mut Rng) -> String {
+    let u = (rng.next() >> 11) as f64 / (1u64 << 53) as f64;
+    format!("w{}", (5000f64.powf(u) as usize).saturating_sub(1))
+}
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
     let n: usize = args.first().and_then(|a| a.parse().ok()).unwrap_or(100_000);
     let dims: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(1024);
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("target/bench-search-{n}-{dims}"));
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("target/bench-search-v2-{n}-{dims}"));
     let mut rng = Rng(0x9E3779B97F4A7C15);
     let centers: Vec<Vec<f32>> = (0..256).map(|_| normalize((0..dims).map(|_| rng.unit()).collect())).collect();
     let sample = |rng: &mut Rng| -> Vec<f32> {
@@ -64,8 +65,7 @@ fn main() {
             let path = dir.join(format!("docs/{d}.md"));
             let chunks: Vec<NewChunk> = (0..per_doc)
                 .map(|s| {
-                    let text: String =
-                        (0..60).map(|_| WORDS[(rng.next() % WORDS.len() as u64) as usize]).collect::<Vec<_>>().join(" ");
+                    let text: String = (0..60).map(|_| word(&mut rng)).collect::<Vec<_>>().join(" ");
                     NewChunk {
                         seq: s,
                         hash: format!("{d}-{s}"),
@@ -92,7 +92,10 @@ fn main() {
     searcher.load_vectors().unwrap();
     eprintln!("opened the index (vector file load) in {:.0} ms", t.elapsed().as_secs_f64() * 1000.0);
     let queries: Vec<(String, Vec<f32>)> = (0..200)
-        .map(|i| (format!("{} {} doc{}", WORDS[i % WORDS.len()], WORDS[(i * 7) % WORDS.len()], i * 3), sample(&mut rng)))
+        .map(|i| {
+            let words: Vec<String> = (0..3).map(|_| word(&mut rng)).collect();
+            (format!("{} doc{}", words.join(" "), i * 3), sample(&mut rng))
+        })
         .collect();
     let mut out = serde_json::Map::new();
     out.insert("chunks".into(), n.into());
@@ -113,6 +116,28 @@ fn main() {
         eprintln!("{mode:<8} p50 {p50:.2} ms  p95 {p95:.2} ms");
         out.insert(format!("{mode}_p50_ms"), p50.into());
         out.insert(format!("{mode}_p95_ms"), p95.into());
+    }
+    // The TUI's answer for one keystroke (50 hits, each with its neighbouring chunks): keyword at
+    // once, hybrid once the query vector is there (its embedding is timed in benches/embed.rs).
+    for mode in [Mode::Keyword, Mode::Hybrid] {
+        let mut ms: Vec<f64> = queries
+            .iter()
+            .map(|(text, v)| {
+                let q = Query { text: text.clone(), k: 50, mode, path_glob: None, per_doc: 2 };
+                let t = Instant::now();
+                let found = match mode {
+                    Mode::Keyword => qsearch::tui::worker::answer::keyword_answer(&searcher, &q),
+                    _ => qsearch::tui::worker::answer::answer(&searcher, &q, Some(v)),
+                };
+                std::hint::black_box(found.unwrap());
+                t.elapsed().as_secs_f64() * 1000.0
+            })
+            .collect();
+        ms.sort_by(f64::total_cmp);
+        let (p50, p95) = (ms[ms.len() / 2], ms[ms.len() * 95 / 100]);
+        eprintln!("tui {mode:<8} answer (50 hits + neighbours) p50 {p50:.2} ms  p95 {p95:.2} ms");
+        out.insert(format!("tui_{mode}_p50_ms"), p50.into());
+        out.insert(format!("tui_{mode}_p95_ms"), p95.into());
     }
     // Recall@10 of the HNSW graph against exact search, on the same index.
     let vi = VectorIndex::open(&searcher.store, dims).unwrap();

@@ -5,7 +5,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 use anyhow::Result;
-use rusqlite::params_from_iter;
+use rusqlite::{OptionalExtension, params_from_iter};
 
 use crate::store::Store;
 use crate::store::vectors::VectorIndex;
@@ -97,6 +97,13 @@ const RRF_K: f32 = 60.0;
 /// those partial matches are weak evidence next to the semantic ranking.
 const PARTIAL_KEYWORD_WEIGHT: f32 = 0.3;
 
+/// A word found in more chunks than this (and in more than [`COMMON_TERM_SHARE`] of them) is left
+/// out of keyword queries when other words remain: ranking every chunk that has it is the slow
+/// part of a keyword query on a large index, and such a word's BM25 weight is small. Small
+/// indexes keep every word.
+const COMMON_TERM_CHUNKS: f64 = 5_000.0;
+const COMMON_TERM_SHARE: f64 = 0.05;
+
 pub struct Searcher {
     pub store: Store,
     vectors: Option<VectorIndex>,
@@ -166,19 +173,50 @@ impl Searcher {
     /// BM25 over the keyword index: chunks with every query word first, then chunks with some
     /// of them; each list best first. Returns (chunk id, score, has every word).
     pub fn keyword(&self, text: &str, limit: usize, allowed: Option<&HashSet<i64>>) -> Result<Vec<(i64, f32, bool)>> {
-        let all = self.keyword_match(text, fts::Join::All, limit, allowed)?;
+        let terms = self.useful_terms(text)?;
+        let all = self.keyword_match(&terms, fts::Join::All, limit, allowed)?;
         let mut out: Vec<(i64, f32, bool)> = all.iter().map(|&(id, s)| (id, s, true)).collect();
         if out.len() < limit {
             let seen: HashSet<i64> = all.iter().map(|h| h.0).collect();
-            let any = self.keyword_match(text, fts::Join::Any, limit, allowed)?;
+            let any = if terms.len() > 1 { self.keyword_match(&terms, fts::Join::Any, limit, allowed)? } else { Vec::new() };
             out.extend(any.into_iter().filter(|h| !seen.contains(&h.0)).map(|(id, s)| (id, s, false)));
             out.truncate(limit);
         }
         Ok(out)
     }
 
-    fn keyword_match(&self, text: &str, join: fts::Join, limit: usize, allowed: Option<&HashSet<i64>>) -> Result<Vec<(i64, f32)>> {
-        let Some(expr) = fts::match_expr(text, join) else { return Ok(Vec::new()) };
+    /// The query's words worth matching: very common ones are dropped unless nothing else is left.
+    fn useful_terms(&self, text: &str) -> Result<Vec<String>> {
+        let terms = fts::query_terms(text);
+        if terms.len() < 2 {
+            return Ok(terms);
+        }
+        let total: f64 = self.store.conn.query_row("SELECT coalesce(max(id), 0) FROM chunks", [], |r| r.get::<_, i64>(0))? as f64;
+        let mut stmt = self.store.conn.prepare_cached("SELECT doc FROM chunks_vocab WHERE term = ?1")?;
+        let mut kept = Vec::new();
+        let mut rarest: Option<(i64, String)> = None;
+        for t in terms {
+            // CJK runs are phrases of single-character tokens: always kept.
+            let df: i64 = if t.chars().any(fts::is_cjk) {
+                0
+            } else {
+                stmt.query_row([&t], |r| r.get(0)).optional()?.unwrap_or(0)
+            };
+            if rarest.as_ref().is_none_or(|(d, _)| df < *d) {
+                rarest = Some((df, t.clone()));
+            }
+            if (df as f64) <= COMMON_TERM_CHUNKS.max(COMMON_TERM_SHARE * total) {
+                kept.push(t);
+            }
+        }
+        if kept.is_empty() {
+            kept.extend(rarest.map(|(_, t)| t));
+        }
+        Ok(kept)
+    }
+
+    fn keyword_match(&self, terms: &[String], join: fts::Join, limit: usize, allowed: Option<&HashSet<i64>>) -> Result<Vec<(i64, f32)>> {
+        let Some(expr) = fts::terms_expr(terms, join) else { return Ok(Vec::new()) };
         let limit = if allowed.is_some() { limit * 20 } else { limit };
         let mut stmt = self.store.conn.prepare_cached(
             "SELECT rowid, bm25(chunks_fts, 2.0, 1.0, 0.5) AS s FROM chunks_fts WHERE chunks_fts MATCH ?1 ORDER BY s LIMIT ?2",

@@ -14,7 +14,10 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
 pub const DB_FILE: &str = "index.sqlite";
 
-const MIGRATIONS: &[(&str, &str)] = &[("0001_init", include_str!("../../migrations/0001_init.sql"))];
+const MIGRATIONS: &[(&str, &str)] = &[
+    ("0001_init", include_str!("../../migrations/0001_init.sql")),
+    ("0002_vocab", include_str!("../../migrations/0002_vocab.sql")),
+];
 
 /// What the vectors in an index depend on. A change needs `--rebuild`.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

@@ -20,7 +20,7 @@ pub struct Params {
     pub expansion_search: usize,
 }
 
-pub const PARAMS: Params = Params { connectivity: 16, expansion_add: 128, expansion_search: 96 };
+pub const PARAMS: Params = Params { connectivity: 16, expansion_add: 128, expansion_search: 192 };
 
 pub struct VectorIndex {
     index: Index,

@@ -67,7 +67,11 @@ pub enum Join {
 /// An FTS5 MATCH expression over the query's words. Every term is quoted, so no user input is
 /// read as FTS5 syntax. `None` when nothing is left.
 pub fn match_expr(query: &str, join: Join) -> Option<String> {
-    let terms = query_terms(query);
+    terms_expr(&query_terms(query), join)
+}
+
+/// The same, over terms already chosen (see [`query_terms`]).
+pub fn terms_expr(terms: &[String], join: Join) -> Option<String> {
     if terms.is_empty() {
         return None;
     }
