@@ -280,6 +280,7 @@ pub fn embed_pending(
         let t0 = Instant::now();
         let out = embedder.embed(&texts, InputKind::Document)?;
         report.model_secs += t0.elapsed().as_secs_f64();
+        let batch_bytes: usize = texts.iter().map(|t| t.len()).sum();
         let items: Vec<(String, Vec<f32>)> = batch.into_iter().map(|p| p.hash).zip(out.vectors).collect();
         let changes = store.attach_vectors(&items)?;
         vectors.apply(&changes)?;
@@ -288,13 +289,16 @@ pub fn embed_pending(
         report.tokens += out.tokens as u64;
         report.truncated += out.truncated;
         if !estimated {
+            // The first batch is the measurement: its seconds per byte of text, times the bytes
+            // still to embed.
             estimated = true;
-            let rate = out.tokens as f64 / t0.elapsed().as_secs_f64().max(1e-6);
-            let per_chunk = t0.elapsed().as_secs_f64() / items.len().max(1) as f64;
+            let secs = t0.elapsed().as_secs_f64();
+            let rate = out.tokens as f64 / secs.max(1e-6);
+            let left = store.pending_bytes()? as f64;
             progress(Progress::Estimate {
                 chunks: total,
                 tokens_per_sec: rate,
-                eta: Duration::from_secs_f64(per_chunk * total.saturating_sub(done) as f64),
+                eta: Duration::from_secs_f64(secs / batch_bytes.max(1) as f64 * left),
             });
         }
         progress(Progress::Embedded { done, total, tokens: report.tokens, elapsed: start.elapsed() });

@@ -192,7 +192,10 @@ impl Searcher {
             return Ok(terms);
         }
         let total: f64 = self.store.conn.query_row("SELECT coalesce(max(id), 0) FROM chunks", [], |r| r.get::<_, i64>(0))? as f64;
-        let mut stmt = self.store.conn.prepare_cached("SELECT doc FROM chunks_vocab WHERE term = ?1")?;
+        // An index from before the vocabulary table (schema 1) keeps every word until its next write.
+        let Ok(mut stmt) = self.store.conn.prepare_cached("SELECT doc FROM chunks_vocab WHERE term = ?1") else {
+            return Ok(terms);
+        };
         let mut kept = Vec::new();
         let mut rarest: Option<(i64, String)> = None;
         for t in terms {

@@ -12,6 +12,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
+use notify::event::{AccessKind, AccessMode};
 use notify::{RecursiveMode, Watcher};
 
 use crate::embed::Embedder;
@@ -146,7 +147,9 @@ pub fn run(
     let mut first: Option<Instant> = None;
     let mut last = Instant::now();
     while !cancel.load(Ordering::Relaxed) {
-        match rx.recv_timeout(Duration::from_millis(100)) {
+        // Idle: wake once a second (to notice a stop request); with changes pending, often.
+        let wait = if first.is_some() { Duration::from_millis(20) } else { Duration::from_secs(1) };
+        match rx.recv_timeout(wait) {
             Ok(event) => {
                 for root in roots_touched(&event, roots, &index_dir) {
                     touched.insert(root);
@@ -209,6 +212,9 @@ fn roots_touched(event: &notify::Result<notify::Event>, roots: &[PathBuf], index
         // An error or an overflow: we do not know what changed, so look everywhere.
         Err(_) => roots.to_vec(),
         Ok(e) if e.need_rescan() => roots.to_vec(),
+        // Opening or reading a file changes nothing, and the watcher's own scans cause them;
+        // closing a file written to does count.
+        Ok(e) if matches!(e.kind, notify::EventKind::Access(a) if a != AccessKind::Close(AccessMode::Write)) => Vec::new(),
         Ok(e) => e
             .paths
             .iter()

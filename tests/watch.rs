@@ -140,6 +140,12 @@ fn every_kind_of_change_ends_equal_to_a_fresh_index() {
 
     std::fs::remove_file(root.join("renamed.md")).unwrap();
     assert_converges(&index, &root, tmp.path(), "delete");
+
+    // Regression: the watcher's own reads once triggered batch after batch. Idle means idle.
+    std::thread::sleep(Duration::from_millis(500));
+    let before = qsearch::watch::State::read(&index).unwrap().batches;
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(qsearch::watch::State::read(&index).unwrap().batches, before, "batches ran with nothing changing");
 }
 
 #[test]

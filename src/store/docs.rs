@@ -206,6 +206,15 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    /// Bytes of chunk text still waiting for vectors (for time estimates).
+    pub fn pending_bytes(&self) -> Result<u64> {
+        Ok(self.conn.query_row(
+            "SELECT coalesce(sum(length(CAST(text AS BLOB))), 0) FROM chunks WHERE vec_seq IS NULL",
+            [],
+            |r| r.get::<_, i64>(0),
+        )? as u64)
+    }
+
     pub fn pending_count(&self) -> Result<u64> {
         Ok(self.conn.query_row("SELECT count(DISTINCT hash) FROM chunks WHERE vec_seq IS NULL", [], |r| r.get::<_, i64>(0))?
             as u64)
