@@ -14,7 +14,6 @@ use qsearch::indexer;
 use qsearch::search::{Mode, Query, Searcher};
 use qsearch::store::Store;
 use qsearch::store::lock::WriterLock;
-use qsearch::text::chunk;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -51,9 +50,7 @@ pub fn run(config: &Config, args: Args) -> Result<ExitCode> {
     {
         let _lock = WriterLock::acquire(&index_dir, "eval")?;
         let mut store = Store::open_write(&index_dir)?;
-        let mut opts = indexer::Options::default();
-        let wanted = chunk::Settings { tokens: config.chunk_tokens, overlap: config.chunk_overlap };
-        opts.chunk = indexer::effective_chunking(wanted, embedder.as_ref());
+        let opts = super::index_options(config, embedder.as_ref());
         let fp = indexer::fingerprint(embedder.as_ref(), opts.chunk);
         indexer::check_fingerprint(&mut store, &fp, true)?;
         let roots = indexer::canonical_roots(std::slice::from_ref(&corpus_dir))?;

@@ -3,8 +3,6 @@
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Result;
@@ -13,7 +11,6 @@ use qsearch::config::Config;
 use qsearch::indexer::{self, Progress, Report};
 use qsearch::store::Store;
 use qsearch::store::lock::WriterLock;
-use qsearch::text::chunk;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -46,6 +43,12 @@ pub struct Args {
 }
 
 pub fn run(config: &Config, args: Args) -> Result<ExitCode> {
+    let mut config = config.clone();
+    config.chunk_tokens = args.chunk_tokens.unwrap_or(config.chunk_tokens);
+    config.chunk_overlap = args.chunk_overlap.unwrap_or(config.chunk_overlap);
+    config.hidden |= args.hidden;
+    config.max_file_mb = args.max_file_mb.unwrap_or(config.max_file_mb);
+    let config = &config;
     let dir = config.index_dir();
     let _lock = WriterLock::acquire(&dir, "index")?;
     let mut store = Store::open_write(&dir)?;
@@ -60,26 +63,11 @@ pub fn run(config: &Config, args: Args) -> Result<ExitCode> {
     let choice = super::choose_model(config, existing.as_ref());
     let dims = args.dims.or(config.dims);
     let mut embedder = super::load_embedder(config, choice, dims, args.quiet)?;
-    let wanted = chunk::Settings {
-        tokens: args.chunk_tokens.unwrap_or(config.chunk_tokens),
-        overlap: args.chunk_overlap.unwrap_or(config.chunk_overlap),
-    };
-    let mut opts = indexer::Options::default();
-    opts.chunk = indexer::effective_chunking(wanted, embedder.as_ref());
-    opts.scan.hidden = args.hidden || config.hidden;
-    opts.scan.max_file_bytes = args.max_file_mb.unwrap_or(config.max_file_mb) * 1024 * 1024;
+    let opts = super::index_options(config, embedder.as_ref());
     let fp = indexer::fingerprint(embedder.as_ref(), opts.chunk);
     indexer::check_fingerprint(&mut store, &fp, args.rebuild)?;
 
-    let cancel = Arc::new(AtomicBool::new(false));
-    {
-        let cancel = cancel.clone();
-        let _ = ctrlc::set_handler(move || {
-            if cancel.swap(true, Ordering::SeqCst) {
-                std::process::exit(130);
-            }
-        });
-    }
+    let cancel = super::stop_on_signal();
     let show = !args.quiet && std::io::stderr().is_terminal();
     let bar = ProgressBar::with_draw_target(None, if show { ProgressDrawTarget::stderr() } else { ProgressDrawTarget::hidden() });
     bar.enable_steady_tick(Duration::from_millis(200));

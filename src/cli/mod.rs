@@ -184,6 +184,33 @@ fn load_embedder(config: &Config, choice: Choice, dims: Option<usize>, quiet: bo
     Ok(loaded.embedder)
 }
 
+/// Indexing options from the configuration, the chunk size capped by what the embedder reads.
+fn index_options(config: &Config, embedder: &dyn Embedder) -> qsearch::indexer::Options {
+    let wanted = qsearch::text::chunk::Settings { tokens: config.chunk_tokens, overlap: config.chunk_overlap };
+    let mut opts = qsearch::indexer::Options::default();
+    opts.chunk = qsearch::indexer::effective_chunking(wanted, embedder);
+    opts.scan.hidden = config.hidden;
+    opts.scan.max_file_bytes = config.max_file_mb * 1024 * 1024;
+    opts
+}
+
+/// A flag that Ctrl-C or SIGTERM sets, so work stops after its current batch; a second signal
+/// exits at once.
+fn stop_on_signal() -> std::sync::Arc<std::sync::atomic::AtomicBool> {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let flag = std::sync::Arc::new(AtomicBool::new(false));
+    let handler_flag = flag.clone();
+    let installed = ctrlc::set_handler(move || {
+        if handler_flag.swap(true, Ordering::SeqCst) {
+            std::process::exit(130);
+        }
+    });
+    if let Err(e) = installed {
+        tracing::warn!("cannot handle Ctrl-C: {e}");
+    }
+    flag
+}
+
 fn color_enabled() -> bool {
     std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }

@@ -2,8 +2,6 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Result;
@@ -11,7 +9,6 @@ use qsearch::config::Config;
 use qsearch::indexer;
 use qsearch::store::Store;
 use qsearch::store::lock::WriterLock;
-use qsearch::text::chunk;
 use qsearch::watch;
 
 #[derive(clap::Args)]
@@ -46,23 +43,11 @@ pub fn run(config: &Config, args: Args) -> Result<ExitCode> {
     let existing = store.fingerprint()?;
     let choice = super::choose_model(config, existing.as_ref());
     let mut embedder = super::load_embedder(config, choice, config.dims, false)?;
-    let mut opts = indexer::Options::default();
-    let wanted = chunk::Settings { tokens: config.chunk_tokens, overlap: config.chunk_overlap };
-    opts.chunk = indexer::effective_chunking(wanted, embedder.as_ref());
-    opts.scan.hidden = config.hidden;
-    opts.scan.max_file_bytes = config.max_file_mb * 1024 * 1024;
+    let opts = super::index_options(config, embedder.as_ref());
     let fp = indexer::fingerprint(embedder.as_ref(), opts.chunk);
     indexer::check_fingerprint(&mut store, &fp, false)?;
 
-    let cancel = Arc::new(AtomicBool::new(false));
-    {
-        let cancel = cancel.clone();
-        ctrlc::set_handler(move || {
-            if cancel.swap(true, Ordering::SeqCst) {
-                std::process::exit(130);
-            }
-        })?;
-    }
+    let cancel = super::stop_on_signal();
     let wopts = watch::Options { force_poll: args.poll, debounce: Duration::from_millis(args.debounce_ms), ..Default::default() };
     eprintln!("watching {} folder(s) with {}; index {}", roots.len(), fp, dir.display());
     let mut first = true;
