@@ -262,7 +262,7 @@ pub fn embed_pending(
     progress: &mut dyn FnMut(Progress),
     cancel: &AtomicBool,
 ) -> Result<()> {
-    let total = store.pending_count()?;
+    let total = store.pending_texts()?;
     let start = Instant::now();
     let mut last_save = Instant::now();
     let mut done = 0u64;
@@ -331,7 +331,7 @@ pub fn run(
         store.collect_garbage()?;
     }
     vectors.save(store)?;
-    report.pending = store.pending_count()?;
+    report.pending = store.pending_chunks()?;
     Ok(report)
 }
 

@@ -142,7 +142,7 @@ impl Searcher {
     }
 
     pub fn search(&self, q: &Query, query_vector: Option<&[f32]>) -> Result<Results> {
-        let mut results = Results { pending: self.store.pending_count()?, ..Default::default() };
+        let mut results = Results { pending: self.store.pending_chunks()?, ..Default::default() };
         let allowed = match &q.path_glob {
             Some(glob) => Some(self.chunks_matching(glob)?),
             None => None,

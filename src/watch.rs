@@ -201,7 +201,7 @@ fn batch(
         store.collect_garbage()?;
     }
     vectors.save(store)?;
-    report.pending = store.pending_count()?;
+    report.pending = store.pending_chunks()?;
     Ok(report)
 }
 

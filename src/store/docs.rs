@@ -215,9 +215,15 @@ impl Store {
         )? as u64)
     }
 
-    pub fn pending_count(&self) -> Result<u64> {
+    /// Distinct chunk texts waiting for a vector (what the embedder will compute).
+    pub fn pending_texts(&self) -> Result<u64> {
         Ok(self.conn.query_row("SELECT count(DISTINCT hash) FROM chunks WHERE vec_seq IS NULL", [], |r| r.get::<_, i64>(0))?
             as u64)
+    }
+
+    /// Chunks without a vector yet (what semantic search cannot find).
+    pub fn pending_chunks(&self) -> Result<u64> {
+        Ok(self.conn.query_row("SELECT count(*) FROM chunks WHERE vec_seq IS NULL", [], |r| r.get::<_, i64>(0))? as u64)
     }
 
     /// Stores vectors and attaches them to every chunk with that text, in one transaction.

@@ -141,7 +141,7 @@ impl Store {
             roots: self.roots()?.into_iter().map(|r| r.display).collect(),
             documents: one("SELECT count(*) FROM documents")? as u64,
             chunks: one("SELECT count(*) FROM chunks")? as u64,
-            pending: one("SELECT count(*) FROM chunks WHERE vec_seq IS NULL")? as u64,
+            pending: self.pending_chunks()?,
             vectors: one("SELECT count(*) FROM vectors")? as u64,
             bytes_on_disk: files_on_disk,
             fingerprint: self.fingerprint()?,
