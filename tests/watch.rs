@@ -17,9 +17,14 @@ struct Watcher {
 
 impl Watcher {
     fn start(index: &Path, root: &Path) -> Watcher {
+        Watcher::start_with(index, root, &[])
+    }
+
+    fn start_with(index: &Path, root: &Path, extra: &[&str]) -> Watcher {
         let _ = std::fs::remove_file(index.join("watch.json"));
         let child = common::qsearch(index)
             .args(["watch", "--model", "stand-in", "--debounce-ms", "100"])
+            .args(extra)
             .arg(root)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -146,6 +151,17 @@ fn every_kind_of_change_ends_equal_to_a_fresh_index() {
     let before = qsearch::watch::State::read(&index).unwrap().batches;
     std::thread::sleep(Duration::from_millis(1500));
     assert_eq!(qsearch::watch::State::read(&index).unwrap().batches, before, "batches ran with nothing changing");
+}
+
+#[test]
+fn polling_fallback_sees_changes_too() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let (tmp, root, index) = tree();
+    let _w = Watcher::start_with(&index, &root, &["--poll"]);
+    assert!(qsearch::watch::State::read(&index).unwrap().backend.starts_with("polling"));
+    common::write(&root, "polled.md", "# Polled\n\nfound by polling\n");
+    std::fs::remove_file(root.join("a.md")).unwrap();
+    assert_converges(&index, &root, tmp.path(), "changes seen by polling");
 }
 
 #[test]
