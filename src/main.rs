@@ -5,6 +5,11 @@ mod cli;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    // Like other Unix filters: output piped into `head` ends the program quietly, not in a panic.
+    #[cfg(unix)]
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     match cli::run() {
         Ok(code) => code,
         Err(e) => {

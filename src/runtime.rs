@@ -148,13 +148,21 @@ fn load(explicit: Option<&Path>, notify: &mut dyn FnMut(&str)) -> Result<Runtime
 }
 
 impl Runtime {
-    /// "1.31.1" from the build-info string, when it says.
+    /// The version, from the library's file name (`libonnxruntime.so.1.31.1`) or the wheel's
+    /// `onnxruntime-<version>.dist-info` folder; ONNX Runtime checked it is new enough at load.
     pub fn version(&self) -> String {
-        let info = ort::info();
-        info.split(|c: char| c == ',' || c.is_whitespace())
-            .find_map(|part| part.strip_prefix("git-branch=rel-"))
-            .map(str::to_string)
-            .unwrap_or_else(|| info.to_string())
+        let from_name = self.lib.path.file_name().and_then(|n| {
+            let n = n.to_string_lossy();
+            n.split(['-', '_']).chain(n.split(".so.")).map(|p| p.trim_end_matches(".dylib").to_string()).find(|p| is_version(p))
+        });
+        let from_wheel = || {
+            let root = self.lib.path.parent()?.parent()?.parent()?;
+            std::fs::read_dir(root).ok()?.flatten().find_map(|e| {
+                let name = e.file_name().to_string_lossy().to_string();
+                name.strip_prefix("onnxruntime-")?.strip_suffix(".dist-info").map(str::to_string)
+            })
+        };
+        from_name.or_else(from_wheel).unwrap_or_else(|| "1.31 or newer".into())
     }
 
     /// Execution providers this build of ONNX Runtime was compiled with (of those qsearch uses).
@@ -168,4 +176,9 @@ impl Runtime {
         }
         out
     }
+}
+
+fn is_version(s: &str) -> bool {
+    let parts: Vec<&str> = s.split('.').collect();
+    parts.len() >= 2 && parts.iter().all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()))
 }
