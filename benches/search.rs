@@ -140,7 +140,7 @@ fn main() {
         out.insert(format!("tui_{mode}_p95_ms"), p95.into());
     }
     // Recall@10 of the HNSW graph against exact search, on the same index.
-    let vi = VectorIndex::open(&searcher.store, dims).unwrap();
+    let vi = VectorIndex::open_for_search(&searcher.store, dims).unwrap();
     let mut recall = 0.0;
     for (_, v) in &queries {
         let approx: std::collections::HashSet<i64> = vi.search(v, 10, None).unwrap().into_iter().map(|x| x.0).collect();

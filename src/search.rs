@@ -121,7 +121,7 @@ impl Searcher {
     pub fn load_vectors(&mut self) -> Result<()> {
         if self.vectors.is_none() {
             if let Some(fp) = self.store.fingerprint()? {
-                self.vectors = Some(VectorIndex::open(&self.store, fp.dims)?);
+                self.vectors = Some(VectorIndex::open_for_search(&self.store, fp.dims)?);
             }
         }
         Ok(())

@@ -21,7 +21,6 @@ use qsearch::embed::Embedder;
 use qsearch::embed::onnx::{Device, Options};
 use qsearch::models::load::{self, Choice, Settings};
 use qsearch::models::source::{Event, Sources};
-use qsearch::search::Mode;
 use qsearch::store::Fingerprint;
 
 #[derive(Parser)]
@@ -213,8 +212,4 @@ fn stop_on_signal() -> std::sync::Arc<std::sync::atomic::AtomicBool> {
 
 fn color_enabled() -> bool {
     std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
-}
-
-pub(crate) fn default_mode(config: &Config) -> Mode {
-    config.mode
 }

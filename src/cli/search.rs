@@ -51,7 +51,7 @@ struct JsonHit<'a> {
 pub fn run(config: &Config, args: Args) -> Result<ExitCode> {
     let text = args.query.join(" ");
     let mut searcher = Searcher::open(&config.index_dir())?;
-    let mode = args.mode.unwrap_or(super::default_mode(config));
+    let mode = args.mode.unwrap_or(config.mode);
     let q = Query {
         text: text.clone(),
         k: args.k.unwrap_or(config.results),

@@ -48,8 +48,20 @@ fn err(e: cxx::Exception) -> anyhow::Error {
 }
 
 impl VectorIndex {
-    /// Loads the newest vector file and brings it up to date with `store`.
+    /// For the writer: loads the newest vector file, brings it up to date with `store`, and
+    /// rebuilds it from SQLite if it still disagrees (removals a crash kept in the file).
     pub fn open(store: &Store, dims: usize) -> Result<VectorIndex> {
+        let mut vi = VectorIndex::open_for_search(store, dims)?;
+        if vi.index.size() as u64 != store.embedded_chunks()? {
+            vi.rebuild(store)?;
+        }
+        Ok(vi)
+    }
+
+    /// For readers: the newest vector file plus what SQLite attached since. It may still hold
+    /// chunks removed since it was written (the writer has not saved yet); searches skip those,
+    /// since their rows are gone.
+    pub fn open_for_search(store: &Store, dims: usize) -> Result<VectorIndex> {
         let index = Index::new(&options(dims)).map_err(err)?;
         let mut vi = VectorIndex { index, dims, covered: 0, unsaved: false };
         if let Some((path, seq)) = newest_file(store.dir()) {
@@ -63,10 +75,6 @@ impl VectorIndex {
             }
         }
         vi.catch_up(store)?;
-        // Removed chunks that a crash kept in the file would show as extra entries.
-        if vi.index.size() as u64 != store.embedded_chunks()? {
-            vi.rebuild(store)?;
-        }
         Ok(vi)
     }
 
