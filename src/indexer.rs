@@ -211,30 +211,10 @@ pub fn index_file(
     if decoded.lossy {
         report.lossy.push(found.path.display().to_string());
     }
-    let text = match found.kind {
-        Kind::Html => kind::html_to_text(&decoded.text),
-        _ => decoded.text,
-    };
+    let text = visible_text(decoded.text, found.kind);
     let file_name = found.path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
     let title = chunk::title(&text, found.kind, &file_name);
-    let sizer = embedder.tokenizer().map(Sizer::Tokenizer).unwrap_or(Sizer::Approx);
-    let chunks: Vec<NewChunk> = chunk::split(&text, found.kind, opts.chunk, sizer)
-        .into_iter()
-        .map(|c| {
-            let heading = c.heading_path();
-            let embed = chunk::embed_text(&heading, &c.text);
-            NewChunk {
-                seq: c.seq,
-                hash: blake3::hash(embed.as_bytes()).to_hex().to_string(),
-                heading,
-                start_byte: c.start_byte,
-                end_byte: c.end_byte,
-                start_line: c.start_line,
-                end_line: c.end_line,
-                text: c.text,
-            }
-        })
-        .collect();
+    let chunks = chunk_text(&text, found.kind, embedder, opts.chunk);
     let doc = NewDocument {
         root_id,
         path: &found.path,
@@ -250,6 +230,101 @@ pub fn index_file(
     vectors.apply(&changes)?;
     report.indexed += 1;
     Ok(())
+}
+
+/// The text a person reads in a file of this kind (HTML without its tags).
+fn visible_text(decoded: String, kind: Kind) -> String {
+    match kind {
+        Kind::Html => kind::html_to_text(&decoded),
+        _ => decoded,
+    }
+}
+
+/// A document's text as chunks ready to store, each with the hash of the text it is embedded as.
+pub fn chunk_text(text: &str, kind: Kind, embedder: &dyn Embedder, settings: chunk::Settings) -> Vec<NewChunk> {
+    let sizer = embedder.tokenizer().map(Sizer::Tokenizer).unwrap_or(Sizer::Approx);
+    chunk::split(text, kind, settings, sizer)
+        .into_iter()
+        .map(|c| {
+            let heading = c.heading_path();
+            let embed = chunk::embed_text(&heading, &c.text);
+            NewChunk {
+                seq: c.seq,
+                hash: blake3::hash(embed.as_bytes()).to_hex().to_string(),
+                heading,
+                start_byte: c.start_byte,
+                end_byte: c.end_byte,
+                start_line: c.start_line,
+                end_line: c.end_line,
+                text: c.text,
+            }
+        })
+        .collect()
+}
+
+/// What indexing `roots` from scratch would take, measured without writing anything.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Estimate {
+    pub files: usize,
+    pub skipped: usize,
+    pub chunks: usize,
+    pub tokens: u64,
+    pub text_bytes: u64,
+    /// Chunks embedded to measure the speed.
+    pub sample_chunks: usize,
+    pub tokens_per_sec: f64,
+    pub embed_secs: f64,
+    pub disk_bytes: u64,
+}
+
+/// Scans and chunks everything (tokens counted with the model's tokenizer), then embeds an
+/// evenly spread sample of chunks to measure this machine's speed.
+pub fn estimate(embedder: &mut dyn Embedder, roots: &[PathBuf], opts: &Options) -> Result<Estimate> {
+    let mut est = Estimate::default();
+    let mut texts: Vec<String> = Vec::new();
+    for root in roots {
+        let scanned = scan::scan(root, &opts.scan);
+        est.skipped += scanned.skipped.len() + scanned.errors.len();
+        for found in &scanned.files {
+            let Ok(bytes) = std::fs::read(&found.path) else {
+                est.skipped += 1;
+                continue;
+            };
+            let Ok(decoded) = decode::decode(&bytes) else {
+                est.skipped += 1;
+                continue;
+            };
+            est.files += 1;
+            let text = visible_text(decoded.text, found.kind);
+            for c in chunk_text(&text, found.kind, &*embedder, opts.chunk) {
+                est.text_bytes += c.text.len() as u64;
+                texts.push(chunk::embed_text(&c.heading, &c.text));
+            }
+        }
+    }
+    est.chunks = texts.len();
+    est.tokens = texts
+        .iter()
+        .map(|t| match embedder.tokenizer() {
+            Some(tk) => tk.encode_fast(t.as_str(), false).map(|e| e.len()).unwrap_or(t.len() / 4) as u64 + 1,
+            None => t.len().div_ceil(4) as u64,
+        })
+        .sum();
+    if !texts.is_empty() {
+        embedder.embed(&["warm up"], InputKind::Document)?;
+        let step = (texts.len() / 32).max(1);
+        let sample: Vec<&str> = texts.iter().step_by(step).take(32).map(String::as_str).collect();
+        let t = Instant::now();
+        let out = embedder.embed(&sample, InputKind::Document)?;
+        est.sample_chunks = sample.len();
+        est.tokens_per_sec = out.tokens as f64 / t.elapsed().as_secs_f64().max(1e-6);
+        est.embed_secs = est.tokens as f64 / est.tokens_per_sec.max(1e-6);
+    }
+    // Text and keyword index in SQLite, an f32 vector in SQLite and an f16 one in the graph
+    // with its links.
+    let dims = embedder.dims() as u64;
+    est.disk_bytes = est.text_bytes * 2 + est.chunks as u64 * (dims * 4 + dims * 2 + 300);
+    Ok(est)
 }
 
 /// Embeds every pending chunk text (phase 2).

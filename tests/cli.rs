@@ -50,6 +50,25 @@ fn index_then_search_as_json() {
 }
 
 #[test]
+fn estimate_measures_and_writes_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("notes");
+    for i in 0..20 {
+        common::write(&root, &format!("n{i}.md"), format!("# Note {i}\n\nsome words about topic {i}\n"));
+    }
+    let index = tmp.path().join("index");
+    let out = common::qsearch(&index).args(["index", "--estimate", "--json", "--model", "stand-in"]).arg(&root).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let est: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(est["files"], 20);
+    assert_eq!(est["chunks"], 20);
+    assert!(est["tokens"].as_u64().unwrap() > 20 * 5);
+    assert!(est["sample_chunks"].as_u64().unwrap() >= 20);
+    assert!(est["disk_bytes"].as_u64().unwrap() > 0);
+    assert!(!index.exists(), "an estimate writes no index");
+}
+
+#[test]
 fn clear_messages_for_common_mistakes() {
     let tmp = tempfile::tempdir().unwrap();
     let index = tmp.path().join("index");

@@ -40,6 +40,9 @@ pub struct Args {
     /// Print the summary as JSON on stdout
     #[arg(long)]
     json: bool,
+    /// Only estimate the work (chunks, tokens, time on this machine, disk) and change nothing
+    #[arg(long)]
+    estimate: bool,
 }
 
 pub fn run(config: &Config, args: Args) -> Result<ExitCode> {
@@ -49,6 +52,9 @@ pub fn run(config: &Config, args: Args) -> Result<ExitCode> {
     config.hidden |= args.hidden;
     config.max_file_mb = args.max_file_mb.unwrap_or(config.max_file_mb);
     let config = &config;
+    if args.estimate {
+        return estimate(config, &args);
+    }
     let dir = config.index_dir();
     let _lock = WriterLock::acquire(&dir, "index")?;
     let mut store = Store::open_write(&dir)?;
@@ -119,6 +125,37 @@ pub fn run(config: &Config, args: Args) -> Result<ExitCode> {
     } else {
         ExitCode::from(1)
     })
+}
+
+fn estimate(config: &Config, args: &Args) -> Result<ExitCode> {
+    let roots = indexer::canonical_roots(&args.paths)?;
+    if roots.is_empty() {
+        anyhow::bail!("name the folders to estimate: `qsearch index --estimate PATH...`");
+    }
+    let existing = Store::open_read(&config.index_dir()).ok().and_then(|s| s.fingerprint().ok().flatten());
+    let choice = super::choose_model(config, existing.as_ref());
+    let mut embedder = super::load_embedder(config, choice, args.dims.or(config.dims), args.quiet)?;
+    let opts = super::index_options(config, embedder.as_ref());
+    let est = indexer::estimate(embedder.as_mut(), &roots, &opts)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&est)?);
+    } else {
+        println!(
+            "{} files ({} skipped), {} chunks, {} tokens for {}\n\
+             embedding: about {} at {:.0} tokens/s (measured on {} sample chunks here)\n\
+             disk: about {:.0} MB; nothing was written",
+            est.files,
+            est.skipped,
+            est.chunks,
+            est.tokens,
+            embedder.model_id(),
+            human_duration(Duration::from_secs_f64(est.embed_secs)),
+            est.tokens_per_sec,
+            est.sample_chunks,
+            est.disk_bytes as f64 / 1e6
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn print_summary(r: &Report) {
