@@ -71,15 +71,22 @@ pub fn run(config: &Config, args: Args) -> Result<ExitCode> {
                     }
                 }
                 let choice = super::choose_model(config, Some(fp));
-                let mut embedder = super::load_embedder(config, choice, Some(fp.dims), args.json)?;
-                vector = Some(embedder.embed(&[&text], InputKind::Query)?.vectors.remove(0));
-                searcher.load_vectors()?;
+                // Without the model, words still find things: say why and answer by keyword.
+                match super::load_embedder(config, choice, Some(fp.dims), args.json) {
+                    Ok(mut embedder) => {
+                        vector = Some(embedder.embed(&[&text], InputKind::Query)?.vectors.remove(0));
+                        searcher.load_vectors()?;
+                    }
+                    Err(e) => notes.push(format!("semantic search is unavailable ({e:#}); keyword results only")),
+                }
             }
             None => notes.push("the index has no model yet: keyword results only".to_string()),
         }
     }
     let results = searcher.search(&q, vector.as_deref())?;
-    notes.extend(results.semantic_note.clone());
+    if notes.is_empty() {
+        notes.extend(results.semantic_note.clone());
+    }
     if results.pending > 0 && mode.needs_vectors() {
         notes.push(format!("{} chunks are not embedded yet: semantic results are partial", results.pending));
     }
