@@ -91,3 +91,23 @@ fn clear_messages_for_common_mistakes() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--rebuild"), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+#[test]
+fn without_its_model_search_still_answers_by_keyword_and_says_why() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("notes");
+    common::write(&root, "k.md", "# Kayak\n\nkayak paddling notes\n");
+    let index = tmp.path().join("index");
+    assert!(stand_in_index(&index, &root).status.success());
+    // The index says it was built with a model this qsearch cannot load.
+    let conn = rusqlite::Connection::open(index.join(qsearch::store::DB_FILE)).unwrap();
+    let fp: String = conn.query_row("SELECT value FROM meta WHERE key = 'fingerprint'", [], |r| r.get(0)).unwrap();
+    conn.execute("UPDATE meta SET value = ?1 WHERE key = 'fingerprint'", [fp.replace("stand-in:", "gone-model:")]).unwrap();
+    drop(conn);
+    let out = common::qsearch(&index).args(["search", "kayak", "--json"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(json["hits"][0]["path"].as_str().unwrap().ends_with("k.md"));
+    let notes = json["notes"].to_string();
+    assert!(notes.contains("semantic search is unavailable") && notes.contains("gone-model"), "{notes}");
+}
