@@ -386,7 +386,7 @@ pub fn embed_pending(
     Ok(())
 }
 
-/// The whole job: sync, embed, clean up, save.
+/// The whole job: open the vector index, then [`update`].
 pub fn run(
     store: &mut Store,
     embedder: &mut dyn Embedder,
@@ -395,12 +395,26 @@ pub fn run(
     progress: &mut dyn FnMut(Progress),
     cancel: &AtomicBool,
 ) -> Result<Report> {
-    let mut report = Report::default();
     let mut vectors = VectorIndex::open(store, embedder.dims())?;
     store.set_meta("vector_index", &vectors.describe().to_string())?;
-    sync(store, &mut vectors, &*embedder, roots, opts, &mut report, progress, cancel)?;
+    update(store, &mut vectors, embedder, roots, opts, progress, cancel)
+}
+
+/// Sync `roots`, embed what is new, drop unused vectors, save the vector file. The watcher runs
+/// this for each batch of changes, with its vector index kept open between batches.
+pub fn update(
+    store: &mut Store,
+    vectors: &mut VectorIndex,
+    embedder: &mut dyn Embedder,
+    roots: &[PathBuf],
+    opts: &Options,
+    progress: &mut dyn FnMut(Progress),
+    cancel: &AtomicBool,
+) -> Result<Report> {
+    let mut report = Report::default();
+    sync(store, vectors, &*embedder, roots, opts, &mut report, progress, cancel)?;
     if !report.interrupted {
-        embed_pending(store, &mut vectors, embedder, opts, &mut report, progress, cancel)?;
+        embed_pending(store, vectors, embedder, opts, &mut report, progress, cancel)?;
     }
     if !report.interrupted {
         store.collect_garbage()?;

@@ -16,7 +16,7 @@ use notify::event::{AccessKind, AccessMode};
 use notify::{RecursiveMode, Watcher};
 
 use crate::embed::Embedder;
-use crate::indexer::{self, Progress, Report};
+use crate::indexer::{self, Report};
 use crate::store::Store;
 use crate::store::vectors::VectorIndex;
 use crate::util::now_secs;
@@ -137,7 +137,7 @@ pub fn run(
     let mut state = State { pid: std::process::id(), since: now_secs(), backend: backend_name, ..State::default() };
     state.write(&index_dir)?;
     let mut vectors = VectorIndex::open(store, embedder.dims())?;
-    let report = batch(store, &mut vectors, embedder, roots, index_opts, cancel)?;
+    let report = indexer::update(store, &mut vectors, embedder, roots, index_opts, &mut |_| {}, cancel)?;
     state.ready = true;
     state.last_batch = Some(now_secs());
     state.write(&index_dir)?;
@@ -172,7 +172,7 @@ pub fn run(
         let batch_roots: Vec<PathBuf> = std::mem::take(&mut touched).into_iter().collect();
         first = None;
         state.write(&index_dir)?;
-        let report = batch(store, &mut vectors, embedder, &batch_roots, index_opts, cancel)?;
+        let report = indexer::update(store, &mut vectors, embedder, &batch_roots, index_opts, &mut |_| {}, cancel)?;
         state.queued = 0;
         state.batches += 1;
         state.last_batch = Some(now_secs());
@@ -182,27 +182,6 @@ pub fn run(
     vectors.save(store)?;
     let _ = std::fs::remove_file(index_dir.join(STATE_FILE));
     Ok(())
-}
-
-/// Sync the roots, embed what is new, save the vector file.
-fn batch(
-    store: &mut Store,
-    vectors: &mut VectorIndex,
-    embedder: &mut dyn Embedder,
-    roots: &[PathBuf],
-    opts: &indexer::Options,
-    cancel: &AtomicBool,
-) -> Result<Report> {
-    let mut report = Report::default();
-    let mut quiet = |_: Progress| {};
-    indexer::sync(store, vectors, &*embedder, roots, opts, &mut report, &mut quiet, cancel)?;
-    indexer::embed_pending(store, vectors, embedder, opts, &mut report, &mut quiet, cancel)?;
-    if !report.interrupted {
-        store.collect_garbage()?;
-    }
-    vectors.save(store)?;
-    report.pending = store.pending_chunks()?;
-    Ok(report)
 }
 
 /// The roots an event concerns; events inside the index directory itself are ignored (the

@@ -58,13 +58,7 @@ pub fn run(config: &Config, args: Args) -> Result<ExitCode> {
     let dir = config.index_dir();
     let _lock = WriterLock::acquire(&dir, "index")?;
     let mut store = Store::open_write(&dir)?;
-    let mut roots = indexer::canonical_roots(&args.paths)?;
-    if roots.is_empty() {
-        roots = store.roots()?.into_iter().map(|r| r.path).collect();
-        if roots.is_empty() {
-            anyhow::bail!("no folders to index: run `qsearch index PATH`");
-        }
-    }
+    let roots = super::roots_or_registered(&store, &args.paths, "no folders to index: run `qsearch index PATH`")?;
     let existing = if args.rebuild { None } else { store.fingerprint()? };
     let choice = super::choose_model(config, existing.as_ref());
     let dims = args.dims.or(config.dims);

@@ -136,11 +136,15 @@ fn model_of(fp: &Fingerprint) -> &str {
 }
 
 fn settings(config: &Config, choice: Choice, dims: Option<usize>) -> Settings {
-    let mut options = Options { device: config.device, dims, task: config.query_task.clone(), ..Options::default() };
-    options.batch_tokens = config.batch_tokens;
-    if let Some(t) = config.threads {
-        options.threads = t;
-    }
+    let defaults = Options::default();
+    let options = Options {
+        device: config.device,
+        dims,
+        task: config.query_task.clone(),
+        batch_tokens: config.batch_tokens,
+        threads: config.threads.unwrap_or(defaults.threads),
+        ..defaults
+    };
     Settings {
         choice,
         sources: Sources { user_dir: config.model_dir.clone(), allow_pip: true, allow_download: true },
@@ -181,6 +185,19 @@ fn load_embedder(config: &Config, choice: Choice, dims: Option<usize>, quiet: bo
         eprintln!("note: {note}");
     }
     Ok(loaded.embedder)
+}
+
+/// The folders named on the command line, else every folder the index already has.
+fn roots_or_registered(store: &qsearch::store::Store, paths: &[PathBuf], none: &str) -> Result<Vec<PathBuf>> {
+    let roots = qsearch::indexer::canonical_roots(paths)?;
+    if !roots.is_empty() {
+        return Ok(roots);
+    }
+    let registered: Vec<PathBuf> = store.roots()?.into_iter().map(|r| r.path).collect();
+    if registered.is_empty() {
+        anyhow::bail!("{none}");
+    }
+    Ok(registered)
 }
 
 /// Indexing options from the configuration, the chunk size capped by what the embedder reads.

@@ -30,13 +30,11 @@ pub fn run(config: &Config, args: Args) -> Result<ExitCode> {
     let dir = config.index_dir();
     let _lock = WriterLock::acquire(&dir, "watch")?;
     let mut store = Store::open_write(&dir)?;
-    let mut roots = indexer::canonical_roots(&args.paths)?;
-    if roots.is_empty() {
-        roots = store.roots()?.into_iter().map(|r| r.path).collect();
-        if roots.is_empty() {
-            anyhow::bail!("no folders to watch: run `qsearch watch PATH` or `qsearch index PATH` first");
-        }
-    }
+    let roots = super::roots_or_registered(
+        &store,
+        &args.paths,
+        "no folders to watch: run `qsearch watch PATH` or `qsearch index PATH` first",
+    )?;
     if !args.no_nice {
         watch::lower_priority();
     }

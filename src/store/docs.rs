@@ -57,13 +57,6 @@ pub struct VectorChanges {
     pub added: Vec<(i64, Vec<f32>)>,
 }
 
-impl VectorChanges {
-    pub fn extend(&mut self, other: VectorChanges) {
-        self.removed.extend(other.removed);
-        self.added.extend(other.added);
-    }
-}
-
 /// A distinct chunk text still waiting for its vector.
 #[derive(Debug, Clone)]
 pub struct Pending {
@@ -98,15 +91,6 @@ impl Store {
             ))
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
-    }
-
-    pub fn document_state(&self, path: &Path) -> Result<Option<DocState>> {
-        Ok(self
-            .conn
-            .query_row("SELECT id, size, mtime_ns, hash FROM documents WHERE path = ?1", [path_bytes(path)], |r| {
-                Ok(DocState { id: r.get(0)?, size: r.get::<_, i64>(1)? as u64, mtime_ns: r.get(2)?, hash: r.get(3)? })
-            })
-            .optional()?)
     }
 
     /// Records a new size and mtime for a file whose content did not change.

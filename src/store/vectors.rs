@@ -182,10 +182,6 @@ impl VectorIndex {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
-
-    pub fn dims(&self) -> usize {
-        self.dims
-    }
 }
 
 fn files(dir: &Path) -> Vec<(PathBuf, i64)> {
