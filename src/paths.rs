@@ -46,6 +46,11 @@ pub fn models_dir() -> PathBuf {
     data_dir().join("models")
 }
 
+/// Models rewritten by the preparation step (`models::prepare`).
+pub fn prepared_dir() -> PathBuf {
+    data_dir().join("prepared")
+}
+
 pub fn pip_dir() -> PathBuf {
     data_dir().join("pip")
 }

@@ -29,7 +29,9 @@ fn golden() -> Golden {
     serde_json::from_str(&std::fs::read_to_string(common::fixture("qwen3-tiny/golden.json")).unwrap()).unwrap()
 }
 
-fn embedder(g: &Golden, batch_tokens: usize, dims: Option<usize>) -> OnnxEmbedder {
+/// `prepare`: through the preparation step (the graph qsearch runs by default), or the export as
+/// it is.
+fn embedder(g: &Golden, batch_tokens: usize, dims: Option<usize>, prepare: bool) -> OnnxEmbedder {
     let rt = common::runtime();
     let mut spec = catalog::find(catalog::DEFAULT_MODEL).unwrap();
     spec.max_tokens = g.max_length;
@@ -40,7 +42,7 @@ fn embedder(g: &Golden, batch_tokens: usize, dims: Option<usize>) -> OnnxEmbedde
     let tokenizer = source::resolve(&tokenizer_only, &sources, &mut |_| {}).unwrap().files.remove(0);
     let model = Located { role: Role::Model, path: common::fixture("qwen3-tiny/model.onnx"), origin: Origin::UserDir };
     let files = ModelFiles { spec, files: vec![model, tokenizer] };
-    let opts = Options { task: Some(g.task.clone()), batch_tokens, dims, ..Options::default() };
+    let opts = Options { task: Some(g.task.clone()), batch_tokens, dims, prepare, ..Options::default() };
     OnnxEmbedder::load(rt, &files, &opts).unwrap()
 }
 
@@ -51,7 +53,7 @@ fn kind(case: &Case) -> InputKind {
 #[test]
 fn token_ids_match_the_reference() {
     let g = golden();
-    let e = embedder(&g, 4096, None);
+    let e = embedder(&g, 4096, None, true);
     for case in &g.cases {
         let ids = e.token_ids(&case.text, kind(case)).unwrap();
         assert_eq!(ids, case.input_ids, "token ids differ for {}", case.name);
@@ -61,14 +63,17 @@ fn token_ids_match_the_reference() {
 #[test]
 fn single_texts_match_the_reference() {
     let g = golden();
-    let mut e = embedder(&g, 4096, None);
-    for case in &g.cases {
-        let out = e.embed(&[&case.text], kind(case)).unwrap();
-        let cos = common::cosine(&out.vectors[0], &case.embedding);
-        assert!(cos >= 0.99999, "{}: cosine {cos}", case.name);
-        let truncated = case.input_ids.len() == g.max_length && case.name.contains("over") || case.name.contains("truncated");
-        if truncated {
-            assert_eq!(out.truncated, 1, "{} should be reported as truncated", case.name);
+    for prepare in [true, false] {
+        let mut e = embedder(&g, 4096, None, prepare);
+        for case in &g.cases {
+            let out = e.embed(&[&case.text], kind(case)).unwrap();
+            let cos = common::cosine(&out.vectors[0], &case.embedding);
+            assert!(cos >= 0.99999, "{} (prepared: {prepare}): cosine {cos}", case.name);
+            let truncated =
+                case.input_ids.len() == g.max_length && case.name.contains("over") || case.name.contains("truncated");
+            if truncated {
+                assert_eq!(out.truncated, 1, "{} should be reported as truncated", case.name);
+            }
         }
     }
 }
@@ -76,16 +81,17 @@ fn single_texts_match_the_reference() {
 #[test]
 fn batched_mixed_lengths_match_the_reference() {
     let g = golden();
-    // A small token budget forces several batches with left padding inside each.
-    let mut e = embedder(&g, 96, None);
-    for is_query in [false, true] {
+    // A small token budget forces several batches with padding inside each: on the right for the
+    // prepared graph, on the left for the export as it is.
+    for (prepare, is_query) in [(true, false), (true, true), (false, false), (false, true)] {
+        let mut e = embedder(&g, 96, None, prepare);
         let cases: Vec<&Case> = g.cases.iter().filter(|c| c.is_query == is_query).collect();
         let texts: Vec<&str> = cases.iter().map(|c| c.text.as_str()).collect();
         let kind = if is_query { InputKind::Query } else { InputKind::Document };
         let out = e.embed(&texts, kind).unwrap();
         for (case, v) in cases.iter().zip(&out.vectors) {
             let cos = common::cosine(v, &case.embedding);
-            assert!(cos >= 0.99999, "batched {}: cosine {cos}", case.name);
+            assert!(cos >= 0.99999, "batched {} (prepared: {prepare}): cosine {cos}", case.name);
         }
     }
 }
@@ -108,7 +114,7 @@ fn different_texts_get_clearly_different_vectors() {
 #[test]
 fn matryoshka_dimensions_are_a_renormalised_prefix() {
     let g = golden();
-    let mut cut = embedder(&g, 4096, Some(8));
+    let mut cut = embedder(&g, 4096, Some(8), true);
     assert_eq!(cut.dims(), 8);
     for case in g.cases.iter().take(4) {
         let v = cut.embed(&[&case.text], kind(case)).unwrap().vectors.remove(0);
@@ -117,4 +123,22 @@ fn matryoshka_dimensions_are_a_renormalised_prefix() {
         assert!((norm - 1.0).abs() < 1e-5);
         assert!(common::cosine(&v, &case.embedding[..8]) > 0.99999, "{}", case.name);
     }
+}
+
+#[test]
+fn the_prepared_graph_has_causal_attention_and_no_token_table() {
+    use onnx_protobuf::Message;
+    let g = golden();
+    let e = embedder(&g, 4096, None, true);
+    let p = e.prepared().expect("Qwen3 exports are prepared by default");
+    assert_eq!(p.manifest.causal_attention, 2, "both layers' attention rewritten: {:?}", p.manifest.notes);
+    let table = p.manifest.table.as_ref().expect("the token table left the graph");
+    assert_eq!((table.rows, table.cols), (151_669, 16));
+    let model = onnx_protobuf::ModelProto::parse_from_bytes(&std::fs::read(p.model()).unwrap()).unwrap();
+    let ops: Vec<&str> = model.graph.node.iter().map(|n| n.op_type.as_str()).collect();
+    assert_eq!(ops.iter().filter(|&&op| op == "GroupQueryAttention").count(), 2);
+    assert!(!ops.contains(&"MultiHeadAttention"));
+    let inputs: Vec<&str> = model.graph.input.iter().map(|i| i.name.as_str()).collect();
+    assert!(inputs.contains(&"inputs_embeds") && !inputs.contains(&"input_ids"), "{inputs:?}");
+    assert!(!model.graph.initializer.iter().any(|t| t.name == "model.embed_tokens.weight"));
 }

@@ -143,6 +143,7 @@ fn settings(config: &Config, choice: Choice, dims: Option<usize>) -> Settings {
         task: config.query_task.clone(),
         batch_tokens: config.batch_tokens,
         threads: config.threads.unwrap_or(defaults.threads),
+        prepare: config.prepare_model,
         ..defaults
     };
     Settings {

@@ -6,6 +6,7 @@ pub mod batch;
 pub mod onnx;
 pub mod pool;
 pub mod stand_in;
+pub mod table;
 
 use anyhow::Result;
 

@@ -11,8 +11,10 @@ use tokenizers::Tokenizer;
 
 use super::batch::{self, PadSide, Padded};
 use super::pool::{self, Pooling};
+use super::table::Table;
 use super::{Embedded, Embedder, InputKind};
 use crate::models::catalog::{Family, ModelSpec, Role};
+use crate::models::prepare::{self, EMBEDS_INPUT, TableType};
 use crate::models::source::ModelFiles;
 use crate::runtime::Runtime;
 
@@ -38,6 +40,8 @@ pub struct Options {
     /// Padded tokens per run (rows x longest row).
     pub batch_tokens: usize,
     pub threads: usize,
+    /// Run a decoder export through the preparation step first (`models::prepare`).
+    pub prepare: bool,
 }
 
 impl Default for Options {
@@ -49,6 +53,7 @@ impl Default for Options {
             task: None,
             batch_tokens: 4096,
             threads: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
+            prepare: true,
         }
     }
 }
@@ -112,10 +117,18 @@ pub struct OnnxEmbedder {
     run_options: RunOptions<HasSelectedOutputs>,
     device: String,
     batch_tokens: usize,
+    /// The token table, when the prepared graph takes `inputs_embeds`.
+    table: Option<Table>,
+    prepared: Option<prepare::Prepared>,
 }
 
 impl OnnxEmbedder {
     pub fn load(runtime: &Runtime, files: &ModelFiles, opts: &Options) -> Result<Self> {
+        Self::load_with(runtime, files, opts, &mut |_| {})
+    }
+
+    /// As [`load`](Self::load); `on` hears about the preparation step and anything it could not do.
+    pub fn load_with(runtime: &Runtime, files: &ModelFiles, opts: &Options, on: &mut dyn FnMut(&str)) -> Result<Self> {
         let spec = files.spec.clone();
         let tokenizer = load_tokenizer(files.path(Role::Tokenizer), &spec, opts)?;
         let max_tokens = opts.max_tokens.unwrap_or(spec.max_tokens).min(spec.max_tokens).max(2);
@@ -127,6 +140,17 @@ impl OnnxEmbedder {
             Family::Qwen3 => eot.unwrap_or(0),
             Family::Bert => tokenizer.token_to_id("[PAD]").unwrap_or(0),
         };
+        let prepared = match (opts.prepare, spec.family) {
+            (true, Family::Qwen3) => match prepare::prepared(files.path(Role::Model), &crate::paths::prepared_dir(), on) {
+                Ok(p) => Some(p),
+                Err(e) => {
+                    on(&format!("could not prepare the model ({e:#}); running the export as it is, slower"));
+                    None
+                }
+            },
+            _ => None,
+        };
+        let right_padding = prepared.as_ref().is_some_and(|p| p.manifest.right_padding());
         let recipe = Recipe {
             pooling: spec.pooling,
             max_tokens,
@@ -137,11 +161,18 @@ impl OnnxEmbedder {
             document_prefix: spec.document_prefix.clone(),
             pad_id,
             pad_side: match spec.family {
-                Family::Qwen3 => PadSide::Left,
-                Family::Bert => PadSide::Right,
+                // The reference pads on the left; under causal attention right padding gives the
+                // same vectors, and the prepared graph's attention needs it.
+                Family::Qwen3 if !right_padding => PadSide::Left,
+                _ => PadSide::Right,
             },
         };
-        let (session, device) = build_session(runtime, files.path(Role::Model), opts)?;
+        let model = prepared.as_ref().map_or_else(|| files.path(Role::Model).to_path_buf(), |p| p.model());
+        let table = match prepared.as_ref().and_then(|p| Some((p.table()?, p.manifest.table.clone()?))) {
+            Some((path, spec)) => Some(Table::open(&path, &spec)?),
+            None => None,
+        };
+        let (session, device) = build_session(runtime, &model, opts)?;
         let output = pick_output(&session)?;
         let hidden = output_width(&session, &output).unwrap_or(spec.dims);
         let dims = match opts.dims {
@@ -161,12 +192,33 @@ impl OnnxEmbedder {
             run_options,
             device,
             batch_tokens: opts.batch_tokens,
+            table,
+            prepared,
         })
     }
 
     /// The ids the model sees for a text: instruction or prefix, special tokens, truncation.
     pub fn token_ids(&self, text: &str, kind: InputKind) -> Result<Vec<u32>> {
         Ok(self.recipe.ids(&self.tokenizer, &self.recipe.format(text, kind))?.0)
+    }
+
+    /// Padded tokens per model run from now on.
+    pub fn set_batch_tokens(&mut self, batch_tokens: usize) {
+        self.batch_tokens = batch_tokens.max(1);
+    }
+
+    /// What the preparation step made of the export, if it ran.
+    pub fn prepared(&self) -> Option<&prepare::Prepared> {
+        self.prepared.as_ref()
+    }
+
+    fn embeds(&self, padded: &Padded) -> Result<DynValue> {
+        let table = self.table.as_ref().context("the model takes inputs_embeds but has no token table")?;
+        let shape = [padded.rows as i64, padded.width as i64, table.cols() as i64];
+        Ok(match table.feed() {
+            TableType::F16 => Tensor::from_array((shape, table.gather_f16(&padded.ids)?))?.into_dyn(),
+            _ => Tensor::from_array((shape, table.gather_f32(&padded.ids)?))?.into_dyn(),
+        })
     }
 
     fn run_batch(&mut self, padded: &Padded) -> Result<Vec<Vec<f32>>> {
@@ -178,6 +230,7 @@ impl OnnxEmbedder {
                 "input_ids" => Tensor::from_array((shape, padded.ids.clone()))?.into_dyn(),
                 "attention_mask" => Tensor::from_array((shape, padded.mask.clone()))?.into_dyn(),
                 "position_ids" => Tensor::from_array((shape, padded.positions()))?.into_dyn(),
+                EMBEDS_INPUT => self.embeds(padded)?,
                 "token_type_ids" => Tensor::from_array((shape, vec![0i64; padded.ids.len()]))?.into_dyn(),
                 n if n.starts_with("past_key_values") => empty_past(input.dtype(), padded.rows, n)?,
                 other => bail!("model input `{other}` is not one qsearch knows how to fill"),

@@ -69,7 +69,7 @@ fn finish(
     on: &mut dyn FnMut(Event),
 ) -> Result<Loaded> {
     let rt = runtime::get(settings.ort_lib.as_deref(), &mut |msg| on(Event::Message(msg)))?;
-    let embedder = OnnxEmbedder::load(rt, files, &settings.options)
+    let embedder = OnnxEmbedder::load_with(rt, files, &settings.options, &mut |msg| on(Event::Message(msg)))
         .with_context(|| format!("loading model {}", files.spec.id))?;
     let device = embedder.device();
     if device.contains("unavailable") {

@@ -2,4 +2,5 @@
 
 pub mod catalog;
 pub mod load;
+pub mod prepare;
 pub mod source;
