@@ -29,7 +29,7 @@ use protobuf::Enum;
 use serde::{Deserialize, Serialize};
 
 /// Bumped whenever the rewrite changes, so older preparations are redone.
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 const MANIFEST: &str = "prepared.json";
 const MODEL: &str = "model.onnx";
 const TABLE: &str = "embed_tokens.bin";
@@ -143,7 +143,19 @@ pub fn prepared(source: &Path, root: &Path, on: &mut dyn FnMut(&str)) -> Result<
         }
         return Err(e).with_context(|| format!("moving the prepared model to {}", dir.display()));
     }
+    remove_older(root, &dir, &source);
     Ok(Prepared { dir, manifest })
+}
+
+/// Earlier preparations of the same source (older rewrite, older file) are dead weight.
+fn remove_older(root: &Path, keep: &Path, source: &Path) {
+    let Ok(entries) = fs::read_dir(root) else { return };
+    for entry in entries.flatten() {
+        let dir = entry.path();
+        if dir != keep && read_manifest(&dir).is_some_and(|m| m.source == source) {
+            let _ = fs::remove_dir_all(&dir);
+        }
+    }
 }
 
 fn read_manifest(dir: &Path) -> Option<Manifest> {
@@ -387,12 +399,20 @@ fn gqa_for(graph: &GraphProto, n: &NodeProto) -> Result<Vec<NodeProto>, String> 
             r => Err(format!("cannot tell the layout of its {tag} input (rank {r:?})")),
         }
     };
-    let (k, v) = (flat(k, "key")?, flat(v, "value")?);
+    // Grouped heads: when key and value are the usual repeat of fewer heads (Unsqueeze, Tile or
+    // Expand, Reshape), GroupQueryAttention reads the unrepeated ones and the repeat goes away.
+    let (k, v, kv_heads) = match (unrepeat(graph, k), unrepeat(graph, v)) {
+        (Some((k1, nk)), Some((v1, nv))) if nk == nv && heads % nk == 0 && rank(graph, &k1) == Some(4) => {
+            (k1, v1, heads / nk)
+        }
+        _ => (k.clone(), v.clone(), heads),
+    };
+    let (k, v) = (flat(&k, "key")?, flat(&v, "value")?);
     let mut gqa = node(
         "GroupQueryAttention",
         &[q, &k, &v, "", "", "qsearch/seqlens_k", "qsearch/total_length"],
         &[out],
-        &[("num_heads", heads), ("kv_num_heads", heads)],
+        &[("num_heads", heads), ("kv_num_heads", kv_heads)],
     );
     gqa.domain = "com.microsoft".into();
     gqa.name = format!("{}/qsearch_gqa", n.name);
@@ -401,6 +421,36 @@ fn gqa_for(graph: &GraphProto, n: &NodeProto) -> Result<Vec<NodeProto>, String> 
     }
     nodes.push(gqa);
     Ok(nodes)
+}
+
+/// `(x, n)` when `name` is `x` with each head repeated `n` times along axis 1, written as
+/// `Reshape(Tile|Expand(Unsqueeze(x, axis 2)))` with constant repeats.
+fn unrepeat(graph: &GraphProto, name: &str) -> Option<(String, i64)> {
+    let producer = |name: &str| graph.node.iter().find(|n| n.output.iter().any(|o| o == name));
+    let ints = |name: &str| -> Option<Vec<i64>> {
+        let t = graph.initializer.iter().find(|t| t.name == name)?;
+        if t.data_type != DataType::INT64 as i32 {
+            return None;
+        }
+        if !t.int64_data.is_empty() {
+            return Some(t.int64_data.clone());
+        }
+        Some(t.raw_data.chunks_exact(8).map(|b| i64::from_le_bytes(b.try_into().unwrap())).collect())
+    };
+    let reshape = producer(name).filter(|n| n.op_type == "Reshape")?;
+    let repeat = producer(&reshape.input[0])?;
+    let counts = ints(repeat.input.get(1)?)?;
+    let n = match (repeat.op_type.as_str(), counts.as_slice()) {
+        ("Tile", [1, 1, n, 1, 1]) => *n,
+        ("Expand", [_, _, n, _, _]) if *n > 0 => *n,
+        _ => return None,
+    };
+    let unsqueeze = producer(&repeat.input[0]).filter(|n| n.op_type == "Unsqueeze")?;
+    let axes = match unsqueeze.input.get(1) {
+        Some(a) => ints(a)?,
+        None => unsqueeze.attribute.iter().find(|a| a.name == "axes")?.ints.clone(),
+    };
+    (axes == [2]).then(|| (unsqueeze.input[0].clone(), n))
 }
 
 /// The rank of a tensor, followed back through the few shape-keeping or shape-setting operators
@@ -690,5 +740,61 @@ mod tests {
         assert_eq!(gqa.output, vec!["a".to_string()]);
         assert_eq!(gqa.input[5], "qsearch/seqlens_k");
         assert_eq!(int_attr(gqa, "kv_num_heads"), Some(4));
+    }
+
+    #[test]
+    fn a_new_preparation_removes_older_ones_of_the_same_source_only() {
+        let root = tempfile::tempdir().unwrap();
+        let manifest = |source: &str| Manifest {
+            version: 1,
+            source: source.into(),
+            source_bytes: 1,
+            source_modified_ns: 1,
+            causal_attention: 0,
+            table: None,
+            notes: vec![],
+        };
+        for (dir, source) in [("old", "/m/a.onnx"), ("new", "/m/a.onnx"), ("other", "/m/b.onnx")] {
+            fs::create_dir(root.path().join(dir)).unwrap();
+            fs::write(root.path().join(dir).join(MANIFEST), serde_json::to_vec(&manifest(source)).unwrap()).unwrap();
+        }
+        remove_older(root.path(), &root.path().join("new"), Path::new("/m/a.onnx"));
+        let mut left: Vec<String> =
+            fs::read_dir(root.path()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        left.sort();
+        assert_eq!(left, vec!["new", "other"]);
+    }
+
+    #[test]
+    fn repeated_key_value_heads_are_read_unrepeated() {
+        let mut mha = node(
+            "MultiHeadAttention",
+            &["q", "k_rep", "v_rep", "", "mask32"],
+            &["y"],
+            &[("num_heads", 4), ("unidirectional", 1)],
+        );
+        mha.domain = "com.microsoft".into();
+        let repeat = |x: &str| {
+            vec![
+                node("Reshape", &["x", "shape4"], &[&format!("{x}2")], &[]),
+                node("Unsqueeze", &[&format!("{x}2"), "axes2"], &[&format!("{x}_u")], &[]),
+                node("Tile", &[&format!("{x}_u"), "reps"], &[&format!("{x}_t")], &[]),
+                node("Reshape", &[&format!("{x}_t"), "shape4"], &[&format!("{x}_rep")], &[]),
+            ]
+        };
+        let mut nodes = repeat("k");
+        nodes.extend(repeat("v"));
+        nodes.push(mha);
+        let inits = vec![
+            int64_tensor("shape4", &[4], &[0, 2, -1, 8]),
+            int64_tensor("axes2", &[1], &[2]),
+            int64_tensor("reps", &[5], &[1, 1, 2, 1, 1]),
+        ];
+        let mut g = graph_with(nodes, inits);
+        assert_eq!(causal_attention(&mut g, &mut Vec::new()), 1);
+        prune(&mut g);
+        let gqa = g.node.iter().find(|n| n.op_type == "GroupQueryAttention").unwrap();
+        assert_eq!(int_attr(gqa, "kv_num_heads"), Some(2));
+        assert!(!g.node.iter().any(|n| n.op_type == "Tile"), "the repeat is gone");
     }
 }
