@@ -6,7 +6,8 @@ use std::process::ExitCode;
 use anyhow::Result;
 use qsearch::config::{Config, DEFAULT_FILE};
 use qsearch::models::catalog;
-use qsearch::models::source;
+use qsearch::models::{prepare, source};
+use qsearch::paths;
 use qsearch::runtime;
 use qsearch::store::{Store, lock};
 
@@ -120,6 +121,23 @@ pub fn doctor(config: &Config) -> Result<ExitCode> {
         println!("model:    {} — {state}", spec.id);
         for l in lines {
             println!("{l}");
+        }
+        if missing.is_empty() && spec.family == catalog::Family::Qwen3 && config.prepare_model {
+            let model = source::find_local(&spec, spec.file(catalog::Role::Model).expect("models have a model file"), config.model_dir.as_deref());
+            match model.and_then(|m| prepare::existing(&m.path, &paths::prepared_dir())) {
+                Some(p) => {
+                    let table = if p.manifest.table.is_some() { "token table outside the graph" } else { "token table in the graph" };
+                    println!(
+                        "    prepared: {} ({} attention nodes causal, {table})",
+                        p.dir.display(),
+                        p.manifest.causal_attention
+                    );
+                    for note in &p.manifest.notes {
+                        println!("      {note}");
+                    }
+                }
+                None => println!("    not prepared yet: done on first use (a few seconds)"),
+            }
         }
         if !missing.is_empty() {
             let pip = spec.files.iter().all(|f| f.pip.is_some());

@@ -113,14 +113,9 @@ fn stat(source: &Path) -> Result<(u64, u128)> {
 /// The prepared form of `source` under `root`, made now if missing or stale.
 /// `on` hears what is being done (it can take tens of seconds for a full-size model).
 pub fn prepared(source: &Path, root: &Path, on: &mut dyn FnMut(&str)) -> Result<Prepared> {
-    let source = source.canonicalize().with_context(|| format!("reading {}", source.display()))?;
-    let (bytes, modified) = stat(&source)?;
-    let key = blake3::hash(format!("{}\0{bytes}\0{modified}\0{VERSION}", source.display()).as_bytes()).to_hex();
-    let dir = root.join(&key.as_str()[..16]);
-    if let Some(manifest) = read_manifest(&dir) {
-        if manifest.version == VERSION && manifest.source == source && manifest.source_bytes == bytes {
-            return Ok(Prepared { dir, manifest });
-        }
+    let (source, dir, bytes, modified) = locate(source, root)?;
+    if let Some(p) = current(&source, &dir, bytes) {
+        return Ok(p);
     }
     on(&format!("preparing {} for qsearch (once; rewrites attention and the token table)", source.display()));
     fs::create_dir_all(root).with_context(|| format!("creating {}", root.display()))?;
@@ -156,6 +151,27 @@ fn remove_older(root: &Path, keep: &Path, source: &Path) {
             let _ = fs::remove_dir_all(&dir);
         }
     }
+}
+
+/// The up-to-date preparation of `source`, if one exists (nothing is made).
+pub fn existing(source: &Path, root: &Path) -> Option<Prepared> {
+    let (source, dir, bytes, _) = locate(source, root).ok()?;
+    current(&source, &dir, bytes)
+}
+
+/// The canonical source, the directory its preparation belongs in, and the source's size and mtime.
+fn locate(source: &Path, root: &Path) -> Result<(PathBuf, PathBuf, u64, u128)> {
+    let source = source.canonicalize().with_context(|| format!("reading {}", source.display()))?;
+    let (bytes, modified) = stat(&source)?;
+    let key = blake3::hash(format!("{}\0{bytes}\0{modified}\0{VERSION}", source.display()).as_bytes()).to_hex();
+    let dir = root.join(&key.as_str()[..16]);
+    Ok((source, dir, bytes, modified))
+}
+
+fn current(source: &Path, dir: &Path, bytes: u64) -> Option<Prepared> {
+    let manifest = read_manifest(dir)?;
+    (manifest.version == VERSION && manifest.source == source && manifest.source_bytes == bytes)
+        .then(|| Prepared { dir: dir.to_path_buf(), manifest })
 }
 
 fn read_manifest(dir: &Path) -> Option<Manifest> {
