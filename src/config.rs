@@ -47,7 +47,7 @@ impl Default for Config {
             chunk_overlap: 32,
             max_file_mb: 10,
             hidden: false,
-            batch_tokens: 4096,
+            batch_tokens: 512,
             threads: None,
             prepare_model: true,
             results: 10,

@@ -75,6 +75,11 @@ fn single_texts_match_the_reference() {
                 assert_eq!(out.truncated, 1, "{} should be reported as truncated", case.name);
             }
         }
+        // The prepared graph runs each query's own tokens after the instruction's cached keys
+        // and values; the comparisons above are what proves that exact.
+        let queries = g.cases.iter().filter(|c| c.is_query).count();
+        assert!(queries >= 3);
+        assert_eq!(e.prefix_hits(), if prepare { queries } else { 0 });
     }
 }
 
@@ -132,6 +137,7 @@ fn the_prepared_graph_has_causal_attention_and_no_token_table() {
     let e = embedder(&g, 4096, None, true);
     let p = e.prepared().expect("Qwen3 exports are prepared by default");
     assert_eq!(p.manifest.causal_attention, 2, "both layers' attention rewritten: {:?}", p.manifest.notes);
+    assert!(p.manifest.continues(), "both take the past keys and values");
     let table = p.manifest.table.as_ref().expect("the token table left the graph");
     assert_eq!((table.rows, table.cols), (151_669, 16));
     let model = onnx_protobuf::ModelProto::parse_from_bytes(&std::fs::read(p.model()).unwrap()).unwrap();
@@ -141,4 +147,11 @@ fn the_prepared_graph_has_causal_attention_and_no_token_table() {
     let inputs: Vec<&str> = model.graph.input.iter().map(|i| i.name.as_str()).collect();
     assert!(inputs.contains(&"inputs_embeds") && !inputs.contains(&"input_ids"), "{inputs:?}");
     assert!(!model.graph.initializer.iter().any(|t| t.name == "model.embed_tokens.weight"));
+    // Documents run without the key/value cache; queries run a second graph that has it, over
+    // the same weights.
+    assert!(!inputs.iter().any(|i| i.starts_with("past_key_values")), "{inputs:?}");
+    let cont = p.continue_model().expect("a query graph that continues from cached keys and values");
+    let cont = onnx_protobuf::ModelProto::parse_from_bytes(&std::fs::read(cont).unwrap()).unwrap();
+    assert_eq!(cont.graph.input.iter().filter(|i| i.name.starts_with("past_key_values")).count(), 4);
+    assert_eq!(cont.graph.output.iter().filter(|o| o.name.starts_with("present")).count(), 4);
 }

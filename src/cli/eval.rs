@@ -45,7 +45,7 @@ pub fn run(config: &Config, args: Args) -> Result<ExitCode> {
     let names = eval::write_corpus(&data.corpus, &corpus_dir)?;
 
     let choice = super::choose_model(config, None);
-    let mut embedder = super::load_embedder(config, choice, config.dims, false)?;
+    let mut embedder = super::load_embedder(config, choice, config.dims, InputKind::Document, false)?;
     let t0 = Instant::now();
     {
         let _lock = WriterLock::acquire(&index_dir, "eval")?;

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use qsearch::embed::InputKind;
 use qsearch::config::Config;
 use qsearch::indexer::{self, Progress, Report};
 use qsearch::store::Store;
@@ -62,7 +63,7 @@ pub fn run(config: &Config, args: Args) -> Result<ExitCode> {
     let existing = if args.rebuild { None } else { store.fingerprint()? };
     let choice = super::choose_model(config, existing.as_ref());
     let dims = args.dims.or(config.dims);
-    let mut embedder = super::load_embedder(config, choice, dims, args.quiet)?;
+    let mut embedder = super::load_embedder(config, choice, dims, InputKind::Document, args.quiet)?;
     let opts = super::index_options(config, embedder.as_ref());
     let fp = indexer::fingerprint(embedder.as_ref(), opts.chunk);
     indexer::check_fingerprint(&mut store, &fp, args.rebuild)?;
@@ -128,7 +129,7 @@ fn estimate(config: &Config, args: &Args) -> Result<ExitCode> {
     }
     let existing = Store::open_read(&config.index_dir()).ok().and_then(|s| s.fingerprint().ok().flatten());
     let choice = super::choose_model(config, existing.as_ref());
-    let mut embedder = super::load_embedder(config, choice, args.dims.or(config.dims), args.quiet)?;
+    let mut embedder = super::load_embedder(config, choice, args.dims.or(config.dims), InputKind::Document, args.quiet)?;
     let opts = super::index_options(config, embedder.as_ref());
     let est = indexer::estimate(embedder.as_mut(), &roots, &opts)?;
     if args.json {

@@ -16,6 +16,7 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
+use qsearch::embed::InputKind;
 use qsearch::config::Config;
 use qsearch::embed::Embedder;
 use qsearch::embed::onnx::{Device, Options};
@@ -135,7 +136,8 @@ fn model_of(fp: &Fingerprint) -> &str {
     fp.model.split(':').next().unwrap_or(&fp.model)
 }
 
-fn settings(config: &Config, choice: Choice, dims: Option<usize>) -> Settings {
+/// `purpose`: what the process will mostly embed (its graph is loaded first).
+fn settings(config: &Config, choice: Choice, dims: Option<usize>, purpose: InputKind) -> Settings {
     let defaults = Options::default();
     let options = Options {
         device: config.device,
@@ -144,6 +146,7 @@ fn settings(config: &Config, choice: Choice, dims: Option<usize>) -> Settings {
         batch_tokens: config.batch_tokens,
         threads: config.threads.unwrap_or(defaults.threads),
         prepare: config.prepare_model,
+        purpose,
         ..defaults
     };
     Settings {
@@ -155,8 +158,14 @@ fn settings(config: &Config, choice: Choice, dims: Option<usize>) -> Settings {
 }
 
 /// Loads an embedder, telling the user on stderr what is being fetched and any fallback.
-fn load_embedder(config: &Config, choice: Choice, dims: Option<usize>, quiet: bool) -> Result<Box<dyn Embedder>> {
-    let settings = settings(config, choice, dims);
+fn load_embedder(
+    config: &Config,
+    choice: Choice,
+    dims: Option<usize>,
+    purpose: InputKind,
+    quiet: bool,
+) -> Result<Box<dyn Embedder>> {
+    let settings = settings(config, choice, dims, purpose);
     let bar = indicatif::ProgressBar::hidden();
     let tty = std::io::stderr().is_terminal();
     let mut on = |event: Event| match event {

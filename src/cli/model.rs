@@ -87,8 +87,8 @@ pub fn embed(config: &Config, args: EmbedArgs) -> Result<ExitCode> {
         Some(m) => Choice::Named(m.clone()),
         None => Choice::Default,
     };
-    let mut embedder = super::load_embedder(config, choice, args.dims.or(config.dims), false)?;
     let kind = if args.query { InputKind::Query } else { InputKind::Document };
+    let mut embedder = super::load_embedder(config, choice, args.dims.or(config.dims), kind, false)?;
     let out = embedder.embed(&[&args.text], kind)?;
     let json = serde_json::json!({
         "model": embedder.model_id(),

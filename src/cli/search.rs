@@ -72,7 +72,7 @@ pub fn run(config: &Config, args: Args) -> Result<ExitCode> {
                 }
                 let choice = super::choose_model(config, Some(fp));
                 // Without the model, words still find things: say why and answer by keyword.
-                match super::load_embedder(config, choice, Some(fp.dims), args.json) {
+                match super::load_embedder(config, choice, Some(fp.dims), InputKind::Query, args.json) {
                     Ok(mut embedder) => {
                         vector = Some(embedder.embed(&[&text], InputKind::Query)?.vectors.remove(0));
                         searcher.load_vectors()?;

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 
 use anyhow::{Result, bail};
+use qsearch::embed::InputKind;
 use qsearch::config::Config;
 use qsearch::store::Fingerprint;
 use qsearch::tui;
@@ -24,7 +25,7 @@ pub fn run(config: &Config) -> Result<ExitCode> {
             if let Some(m) = config.model.as_ref().filter(|m| m.as_str() != super::model_of(fp)) {
                 bail!("the index was built with {}, not {m}: start without --model, or rebuild the index", fp.model);
             }
-            Ok(super::settings(&config, super::choose_model(&config, Some(fp)), Some(fp.dims)))
+            Ok(super::settings(&config, super::choose_model(&config, Some(fp)), Some(fp.dims), InputKind::Query))
         })
     };
     tui::run(tui::Options {

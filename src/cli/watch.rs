@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Result;
+use qsearch::embed::InputKind;
 use qsearch::config::Config;
 use qsearch::indexer;
 use qsearch::store::Store;
@@ -40,7 +41,7 @@ pub fn run(config: &Config, args: Args) -> Result<ExitCode> {
     }
     let existing = store.fingerprint()?;
     let choice = super::choose_model(config, existing.as_ref());
-    let mut embedder = super::load_embedder(config, choice, config.dims, false)?;
+    let mut embedder = super::load_embedder(config, choice, config.dims, InputKind::Document, false)?;
     let opts = super::index_options(config, embedder.as_ref());
     let fp = indexer::fingerprint(embedder.as_ref(), opts.chunk);
     indexer::check_fingerprint(&mut store, &fp, false)?;

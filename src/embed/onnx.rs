@@ -4,8 +4,8 @@
 use std::path::Path;
 
 use anyhow::{Context, Result, anyhow, bail};
-use ort::session::{HasSelectedOutputs, OutputSelector, RunOptions, Session};
-use ort::session::builder::{AutoDevicePolicy, GraphOptimizationLevel};
+use ort::session::builder::{AutoDevicePolicy, GraphOptimizationLevel, PrepackedWeights};
+use ort::session::{HasSelectedOutputs, OutputSelector, RunOptions, Session, SessionInputValue};
 use ort::value::{DynValue, Tensor, TensorElementType, ValueType};
 use tokenizers::Tokenizer;
 
@@ -42,6 +42,9 @@ pub struct Options {
     pub threads: usize,
     /// Run a decoder export through the preparation step first (`models::prepare`).
     pub prepare: bool,
+    /// What this process will mostly embed: its graph is loaded at once, the other one (prepared
+    /// models have one for queries) at first use.
+    pub purpose: InputKind,
 }
 
 impl Default for Options {
@@ -51,9 +54,10 @@ impl Default for Options {
             dims: None,
             max_tokens: None,
             task: None,
-            batch_tokens: 4096,
+            batch_tokens: 512,
             threads: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
             prepare: true,
+            purpose: InputKind::Document,
         }
     }
 }
@@ -107,7 +111,14 @@ impl Recipe {
 
 pub struct OnnxEmbedder {
     spec: ModelSpec,
-    session: Session,
+    /// `[documents, queries]`; one graph serves both unless the model was prepared with a
+    /// query graph that continues from cached keys and values. Created at first use.
+    sessions: [Option<Session>; 2],
+    models: [std::path::PathBuf; 2],
+    /// Shared by the two sessions, so that the packed weights are in memory once.
+    prepacked: PrepackedWeights,
+    runtime: &'static Runtime,
+    options: Options,
     tokenizer: Tokenizer,
     recipe: Recipe,
     hidden: usize,
@@ -120,15 +131,39 @@ pub struct OnnxEmbedder {
     /// The token table, when the prepared graph takes `inputs_embeds`.
     table: Option<Table>,
     prepared: Option<prepare::Prepared>,
+    /// The query instruction's keys and values, once computed (prepared graphs that continue).
+    prefix: Prefix,
+    /// Queries that reused the instruction's keys and values (for tests and benchmarks).
+    prefix_hits: usize,
+}
+
+/// The part every query shares (`Instruct: {task}\nQuery`), run once; each query then runs only
+/// its own tokens, continuing from these keys and values. Causal attention makes this exact: the
+/// instruction's keys and values do not depend on what follows it.
+enum Prefix {
+    Unavailable,
+    NotYet { ids: Vec<u32> },
+    Ready(Cached),
+}
+
+struct Cached {
+    ids: Vec<u32>,
+    /// `past_key_values.*` input name -> the prefix run's `present.*` value.
+    past: Vec<(String, DynValue)>,
 }
 
 impl OnnxEmbedder {
-    pub fn load(runtime: &Runtime, files: &ModelFiles, opts: &Options) -> Result<Self> {
+    pub fn load(runtime: &'static Runtime, files: &ModelFiles, opts: &Options) -> Result<Self> {
         Self::load_with(runtime, files, opts, &mut |_| {})
     }
 
     /// As [`load`](Self::load); `on` hears about the preparation step and anything it could not do.
-    pub fn load_with(runtime: &Runtime, files: &ModelFiles, opts: &Options, on: &mut dyn FnMut(&str)) -> Result<Self> {
+    pub fn load_with(
+        runtime: &'static Runtime,
+        files: &ModelFiles,
+        opts: &Options,
+        on: &mut dyn FnMut(&str),
+    ) -> Result<Self> {
         let spec = files.spec.clone();
         let tokenizer = load_tokenizer(files.path(Role::Tokenizer), &spec, opts)?;
         let max_tokens = opts.max_tokens.unwrap_or(spec.max_tokens).min(spec.max_tokens).max(2);
@@ -141,13 +176,15 @@ impl OnnxEmbedder {
             Family::Bert => tokenizer.token_to_id("[PAD]").unwrap_or(0),
         };
         let prepared = match (opts.prepare, spec.family) {
-            (true, Family::Qwen3) => match prepare::prepared(files.path(Role::Model), &crate::paths::prepared_dir(), on) {
-                Ok(p) => Some(p),
-                Err(e) => {
-                    on(&format!("could not prepare the model ({e:#}); running the export as it is, slower"));
-                    None
+            (true, Family::Qwen3) => {
+                match prepare::prepared(files.path(Role::Model), &crate::paths::prepared_dir(), on) {
+                    Ok(p) => Some(p),
+                    Err(e) => {
+                        on(&format!("could not prepare the model ({e:#}); running the export as it is, slower"));
+                        None
+                    }
                 }
-            },
+            }
             _ => None,
         };
         let right_padding = prepared.as_ref().is_some_and(|p| p.manifest.right_padding());
@@ -172,7 +209,21 @@ impl OnnxEmbedder {
             Some((path, spec)) => Some(Table::open(&path, &spec)?),
             None => None,
         };
-        let (session, device) = build_session(runtime, &model, opts)?;
+        let query_model = prepared.as_ref().and_then(|p| p.continue_model()).unwrap_or_else(|| model.clone());
+        let models = [model, query_model];
+        let first = slot(&models, opts.purpose);
+        let prepacked = PrepackedWeights::new();
+        let (session, device) = build_session(runtime, &models[first], opts, &prepacked)?;
+        let prefix = match (&prepared, &recipe.query_template) {
+            (Some(p), Some(_)) if p.manifest.continues() => {
+                // The instruction with an empty query, less the end token and the last real
+                // token (BPE may merge `:` with the query's first word).
+                let (mut ids, _) = recipe.ids(&tokenizer, &recipe.format("", InputKind::Query))?;
+                ids.truncate(ids.len().saturating_sub(2));
+                if ids.len() >= 2 { Prefix::NotYet { ids } } else { Prefix::Unavailable }
+            }
+            _ => Prefix::Unavailable,
+        };
         let output = pick_output(&session)?;
         let hidden = output_width(&session, &output).unwrap_or(spec.dims);
         let dims = match opts.dims {
@@ -183,7 +234,11 @@ impl OnnxEmbedder {
         let run_options = RunOptions::new()?.with_outputs(OutputSelector::no_default().with(output.clone()));
         Ok(OnnxEmbedder {
             spec,
-            session,
+            sessions: if first == 0 { [Some(session), None] } else { [None, Some(session)] },
+            models,
+            prepacked,
+            runtime,
+            options: opts.clone(),
             tokenizer,
             recipe,
             hidden,
@@ -194,6 +249,8 @@ impl OnnxEmbedder {
             batch_tokens: opts.batch_tokens,
             table,
             prepared,
+            prefix,
+            prefix_hits: 0,
         })
     }
 
@@ -221,38 +278,148 @@ impl OnnxEmbedder {
         })
     }
 
-    fn run_batch(&mut self, padded: &Padded) -> Result<Vec<Vec<f32>>> {
-        let mut feeds: Vec<(String, DynValue)> = Vec::new();
+    /// How many queries reused the instruction's keys and values.
+    pub fn prefix_hits(&self) -> usize {
+        self.prefix_hits
+    }
+
+    /// The session for `slot` (0 documents, 1 queries), created now if needed.
+    fn session(&mut self, slot: usize) -> Result<&mut Session> {
+        if self.sessions[slot].is_none() {
+            let (session, _) = build_session(self.runtime, &self.models[slot], &self.options, &self.prepacked)?;
+            self.sessions[slot] = Some(session);
+        }
+        Ok(self.sessions[slot].as_mut().expect("just made"))
+    }
+
+    /// Feeds for a batch; with `past`, the batch (one row, no padding) continues after it.
+    fn feeds<'a>(
+        &self,
+        slot: usize,
+        padded: &Padded,
+        past: Option<&'a Cached>,
+    ) -> Result<Vec<(String, SessionInputValue<'a>)>> {
+        let mut feeds: Vec<(String, SessionInputValue<'a>)> = Vec::new();
         let shape = [padded.rows as i64, padded.width as i64];
-        for input in self.session.inputs() {
+        let offset = past.map_or(0, |p| p.ids.len());
+        let session = self.sessions[slot].as_ref().context("session not created")?;
+        for input in session.inputs() {
             let name = input.name();
-            let value: DynValue = match name {
-                "input_ids" => Tensor::from_array((shape, padded.ids.clone()))?.into_dyn(),
-                "attention_mask" => Tensor::from_array((shape, padded.mask.clone()))?.into_dyn(),
-                "position_ids" => Tensor::from_array((shape, padded.positions()))?.into_dyn(),
-                EMBEDS_INPUT => self.embeds(padded)?,
-                "token_type_ids" => Tensor::from_array((shape, vec![0i64; padded.ids.len()]))?.into_dyn(),
-                n if n.starts_with("past_key_values") => empty_past(input.dtype(), padded.rows, n)?,
+            let value: SessionInputValue<'a> = match name {
+                "input_ids" => Tensor::from_array((shape, padded.ids.clone()))?.into(),
+                "attention_mask" if offset > 0 => {
+                    let width = offset + padded.width;
+                    Tensor::from_array(([1, width as i64], vec![1i64; width]))?.into()
+                }
+                "attention_mask" => Tensor::from_array((shape, padded.mask.clone()))?.into(),
+                "position_ids" => {
+                    let positions = padded.positions().into_iter().map(|p| p + offset as i64).collect::<Vec<_>>();
+                    Tensor::from_array((shape, positions))?.into()
+                }
+                EMBEDS_INPUT => self.embeds(padded)?.into(),
+                "token_type_ids" => Tensor::from_array((shape, vec![0i64; padded.ids.len()]))?.into(),
+                n if n.starts_with("past_key_values") => match past {
+                    Some(p) => {
+                        let (_, v) = p.past.iter().find(|(k, _)| k == n).context("no cached value for a past input")?;
+                        v.into()
+                    }
+                    None => empty_past(input.dtype(), padded.rows, n)?.into(),
+                },
                 other => bail!("model input `{other}` is not one qsearch knows how to fill"),
             };
             feeds.push((name.to_string(), value));
         }
-        let outputs = self.session.run_with_options(feeds, &self.run_options)?;
-        let value = &outputs[self.output.as_str()];
-        let pool_from = |shape: &[i64], data: &[f32]| -> Result<Vec<Vec<f32>>> {
-            match shape.len() {
-                3 => Ok(pool::pool(data, padded, shape[2] as usize, self.recipe.pooling)),
-                2 => Ok(data.chunks(shape[1] as usize).map(<[f32]>::to_vec).collect()),
-                _ => bail!("model output `{}` has unexpected shape {shape:?}", self.output),
-            }
-        };
-        if let Ok((shape, data)) = value.try_extract_tensor::<f32>() {
-            return pool_from(shape, data);
-        }
-        let (shape, data) = value.try_extract_tensor::<half::f16>()?;
-        let data: Vec<f32> = data.iter().map(|h| h.to_f32()).collect();
-        pool_from(shape, &data)
+        Ok(feeds)
     }
+
+    fn run_batch(&mut self, padded: &Padded, kind: InputKind) -> Result<Vec<Vec<f32>>> {
+        let slot = slot(&self.models, kind);
+        self.session(slot)?;
+        let feeds = self.feeds(slot, padded, None)?;
+        let session = self.sessions[slot].as_mut().expect("made above");
+        let outputs = session.run_with_options(feeds, &self.run_options)?;
+        pool_output(&outputs[self.output.as_str()], padded, &self.output, self.recipe.pooling)
+    }
+
+    /// A query's vector, continuing from the instruction's cached keys and values; `None` when
+    /// the query does not start with the cached tokens (it then runs whole).
+    fn run_continued(&mut self, ids: &[u32]) -> Result<Option<Vec<f32>>> {
+        if let Prefix::NotYet { ids: prefix } = &self.prefix {
+            let prefix = prefix.clone();
+            self.prefix = match self.run_prefix(&prefix) {
+                Ok(past) => Prefix::Ready(Cached { ids: prefix, past }),
+                Err(e) => {
+                    tracing::warn!("query instruction not cached, queries run whole: {e:#}");
+                    Prefix::Unavailable
+                }
+            };
+        }
+        let Prefix::Ready(cached) = &self.prefix else { return Ok(None) };
+        if ids.len() <= cached.ids.len() || !ids.starts_with(&cached.ids) {
+            return Ok(None);
+        }
+        let rest = &ids[cached.ids.len()..];
+        let padded = batch::pad(&[rest], self.recipe.pad_id, PadSide::Right);
+        let feeds = self.feeds(1, &padded, Some(cached))?;
+        let session = self.sessions[1].as_mut().expect("made for the prefix");
+        let outputs = session.run_with_options(feeds, &self.run_options)?;
+        let mut pooled = pool_output(&outputs[self.output.as_str()], &padded, &self.output, self.recipe.pooling)?;
+        self.prefix_hits += 1;
+        Ok(pooled.pop())
+    }
+
+    /// Runs the instruction alone and keeps its `present.*` outputs as the next runs' past.
+    fn run_prefix(&mut self, ids: &[u32]) -> Result<Vec<(String, DynValue)>> {
+        let padded = batch::pad(&[ids], self.recipe.pad_id, PadSide::Right);
+        let session = self.session(1)?;
+        if !continues(session) {
+            bail!("the query graph has no present output for some past input");
+        }
+        let pairs: Vec<(String, String)> = session
+            .inputs()
+            .iter()
+            .filter_map(|i| {
+                i.name().strip_prefix("past_key_values.").map(|rest| (i.name().to_string(), format!("present.{rest}")))
+            })
+            .collect();
+        let selector = pairs.iter().fold(OutputSelector::no_default(), |s, (_, out)| s.with(out.clone()));
+        let options = RunOptions::new()?.with_outputs(selector);
+        let feeds = self.feeds(1, &padded, None)?;
+        let session = self.sessions[1].as_mut().expect("made above");
+        let mut outputs = session.run_with_options(feeds, &options)?;
+        pairs
+            .into_iter()
+            .map(|(input, output)| Ok((input, outputs.remove(&output).with_context(|| format!("no output {output}"))?)))
+            .collect()
+    }
+}
+
+/// Which session serves `kind`: the query graph when there is one.
+fn slot(models: &[std::path::PathBuf; 2], kind: InputKind) -> usize {
+    usize::from(kind == InputKind::Query && models[1] != models[0])
+}
+
+/// Whether the session has a `present.*` output for each `past_key_values.*` input.
+fn continues(session: &Session) -> bool {
+    let outputs: Vec<&str> = session.outputs().iter().map(|o| o.name()).collect();
+    let pasts: Vec<&str> = session.inputs().iter().filter_map(|i| i.name().strip_prefix("past_key_values.")).collect();
+    !pasts.is_empty() && pasts.iter().all(|rest| outputs.contains(&format!("present.{rest}").as_str()))
+}
+
+fn pool_output(value: &DynValue, padded: &Padded, name: &str, pooling: Pooling) -> Result<Vec<Vec<f32>>> {
+    let pool_from = |shape: &[i64], data: &[f32]| -> Result<Vec<Vec<f32>>> {
+        match shape.len() {
+            3 => Ok(pool::pool(data, padded, shape[2] as usize, pooling)),
+            2 => Ok(data.chunks(shape[1] as usize).map(<[f32]>::to_vec).collect()),
+            _ => bail!("model output `{name}` has unexpected shape {shape:?}"),
+        }
+    };
+    if let Ok((shape, data)) = value.try_extract_tensor::<f32>() {
+        return pool_from(shape, data);
+    }
+    let (shape, data) = value.try_extract_tensor::<half::f16>()?;
+    let data: Vec<f32> = data.iter().map(|h| h.to_f32()).collect();
+    pool_from(shape, &data)
 }
 
 fn load_tokenizer(path: &Path, spec: &ModelSpec, opts: &Options) -> Result<Tokenizer> {
@@ -271,7 +438,12 @@ fn load_tokenizer(path: &Path, spec: &ModelSpec, opts: &Options) -> Result<Token
 
 /// Creates the session on the requested device; a device that cannot be used falls back to the
 /// CPU and says so in the returned description.
-fn build_session(runtime: &Runtime, model: &Path, opts: &Options) -> Result<(Session, String)> {
+fn build_session(
+    runtime: &Runtime,
+    model: &Path,
+    opts: &Options,
+    prepacked: &PrepackedWeights,
+) -> Result<(Session, String)> {
     use ort::ep::{self, ExecutionProvider};
     let wanted = match opts.device {
         Device::Auto if cfg!(target_os = "macos") => Some(Device::Coreml),
@@ -288,6 +460,8 @@ fn build_session(runtime: &Runtime, model: &Path, opts: &Options) -> Result<(Ses
             .with_auto_device(AutoDevicePolicy::Default)
             .map_err(|e| anyhow!("{e}"))?
             .with_intra_threads(opts.threads)
+            .map_err(|e| anyhow!("{e}"))?
+            .with_prepacked_weights(prepacked)
             .map_err(|e| anyhow!("{e}"))
     };
     let commit = |mut b: ort::session::builder::SessionBuilder| -> Result<Session> {
@@ -300,9 +474,8 @@ fn build_session(runtime: &Runtime, model: &Path, opts: &Options) -> Result<(Ses
             _ => ep::CoreML::default().build().error_on_failure(),
         };
         let name = if device == Device::Cuda { "CUDA" } else { "CoreML" };
-        let attempt = builder()
-            .and_then(|b| b.with_execution_providers([dispatch]).map_err(|e| anyhow!("{e}")))
-            .and_then(commit);
+        let attempt =
+            builder().and_then(|b| b.with_execution_providers([dispatch]).map_err(|e| anyhow!("{e}"))).and_then(commit);
         match attempt {
             Ok(session) => return Ok((session, name.to_string())),
             Err(e) => note = format!(" ({name} unavailable: {e})"),
@@ -372,10 +545,20 @@ impl Embedder for OnnxEmbedder {
         }
         let lens: Vec<usize> = seqs.iter().map(Vec::len).collect();
         let mut vectors = vec![Vec::new(); texts.len()];
-        for group in batch::plan(&lens, self.batch_tokens, 256) {
+        let mut todo: Vec<usize> = Vec::with_capacity(texts.len());
+        for (i, ids) in seqs.iter().enumerate() {
+            let continued = if kind == InputKind::Query { self.run_continued(ids)? } else { None };
+            match continued {
+                Some(v) => vectors[i] = pool::truncate_normalize(v, self.dims),
+                None => todo.push(i),
+            }
+        }
+        let todo_lens: Vec<usize> = todo.iter().map(|&i| lens[i]).collect();
+        for group in batch::plan(&todo_lens, self.batch_tokens, 256) {
+            let group: Vec<usize> = group.into_iter().map(|j| todo[j]).collect();
             let rows: Vec<&[u32]> = group.iter().map(|&i| seqs[i].as_slice()).collect();
             let padded = batch::pad(&rows, self.recipe.pad_id, self.recipe.pad_side);
-            let pooled = self.run_batch(&padded)?;
+            let pooled = self.run_batch(&padded, kind)?;
             for (&i, v) in group.iter().zip(pooled) {
                 debug_assert_eq!(v.len(), self.hidden);
                 vectors[i] = pool::truncate_normalize(v, self.dims);

@@ -11,6 +11,11 @@
 //!   that large as a graph input pushes CoreML off the accelerator; without it the graph is the
 //!   transformer alone, on every provider.
 //!
+//! When every attention node also takes the export's past keys and values, two graphs are written
+//! over one weights file: `model.onnx` for documents (no key/value cache: GroupQueryAttention is
+//! markedly slower when it writes one) and `model_continue.onnx` for queries, which continue
+//! from the cached keys and values of the query instruction.
+//!
 //! What cannot be rewritten is left as it was and said in the manifest's notes. Preparation is
 //! atomic: it is written to a temporary directory and renamed into place.
 
@@ -29,9 +34,12 @@ use protobuf::Enum;
 use serde::{Deserialize, Serialize};
 
 /// Bumped whenever the rewrite changes, so older preparations are redone.
-pub const VERSION: u32 = 2;
+pub const VERSION: u32 = 4;
 const MANIFEST: &str = "prepared.json";
 const MODEL: &str = "model.onnx";
+const CONTINUE_MODEL: &str = "model_continue.onnx";
+/// The weights both graphs share (when the export kept them inside its protobuf).
+const WEIGHTS: &str = "qsearch_weights.bin";
 const TABLE: &str = "embed_tokens.bin";
 /// The graph input that replaces the lookup.
 pub const EMBEDS_INPUT: &str = "inputs_embeds";
@@ -77,6 +85,12 @@ pub struct Manifest {
     pub source_modified_ns: u128,
     /// Attention nodes now causal `GroupQueryAttention`: inputs must be padded on the right.
     pub causal_attention: usize,
+    /// Of those, the ones that take the graph's past keys and values (a run can continue another).
+    pub past_attention: usize,
+    /// Attention nodes left as they were (see `notes`).
+    pub kept_attention: usize,
+    /// The graph that reads and writes the key/value cache (when every attention node can).
+    pub continue_model: Option<String>,
     pub table: Option<TableSpec>,
     /// What was left as it was, and why.
     pub notes: Vec<String>,
@@ -85,6 +99,12 @@ pub struct Manifest {
 impl Manifest {
     pub fn right_padding(&self) -> bool {
         self.causal_attention > 0
+    }
+
+    /// Every attention node continues from past keys and values: a shared prefix (the query
+    /// instruction) can be run once and reused.
+    pub fn continues(&self) -> bool {
+        self.continue_model.is_some()
     }
 }
 
@@ -98,6 +118,10 @@ pub struct Prepared {
 impl Prepared {
     pub fn model(&self) -> PathBuf {
         self.dir.join(MODEL)
+    }
+    /// The graph that continues from cached keys and values, if there is one.
+    pub fn continue_model(&self) -> Option<PathBuf> {
+        self.manifest.continue_model.as_ref().map(|m| self.dir.join(m))
     }
     pub fn table(&self) -> Option<PathBuf> {
         self.manifest.table.as_ref().map(|t| self.dir.join(&t.file))
@@ -200,9 +224,18 @@ pub fn prepare_into(source: &Path, out: &Path) -> Result<Manifest> {
             None
         }
     };
-    let causal_attention = causal_attention(graph, &mut notes);
+    let attention = causal_attention(graph, &mut notes);
     prune(graph);
     link_external_data(graph, src_dir, out)?;
+    let continues = attention.nodes > 0 && attention.with_past == attention.nodes && attention.kept == 0;
+    let mut continue_model = None;
+    if continues {
+        externalize(graph, &out.join(WEIGHTS))?;
+        let file = out.join(CONTINUE_MODEL);
+        fs::write(&file, model.write_to_bytes()?).with_context(|| format!("writing {}", file.display()))?;
+        continue_model = Some(CONTINUE_MODEL.to_string());
+        drop_cache(model.graph.as_mut().expect("checked above"));
+    }
     let file = out.join(MODEL);
     fs::write(&file, model.write_to_bytes()?).with_context(|| format!("writing {}", file.display()))?;
     Ok(Manifest {
@@ -210,10 +243,60 @@ pub fn prepare_into(source: &Path, out: &Path) -> Result<Manifest> {
         source: source.to_path_buf(),
         source_bytes: 0,
         source_modified_ns: 0,
-        causal_attention,
+        causal_attention: attention.nodes,
+        past_attention: attention.with_past,
+        kept_attention: attention.kept,
+        continue_model,
         table,
         notes,
     })
+}
+
+/// Moves the weights kept inside the protobuf to one file beside it, so that two graphs can
+/// share them.
+fn externalize(graph: &mut GraphProto, file: &Path) -> Result<()> {
+    use std::io::Write;
+    let name = file.file_name().and_then(|n| n.to_str()).context("weights file name")?.to_string();
+    let mut w = std::io::BufWriter::new(fs::File::create(file).with_context(|| format!("writing {}", file.display()))?);
+    let mut offset = 0usize;
+    for t in graph.initializer.iter_mut().filter(|t| t.raw_data.len() >= 1024) {
+        // Page-aligned, so that ONNX Runtime may map each tensor.
+        let pad = offset.next_multiple_of(4096) - offset;
+        w.write_all(&vec![0u8; pad])?;
+        offset += pad;
+        let data = std::mem::take(&mut t.raw_data);
+        w.write_all(&data)?;
+        let entry = |key: &str, value: String| {
+            let mut e = onnx_protobuf::StringStringEntryProto::new();
+            e.key = key.into();
+            e.value = value;
+            e
+        };
+        t.external_data = vec![
+            entry("location", name.clone()),
+            entry("offset", offset.to_string()),
+            entry("length", data.len().to_string()),
+        ];
+        t.data_location = DataLocation::EXTERNAL.into();
+        offset += data.len();
+    }
+    w.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+    Ok(())
+}
+
+/// The documents' graph: the same, without the key/value cache (no past inputs, no present
+/// outputs), which GroupQueryAttention computes faster.
+fn drop_cache(graph: &mut GraphProto) {
+    for n in graph.node.iter_mut().filter(|n| n.op_type == "GroupQueryAttention") {
+        n.output.truncate(1);
+        for i in [3, 4] {
+            if let Some(input) = n.input.get_mut(i) {
+                input.clear();
+            }
+        }
+    }
+    graph.output.retain(|o| !o.name.starts_with("present"));
+    prune(graph);
 }
 
 /// The lookup to cut: `Gather(table, input_ids)`, optionally followed by `DequantizeLinear`.
@@ -342,28 +425,53 @@ fn cut_lookup(graph: &mut GraphProto, found: &Lookup) -> TableSpec {
     }
 }
 
-/// Replaces causal `MultiHeadAttention` nodes by `GroupQueryAttention`; returns how many.
-fn causal_attention(graph: &mut GraphProto, notes: &mut Vec<String>) -> usize {
+/// What the attention rewrite did.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Rewritten {
+    /// Attention nodes now `GroupQueryAttention`.
+    nodes: usize,
+    /// Of those, the ones that read the graph's `past_key_values` and write its `present` outputs.
+    with_past: usize,
+    /// Attention nodes left as they were.
+    kept: usize,
+}
+
+/// Replaces causal `MultiHeadAttention` nodes by `GroupQueryAttention`.
+fn causal_attention(graph: &mut GraphProto, notes: &mut Vec<String>) -> Rewritten {
+    let mut done = Rewritten::default();
     if !graph.input.iter().any(|i| i.name == "attention_mask") {
         notes.push("attention kept: the graph has no attention_mask input".into());
-        return 0;
+        return done;
     }
-    let mut plan = Vec::new();
+    let mut plan = HashMap::new();
+    let mut replaced = HashSet::new();
     for (i, n) in graph.node.iter().enumerate() {
         if n.op_type != "MultiHeadAttention" || n.domain != "com.microsoft" {
             continue;
         }
         match gqa_for(graph, n) {
-            Ok(nodes) => plan.push((i, nodes)),
-            Err(why) => notes.push(format!("attention node {} kept: {why}", n.name)),
+            Ok(gqa) => {
+                done.with_past += gqa.replaces.len() / 2;
+                replaced.extend(gqa.replaces);
+                plan.insert(i, gqa.nodes);
+            }
+            Err(why) => {
+                done.kept += 1;
+                notes.push(format!("attention node {} kept: {why}", n.name));
+            }
         }
     }
     if plan.is_empty() {
-        return 0;
+        return done;
     }
-    let count = plan.len();
-    for (i, nodes) in plan.into_iter().rev() {
-        graph.node.splice(i..=i, nodes);
+    done.nodes = plan.len();
+    let old = std::mem::take(&mut graph.node);
+    for (i, n) in old.into_iter().enumerate() {
+        if let Some(nodes) = plan.remove(&i) {
+            graph.node.extend(nodes);
+        } else if !replaced.contains(&i) {
+            graph.node.push(n);
+        }
     }
     // Per-row lengths and the padded width, from the mask; computed once for every layer.
     let shared = vec![
@@ -378,10 +486,16 @@ fn causal_attention(graph: &mut GraphProto, notes: &mut Vec<String>) -> usize {
     graph.initializer.push(int64_tensor("qsearch/axis1", &[1], &[1]));
     graph.initializer.push(int64_tensor("qsearch/one", &[], &[1]));
     graph.initializer.push(int64_tensor("qsearch/flat", &[3], &[0, 0, -1]));
-    count
+    done
 }
 
-fn gqa_for(graph: &GraphProto, n: &NodeProto) -> Result<Vec<NodeProto>, String> {
+struct Gqa {
+    nodes: Vec<NodeProto>,
+    /// Indices of the key/value `Concat`s with the past that GroupQueryAttention now does.
+    replaces: Vec<usize>,
+}
+
+fn gqa_for(graph: &GraphProto, n: &NodeProto) -> Result<Gqa, String> {
     if int_attr(n, "unidirectional") != Some(1) {
         return Err("not causal (unidirectional is not 1)".into());
     }
@@ -423,20 +537,51 @@ fn gqa_for(graph: &GraphProto, n: &NodeProto) -> Result<Vec<NodeProto>, String> 
         }
         _ => (k.clone(), v.clone(), heads),
     };
-    let (k, v) = (flat(&k, "key")?, flat(&v, "value")?);
-    let mut gqa = node(
-        "GroupQueryAttention",
-        &[q, &k, &v, "", "", "qsearch/seqlens_k", "qsearch/total_length"],
-        &[out],
-        &[("num_heads", heads), ("kv_num_heads", kv_heads)],
-    );
+    // The cache: when those heads are `Concat(past_key_values.*, new)`, GroupQueryAttention
+    // takes the past and the new part, and writes the graph's `present` outputs itself. A run can
+    // then continue from an earlier one (the query instruction's keys and values are reused).
+    let (past, replaces) = match (with_past(graph, &k), with_past(graph, &v)) {
+        (Some((ki, kp, kn)), Some((vi, vp, vn))) if kv_heads != heads => (Some(((kp, kn), (vp, vn))), vec![ki, vi]),
+        _ => (None, vec![]),
+    };
+    let mut gqa = match &past {
+        Some(((kp, kn), (vp, vn))) => {
+            let (kf, vf) = (flat(kn, "key")?, flat(vn, "value")?);
+            node(
+                "GroupQueryAttention",
+                &[q, &kf, &vf, kp, vp, "qsearch/seqlens_k", "qsearch/total_length"],
+                &[out, &k, &v],
+                &[("num_heads", heads), ("kv_num_heads", kv_heads)],
+            )
+        }
+        None => {
+            let (kf, vf) = (flat(&k, "key")?, flat(&v, "value")?);
+            node(
+                "GroupQueryAttention",
+                &[q, &kf, &vf, "", "", "qsearch/seqlens_k", "qsearch/total_length"],
+                &[out],
+                &[("num_heads", heads), ("kv_num_heads", kv_heads)],
+            )
+        }
+    };
     gqa.domain = "com.microsoft".into();
     gqa.name = format!("{}/qsearch_gqa", n.name);
     if let Some(scale) = n.attribute.iter().find(|a| a.name == "scale") {
         gqa.attribute.push(scale.clone());
     }
     nodes.push(gqa);
-    Ok(nodes)
+    Ok(Gqa { nodes, replaces })
+}
+
+/// `(index, past, new)` when `name` is `Concat(past, new)` along the sequence axis, `past` a graph
+/// input (the export's `past_key_values.*`).
+fn with_past(graph: &GraphProto, name: &str) -> Option<(usize, String, String)> {
+    let i = graph.node.iter().position(|n| n.output.iter().any(|o| o == name))?;
+    let c = &graph.node[i];
+    let axis = int_attr(c, "axis")?;
+    let is_input = graph.input.iter().any(|x| x.name == c.input[0]);
+    (c.op_type == "Concat" && c.input.len() == 2 && (axis == 2 || axis == -2) && is_input)
+        .then(|| (i, c.input[0].clone(), c.input[1].clone()))
 }
 
 /// `(x, n)` when `name` is `x` with each head repeated `n` times along axis 1, written as
@@ -750,7 +895,7 @@ mod tests {
         let inits = vec![int64_tensor("shape4", &[4], &[0, 4, -1, 8])];
         let mut g = graph_with(nodes, inits);
         let mut notes = Vec::new();
-        assert_eq!(causal_attention(&mut g, &mut notes), 1);
+        assert_eq!(causal_attention(&mut g, &mut notes), Rewritten { nodes: 1, with_past: 0, kept: 2 });
         assert_eq!(notes.len(), 2, "{notes:?}");
         let gqa = g.node.iter().find(|n| n.op_type == "GroupQueryAttention").unwrap();
         assert_eq!(gqa.output, vec!["a".to_string()]);
@@ -767,6 +912,9 @@ mod tests {
             source_bytes: 1,
             source_modified_ns: 1,
             causal_attention: 0,
+            past_attention: 0,
+            kept_attention: 0,
+            continue_model: None,
             table: None,
             notes: vec![],
         };
@@ -779,6 +927,70 @@ mod tests {
             fs::read_dir(root.path()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
         left.sort();
         assert_eq!(left, vec!["new", "other"]);
+    }
+
+    #[test]
+    fn a_cache_concat_becomes_the_attention_past_and_the_documents_graph_drops_it() {
+        let mut mha = node(
+            "MultiHeadAttention",
+            &["q", "k_rep", "v_rep", "", "mask32"],
+            &["y"],
+            &[("num_heads", 4), ("unidirectional", 1)],
+        );
+        mha.domain = "com.microsoft".into();
+        let mut nodes = Vec::new();
+        for x in ["k", "v"] {
+            let past = format!("past_key_values.0.{x}");
+            let present = format!("present.0.{x}");
+            nodes.extend([
+                node("Reshape", &["x", "shape4"], &[&format!("{x}_new")], &[]),
+                node("Concat", &[&past, &format!("{x}_new")], &[&present], &[("axis", 2)]),
+                node("Unsqueeze", &[&present, "axes2"], &[&format!("{x}_u")], &[]),
+                node("Tile", &[&format!("{x}_u"), "reps"], &[&format!("{x}_t")], &[]),
+                node("Reshape", &[&format!("{x}_t"), "shape4"], &[&format!("{x}_rep")], &[]),
+            ]);
+        }
+        nodes.push(mha);
+        let inits = vec![
+            int64_tensor("shape4", &[4], &[0, 2, -1, 8]),
+            int64_tensor("axes2", &[1], &[2]),
+            int64_tensor("reps", &[5], &[1, 1, 2, 1, 1]),
+        ];
+        let mut g = graph_with(nodes, inits);
+        for x in ["key", "value"] {
+            g.input.push(tensor_input(
+                &format!("past_key_values.0.{x}"),
+                DataType::FLOAT,
+                &[Dim::Param("b"), Dim::Value(2), Dim::Param("p"), Dim::Value(8)],
+            ));
+            let mut out = ValueInfoProto::new();
+            out.name = format!("present.0.{x}");
+            g.output.push(out);
+        }
+        // The test graph names its cache tensors k/v; the export names them key/value.
+        for n in g.node.iter_mut() {
+            for s in n.input.iter_mut().chain(n.output.iter_mut()) {
+                for (short, long) in [(".k", ".key"), (".v", ".value")] {
+                    if (s.starts_with("past_key_values.") || s.starts_with("present.")) && s.ends_with(short) {
+                        *s = format!("{}{long}", &s[..s.len() - short.len()]);
+                    }
+                }
+            }
+        }
+        let done = causal_attention(&mut g, &mut Vec::new());
+        assert_eq!(done, Rewritten { nodes: 1, with_past: 1, kept: 0 });
+        prune(&mut g);
+        let gqa = g.node.iter().find(|n| n.op_type == "GroupQueryAttention").unwrap();
+        assert_eq!(&gqa.input[3..5], ["past_key_values.0.key", "past_key_values.0.value"]);
+        assert_eq!(gqa.output, vec!["y", "present.0.key", "present.0.value"]);
+        assert!(!g.node.iter().any(|n| n.op_type == "Concat"), "the attention concatenates the past itself");
+        drop_cache(&mut g);
+        let gqa = g.node.iter().find(|n| n.op_type == "GroupQueryAttention").unwrap();
+        assert_eq!((gqa.output.len(), gqa.input[3].as_str()), (1, ""));
+        assert!(
+            !g.input.iter().any(|i| i.name.starts_with("past"))
+                && !g.output.iter().any(|o| o.name.starts_with("present"))
+        );
     }
 
     #[test]
@@ -807,7 +1019,7 @@ mod tests {
             int64_tensor("reps", &[5], &[1, 1, 2, 1, 1]),
         ];
         let mut g = graph_with(nodes, inits);
-        assert_eq!(causal_attention(&mut g, &mut Vec::new()), 1);
+        assert_eq!(causal_attention(&mut g, &mut Vec::new()).nodes, 1);
         prune(&mut g);
         let gqa = g.node.iter().find(|n| n.op_type == "GroupQueryAttention").unwrap();
         assert_eq!(int_attr(gqa, "kv_num_heads"), Some(2));
