@@ -171,7 +171,13 @@ fn remove_older(root: &Path, keep: &Path, source: &Path) {
     let Ok(entries) = fs::read_dir(root) else { return };
     for entry in entries.flatten() {
         let dir = entry.path();
-        if dir != keep && read_manifest(&dir).is_some_and(|m| m.source == source) {
+        // Only the source is read: older manifests may lack later fields.
+        #[derive(Deserialize)]
+        struct Source {
+            source: PathBuf,
+        }
+        let of = fs::read(dir.join(MANIFEST)).ok().and_then(|b| serde_json::from_slice::<Source>(&b).ok());
+        if dir != keep && of.is_some_and(|m| m.source == source) {
             let _ = fs::remove_dir_all(&dir);
         }
     }
@@ -922,6 +928,8 @@ mod tests {
             fs::create_dir(root.path().join(dir)).unwrap();
             fs::write(root.path().join(dir).join(MANIFEST), serde_json::to_vec(&manifest(source)).unwrap()).unwrap();
         }
+        // A manifest from an older rewrite, without today's fields.
+        fs::write(root.path().join("old").join(MANIFEST), r#"{"version": 1, "source": "/m/a.onnx"}"#).unwrap();
         remove_older(root.path(), &root.path().join("new"), Path::new("/m/a.onnx"));
         let mut left: Vec<String> =
             fs::read_dir(root.path()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
