@@ -32,6 +32,10 @@ fn golden() -> Golden {
 /// `prepare`: through the preparation step (the graph qsearch runs by default), or the export as
 /// it is.
 fn embedder(g: &Golden, batch_tokens: usize, dims: Option<usize>, prepare: bool) -> OnnxEmbedder {
+    embedder_of("qwen3-tiny/model.onnx", g, batch_tokens, dims, prepare)
+}
+
+fn embedder_of(fixture: &str, g: &Golden, batch_tokens: usize, dims: Option<usize>, prepare: bool) -> OnnxEmbedder {
     let rt = common::runtime();
     let mut spec = catalog::find(catalog::DEFAULT_MODEL).unwrap();
     spec.max_tokens = g.max_length;
@@ -40,7 +44,7 @@ fn embedder(g: &Golden, batch_tokens: usize, dims: Option<usize>, prepare: bool)
     let tokenizer_only = catalog::ModelSpec { files: vec![spec.file(Role::Tokenizer).unwrap().clone()], ..spec.clone() };
     let sources = Sources { user_dir: None, allow_pip: true, allow_download: false };
     let tokenizer = source::resolve(&tokenizer_only, &sources, &mut |_| {}).unwrap().files.remove(0);
-    let model = Located { role: Role::Model, path: common::fixture("qwen3-tiny/model.onnx"), origin: Origin::UserDir };
+    let model = Located { role: Role::Model, path: common::fixture(fixture), origin: Origin::UserDir };
     let files = ModelFiles { spec, files: vec![model, tokenizer] };
     let opts = Options { task: Some(g.task.clone()), batch_tokens, dims, prepare, ..Options::default() };
     OnnxEmbedder::load(rt, &files, &opts).unwrap()
@@ -154,4 +158,38 @@ fn the_prepared_graph_has_causal_attention_and_no_token_table() {
     let cont = onnx_protobuf::ModelProto::parse_from_bytes(&std::fs::read(cont).unwrap()).unwrap();
     assert_eq!(cont.graph.input.iter().filter(|i| i.name.starts_with("past_key_values")).count(), 4);
     assert_eq!(cont.graph.output.iter().filter(|o| o.name.starts_with("present")).count(), 4);
+}
+
+/// The same tiny graph through `quantize_dynamic` (scripts/README.md): MatMulInteger layers and a
+/// u8 token table with its scale and zero point, which the preparation step moves out of the
+/// graph and qsearch dequantises itself. Dynamic int8 quantises each run's activations with one
+/// scale for the whole run, so a vector depends a little on what shares its run (padding in a
+/// batch; for a continued query, the instruction run apart): one text per run, prepared and as-is
+/// agree; batched or continued, both stay as close to the fp32 reference.
+#[test]
+fn int8_export_prepared_gives_the_vectors_of_the_export_as_is() {
+    let g = golden();
+    let mut prepared = embedder_of("qwen3-tiny-int8/model.onnx", &g, 96, None, true);
+    let mut as_is = embedder_of("qwen3-tiny-int8/model.onnx", &g, 96, None, false);
+    let table = prepared.prepared().unwrap().manifest.table.clone().expect("the quantised table left the graph");
+    assert_eq!((table.dtype, table.rows), (qsearch::models::prepare::TableType::U8, 151_669));
+    for case in g.cases.iter().filter(|c| !c.is_query) {
+        let x = prepared.embed(&[&case.text], InputKind::Document).unwrap().vectors.remove(0);
+        let y = as_is.embed(&[&case.text], InputKind::Document).unwrap().vectors.remove(0);
+        let same = common::cosine(&x, &y);
+        assert!(same >= 0.99999, "{}: prepared vs as is, alone in a run: {same}", case.name);
+    }
+    for is_query in [false, true] {
+        let cases: Vec<&Case> = g.cases.iter().filter(|c| c.is_query == is_query).collect();
+        let texts: Vec<&str> = cases.iter().map(|c| c.text.as_str()).collect();
+        let kind = if is_query { InputKind::Query } else { InputKind::Document };
+        let a = prepared.embed(&texts, kind).unwrap().vectors;
+        let b = as_is.embed(&texts, kind).unwrap().vectors;
+        for ((case, x), y) in cases.iter().zip(&a).zip(&b) {
+            let (ours, theirs) = (common::cosine(x, &case.embedding), common::cosine(y, &case.embedding));
+            eprintln!("{}: vs the fp32 reference, prepared {ours:.5}, as is {theirs:.5}", case.name);
+            assert!(ours >= 0.99 && ours >= theirs - 0.002, "{}: prepared {ours}, as is {theirs}", case.name);
+        }
+    }
+    assert!(prepared.prefix_hits() > 0, "int8 queries continue from the cached instruction too");
 }
