@@ -79,16 +79,7 @@ fn main() {
                 eprintln!("round {round} docs 32x128, batches of {batch_tokens} tokens, {name}: {rate:.0} tokens/s");
                 best(&mut results, &format!("docs_32x128_batch{batch_tokens}_{name}_tokens_per_s"), rate, f64::max);
             }
-            e.embed(&[query], InputKind::Query).unwrap();
-            let mut ms: Vec<f64> = (0..11)
-                .map(|_| {
-                    let t = Instant::now();
-                    e.embed(&[query], InputKind::Query).unwrap();
-                    t.elapsed().as_secs_f64() * 1000.0
-                })
-                .collect();
-            ms.sort_by(f64::total_cmp);
-            let median = ms[ms.len() / 2];
+            let median = query_ms(&mut e, query);
             eprintln!("round {round} query {name}: {median:.1} ms median of 11");
             best(&mut results, &format!("query_{name}_ms_median"), median, f64::min);
             if round == 0 && v == 0 {
@@ -97,16 +88,7 @@ fn main() {
             results.insert(format!("query_{name}_reused_instruction"), (e.prefix_hits() > 0).into());
             // A short query, as typed in the TUI.
             let short = "rust error handling";
-            e.embed(&[short], InputKind::Query).unwrap();
-            let mut ms: Vec<f64> = (0..11)
-                .map(|_| {
-                    let t = Instant::now();
-                    e.embed(&[short], InputKind::Query).unwrap();
-                    t.elapsed().as_secs_f64() * 1000.0
-                })
-                .collect();
-            ms.sort_by(f64::total_cmp);
-            let median = ms[ms.len() / 2];
+            let median = query_ms(&mut e, short);
             eprintln!("round {round} short query {name}: {median:.1} ms median of 11; resident memory {} MB", rss_mb());
             best(&mut results, &format!("short_query_{name}_ms_median"), median, f64::min);
         }
@@ -116,6 +98,20 @@ fn main() {
     results.insert("min_cosine_prepared_vs_as_is".into(), agreement.into());
     results.insert("model".into(), model.display().to_string().into());
     println!("{}", serde_json::Value::Object(results));
+}
+
+/// Median of 11 timed embeddings of one query, after one warm-up, in ms.
+fn query_ms(e: &mut OnnxEmbedder, query: &str) -> f64 {
+    e.embed(&[query], InputKind::Query).unwrap();
+    let mut ms: Vec<f64> = (0..11)
+        .map(|_| {
+            let t = Instant::now();
+            e.embed(&[query], InputKind::Query).unwrap();
+            t.elapsed().as_secs_f64() * 1000.0
+        })
+        .collect();
+    ms.sort_by(f64::total_cmp);
+    ms[ms.len() / 2]
 }
 
 fn best(results: &mut serde_json::Map<String, serde_json::Value>, key: &str, value: f64, pick: fn(f64, f64) -> f64) {

@@ -937,8 +937,8 @@ mod tests {
         assert_eq!(left, vec!["new", "other"]);
     }
 
-    #[test]
-    fn a_cache_concat_becomes_the_attention_past_and_the_documents_graph_drops_it() {
+    /// A causal 4-head attention node reading repeated key/value heads `k_rep`, `v_rep`.
+    fn causal_mha() -> NodeProto {
         let mut mha = node(
             "MultiHeadAttention",
             &["q", "k_rep", "v_rep", "", "mask32"],
@@ -946,6 +946,12 @@ mod tests {
             &[("num_heads", 4), ("unidirectional", 1)],
         );
         mha.domain = "com.microsoft".into();
+        mha
+    }
+
+    #[test]
+    fn a_cache_concat_becomes_the_attention_past_and_the_documents_graph_drops_it() {
+        let mha = causal_mha();
         let mut nodes = Vec::new();
         for x in ["k", "v"] {
             let past = format!("past_key_values.0.{x}");
@@ -1003,13 +1009,7 @@ mod tests {
 
     #[test]
     fn repeated_key_value_heads_are_read_unrepeated() {
-        let mut mha = node(
-            "MultiHeadAttention",
-            &["q", "k_rep", "v_rep", "", "mask32"],
-            &["y"],
-            &[("num_heads", 4), ("unidirectional", 1)],
-        );
-        mha.domain = "com.microsoft".into();
+        let mha = causal_mha();
         let repeat = |x: &str| {
             vec![
                 node("Reshape", &["x", "shape4"], &[&format!("{x}2")], &[]),
