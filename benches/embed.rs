@@ -16,21 +16,24 @@ use qsearch::models::catalog::{self, Role};
 use qsearch::models::source::{self, Located, ModelFiles, Origin, Sources};
 
 fn main() {
-    let model = std::env::args().skip(1).find(|a| !a.starts_with("--")).map(PathBuf::from).expect("usage: embed MODEL.onnx");
+    let model =
+        std::env::args().skip(1).find(|a| !a.starts_with("--")).map(PathBuf::from).expect("usage: embed MODEL.onnx");
     let data = std::env::var_os("QSEARCH_DATA_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/test-data"));
     qsearch::paths::set_data_dir(data);
     let rt = qsearch::runtime::get(None, &mut |m| eprintln!("{m}")).unwrap();
     let spec = catalog::find(catalog::DEFAULT_MODEL).unwrap();
-    let tokenizer_only = catalog::ModelSpec { files: vec![spec.file(Role::Tokenizer).unwrap().clone()], ..spec.clone() };
+    let tokenizer_only =
+        catalog::ModelSpec { files: vec![spec.file(Role::Tokenizer).unwrap().clone()], ..spec.clone() };
     let sources = Sources { user_dir: None, allow_pip: true, allow_download: false };
     let tokenizer = source::resolve(&tokenizer_only, &sources, &mut |_| {}).unwrap().files.remove(0);
     let files = ModelFiles {
         spec: spec.clone(),
         files: vec![Located { role: Role::Model, path: model.clone(), origin: Origin::UserDir }, tokenizer],
     };
-    let words = ["search", "local", "vector", "index", "notes", "semantic", "the", "of", "query", "model", "rust", "chunk"];
+    let words =
+        ["search", "local", "vector", "index", "notes", "semantic", "the", "of", "query", "model", "rust", "chunk"];
     // The prepared graph (what qsearch runs) and the export as it is. One session at a time (two
     // sessions' idle threads would spin against each other on a small machine), in the order
     // A B A B so that slow phases of the machine fall on both; the better round counts.
@@ -47,7 +50,8 @@ fn main() {
             .collect()
     };
     // 40 tokens with the instruction and the end token, like the Python baseline.
-    let query = "how do I keep a local semantic search index fresh and consistent while many files in my notes folder change!";
+    let query =
+        "how do I keep a local semantic search index fresh and consistent while many files in my notes folder change!";
     let mut vectors: Vec<Vec<Vec<f32>>> = Vec::new();
     for round in 0..2 {
         for (v, &(name, prepare)) in variants.iter().enumerate() {
@@ -61,10 +65,7 @@ fn main() {
                 vectors.push(e.embed(&long, InputKind::Document).unwrap().vectors);
             }
             for (label, batch_tokens) in [("docs_1x512", 512usize), ("docs_2x512", 1024), ("docs_8x512", 4096)] {
-                e.set_batch_tokens(batch_tokens);
-                let t = Instant::now();
-                let out = e.embed(&long, InputKind::Document).unwrap();
-                let rate = out.tokens as f64 / t.elapsed().as_secs_f64();
+                let rate = docs_rate(&mut e, &long, batch_tokens);
                 eprintln!("round {round} {label} {name}: {rate:.0} tokens/s (8 texts of 512 tokens)");
                 best(&mut results, &format!("{label}_{name}_tokens_per_s"), rate, f64::max);
             }
@@ -72,10 +73,7 @@ fn main() {
             let short_docs: Vec<String> = (0..4).flat_map(|_| docs(&e, 128)).collect();
             let short_docs: Vec<&str> = short_docs.iter().map(String::as_str).collect();
             for batch_tokens in [512usize, 1024, 4096] {
-                e.set_batch_tokens(batch_tokens);
-                let t = Instant::now();
-                let out = e.embed(&short_docs, InputKind::Document).unwrap();
-                let rate = out.tokens as f64 / t.elapsed().as_secs_f64();
+                let rate = docs_rate(&mut e, &short_docs, batch_tokens);
                 eprintln!("round {round} docs 32x128, batches of {batch_tokens} tokens, {name}: {rate:.0} tokens/s");
                 best(&mut results, &format!("docs_32x128_batch{batch_tokens}_{name}_tokens_per_s"), rate, f64::max);
             }
@@ -98,6 +96,14 @@ fn main() {
     results.insert("min_cosine_prepared_vs_as_is".into(), agreement.into());
     results.insert("model".into(), model.display().to_string().into());
     println!("{}", serde_json::Value::Object(results));
+}
+
+/// Tokens per second embedding `texts` as documents with this batch budget.
+fn docs_rate(e: &mut OnnxEmbedder, texts: &[&str], batch_tokens: usize) -> f64 {
+    e.set_batch_tokens(batch_tokens);
+    let t = Instant::now();
+    let out = e.embed(texts, InputKind::Document).unwrap();
+    out.tokens as f64 / t.elapsed().as_secs_f64()
 }
 
 /// Median of 11 timed embeddings of one query, after one warm-up, in ms.

@@ -457,7 +457,7 @@ fn causal_attention(graph: &mut GraphProto, notes: &mut Vec<String>) -> Rewritte
         }
         match gqa_for(graph, n) {
             Ok(gqa) => {
-                done.with_past += gqa.replaces.len() / 2;
+                done.with_past += usize::from(!gqa.replaces.is_empty());
                 replaced.extend(gqa.replaces);
                 plan.insert(i, gqa.nodes);
             }
@@ -937,6 +937,23 @@ mod tests {
         assert_eq!(left, vec!["new", "other"]);
     }
 
+    /// `{x}_rep`: `source` (2 heads) with each head repeated twice, as exports write it.
+    fn repeat(x: &str, source: &str) -> Vec<NodeProto> {
+        vec![
+            node("Unsqueeze", &[source, "axes2"], &[&format!("{x}_u")], &[]),
+            node("Tile", &[&format!("{x}_u"), "reps"], &[&format!("{x}_t")], &[]),
+            node("Reshape", &[&format!("{x}_t"), "shape4"], &[&format!("{x}_rep")], &[]),
+        ]
+    }
+
+    fn repeat_inits() -> Vec<TensorProto> {
+        vec![
+            int64_tensor("shape4", &[4], &[0, 2, -1, 8]),
+            int64_tensor("axes2", &[1], &[2]),
+            int64_tensor("reps", &[5], &[1, 1, 2, 1, 1]),
+        ]
+    }
+
     /// A causal 4-head attention node reading repeated key/value heads `k_rep`, `v_rep`.
     fn causal_mha() -> NodeProto {
         let mut mha = node(
@@ -953,43 +970,22 @@ mod tests {
     fn a_cache_concat_becomes_the_attention_past_and_the_documents_graph_drops_it() {
         let mha = causal_mha();
         let mut nodes = Vec::new();
-        for x in ["k", "v"] {
-            let past = format!("past_key_values.0.{x}");
-            let present = format!("present.0.{x}");
-            nodes.extend([
-                node("Reshape", &["x", "shape4"], &[&format!("{x}_new")], &[]),
-                node("Concat", &[&past, &format!("{x}_new")], &[&present], &[("axis", 2)]),
-                node("Unsqueeze", &[&present, "axes2"], &[&format!("{x}_u")], &[]),
-                node("Tile", &[&format!("{x}_u"), "reps"], &[&format!("{x}_t")], &[]),
-                node("Reshape", &[&format!("{x}_t"), "shape4"], &[&format!("{x}_rep")], &[]),
-            ]);
+        let mut cache = Vec::new();
+        for (x, name) in [("k", "key"), ("v", "value")] {
+            let (past, present) = (format!("past_key_values.0.{name}"), format!("present.0.{name}"));
+            nodes.push(node("Reshape", &["x", "shape4"], &[&format!("{x}_new")], &[]));
+            nodes.push(node("Concat", &[&past, &format!("{x}_new")], &[&present], &[("axis", 2)]));
+            nodes.extend(repeat(x, &present));
+            cache.push((past, present));
         }
         nodes.push(mha);
-        let inits = vec![
-            int64_tensor("shape4", &[4], &[0, 2, -1, 8]),
-            int64_tensor("axes2", &[1], &[2]),
-            int64_tensor("reps", &[5], &[1, 1, 2, 1, 1]),
-        ];
-        let mut g = graph_with(nodes, inits);
-        for x in ["key", "value"] {
-            g.input.push(tensor_input(
-                &format!("past_key_values.0.{x}"),
-                DataType::FLOAT,
-                &[Dim::Param("b"), Dim::Value(2), Dim::Param("p"), Dim::Value(8)],
-            ));
+        let mut g = graph_with(nodes, repeat_inits());
+        for (past, present) in cache {
+            let dims = [Dim::Param("b"), Dim::Value(2), Dim::Param("p"), Dim::Value(8)];
+            g.input.push(tensor_input(&past, DataType::FLOAT, &dims));
             let mut out = ValueInfoProto::new();
-            out.name = format!("present.0.{x}");
+            out.name = present;
             g.output.push(out);
-        }
-        // The test graph names its cache tensors k/v; the export names them key/value.
-        for n in g.node.iter_mut() {
-            for s in n.input.iter_mut().chain(n.output.iter_mut()) {
-                for (short, long) in [(".k", ".key"), (".v", ".value")] {
-                    if (s.starts_with("past_key_values.") || s.starts_with("present.")) && s.ends_with(short) {
-                        *s = format!("{}{long}", &s[..s.len() - short.len()]);
-                    }
-                }
-            }
         }
         let done = causal_attention(&mut g, &mut Vec::new());
         assert_eq!(done, Rewritten { nodes: 1, with_past: 1, kept: 0 });
@@ -1009,24 +1005,13 @@ mod tests {
 
     #[test]
     fn repeated_key_value_heads_are_read_unrepeated() {
-        let mha = causal_mha();
-        let repeat = |x: &str| {
-            vec![
-                node("Reshape", &["x", "shape4"], &[&format!("{x}2")], &[]),
-                node("Unsqueeze", &[&format!("{x}2"), "axes2"], &[&format!("{x}_u")], &[]),
-                node("Tile", &[&format!("{x}_u"), "reps"], &[&format!("{x}_t")], &[]),
-                node("Reshape", &[&format!("{x}_t"), "shape4"], &[&format!("{x}_rep")], &[]),
-            ]
-        };
-        let mut nodes = repeat("k");
-        nodes.extend(repeat("v"));
-        nodes.push(mha);
-        let inits = vec![
-            int64_tensor("shape4", &[4], &[0, 2, -1, 8]),
-            int64_tensor("axes2", &[1], &[2]),
-            int64_tensor("reps", &[5], &[1, 1, 2, 1, 1]),
-        ];
-        let mut g = graph_with(nodes, inits);
+        let mut nodes = Vec::new();
+        for x in ["k", "v"] {
+            nodes.push(node("Reshape", &["x", "shape4"], &[&format!("{x}2")], &[]));
+            nodes.extend(repeat(x, &format!("{x}2")));
+        }
+        nodes.push(causal_mha());
+        let mut g = graph_with(nodes, repeat_inits());
         assert_eq!(causal_attention(&mut g, &mut Vec::new()).nodes, 1);
         prune(&mut g);
         let gqa = g.node.iter().find(|n| n.op_type == "GroupQueryAttention").unwrap();
