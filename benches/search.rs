@@ -10,10 +10,11 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
+use qsearch::embed::stand_in::StandIn;
+use qsearch::indexer::{self, Writer};
 use qsearch::search::{Mode, Query, Searcher};
 use qsearch::store::docs::{NewChunk, NewDocument};
-use qsearch::store::vectors::VectorIndex;
-use qsearch::store::{Fingerprint, Store};
+use qsearch::store::lock::Role;
 
 /// A small deterministic generator (xorshift), so runs are comparable.
 struct Rng(u64);
@@ -45,7 +46,7 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
     let n: usize = args.first().and_then(|a| a.parse().ok()).unwrap_or(100_000);
     let dims: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(1024);
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("target/bench-search-v2-{n}-{dims}"));
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("target/bench-search-v3-{n}-{dims}"));
     let mut rng = Rng(0x9E3779B97F4A7C15);
     let centers: Vec<Vec<f32>> = (0..256).map(|_| normalize((0..dims).map(|_| rng.unit()).collect())).collect();
     let sample = |rng: &mut Rng| -> Vec<f32> {
@@ -54,12 +55,11 @@ fn main() {
     };
     if !dir.join(qsearch::store::DB_FILE).exists() {
         let t = Instant::now();
-        let mut store = Store::open_write(&dir).unwrap();
-        store
-            .set_fingerprint(&Fingerprint { model: format!("bench:{dims}d"), dims, chunk_tokens: 384, chunk_overlap: 32, chunker_version: 1 })
-            .unwrap();
-        let root = store.add_root(&dir).unwrap();
-        let mut vi = VectorIndex::open(&store, dims).unwrap();
+        // Written through the writer like any index; the stand-in embedder only names the
+        // vectors' model: they are the random ones below.
+        let settings = indexer::Settings { role: Role::Index, rebuild: true, options: indexer::Options::default() };
+        let mut writer = Writer::open(&dir, settings, |_| Ok(Box::new(StandIn::new(dims)))).unwrap();
+        let root = writer.add_root(&dir).unwrap();
         let per_doc = 10;
         for d in 0..n / per_doc {
             let path = dir.join(format!("docs/{d}.md"));
@@ -79,12 +79,11 @@ fn main() {
                 })
                 .collect();
             let doc = NewDocument { root_id: root, path: &path, size: 1, mtime_ns: 0, hash: "x", kind: "markdown", title: "t", lossy: false };
-            store.write_document(&doc, &chunks).unwrap();
+            writer.write_document(&doc, &chunks).unwrap();
             let items: Vec<(String, Vec<f32>)> = chunks.iter().map(|c| (c.hash.clone(), sample(&mut rng))).collect();
-            let changes = store.attach_vectors(&items).unwrap();
-            vi.apply(&changes).unwrap();
+            writer.attach_vectors(&items).unwrap();
         }
-        vi.save(&store).unwrap();
+        writer.save().unwrap();
         eprintln!("built {n} chunks x {dims} dims in {:.0}s", t.elapsed().as_secs_f64());
     }
     let t = Instant::now();
@@ -126,8 +125,8 @@ fn main() {
                 let q = Query { text: text.clone(), k: 50, mode, path_glob: None, per_doc: 2 };
                 let t = Instant::now();
                 let found = match mode {
-                    Mode::Keyword => qsearch::tui::worker::answer::keyword_answer(&searcher, &q),
-                    _ => qsearch::tui::worker::answer::answer(&searcher, &q, Some(v)),
+                    Mode::Keyword => qsearch::search::answer::keyword_answer(&searcher, &q),
+                    _ => qsearch::search::answer::answer(&searcher, &q, Some(v)),
                 };
                 std::hint::black_box(found.unwrap());
                 t.elapsed().as_secs_f64() * 1000.0
@@ -140,7 +139,7 @@ fn main() {
         out.insert(format!("tui_{mode}_p95_ms"), p95.into());
     }
     // Recall@10 of the HNSW graph against exact search, on the same index.
-    let vi = VectorIndex::open_for_search(&searcher.store, dims).unwrap();
+    let vi = searcher.vectors().expect("the vector graph is loaded");
     let mut recall = 0.0;
     for (_, v) in &queries {
         let approx: std::collections::HashSet<i64> = vi.search(v, 10, None).unwrap().into_iter().map(|x| x.0).collect();

@@ -54,7 +54,7 @@ fn main() {
             std::thread::sleep(Duration::from_millis(5));
         }
         keyword_ms.push(t.elapsed().as_secs_f64() * 1000.0);
-        while searcher.store.pending_chunks().unwrap() > 0 {
+        while searcher.pending_chunks().unwrap() > 0 {
             std::thread::sleep(Duration::from_millis(5));
             searcher.refresh().unwrap();
         }

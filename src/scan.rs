@@ -29,11 +29,30 @@ pub struct Found {
     pub mtime_ns: i64,
 }
 
+/// Why a file is left out on purpose.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Skip {
+    Symlink,
+    TooLarge { limit_mb: u64 },
+    /// Found to be binary when read.
+    Binary,
+}
+
+impl std::fmt::Display for Skip {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Skip::Symlink => f.write_str("symbolic link (not followed)"),
+            Skip::TooLarge { limit_mb } => write!(f, "larger than the {limit_mb} MB limit (max_file_mb)"),
+            Skip::Binary => f.write_str("binary content"),
+        }
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct Scan {
     pub files: Vec<Found>,
-    /// Files left out on purpose, with why (too large, a symlink).
-    pub skipped: Vec<(PathBuf, String)>,
+    /// Files left out on purpose, with why.
+    pub skipped: Vec<(PathBuf, Skip)>,
     /// Files or folders that could not be read.
     pub errors: Vec<(PathBuf, String)>,
     /// Files of a type qsearch does not read (counted, not listed).
@@ -72,7 +91,7 @@ pub fn scan(root: &Path, opts: &Options) -> Scan {
         let path = entry.path();
         if ft.is_symlink() {
             if kind::of(path).is_some() {
-                out.skipped.push((path.to_path_buf(), "symbolic link (not followed)".into()));
+                out.skipped.push((path.to_path_buf(), Skip::Symlink));
             }
             continue;
         }
@@ -84,10 +103,9 @@ pub fn scan(root: &Path, opts: &Options) -> Scan {
             continue;
         };
         match entry.metadata() {
-            Ok(meta) if meta.len() > opts.max_file_bytes => out.skipped.push((
-                path.to_path_buf(),
-                format!("larger than the {} MB limit (max_file_mb)", opts.max_file_bytes / (1024 * 1024)),
-            )),
+            Ok(meta) if meta.len() > opts.max_file_bytes => {
+                out.skipped.push((path.to_path_buf(), Skip::TooLarge { limit_mb: opts.max_file_bytes / (1024 * 1024) }))
+            }
             Ok(meta) => out.files.push(Found { path: path.to_path_buf(), kind, size: meta.len(), mtime_ns: mtime_ns(&meta) }),
             Err(e) => out.errors.push((path.to_path_buf(), e.to_string())),
         }

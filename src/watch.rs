@@ -15,10 +15,7 @@ use anyhow::{Context, Result};
 use notify::event::{AccessKind, AccessMode};
 use notify::{RecursiveMode, Watcher};
 
-use crate::embed::Embedder;
-use crate::indexer::{self, Report};
-use crate::store::Store;
-use crate::store::vectors::VectorIndex;
+use crate::indexer::{Report, Writer};
 use crate::util::now_secs;
 
 pub const STATE_FILE: &str = "watch.json";
@@ -122,22 +119,19 @@ fn start_backend(
 
 /// Runs until `cancel` is set. `on_batch` hears each finished batch (the initial reconcile too).
 pub fn run(
-    store: &mut Store,
-    embedder: &mut dyn Embedder,
+    writer: &mut Writer,
     roots: &[PathBuf],
-    index_opts: &indexer::Options,
     opts: &Options,
     cancel: &AtomicBool,
     on_batch: &mut dyn FnMut(&Report, &State),
 ) -> Result<()> {
-    let index_dir = store.dir().to_path_buf();
+    let index_dir = writer.dir().to_path_buf();
     let (tx, rx) = mpsc::channel();
     // Watch first, so nothing changed during the initial reconcile is missed.
     let (_backend, backend_name) = start_backend(roots, opts, tx)?;
     let mut state = State { pid: std::process::id(), since: now_secs(), backend: backend_name, ..State::default() };
     state.write(&index_dir)?;
-    let mut vectors = VectorIndex::open(store, embedder.dims())?;
-    let report = indexer::update(store, &mut vectors, embedder, roots, index_opts, &mut |_| {}, cancel)?;
+    let report = writer.update(roots, &mut |_| {}, cancel)?;
     state.ready = true;
     state.last_batch = Some(now_secs());
     state.write(&index_dir)?;
@@ -172,14 +166,14 @@ pub fn run(
         let batch_roots: Vec<PathBuf> = std::mem::take(&mut touched).into_iter().collect();
         first = None;
         state.write(&index_dir)?;
-        let report = indexer::update(store, &mut vectors, embedder, &batch_roots, index_opts, &mut |_| {}, cancel)?;
+        let report = writer.update(&batch_roots, &mut |_| {}, cancel)?;
         state.queued = 0;
         state.batches += 1;
         state.last_batch = Some(now_secs());
         state.write(&index_dir)?;
         on_batch(&report, &state);
     }
-    vectors.save(store)?;
+    writer.save()?;
     let _ = std::fs::remove_file(index_dir.join(STATE_FILE));
     Ok(())
 }

@@ -10,8 +10,18 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::Instant;
 
+use qsearch::embed::stand_in::StandIn;
+use qsearch::indexer::{self, Writer};
 use qsearch::store::Store;
-use qsearch::store::vectors::VectorIndex;
+use qsearch::store::lock::Role;
+
+/// The options `run_index` gives on the command line.
+fn crash_options() -> indexer::Options {
+    let mut options = indexer::Options::default();
+    options.chunk.tokens = 32;
+    options.chunk.overlap = 0;
+    options
+}
 
 fn make_tree(root: &Path) {
     for i in 0..300 {
@@ -34,7 +44,7 @@ fn run_index(index: &Path, root: &Path) -> std::process::Child {
 
 /// (path, chunk hash, has vector) for every chunk, and the vector count.
 fn snapshot(index: &Path) -> (BTreeSet<(String, String, bool)>, u64) {
-    let store = Store::open_write(index).expect("index opens after a kill");
+    let store = Store::open_read(index).expect("index opens after a kill");
     let conn = rusqlite::Connection::open(index.join(qsearch::store::DB_FILE)).unwrap();
     let mut stmt = conn
         .prepare("SELECT d.display, c.hash, c.vec_seq IS NOT NULL FROM chunks c JOIN documents d ON d.id = c.doc_id")
@@ -53,8 +63,10 @@ fn snapshot(index: &Path) -> (BTreeSet<(String, String, bool)>, u64) {
     assert_eq!(fts as usize, rows.len(), "keyword index and chunks disagree");
     let embedded = store.embedded_chunks().unwrap();
     if let Some(fp) = store.fingerprint().unwrap() {
-        let vi = VectorIndex::open(&store, fp.dims).expect("vector index opens after a kill");
-        assert_eq!(vi.len() as u64, embedded, "vector index and database disagree");
+        // The writer's open: it repairs the graph from SQLite if the kill left them apart.
+        let settings = indexer::Settings { role: Role::Index, rebuild: false, options: crash_options() };
+        let w = Writer::open(index, settings, |_| Ok(Box::new(StandIn::new(fp.dims)))).expect("index opens for writing after a kill");
+        assert_eq!(w.vector_count() as u64, embedded, "vector index and database disagree");
     }
     (rows, embedded)
 }

@@ -8,10 +8,10 @@ use std::sync::atomic::AtomicBool;
 
 use qsearch::embed::stand_in::StandIn;
 use qsearch::embed::{Embedder, InputKind};
-use qsearch::indexer::{self, Report};
+use qsearch::indexer::{self, Report, Writer};
 use qsearch::search::{Mode, Query, Searcher};
 use qsearch::store::Store;
-use qsearch::store::vectors::VectorIndex;
+use qsearch::store::lock::Role;
 
 struct Env {
     _tmp: tempfile::TempDir,
@@ -27,13 +27,19 @@ fn env() -> Env {
     Env { root: root.canonicalize().unwrap(), index, _tmp: tmp }
 }
 
-fn index(env: &Env, embedder: &mut dyn Embedder) -> Report {
-    let mut store = Store::open_write(&env.index).unwrap();
-    let opts = indexer::Options::default();
-    let fp = indexer::fingerprint(embedder, opts.chunk);
-    indexer::check_fingerprint(&mut store, &fp, false).unwrap();
-    indexer::run(&mut store, embedder, std::slice::from_ref(&env.root), &opts, &mut |_| {}, &AtomicBool::new(false))
-        .unwrap()
+/// Opens the index for writing with the stand-in embedder of `dims` dimensions.
+fn writer(env: &Env, dims: usize, options: indexer::Options, rebuild: bool) -> anyhow::Result<Writer> {
+    let settings = indexer::Settings { role: Role::Index, rebuild, options };
+    Writer::open(&env.index, settings, |_| Ok(Box::new(StandIn::new(dims))))
+}
+
+fn index_with(env: &Env, options: indexer::Options) -> Report {
+    let mut w = writer(env, 64, options, false).unwrap();
+    w.update(std::slice::from_ref(&env.root), &mut |_| {}, &AtomicBool::new(false)).unwrap()
+}
+
+fn index(env: &Env) -> Report {
+    index_with(env, indexer::Options::default())
 }
 
 fn search(env: &Env, text: &str, mode: Mode) -> Vec<String> {
@@ -50,10 +56,12 @@ fn file_name(p: &str) -> String {
 
 /// Invariants that must hold after any run, finished or not.
 fn assert_consistent(index: &Path) {
-    let store = Store::open_write(index).unwrap();
-    let stats = store.stats().unwrap();
-    let vi = VectorIndex::open(&store, stats.fingerprint.as_ref().unwrap().dims).unwrap();
-    assert_eq!(vi.len() as u64, store.embedded_chunks().unwrap(), "every embedded chunk has its vector, no more");
+    // As a reader loads it (the saved file and what SQLite attached since, never rebuilt).
+    let mut s = Searcher::open(index).unwrap();
+    s.load_vectors().unwrap();
+    let stats = s.stats().unwrap();
+    let graph = s.vectors().map_or(0, |v| v.len()) as u64;
+    assert_eq!(graph, stats.chunks - stats.pending, "the vector graph holds every embedded chunk, no more");
     let orphans: i64 = store_orphans(index);
     assert_eq!(orphans, 0, "every embedded chunk's vector row exists");
 }
@@ -71,23 +79,22 @@ fn store_orphans(index: &Path) -> i64 {
 #[test]
 fn add_change_delete_and_rename() {
     let env = env();
-    let mut e = StandIn::new(64);
     common::write(&env.root, "rust.md", "# Rust\n\nThe borrow checker keeps references valid.\n");
     common::write(&env.root, "bread.md", "# Bread\n\nSourdough needs a starter and patience.\n");
     common::write(&env.root, "sub/tea.txt", "Green tea is steeped at 80 degrees.\n");
-    let r = index(&env, &mut e);
+    let r = index(&env);
     assert_eq!((r.indexed, r.unchanged, r.removed), (3, 0, 0));
     assert!(r.embedded >= 3);
     assert_eq!(search(&env, "borrow checker", Mode::Hybrid)[0], "rust.md");
     assert_eq!(search(&env, "sourdough starter", Mode::Semantic)[0], "bread.md");
 
     // Unchanged tree: nothing redone.
-    let r = index(&env, &mut e);
+    let r = index(&env);
     assert_eq!((r.indexed, r.unchanged, r.embedded), (0, 3, 0));
 
     // Change one file: only its new chunk is embedded.
     common::write(&env.root, "bread.md", "# Bread\n\nRye bread is dense and sour.\n");
-    let r = index(&env, &mut e);
+    let r = index(&env);
     assert_eq!((r.indexed, r.unchanged), (1, 2));
     assert_eq!(r.embedded, 1);
     assert!(search(&env, "sourdough", Mode::Keyword).is_empty());
@@ -95,13 +102,13 @@ fn add_change_delete_and_rename() {
 
     // Rename: the content is the same, so no model time.
     std::fs::rename(env.root.join("rust.md"), env.root.join("rust-notes.md")).unwrap();
-    let r = index(&env, &mut e);
+    let r = index(&env);
     assert_eq!((r.indexed, r.removed, r.embedded), (1, 1, 0));
     assert_eq!(search(&env, "borrow checker", Mode::Semantic)[0], "rust-notes.md");
 
     // Delete: no chunk or vector left behind.
     std::fs::remove_file(env.root.join("sub/tea.txt")).unwrap();
-    let r = index(&env, &mut e);
+    let r = index(&env);
     assert_eq!(r.removed, 1);
     assert!(search(&env, "green tea", Mode::Hybrid).iter().all(|f| f != "tea.txt"));
     let store = Store::open_read(&env.index).unwrap();
@@ -115,7 +122,6 @@ fn add_change_delete_and_rename() {
 #[test]
 fn hostile_files_are_reported_and_nothing_is_lost() {
     let env = env();
-    let mut e = StandIn::new(64);
     common::write(&env.root, "good.md", "# Good\n\nA normal note about kayaks.\n");
     common::write(&env.root, "binary.txt", b"\x00\x01\x02\x03ELF binary\x00\x00");
     common::write(&env.root, "latin1.txt", b"caf\xe9 cr\xe8me br\xfbl\xe9e recipe\n");
@@ -141,8 +147,8 @@ fn hostile_files_are_reported_and_nothing_is_lost() {
         std::fs::set_permissions(env.root.join("locked/secret.md"), std::os::unix::fs::PermissionsExt::from_mode(0o000))
             .unwrap();
     }
-    let r = index(&env, &mut e);
-    let skipped: Vec<String> = r.skipped.iter().map(|(p, _)| file_name(p)).collect();
+    let r = index(&env);
+    let skipped: Vec<String> = r.skipped.iter().map(|s| file_name(&s.path.to_string_lossy())).collect();
     assert!(skipped.contains(&"binary.txt".into()), "{skipped:?}");
     assert!(skipped.contains(&"huge.txt".into()), "{skipped:?}");
     assert!(r.lossy.iter().any(|p| p.ends_with("latin1.txt")));
@@ -158,9 +164,9 @@ fn hostile_files_are_reported_and_nothing_is_lost() {
     {
         let is_root = std::fs::read(env.root.join("locked/secret.md")).is_ok();
         if !is_root {
-            assert!(r.failed.iter().any(|(p, _)| p.ends_with("secret.md")), "{:?}", r.failed);
+            assert!(r.failed.iter().any(|f| f.path.ends_with("secret.md")), "{:?}", r.failed);
         }
-        assert!(r.skipped.iter().any(|(p, why)| p.ends_with("outside.txt") && why.contains("symbolic link")));
+        assert!(r.skipped.iter().any(|s| s.path.ends_with("outside.txt") && s.why == qsearch::scan::Skip::Symlink));
     }
     assert_consistent(&env.index);
 }
@@ -168,11 +174,10 @@ fn hostile_files_are_reported_and_nothing_is_lost() {
 #[test]
 fn cjk_text_is_found_by_keyword() {
     let env = env();
-    let mut e = StandIn::new(64);
     common::write(&env.root, "zh.md", "# 笔记\n\n今天学习了向量数据库和语义搜索。\n");
     common::write(&env.root, "ja.md", "# メモ\n\n東京で寿司を食べました。\n");
     common::write(&env.root, "en.md", "# Notes\n\nNothing in Chinese here.\n");
-    index(&env, &mut e);
+    index(&env);
     assert_eq!(search(&env, "向量数据库", Mode::Keyword), vec!["zh.md"]);
     assert_eq!(search(&env, "寿司", Mode::Keyword), vec!["ja.md"]);
     assert!(search(&env, "寿司", Mode::Hybrid).first().is_some_and(|f| f == "ja.md"));
@@ -182,30 +187,23 @@ fn cjk_text_is_found_by_keyword() {
 fn a_different_model_is_refused_without_rebuild() {
     let env = env();
     common::write(&env.root, "a.md", "alpha");
-    index(&env, &mut StandIn::new(64));
-    let mut store = Store::open_write(&env.index).unwrap();
-    let other = StandIn::new(32);
-    let fp = indexer::fingerprint(&other, indexer::Options::default().chunk);
-    let err = indexer::check_fingerprint(&mut store, &fp, false).unwrap_err().to_string();
+    index(&env);
+    let err = writer(&env, 32, indexer::Options::default(), false).err().unwrap().to_string();
     assert!(err.contains("--rebuild"), "{err}");
-    indexer::check_fingerprint(&mut store, &fp, true).unwrap();
-    assert_eq!(store.stats().unwrap().chunks, 0, "rebuild starts from nothing");
+    let w = writer(&env, 32, indexer::Options::default(), true).unwrap();
+    assert_eq!(w.stats().unwrap().chunks, 0, "rebuild starts from nothing");
 }
 
 #[test]
 fn one_document_cannot_flood_results_and_path_filter_applies() {
     let env = env();
-    let mut e = StandIn::new(64);
     let long: String = (0..60).map(|i| format!("## Part {i}\n\nlighthouse keeper log entry {i}\n\n")).collect();
     common::write(&env.root, "log.md", format!("# Log\n\n{long}"));
     common::write(&env.root, "other/lighthouse.md", "# Lighthouse\n\nA lighthouse keeper.\n");
-    let mut store = Store::open_write(&env.index).unwrap();
     let mut opts = indexer::Options::default();
     opts.chunk.tokens = 16;
     opts.chunk.overlap = 0;
-    let fp = indexer::fingerprint(&e, opts.chunk);
-    indexer::check_fingerprint(&mut store, &fp, false).unwrap();
-    indexer::run(&mut store, &mut e, std::slice::from_ref(&env.root), &opts, &mut |_| {}, &AtomicBool::new(false)).unwrap();
+    index_with(&env, opts);
     let hits = search(&env, "lighthouse keeper", Mode::Hybrid);
     assert_eq!(hits.iter().filter(|h| *h == "log.md").count(), 2, "{hits:?}");
     assert!(hits.contains(&"lighthouse.md".into()));
@@ -220,8 +218,12 @@ fn one_document_cannot_flood_results_and_path_filter_applies() {
 #[test]
 fn one_writer_at_a_time() {
     let env = env();
-    let _held = qsearch::store::lock::WriterLock::acquire(&env.index, "watch").unwrap();
-    let err = qsearch::store::lock::WriterLock::acquire(&env.index, "index").err().unwrap().to_string();
+    let settings = |role| indexer::Settings { role, rebuild: false, options: indexer::Options::default() };
+    let held = Writer::open(&env.index, settings(Role::Watch), |_| Ok(Box::new(StandIn::new(64)))).unwrap();
+    let err = Writer::open(&env.index, settings(Role::Index), |_| Ok(Box::new(StandIn::new(64)))).err().unwrap().to_string();
     assert!(err.contains("watcher"), "{err}");
-    assert_eq!(qsearch::store::lock::holder(&env.index).unwrap().role, "watch");
+    assert_eq!(qsearch::store::lock::holder(&env.index).unwrap().role, Role::Watch);
+    drop(held);
+    assert!(qsearch::store::lock::holder(&env.index).is_none(), "the lock goes with the writer");
+    assert!(Writer::open(&env.index, settings(Role::Index), |_| Ok(Box::new(StandIn::new(64)))).is_ok());
 }

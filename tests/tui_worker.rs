@@ -10,10 +10,12 @@ use std::sync::mpsc::{Receiver, channel};
 use std::time::{Duration, Instant};
 
 use qsearch::embed::stand_in::StandIn;
-use qsearch::models::load::{Choice, Settings};
+use qsearch::models::choice::Choice;
+use qsearch::models::load::Settings;
 use qsearch::models::source::Sources;
 use qsearch::search::{MatchKind, Mode, Query, Searcher};
-use qsearch::tui::worker::{Answer, IndexState, ModelState, Reply, Setup, Worker, answer};
+use qsearch::search::answer;
+use qsearch::tui::worker::{Answer, IndexState, ModelState, Reply, Setup, Worker};
 
 const WAIT: Duration = Duration::from_secs(20);
 

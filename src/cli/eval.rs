@@ -11,9 +11,9 @@ use qsearch::config::Config;
 use qsearch::embed::InputKind;
 use qsearch::eval;
 use qsearch::indexer;
+use qsearch::indexer::Writer;
 use qsearch::search::{Mode, Query, Searcher};
-use qsearch::store::Store;
-use qsearch::store::lock::WriterLock;
+use qsearch::store::lock::Role;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -44,17 +44,15 @@ pub fn run(config: &Config, args: Args) -> Result<ExitCode> {
     eprintln!("{}: {} documents, {} queries (split {}); working in {}", name, data.corpus.len(), data.queries.len(), data.split, work.display());
     let names = eval::write_corpus(&data.corpus, &corpus_dir)?;
 
-    let choice = super::choose_model(config, None);
-    let mut embedder = super::load_embedder(config, choice, config.dims, InputKind::Document, false)?;
     let t0 = Instant::now();
-    {
-        let _lock = WriterLock::acquire(&index_dir, "eval")?;
-        let mut store = Store::open_write(&index_dir)?;
-        let opts = super::index_options(config, embedder.as_ref());
-        let fp = indexer::fingerprint(embedder.as_ref(), opts.chunk);
-        indexer::check_fingerprint(&mut store, &fp, true)?;
+    let mut embedder = {
+        // Another model or chunking than last time starts the set afresh; the same one re-embeds nothing.
+        let settings = indexer::Settings { role: Role::Eval, rebuild: true, options: super::index_options(config) };
+        let mut writer = Writer::open(&index_dir, settings, |_| {
+            super::load_embedder(config, super::choose_model(config, None), config.dims, InputKind::Document, false)
+        })?;
         let roots = indexer::canonical_roots(std::slice::from_ref(&corpus_dir))?;
-        let report = indexer::run(&mut store, embedder.as_mut(), &roots, &opts, &mut |_| {}, &AtomicBool::new(false))?;
+        let report = writer.update(&roots, &mut |_| {}, &AtomicBool::new(false))?;
         eprintln!(
             "indexed in {:.0}s: {} files, {} chunks embedded, {} tokens ({} cut at the model's limit)",
             t0.elapsed().as_secs_f64(),
@@ -63,7 +61,8 @@ pub fn run(config: &Config, args: Args) -> Result<ExitCode> {
             report.tokens,
             report.truncated
         );
-    }
+        writer.into_embedder()
+    };
     let mut queries = data.queries.clone();
     if let Some(n) = args.max_queries {
         queries.truncate(n);

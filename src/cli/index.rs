@@ -11,7 +11,7 @@ use qsearch::embed::InputKind;
 use qsearch::config::Config;
 use qsearch::indexer::{self, Progress, Report};
 use qsearch::store::Store;
-use qsearch::store::lock::WriterLock;
+use qsearch::store::lock::Role;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -52,28 +52,24 @@ pub fn run(config: &Config, args: Args) -> Result<ExitCode> {
     config.chunk_overlap = args.chunk_overlap.unwrap_or(config.chunk_overlap);
     config.hidden |= args.hidden;
     config.max_file_mb = args.max_file_mb.unwrap_or(config.max_file_mb);
+    config.dims = args.dims.or(config.dims);
     let config = &config;
     if args.estimate {
         return estimate(config, &args);
     }
     let dir = config.index_dir();
-    let _lock = WriterLock::acquire(&dir, "index")?;
-    let mut store = Store::open_write(&dir)?;
-    let roots = super::roots_or_registered(&store, &args.paths, "no folders to index: run `qsearch index PATH`")?;
-    let existing = if args.rebuild { None } else { store.fingerprint()? };
-    let choice = super::choose_model(config, existing.as_ref());
-    let dims = args.dims.or(config.dims);
-    let mut embedder = super::load_embedder(config, choice, dims, InputKind::Document, args.quiet)?;
-    let opts = super::index_options(config, embedder.as_ref());
-    let fp = indexer::fingerprint(embedder.as_ref(), opts.chunk);
-    indexer::check_fingerprint(&mut store, &fp, args.rebuild)?;
+    // Named folders are checked before the model loads.
+    indexer::canonical_roots(&args.paths)?;
+    let mut writer = super::open_writer(config, Role::Index, args.rebuild, args.quiet)?;
+    let roots = writer.roots_or_registered(&args.paths, "no folders to index: run `qsearch index PATH`")?;
+    let fp = writer.fingerprint().clone();
 
     let cancel = super::stop_on_signal();
     let show = !args.quiet && std::io::stderr().is_terminal();
     let bar = ProgressBar::with_draw_target(None, if show { ProgressDrawTarget::stderr() } else { ProgressDrawTarget::hidden() });
     bar.enable_steady_tick(Duration::from_millis(200));
     if !args.quiet {
-        eprintln!("index: {}\n{} on {}", dir.display(), fp, embedder.device());
+        eprintln!("index: {}\n{} on {}", dir.display(), fp, writer.embedder().device());
     }
     let quiet = args.quiet;
     let mut on = |p: Progress| match p {
@@ -106,7 +102,7 @@ pub fn run(config: &Config, args: Args) -> Result<ExitCode> {
             bar.set_message(format!("{:.0} tok/s", tokens as f64 / elapsed.as_secs_f64().max(1e-3)));
         }
     };
-    let report = indexer::run(&mut store, embedder.as_mut(), &roots, &opts, &mut on, &cancel)?;
+    let report = writer.update(&roots, &mut on, &cancel)?;
     bar.finish_and_clear();
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
@@ -129,8 +125,9 @@ fn estimate(config: &Config, args: &Args) -> Result<ExitCode> {
     }
     let existing = Store::open_read(&config.index_dir()).ok().and_then(|s| s.fingerprint().ok().flatten());
     let choice = super::choose_model(config, existing.as_ref());
-    let mut embedder = super::load_embedder(config, choice, args.dims.or(config.dims), InputKind::Document, args.quiet)?;
-    let opts = super::index_options(config, embedder.as_ref());
+    let mut embedder = super::load_embedder(config, choice, config.dims, InputKind::Document, args.quiet)?;
+    let mut opts = super::index_options(config);
+    opts.chunk = indexer::effective_chunking(opts.chunk, embedder.as_ref());
     let est = indexer::estimate(embedder.as_mut(), &roots, &opts)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&est)?);
@@ -166,11 +163,11 @@ fn print_summary(r: &Report) {
         r.tokens,
         if r.embed_secs > 0.0 { format!(", {:.0} tokens/s", r.tokens as f64 / r.embed_secs) } else { String::new() },
     );
-    for (path, why) in &r.skipped {
-        eprintln!("  skipped {path}: {why}");
+    for s in &r.skipped {
+        eprintln!("  skipped {}: {}", s.path.display(), s.why);
     }
-    for (path, why) in &r.failed {
-        eprintln!("  failed  {path}: {why}");
+    for f in &r.failed {
+        eprintln!("  failed  {}: {}", f.path.display(), f.why);
     }
     for path in &r.lossy {
         eprintln!("  note    {path}: invalid bytes replaced with U+FFFD");

@@ -9,7 +9,8 @@ use qsearch::models::catalog;
 use qsearch::models::{prepare, source};
 use qsearch::paths;
 use qsearch::runtime;
-use qsearch::store::{Store, lock};
+use qsearch::store::lock::{self, Role};
+use qsearch::store::Store;
 
 #[derive(clap::Args)]
 pub struct StatusArgs {
@@ -31,7 +32,7 @@ pub fn status(config: &Config, args: StatusArgs) -> Result<ExitCode> {
     let stats = store.stats()?;
     let writer = lock::holder(&dir);
     if args.json {
-        let watcher = writer.as_ref().filter(|h| h.role == "watch").and_then(|_| qsearch::watch::State::read(&dir));
+        let watcher = writer.as_ref().filter(|h| h.role == Role::Watch).and_then(|_| qsearch::watch::State::read(&dir));
         let out = serde_json::json!({ "index": dir, "stats": stats, "writer": writer, "watcher": watcher });
         println!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(ExitCode::SUCCESS);
@@ -48,7 +49,7 @@ pub fn status(config: &Config, args: StatusArgs) -> Result<ExitCode> {
     }
     println!("on disk:  {:.1} MB", stats.bytes_on_disk as f64 / 1e6);
     match writer {
-        Some(h) if h.role == "watch" => {
+        Some(h) if h.role == Role::Watch => {
             let state = qsearch::watch::State::read(&dir).unwrap_or_default();
             println!(
                 "watcher:  running (pid {}) since {}; events: {}; last change seen {}; queue {}",

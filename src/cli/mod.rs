@@ -20,9 +20,12 @@ use qsearch::embed::InputKind;
 use qsearch::config::Config;
 use qsearch::embed::Embedder;
 use qsearch::embed::onnx::{Device, Options};
-use qsearch::models::load::{self, Choice, Settings};
+use qsearch::models::choice::{self, Choice};
+use qsearch::models::load::{self, Settings};
 use qsearch::models::source::{Event, Sources};
+use qsearch::indexer::Writer;
 use qsearch::store::Fingerprint;
+use qsearch::store::lock::Role;
 
 #[derive(Parser)]
 #[command(name = "qsearch", version, about = "Local semantic search over your notes, docs and code")]
@@ -122,18 +125,9 @@ fn init_logging(verbose: bool) {
         .try_init();
 }
 
-/// The model to use: the one named, else the one the index was built with, else the default.
+/// The model to use for an index: see [`choice::choose`].
 fn choose_model(config: &Config, index: Option<&Fingerprint>) -> Choice {
-    match (&config.model, index) {
-        (Some(m), _) => Choice::Named(m.clone()),
-        (None, Some(fp)) => Choice::Named(model_of(fp).to_string()),
-        (None, None) => Choice::Default,
-    }
-}
-
-/// The model id in a fingerprint ("all-minilm-l6-v2:384d" -> "all-minilm-l6-v2").
-fn model_of(fp: &Fingerprint) -> &str {
-    fp.model.split(':').next().unwrap_or(&fp.model)
+    choice::choose(config.model.as_deref(), index)
 }
 
 /// `purpose`: what the process will mostly embed (its graph is loaded first).
@@ -197,27 +191,22 @@ fn load_embedder(
     Ok(loaded.embedder)
 }
 
-/// The folders named on the command line, else every folder the index already has.
-fn roots_or_registered(store: &qsearch::store::Store, paths: &[PathBuf], none: &str) -> Result<Vec<PathBuf>> {
-    let roots = qsearch::indexer::canonical_roots(paths)?;
-    if !roots.is_empty() {
-        return Ok(roots);
-    }
-    let registered: Vec<PathBuf> = store.roots()?.into_iter().map(|r| r.path).collect();
-    if registered.is_empty() {
-        anyhow::bail!("{none}");
-    }
-    Ok(registered)
-}
-
-/// Indexing options from the configuration, the chunk size capped by what the embedder reads.
-fn index_options(config: &Config, embedder: &dyn Embedder) -> qsearch::indexer::Options {
-    let wanted = qsearch::text::chunk::Settings { tokens: config.chunk_tokens, overlap: config.chunk_overlap };
+/// Indexing options from the configuration (the writer caps the chunk size by the model).
+fn index_options(config: &Config) -> qsearch::indexer::Options {
     let mut opts = qsearch::indexer::Options::default();
-    opts.chunk = qsearch::indexer::effective_chunking(wanted, embedder);
+    opts.chunk = qsearch::text::chunk::Settings { tokens: config.chunk_tokens, overlap: config.chunk_overlap };
     opts.scan.hidden = config.hidden;
     opts.scan.max_file_bytes = config.max_file_mb * 1024 * 1024;
     opts
+}
+
+/// Opens the index for writing: the lock, then the model the index needs (see
+/// [`choose_model`]), loaded with visible progress.
+fn open_writer(config: &Config, role: Role, rebuild: bool, quiet: bool) -> Result<Writer> {
+    let settings = qsearch::indexer::Settings { role, rebuild, options: index_options(config) };
+    Writer::open(&config.index_dir(), settings, |existing| {
+        load_embedder(config, choose_model(config, existing), config.dims, InputKind::Document, quiet)
+    })
 }
 
 /// A flag that Ctrl-C or SIGTERM sets, so work stops after its current batch; a second signal

@@ -6,7 +6,7 @@ use anyhow::Result;
 use qsearch::config::Config;
 use qsearch::embed::InputKind;
 use qsearch::models::catalog;
-use qsearch::models::load::Choice;
+use qsearch::models::choice;
 use qsearch::models::source::{self, Event};
 
 #[derive(clap::Subcommand)]
@@ -83,10 +83,7 @@ pub fn run(config: &Config, cmd: ModelCommand) -> Result<ExitCode> {
 }
 
 pub fn embed(config: &Config, args: EmbedArgs) -> Result<ExitCode> {
-    let choice = match &config.model {
-        Some(m) => Choice::Named(m.clone()),
-        None => Choice::Default,
-    };
+    let choice = choice::choose(config.model.as_deref(), None);
     let kind = if args.query { InputKind::Query } else { InputKind::Document };
     let mut embedder = super::load_embedder(config, choice, args.dims.or(config.dims), kind, false)?;
     let out = embedder.embed(&[&args.text], kind)?;

@@ -4,9 +4,11 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use anyhow::Result;
+use clap::builder::TypedValueParser;
 use qsearch::config::Config;
 use qsearch::embed::InputKind;
-use qsearch::search::{Hit, Mode, Query, Results, Searcher};
+use qsearch::models::choice;
+use qsearch::search::{Hit, KeywordOnly, Mode, Query, Results, Searcher};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -17,7 +19,7 @@ pub struct Args {
     #[arg(short)]
     k: Option<usize>,
     /// hybrid (keyword + semantic), semantic, or keyword
-    #[arg(long, value_enum)]
+    #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(["hybrid", "semantic", "keyword"]).map(|s| s.parse::<Mode>().expect("a listed mode")))]
     mode: Option<Mode>,
     /// Only files whose path matches this glob (absolute, or relative to an indexed folder)
     #[arg(long)]
@@ -59,34 +61,27 @@ pub fn run(config: &Config, args: Args) -> Result<ExitCode> {
         path_glob: args.path.clone(),
         per_doc: args.per_doc.unwrap_or(config.per_doc),
     };
-    let mut notes = Vec::new();
-    let fingerprint = searcher.store.fingerprint()?;
+    let mut keyword_only = None;
     let mut vector = None;
     if mode.needs_vectors() {
-        match &fingerprint {
+        match searcher.fingerprint()? {
             Some(fp) => {
-                if let Some(m) = &config.model {
-                    if m != super::model_of(fp) {
-                        anyhow::bail!("the index was built with {}, not {m}; search it without --model, or rebuild it", fp.model);
-                    }
-                }
-                let choice = super::choose_model(config, Some(fp));
+                choice::check_named(config.model.as_deref(), &fp)?;
+                let choice = super::choose_model(config, Some(&fp));
                 // Without the model, words still find things: say why and answer by keyword.
                 match super::load_embedder(config, choice, Some(fp.dims), InputKind::Query, args.json) {
                     Ok(mut embedder) => {
                         vector = Some(embedder.embed(&[&text], InputKind::Query)?.vectors.remove(0));
                         searcher.load_vectors()?;
                     }
-                    Err(e) => notes.push(format!("semantic search is unavailable ({e:#}); keyword results only")),
+                    Err(e) => keyword_only = Some(KeywordOnly::ModelUnavailable(format!("{e:#}"))),
                 }
             }
-            None => notes.push("the index has no model yet: keyword results only".to_string()),
+            None => keyword_only = Some(KeywordOnly::NoModel),
         }
     }
     let results = searcher.search(&q, vector.as_deref())?;
-    if notes.is_empty() {
-        notes.extend(results.semantic_note.clone());
-    }
+    let mut notes: Vec<String> = keyword_only.or(results.semantic_note.clone()).iter().map(ToString::to_string).collect();
     if results.pending > 0 && mode.needs_vectors() {
         notes.push(format!("{} chunks are not embedded yet: semantic results are partial", results.pending));
     }

@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use anyhow::{Result, bail};
 use qsearch::embed::InputKind;
 use qsearch::config::Config;
+use qsearch::models::choice;
 use qsearch::store::Fingerprint;
 use qsearch::tui;
 
@@ -22,9 +23,7 @@ pub fn run(config: &Config) -> Result<ExitCode> {
     let plan = {
         let config = config.clone();
         Arc::new(move |fp: &Fingerprint| {
-            if let Some(m) = config.model.as_ref().filter(|m| m.as_str() != super::model_of(fp)) {
-                bail!("the index was built with {}, not {m}: start without --model, or rebuild the index", fp.model);
-            }
+            choice::check_named(config.model.as_deref(), fp)?;
             Ok(super::settings(&config, super::choose_model(&config, Some(fp)), Some(fp.dims), InputKind::Query))
         })
     };

@@ -5,11 +5,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Result;
-use qsearch::embed::InputKind;
 use qsearch::config::Config;
-use qsearch::indexer;
-use qsearch::store::Store;
-use qsearch::store::lock::WriterLock;
+use qsearch::store::lock::Role;
 use qsearch::watch;
 
 #[derive(clap::Args)]
@@ -29,28 +26,20 @@ pub struct Args {
 
 pub fn run(config: &Config, args: Args) -> Result<ExitCode> {
     let dir = config.index_dir();
-    let _lock = WriterLock::acquire(&dir, "watch")?;
-    let mut store = Store::open_write(&dir)?;
-    let roots = super::roots_or_registered(
-        &store,
-        &args.paths,
-        "no folders to watch: run `qsearch watch PATH` or `qsearch index PATH` first",
-    )?;
+    qsearch::indexer::canonical_roots(&args.paths)?;
+    let mut writer = super::open_writer(config, Role::Watch, false, false)?;
+    let roots = writer
+        .roots_or_registered(&args.paths, "no folders to watch: run `qsearch watch PATH` or `qsearch index PATH` first")?;
     if !args.no_nice {
         watch::lower_priority();
     }
-    let existing = store.fingerprint()?;
-    let choice = super::choose_model(config, existing.as_ref());
-    let mut embedder = super::load_embedder(config, choice, config.dims, InputKind::Document, false)?;
-    let opts = super::index_options(config, embedder.as_ref());
-    let fp = indexer::fingerprint(embedder.as_ref(), opts.chunk);
-    indexer::check_fingerprint(&mut store, &fp, false)?;
+    let fp = writer.fingerprint().clone();
 
     let cancel = super::stop_on_signal();
     let wopts = watch::Options { force_poll: args.poll, debounce: Duration::from_millis(args.debounce_ms), ..Default::default() };
     eprintln!("watching {} folder(s) with {}; index {}", roots.len(), fp, dir.display());
     let mut first = true;
-    watch::run(&mut store, embedder.as_mut(), &roots, &opts, &wopts, &cancel, &mut |report, state| {
+    watch::run(&mut writer, &roots, &wopts, &cancel, &mut |report, state| {
         if first {
             eprintln!("events: {}", state.backend);
             first = false;
@@ -66,8 +55,8 @@ pub fn run(config: &Config, args: Args) -> Result<ExitCode> {
                 if report.pending > 0 { format!(", {} pending", report.pending) } else { String::new() }
             );
         }
-        for (path, why) in &report.failed {
-            eprintln!("  failed {path}: {why}");
+        for f in &report.failed {
+            eprintln!("  failed {}: {}", f.path.display(), f.why);
         }
     })?;
     eprintln!("watcher stopped; the index is saved");

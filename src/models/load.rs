@@ -7,18 +7,11 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 
 use super::catalog::{self, DEFAULT_MODEL, FALLBACK_MODEL};
+use super::choice::Choice;
 use super::source::{self, Event, Sources};
 use crate::embed::onnx::{OnnxEmbedder, Options};
 use crate::embed::{Embedder, stand_in};
 use crate::runtime;
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Choice {
-    /// The user named this model (flag, config, or the model an index was built with).
-    Named(String),
-    /// Nothing named: the default, or the fallback when the default cannot be had.
-    Default,
-}
 
 #[derive(Debug, Clone)]
 pub struct Settings {

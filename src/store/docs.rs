@@ -9,6 +9,7 @@ use anyhow::Result;
 use rusqlite::{OptionalExtension, params};
 
 use super::Store;
+use crate::text::chunk::{self, Chunk};
 use crate::text::fts;
 use crate::util::{now_secs, path_bytes, path_from_bytes};
 
@@ -41,6 +42,7 @@ pub struct NewDocument<'a> {
 
 pub struct NewChunk {
     pub seq: usize,
+    /// blake3 of [`NewChunk::embedded_text`]: chunks with the same one share a vector.
     pub hash: String,
     pub heading: String,
     pub start_byte: usize,
@@ -48,6 +50,38 @@ pub struct NewChunk {
     pub start_line: usize,
     pub end_line: usize,
     pub text: String,
+}
+
+impl NewChunk {
+    /// The text the embedder is given for this chunk.
+    pub fn embedded_text(&self) -> String {
+        chunk::embed_text(&self.heading, &self.text)
+    }
+}
+
+impl From<Chunk> for NewChunk {
+    fn from(c: Chunk) -> NewChunk {
+        let mut new = NewChunk {
+            seq: c.seq,
+            hash: String::new(),
+            heading: c.heading_path(),
+            start_byte: c.start_byte,
+            end_byte: c.end_byte,
+            start_line: c.start_line,
+            end_line: c.end_line,
+            text: c.text,
+        };
+        new.hash = blake3::hash(new.embedded_text().as_bytes()).to_hex().to_string();
+        new
+    }
+}
+
+/// A vector as SQLite holds it, attached to a chunk.
+#[derive(Debug, Clone)]
+pub struct StoredVector {
+    pub chunk_id: i64,
+    pub vec_seq: i64,
+    pub vector: Vec<f32>,
 }
 
 /// Changes to mirror into the vector index after a write.
@@ -185,7 +219,7 @@ impl Store {
         )?;
         let rows = stmt.query_map([limit as i64], |r| {
             let (hash, heading, text): (String, String, String) = (r.get(0)?, r.get(1)?, r.get(2)?);
-            Ok(Pending { hash, text: crate::text::chunk::embed_text(&heading, &text) })
+            Ok(Pending { hash, text: chunk::embed_text(&heading, &text) })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
@@ -210,7 +244,8 @@ impl Store {
         Ok(self.conn.query_row("SELECT count(*) FROM chunks WHERE vec_seq IS NULL", [], |r| r.get::<_, i64>(0))? as u64)
     }
 
-    /// Stores vectors and attaches them to every chunk with that text, in one transaction.
+    /// Stores vectors (each with the hash of its text) and attaches them to every chunk with
+    /// that text, in one transaction.
     pub fn attach_vectors(&mut self, items: &[(String, Vec<f32>)]) -> Result<VectorChanges> {
         let tx = self.conn.transaction()?;
         let mut changes = VectorChanges::default();
@@ -234,12 +269,14 @@ impl Store {
     }
 
     /// Vectors attached after `seq`, in order: what a vector file saved at `seq` lacks.
-    pub fn vectors_after(&self, seq: i64) -> Result<Vec<(i64, i64, Vec<f32>)>> {
+    pub fn vectors_after(&self, seq: i64) -> Result<Vec<StoredVector>> {
         let mut stmt = self.conn.prepare(
             "SELECT c.id, c.vec_seq, v.data FROM chunks c JOIN vectors v ON v.hash = c.hash
              WHERE c.vec_seq > ?1 ORDER BY c.vec_seq",
         )?;
-        let rows = stmt.query_map([seq], |r| Ok((r.get(0)?, r.get(1)?, blob_to_vec(&r.get::<_, Vec<u8>>(2)?))))?;
+        let rows = stmt.query_map([seq], |r| {
+            Ok(StoredVector { chunk_id: r.get(0)?, vec_seq: r.get(1)?, vector: blob_to_vec(&r.get::<_, Vec<u8>>(2)?) })
+        })?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 

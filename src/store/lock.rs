@@ -10,11 +10,32 @@ use anyhow::{Context, Result, bail};
 
 pub const LOCK_FILE: &str = "writer.lock";
 
+/// Why a process writes the index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// `qsearch index`.
+    Index,
+    /// `qsearch watch`: keeps the index fresh, so other writers are told to let it.
+    Watch,
+    /// `qsearch eval`, on its own index.
+    Eval,
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Role::Index => "index",
+            Role::Watch => "watch",
+            Role::Eval => "eval",
+        })
+    }
+}
+
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Holder {
     pub pid: u32,
-    /// "index" or "watch".
-    pub role: String,
+    pub role: Role,
     pub since: u64,
 }
 
@@ -23,7 +44,7 @@ pub struct WriterLock {
 }
 
 impl WriterLock {
-    pub fn acquire(dir: &Path, role: &str) -> Result<WriterLock> {
+    pub fn acquire(dir: &Path, role: Role) -> Result<WriterLock> {
         std::fs::create_dir_all(dir)?;
         let mut file = std::fs::OpenOptions::new()
             .read(true)
@@ -38,7 +59,7 @@ impl WriterLock {
             }
             let holder = read_holder(&mut file);
             match holder {
-                Some(h) if h.role == "watch" => bail!(
+                Some(h) if h.role == Role::Watch => bail!(
                     "a watcher (pid {}) owns this index and keeps it up to date; stop it first, or let it do the work",
                     h.pid
                 ),
@@ -46,7 +67,7 @@ impl WriterLock {
                 None => bail!("another qsearch process is writing this index"),
             }
         }
-        let holder = Holder { pid: std::process::id(), role: role.into(), since: crate::util::now_secs() };
+        let holder = Holder { pid: std::process::id(), role, since: crate::util::now_secs() };
         file.set_len(0)?;
         file.rewind()?;
         file.write_all(serde_json::to_string(&holder)?.as_bytes())?;

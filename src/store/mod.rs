@@ -4,6 +4,7 @@
 
 pub mod docs;
 pub mod lock;
+pub mod read;
 pub mod vectors;
 
 use std::path::{Path, PathBuf};
@@ -29,6 +30,14 @@ pub struct Fingerprint {
     pub chunker_version: u32,
 }
 
+impl Fingerprint {
+    /// The model's id, without what the embedder adds to it ("all-minilm-l6-v2:384d" ->
+    /// "all-minilm-l6-v2").
+    pub fn model_id(&self) -> &str {
+        self.model.split(':').next().unwrap_or(&self.model)
+    }
+}
+
 impl std::fmt::Display for Fingerprint {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
@@ -40,13 +49,14 @@ impl std::fmt::Display for Fingerprint {
 }
 
 pub struct Store {
-    pub(crate) conn: Connection,
+    conn: Connection,
     dir: PathBuf,
 }
 
 impl Store {
-    /// Opens (creating if needed) the index in `dir` for writing. The caller holds the lock.
-    pub fn open_write(dir: &Path) -> Result<Store> {
+    /// Opens (creating if needed) the index in `dir` for writing. Only
+    /// [`Writer`](crate::indexer::Writer) calls it, holding the writer lock.
+    pub(crate) fn open_write(dir: &Path) -> Result<Store> {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create index directory {}", dir.display()))?;
         let conn = Connection::open(dir.join(DB_FILE))
             .with_context(|| format!("cannot open index {}", dir.join(DB_FILE).display()))?;

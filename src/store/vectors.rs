@@ -50,7 +50,7 @@ fn err(e: cxx::Exception) -> anyhow::Error {
 impl VectorIndex {
     /// For the writer: loads the newest vector file, brings it up to date with `store`, and
     /// rebuilds it from SQLite if it still disagrees (removals a crash kept in the file).
-    pub fn open(store: &Store, dims: usize) -> Result<VectorIndex> {
+    pub(crate) fn open(store: &Store, dims: usize) -> Result<VectorIndex> {
         let mut vi = VectorIndex::open_for_search(store, dims)?;
         if vi.index.size() as u64 != store.embedded_chunks()? {
             vi.rebuild(store)?;
@@ -84,8 +84,8 @@ impl VectorIndex {
             return Ok(());
         }
         self.unsaved = true;
-        let last = missing.last().map(|m| m.1).unwrap_or(self.covered);
-        let added: Vec<(i64, Vec<f32>)> = missing.into_iter().map(|(id, _, v)| (id, v)).collect();
+        let last = missing.last().map(|m| m.vec_seq).unwrap_or(self.covered);
+        let added: Vec<(i64, Vec<f32>)> = missing.into_iter().map(|m| (m.chunk_id, m.vector)).collect();
         self.apply(&VectorChanges { removed: Vec::new(), added })?;
         self.covered = last;
         Ok(())

@@ -434,9 +434,9 @@ impl App {
             return Some(format!("no semantic search ({first}); keyword search works. `qsearch doctor` tells more"));
         }
         if let Some(note) =
-            self.shown.as_ref().filter(|s| s.complete).and_then(|s| s.found.results.semantic_note.clone())
+            self.shown.as_ref().filter(|s| s.complete).and_then(|s| s.found.results.semantic_note.as_ref())
         {
-            return Some(note);
+            return Some(note.to_string());
         }
         match &self.index {
             IndexState::Ready(info) => info.vectors_error.as_ref().map(|e| format!("semantic search is off: {e}")),

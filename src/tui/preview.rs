@@ -10,20 +10,10 @@ use super::textwidth;
 use super::wrap::wrap;
 
 /// A chunk of a document, for the preview.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Piece {
-    pub chunk_id: i64,
-    pub start_byte: usize,
-    pub end_byte: usize,
-    pub start_line: usize,
-    pub text: String,
-}
+pub type Piece = crate::store::read::ChunkSpan;
 
-/// A hit's chunk and its neighbours (sequence -1 and +1 when they exist), in document order.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Context {
-    pub pieces: Vec<Piece>,
-}
+/// A hit's chunk and its neighbours, in document order.
+pub type Context = crate::search::answer::Neighbourhood;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Tone {

@@ -6,10 +6,11 @@ use std::sync::mpsc::Sender;
 use std::time::{Duration, Instant};
 
 use crate::models::catalog::DEFAULT_MODEL;
-use crate::models::load::{self, Choice, Settings};
+use crate::models::choice::Choice;
+use crate::models::load::{self, Settings};
 use crate::models::source::Event;
 
-use super::answer::embed_query;
+use crate::search::answer::embed_query;
 use super::slot::Slot;
 use super::{Inbox, ModelState, Reply, Sink, spawn_guarded};
 

@@ -9,11 +9,9 @@
 //!   the newest query text it is given ([`slot::Slot`]: a request replaces the one still waiting).
 //!
 //! Every answer carries the generation number of the query it answers; the app drops those that
-//! are not its current generation. [`answer`] holds the plain functions a benchmark can time.
+//! are not its current generation. The answers themselves come from [`crate::search::answer`].
 
-pub mod answer;
 mod embed;
-pub mod neighbours;
 mod search;
 pub mod slot;
 
@@ -25,10 +23,9 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 
 use crate::models::load::Settings;
-use crate::search::{Query, Results};
+pub use crate::search::answer::Found;
+use crate::search::Query;
 use crate::store::{Fingerprint, Stats};
-
-use super::preview::Context;
 
 /// How the model for an index is chosen (the binary's policy: flags, config, the index's own).
 pub type ModelPlan = Arc<dyn Fn(&Fingerprint) -> Result<Settings> + Send + Sync>;
@@ -97,13 +94,6 @@ pub struct Answer {
     /// From the keystroke (the request) to this answer.
     pub latency: Duration,
     pub outcome: Result<Found, String>,
-}
-
-#[derive(Debug, Clone, Default)]
-pub struct Found {
-    pub results: Results,
-    /// Each hit's neighbourhood, in hit order (None when it could not be read).
-    pub contexts: Vec<Option<Context>>,
 }
 
 /// Messages into the search thread.

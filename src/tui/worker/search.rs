@@ -6,10 +6,10 @@ use std::time::Instant;
 
 use anyhow::Result;
 
-use crate::search::{Query, Searcher};
+use crate::search::{KeywordOnly, Query, Searcher};
 use crate::store::{DB_FILE, lock};
 
-use super::answer::{answer, keyword_answer};
+use crate::search::answer::{answer, keyword_answer};
 use super::embed::{self, EmbedHandle};
 use super::{Answer, Found, Inbox, IndexInfo, IndexState, ModelState, Reply, Setup, Sink, spawn_guarded};
 
@@ -29,7 +29,7 @@ struct Job {
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Model {
     /// No index, or an index without embeddings: keyword search only, for this reason.
-    Unavailable(String),
+    Unavailable(KeywordOnly),
     Loading,
     Ready,
     Failed,
@@ -73,7 +73,7 @@ impl SearchLoop {
             embed: None,
             tried: None,
             epochs: 0,
-            model: Model::Unavailable("no index yet".into()),
+            model: Model::Unavailable(KeywordOnly::NoIndex),
             last_look: Instant::now(),
         }
     }
@@ -130,7 +130,7 @@ impl SearchLoop {
         let dir = self.setup.index_dir.clone();
         if !dir.join(DB_FILE).exists() {
             self.set_index("missing", IndexState::Missing);
-            self.set_unavailable("no index yet");
+            self.set_unavailable(KeywordOnly::NoIndex);
             return;
         }
         match Searcher::open(&dir) {
@@ -181,7 +181,7 @@ impl SearchLoop {
 
     fn send_index(&mut self) {
         let Some(searcher) = &self.searcher else { return };
-        match searcher.store.stats() {
+        match searcher.stats() {
             Ok(stats) => {
                 self.writer = writer(&self.setup.index_dir);
                 let info = IndexInfo { stats, writer: self.writer.clone(), vectors_error: self.vectors_error.clone() };
@@ -203,10 +203,9 @@ impl SearchLoop {
         }
     }
 
-    fn set_unavailable(&mut self, why: &str) {
-        let model = Model::Unavailable(why.to_string());
-        if self.model != model {
-            self.model = model;
+    fn set_unavailable(&mut self, why: KeywordOnly) {
+        if self.model != Model::Unavailable(why.clone()) {
+            self.model = Model::Unavailable(why.clone());
             self.embed = None;
             self.tried = None;
             (self.sink)(Reply::Model(ModelState::Waiting(why.to_string())));
@@ -216,10 +215,10 @@ impl SearchLoop {
     /// Starts loading the model the index's vectors were made with, unless it is already there.
     fn ensure_model(&mut self) {
         let Some(searcher) = &self.searcher else { return };
-        let fingerprint = match searcher.store.fingerprint() {
+        let fingerprint = match searcher.fingerprint() {
             Ok(Some(fp)) => fp,
-            Ok(None) => return self.set_unavailable("the index has no embeddings yet"),
-            Err(e) => return self.set_unavailable(&format!("{e:#}")),
+            Ok(None) => return self.set_unavailable(KeywordOnly::NoModel),
+            Err(e) => return self.set_unavailable(KeywordOnly::ModelUnavailable(format!("{e:#}"))),
         };
         if self.tried.as_ref() == Some(&fingerprint) {
             return;
@@ -293,9 +292,9 @@ impl SearchLoop {
     fn send_keyword_only(&mut self) {
         let (Some(searcher), Some(job)) = (&self.searcher, &self.job) else { return };
         let why = match (&self.model, &self.vectors_error) {
-            (_, Some(_)) => "the vector file cannot be read: keyword results only".to_string(),
-            (Model::Unavailable(why), _) => format!("{why}: keyword results only"),
-            _ => "the model is not available: keyword results only".to_string(),
+            (_, Some(_)) => KeywordOnly::VectorFileUnreadable,
+            (Model::Unavailable(why), _) => why.clone(),
+            _ => KeywordOnly::ModelUnavailable("the model could not be loaded".into()),
         };
         let found = keyword_answer(searcher, &job.query).map(|mut f| {
             f.results.semantic_note = Some(why);
@@ -327,5 +326,5 @@ fn writer(dir: &std::path::Path) -> Option<String> {
     if text.trim().is_empty() {
         return None;
     }
-    lock::holder(dir).map(|h| h.role)
+    lock::holder(dir).map(|h| h.role.to_string())
 }

@@ -1,20 +1,36 @@
-//! A query answered, as plain blocking functions: what the search thread runs, and what a
-//! benchmark times (keystroke to results, with the model warm).
+//! A query answered as an interactive client shows it: the results with each hit's neighbouring
+//! chunks. Plain blocking functions: what the TUI's search thread runs, and what a benchmark
+//! times (keystroke to results, with the model warm).
 
 use anyhow::Result;
 
 use crate::embed::{Embedder, InputKind};
-use crate::search::{Mode, Query, Searcher};
+use crate::store::read::ChunkSpan;
 
-use super::Found;
-use super::neighbours;
+use super::{Mode, Query, Results, Searcher};
+
+/// A hit's chunk and its neighbours (sequence -1 and +1 when they exist), in document order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Neighbourhood {
+    pub pieces: Vec<ChunkSpan>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Found {
+    pub results: Results,
+    /// Each hit's neighbourhood, in hit order (None when it could not be read).
+    pub contexts: Vec<Option<Neighbourhood>>,
+}
 
 /// The searcher's results for `query` with each hit's neighbourhood. Without `vector`, semantic
 /// and hybrid queries fall back to what the searcher can do with words alone.
 pub fn answer(searcher: &Searcher, query: &Query, vector: Option<&[f32]>) -> Result<Found> {
     let results = searcher.search(query, vector)?;
-    let contexts =
-        results.hits.iter().map(|h| neighbours::context(&searcher.store, h.chunk_id).ok().flatten()).collect();
+    let contexts = results
+        .hits
+        .iter()
+        .map(|h| searcher.neighbours(h.chunk_id).ok().flatten().map(|pieces| Neighbourhood { pieces }))
+        .collect();
     Ok(Found { results, contexts })
 }
 

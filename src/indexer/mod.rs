@@ -1,0 +1,244 @@
+//! Folders in, index out. [`Writer`] is the one way to change an index: it holds the writer
+//! lock for its whole life and owns the store, the vector graph, the embedder and the options,
+//! so every write to SQLite is mirrored into the vector graph in one place. A run has two
+//! phases, each crash-safe on its own:
+//!
+//! 1. Sync ([`sync`]): every file under the roots is compared with the store (size and mtime,
+//!    then content hash); a changed file is decoded, chunked and written with its chunks in one
+//!    transaction; a vanished file is removed. Keyword search works as soon as this commits.
+//! 2. Embed ([`embedding`]): chunk texts without a vector are embedded in batches; each batch is
+//!    committed with its vectors in one transaction. Vectors are keyed by chunk text, so a renamed
+//!    file or an unchanged chunk of a changed file costs no model time.
+//!
+//! A killed run leaves committed work in place; the next run redoes only what is missing.
+
+mod embedding;
+mod estimate;
+mod report;
+mod sync;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use anyhow::{Result, bail};
+
+use crate::embed::Embedder;
+use crate::scan;
+use crate::store::docs::{NewChunk, NewDocument, VectorChanges};
+use crate::store::lock::{Role, WriterLock};
+use crate::store::vectors::VectorIndex;
+use crate::store::{Fingerprint, Stats, Store};
+use crate::text::chunk;
+
+pub use estimate::{Estimate, estimate};
+pub use report::{FileNote, FileOutcome, Progress, Report};
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub scan: scan::Options,
+    /// The chunking asked for; [`Writer::open`] caps it by what the embedder reads.
+    pub chunk: chunk::Settings,
+    /// Chunk texts per embedding call (and per commit).
+    pub embed_batch: usize,
+    /// How often the vector file is saved while embedding.
+    pub save_every: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            scan: scan::Options::default(),
+            chunk: chunk::Settings { tokens: 384, overlap: 32 },
+            embed_batch: 64,
+            save_every: Duration::from_secs(60),
+        }
+    }
+}
+
+/// How to open a [`Writer`].
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub role: Role,
+    /// Start afresh: drop every chunk and vector (needed after a model or chunking change).
+    pub rebuild: bool,
+    pub options: Options,
+}
+
+/// The one owner of a writable index.
+pub struct Writer {
+    store: Store,
+    vectors: VectorIndex,
+    embedder: Box<dyn Embedder>,
+    opts: Options,
+    fingerprint: Fingerprint,
+    // Dropped last: nothing is written once the lock is gone.
+    _lock: WriterLock,
+}
+
+impl Writer {
+    /// Takes the writer lock on `dir` (creating the index if needed), then loads the embedder:
+    /// `load` hears the model the index was built with (none when rebuilding) and returns the
+    /// embedder to use. The index must have been built with the same model and chunking, or
+    /// `settings.rebuild` starts it afresh; vectors of two models never mix.
+    pub fn open(
+        dir: &Path,
+        settings: Settings,
+        load: impl FnOnce(Option<&Fingerprint>) -> Result<Box<dyn Embedder>>,
+    ) -> Result<Writer> {
+        let lock = WriterLock::acquire(dir, settings.role)?;
+        let mut store = Store::open_write(dir)?;
+        let existing = if settings.rebuild { None } else { store.fingerprint()? };
+        let embedder = load(existing.as_ref())?;
+        let mut opts = settings.options;
+        opts.chunk = effective_chunking(opts.chunk, embedder.as_ref());
+        let fingerprint = fingerprint(embedder.as_ref(), opts.chunk);
+        check_fingerprint(&mut store, &fingerprint, settings.rebuild)?;
+        let vectors = VectorIndex::open(&store, embedder.dims())?;
+        store.set_meta("vector_index", &vectors.describe().to_string())?;
+        Ok(Writer { store, vectors, embedder, opts, fingerprint, _lock: lock })
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.store.dir()
+    }
+
+    /// What the index's vectors depend on.
+    pub fn fingerprint(&self) -> &Fingerprint {
+        &self.fingerprint
+    }
+
+    /// The options in force (the chunking capped by the model).
+    pub fn options(&self) -> &Options {
+        &self.opts
+    }
+
+    pub fn embedder(&self) -> &dyn Embedder {
+        self.embedder.as_ref()
+    }
+
+    /// The embedder, once writing is over (the lock is released).
+    pub fn into_embedder(self) -> Box<dyn Embedder> {
+        self.embedder
+    }
+
+    pub fn stats(&self) -> Result<Stats> {
+        self.store.stats()
+    }
+
+    /// Vectors in the graph (for consistency checks: equal to the embedded chunks).
+    pub fn vector_count(&self) -> usize {
+        self.vectors.len()
+    }
+
+    /// The folders named, made absolute; with none, every folder the index has. `none` is the
+    /// error when there are neither.
+    pub fn roots_or_registered(&self, paths: &[PathBuf], none: &str) -> Result<Vec<PathBuf>> {
+        let roots = canonical_roots(paths)?;
+        if !roots.is_empty() {
+            return Ok(roots);
+        }
+        let registered: Vec<PathBuf> = self.store.roots()?.into_iter().map(|r| r.path).collect();
+        if registered.is_empty() {
+            bail!("{none}");
+        }
+        Ok(registered)
+    }
+
+    /// Syncs `roots`, embeds what is new, drops unused vectors and saves the vector file. The
+    /// watcher runs this for each batch of changes, with the writer kept open between batches.
+    pub fn update(&mut self, roots: &[PathBuf], progress: &mut dyn FnMut(Progress), cancel: &AtomicBool) -> Result<Report> {
+        let mut report = Report::default();
+        self.sync(roots, &mut report, progress, cancel)?;
+        if !report.interrupted {
+            self.embed_pending(&mut report, progress, cancel)?;
+        }
+        if !report.interrupted {
+            self.store.collect_garbage()?;
+        }
+        self.save()?;
+        report.pending = self.store.pending_chunks()?;
+        Ok(report)
+    }
+
+    /// Writes the vector file (atomically) if it changed since the last save.
+    pub fn save(&mut self) -> Result<()> {
+        self.vectors.save(&self.store)
+    }
+
+    /// Registers a folder (its documents are written under its id).
+    pub fn add_root(&mut self, path: &Path) -> Result<i64> {
+        self.store.add_root(path)
+    }
+
+    /// Adds or replaces a document with its chunks (one transaction); chunks whose text already
+    /// has a vector get it at once.
+    pub fn write_document(&mut self, doc: &NewDocument, chunks: &[NewChunk]) -> Result<()> {
+        let changes = self.store.write_document(doc, chunks)?;
+        self.vectors.apply(&changes)
+    }
+
+    /// Removes documents with their chunks and vectors.
+    pub fn delete_documents(&mut self, ids: &[i64]) -> Result<()> {
+        let removed = self.store.delete_documents(ids)?;
+        self.vectors.apply(&VectorChanges { removed, added: Vec::new() })
+    }
+
+    /// Stores vectors, each with the hash of the text it embeds, and attaches them to every
+    /// chunk with that text (one transaction).
+    pub fn attach_vectors(&mut self, items: &[(String, Vec<f32>)]) -> Result<()> {
+        let changes = self.store.attach_vectors(items)?;
+        self.vectors.apply(&changes)
+    }
+}
+
+/// The chunk settings an embedder can take: no chunk longer than the model reads.
+pub fn effective_chunking(wanted: chunk::Settings, embedder: &dyn Embedder) -> chunk::Settings {
+    // Leave room for special tokens and the heading line added as context.
+    let cap = embedder.max_tokens().saturating_sub(32).max(16);
+    let tokens = wanted.tokens.min(cap);
+    chunk::Settings { tokens, overlap: wanted.overlap.min(tokens / 4) }
+}
+
+fn fingerprint(embedder: &dyn Embedder, chunking: chunk::Settings) -> Fingerprint {
+    Fingerprint {
+        model: embedder.fingerprint(),
+        dims: embedder.dims(),
+        chunk_tokens: chunking.tokens,
+        chunk_overlap: chunking.overlap,
+        chunker_version: chunk::Settings::VERSION,
+    }
+}
+
+/// Checks that the index was built with the same model and chunking, or starts it afresh when
+/// `rebuild` is set.
+fn check_fingerprint(store: &mut Store, wanted: &Fingerprint, rebuild: bool) -> Result<()> {
+    match store.fingerprint()? {
+        Some(have) if &have == wanted => Ok(()),
+        Some(have) if !rebuild => bail!(
+            "this index was built with {have}\nbut this run would use {wanted}.\n\
+             Vectors of different models or chunking cannot be mixed: rerun with --rebuild to re-embed \
+             everything, or use --model to match the index"
+        ),
+        Some(_) => {
+            store.clear()?;
+            store.set_fingerprint(wanted)
+        }
+        None => {
+            if store.stats()?.chunks > 0 {
+                store.clear()?;
+            }
+            store.set_fingerprint(wanted)
+        }
+    }
+}
+
+/// Absolute, normalised root paths.
+pub fn canonical_roots(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    paths
+        .iter()
+        .map(|p| {
+            std::fs::canonicalize(p).map_err(|e| anyhow::anyhow!("cannot index {}: {e}", Path::new(p).display()))
+        })
+        .collect()
+}

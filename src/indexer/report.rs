@@ -1,0 +1,82 @@
+//! What a run did, file by file and in total: the typed outcome of each file, and the report the
+//! commands print (or write as JSON).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::scan::Skip;
+
+/// What became of one file that was looked at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FileOutcome {
+    /// Read, chunked and written with this many chunks.
+    Indexed { chunks: usize, lossy: bool },
+    /// Same content as stored (only its size and mtime were updated).
+    Unchanged,
+    /// Left out on purpose.
+    Skipped(Skip),
+    /// Could not be indexed; its stored version, if any, is kept.
+    Failed(String),
+}
+
+/// A file that was skipped or failed, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileNote<W> {
+    pub path: PathBuf,
+    pub why: W,
+}
+
+/// Written as `[path, why]`, the shape `qsearch index --json` has always had.
+impl<W: std::fmt::Display> serde::Serialize for FileNote<W> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        (self.path.display().to_string(), self.why.to_string()).serialize(s)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub enum Progress {
+    Scanned { root: PathBuf, files: usize },
+    File { done: usize, total: usize },
+    /// Before embedding: the work ahead, and the expected time from a first measured batch.
+    Estimate { chunks: u64, tokens_per_sec: f64, eta: Duration },
+    Embedded { done: u64, total: u64, tokens: u64, elapsed: Duration },
+}
+
+#[derive(Debug, Default, Clone, serde::Serialize)]
+pub struct Report {
+    pub indexed: usize,
+    pub unchanged: usize,
+    pub removed: usize,
+    pub skipped: Vec<FileNote<Skip>>,
+    pub failed: Vec<FileNote<String>>,
+    pub unsupported: usize,
+    pub lossy: Vec<String>,
+    pub chunks_written: usize,
+    pub embedded: u64,
+    pub tokens: u64,
+    pub truncated: usize,
+    pub pending: u64,
+    pub interrupted: bool,
+    pub sync_secs: f64,
+    pub embed_secs: f64,
+    /// Time inside the model (tokenising included): the rest of indexing is overhead.
+    pub model_secs: f64,
+}
+
+impl Report {
+    /// Counts one file's outcome.
+    pub fn record(&mut self, path: PathBuf, outcome: FileOutcome) {
+        match outcome {
+            FileOutcome::Indexed { chunks, lossy } => {
+                self.indexed += 1;
+                self.chunks_written += chunks;
+                if lossy {
+                    self.lossy.push(path.display().to_string());
+                }
+            }
+            FileOutcome::Unchanged => self.unchanged += 1,
+            FileOutcome::Skipped(why) => self.skipped.push(FileNote { path, why }),
+            FileOutcome::Failed(why) => self.failed.push(FileNote { path, why }),
+        }
+    }
+}

@@ -1,0 +1,361 @@
+//! Queries in, hits out. Keyword search is BM25 over SQLite FTS5; semantic search is the HNSW
+//! graph; hybrid fuses both rankings by reciprocal rank ([`fuse`]). One document may place only
+//! a few hits. The searcher reads through the store's typed queries; it holds no SQL.
+
+pub mod answer;
+pub mod fuse;
+pub mod snippet;
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+
+use anyhow::Result;
+
+use crate::store::read::ChunkSpan;
+use crate::store::vectors::VectorIndex;
+use crate::store::{Fingerprint, Stats, Store};
+use crate::text::fts;
+
+pub use fuse::fuse;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    #[default]
+    Hybrid,
+    Semantic,
+    Keyword,
+}
+
+impl Mode {
+    pub fn next(self) -> Mode {
+        match self {
+            Mode::Hybrid => Mode::Semantic,
+            Mode::Semantic => Mode::Keyword,
+            Mode::Keyword => Mode::Hybrid,
+        }
+    }
+    pub fn needs_vectors(self) -> bool {
+        self != Mode::Keyword
+    }
+}
+
+impl std::str::FromStr for Mode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Mode, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "hybrid" => Ok(Mode::Hybrid),
+            "semantic" => Ok(Mode::Semantic),
+            "keyword" => Ok(Mode::Keyword),
+            other => Err(format!("unknown mode {other:?}: use hybrid, semantic or keyword")),
+        }
+    }
+}
+
+impl std::fmt::Display for Mode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Mode::Hybrid => "hybrid",
+            Mode::Semantic => "semantic",
+            Mode::Keyword => "keyword",
+        })
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Query {
+    pub text: String,
+    pub k: usize,
+    pub mode: Mode,
+    pub path_glob: Option<String>,
+    /// Most hits one document may place in the results.
+    pub per_doc: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MatchKind {
+    Keyword,
+    Semantic,
+    Both,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Hit {
+    pub chunk_id: i64,
+    pub doc_id: i64,
+    pub path: String,
+    pub title: String,
+    pub heading: String,
+    pub line: usize,
+    pub end_line: usize,
+    pub score: f32,
+    #[serde(rename = "match")]
+    pub kind: MatchKind,
+    pub snippet: String,
+    /// Byte ranges in `snippet` where query words occur.
+    pub marks: Vec<(usize, usize)>,
+    #[serde(skip)]
+    pub text: String,
+}
+
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Results {
+    pub hits: Vec<Hit>,
+    /// Chunks whose vectors are not computed yet: semantic results cover only the rest.
+    pub pending: u64,
+    /// Why semantic results are missing, when they are.
+    pub semantic_note: Option<KeywordOnly>,
+}
+
+/// Why a semantic or hybrid query was answered with keyword results alone. Each reason has one
+/// wording, wherever it is shown.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeywordOnly {
+    /// The query's vector is not computed yet (the model is loading).
+    ModelLoading,
+    /// The index has no vector graph yet.
+    NoVectors,
+    /// Nothing in the index was embedded yet, so there is no model to load.
+    NoModel,
+    /// The index's model could not be loaded, and why.
+    ModelUnavailable(String),
+    /// The vector file could not be read.
+    VectorFileUnreadable,
+    /// No index to search yet.
+    NoIndex,
+}
+
+impl std::fmt::Display for KeywordOnly {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let why = match self {
+            KeywordOnly::ModelLoading => "the model is not loaded yet".to_string(),
+            KeywordOnly::NoVectors => "the index has no vectors yet".to_string(),
+            KeywordOnly::NoModel => "the index has no embeddings yet".to_string(),
+            KeywordOnly::ModelUnavailable(e) => format!("semantic search is unavailable ({e})"),
+            KeywordOnly::VectorFileUnreadable => "the vector file cannot be read".to_string(),
+            KeywordOnly::NoIndex => "no index yet".to_string(),
+        };
+        write!(f, "{why}: keyword results only")
+    }
+}
+
+impl serde::Serialize for KeywordOnly {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// A word found in more chunks than this (and in more than [`COMMON_TERM_SHARE`] of them) is left
+/// out of keyword queries when other words remain: ranking every chunk that has it is the slow
+/// part of a keyword query on a large index, and such a word's BM25 weight is small. Small
+/// indexes keep every word.
+const COMMON_TERM_CHUNKS: f64 = 5_000.0;
+const COMMON_TERM_SHARE: f64 = 0.05;
+
+pub struct Searcher {
+    store: Store,
+    vectors: Option<VectorIndex>,
+    data_version: i64,
+}
+
+impl Searcher {
+    pub fn open(dir: &Path) -> Result<Searcher> {
+        let store = Store::open_read(dir)?;
+        let data_version = store.data_version()?;
+        Ok(Searcher { store, vectors: None, data_version })
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.store.dir()
+    }
+
+    /// What the index's vectors were made with; `None` before anything was embedded.
+    pub fn fingerprint(&self) -> Result<Option<Fingerprint>> {
+        self.store.fingerprint()
+    }
+
+    pub fn stats(&self) -> Result<Stats> {
+        self.store.stats()
+    }
+
+    /// Chunks without a vector yet (what semantic search cannot find).
+    pub fn pending_chunks(&self) -> Result<u64> {
+        self.store.pending_chunks()
+    }
+
+    /// The vector graph as loaded (for benchmarks that measure its recall).
+    pub fn vectors(&self) -> Option<&VectorIndex> {
+        self.vectors.as_ref()
+    }
+
+    /// Loads the vector graph (needed for semantic and hybrid search).
+    pub fn load_vectors(&mut self) -> Result<()> {
+        if self.vectors.is_none() {
+            if let Some(fp) = self.store.fingerprint()? {
+                self.vectors = Some(VectorIndex::open_for_search(&self.store, fp.dims)?);
+            }
+        }
+        Ok(())
+    }
+
+    /// Picks up what a writer committed since the last look. Returns true when something changed.
+    pub fn refresh(&mut self) -> Result<bool> {
+        let v = self.store.data_version()?;
+        if v == self.data_version {
+            return Ok(false);
+        }
+        self.data_version = v;
+        if self.vectors.is_some() {
+            self.vectors = None;
+            self.load_vectors()?;
+        }
+        Ok(true)
+    }
+
+    pub fn search(&self, q: &Query, query_vector: Option<&[f32]>) -> Result<Results> {
+        let mut results = Results { pending: self.store.pending_chunks()?, ..Default::default() };
+        let allowed = match &q.path_glob {
+            Some(glob) => Some(self.chunks_matching(glob)?),
+            None => None,
+        };
+        let fetch = (q.k * 4).max(40);
+        let keyword = if q.mode != Mode::Semantic { self.keyword(&q.text, fetch, allowed.as_ref())? } else { Vec::new() };
+        let semantic = match (q.mode.needs_vectors(), query_vector, &self.vectors) {
+            (false, _, _) => Vec::new(),
+            (true, Some(v), Some(index)) => {
+                let filter = allowed.as_ref().map(|set| move |id: i64| set.contains(&id));
+                let filter_ref: Option<&dyn Fn(i64) -> bool> = filter.as_ref().map(|f| f as &dyn Fn(i64) -> bool);
+                index.search(v, fetch, filter_ref)?
+            }
+            (true, None, _) => {
+                results.semantic_note = Some(KeywordOnly::ModelLoading);
+                Vec::new()
+            }
+            (true, Some(_), None) => {
+                results.semantic_note = Some(KeywordOnly::NoVectors);
+                Vec::new()
+            }
+        };
+        let fused = fuse(&keyword, &semantic, q.mode);
+        results.hits = self.hits(&fused, q)?;
+        Ok(results)
+    }
+
+    /// BM25 over the keyword index: chunks with every query word first, then chunks with some
+    /// of them; each list best first. Returns (chunk id, score, has every word).
+    pub fn keyword(&self, text: &str, limit: usize, allowed: Option<&HashSet<i64>>) -> Result<Vec<(i64, f32, bool)>> {
+        let terms = self.useful_terms(text)?;
+        let all = self.keyword_match(&terms, fts::Join::All, limit, allowed)?;
+        let mut out: Vec<(i64, f32, bool)> = all.iter().map(|&(id, s)| (id, s, true)).collect();
+        if out.len() < limit {
+            let seen: HashSet<i64> = all.iter().map(|h| h.0).collect();
+            let any = if terms.len() > 1 { self.keyword_match(&terms, fts::Join::Any, limit, allowed)? } else { Vec::new() };
+            out.extend(any.into_iter().filter(|h| !seen.contains(&h.0)).map(|(id, s)| (id, s, false)));
+            out.truncate(limit);
+        }
+        Ok(out)
+    }
+
+    /// The chunk with its neighbours in its document, for a preview; `None` when it is gone.
+    pub fn neighbours(&self, chunk_id: i64) -> Result<Option<Vec<ChunkSpan>>> {
+        let spans = self.store.neighbours(chunk_id)?;
+        Ok((!spans.is_empty()).then_some(spans))
+    }
+
+    /// The query's words worth matching: very common ones are dropped unless nothing else is left.
+    fn useful_terms(&self, text: &str) -> Result<Vec<String>> {
+        let terms = fts::query_terms(text);
+        if terms.len() < 2 {
+            return Ok(terms);
+        }
+        let total = self.store.max_chunk_id()? as f64;
+        let mut kept = Vec::new();
+        let mut rarest: Option<(i64, String)> = None;
+        for t in terms {
+            // CJK runs are phrases of single-character tokens: always kept.
+            let df = if t.chars().any(fts::is_cjk) {
+                0
+            } else {
+                match self.store.term_chunks(&t)? {
+                    Some(df) => df,
+                    // An index from before the vocabulary table keeps every word until its next write.
+                    None => return Ok(fts::query_terms(text)),
+                }
+            };
+            if rarest.as_ref().is_none_or(|(d, _)| df < *d) {
+                rarest = Some((df, t.clone()));
+            }
+            if (df as f64) <= COMMON_TERM_CHUNKS.max(COMMON_TERM_SHARE * total) {
+                kept.push(t);
+            }
+        }
+        if kept.is_empty() {
+            kept.extend(rarest.map(|(_, t)| t));
+        }
+        Ok(kept)
+    }
+
+    fn keyword_match(&self, terms: &[String], join: fts::Join, limit: usize, allowed: Option<&HashSet<i64>>) -> Result<Vec<(i64, f32)>> {
+        let Some(expr) = fts::terms_expr(terms, join) else { return Ok(Vec::new()) };
+        let limit = if allowed.is_some() { limit * 20 } else { limit };
+        let mut out = self.store.keyword_match(&expr, limit)?;
+        if let Some(set) = allowed {
+            out.retain(|(id, _)| set.contains(id));
+        }
+        Ok(out)
+    }
+
+    fn chunks_matching(&self, glob: &str) -> Result<HashSet<i64>> {
+        let matcher = globset::GlobBuilder::new(glob).literal_separator(false).build()?.compile_matcher();
+        let roots = self.store.roots()?;
+        let mut out = HashSet::new();
+        for row in self.store.chunk_paths()? {
+            let path = Path::new(&row.path);
+            let relative = roots.iter().find_map(|r| path.strip_prefix(&r.path).ok());
+            if matcher.is_match(path) || relative.is_some_and(|r| matcher.is_match(r)) {
+                out.insert(row.chunk_id);
+            }
+        }
+        Ok(out)
+    }
+
+    fn hits(&self, fused: &[(i64, f32, MatchKind)], q: &Query) -> Result<Vec<Hit>> {
+        let ids: Vec<i64> = fused.iter().map(|f| f.0).collect();
+        let mut rows = self.store.hit_rows(&ids)?;
+        let terms = fts::query_terms(&q.text);
+        let mut per_doc: HashMap<i64, usize> = HashMap::new();
+        let mut hits = Vec::new();
+        // Chunks missing here were removed after the vector file was written: skip them.
+        for &(id, score, kind) in fused {
+            let Some(row) = rows.remove(&id) else { continue };
+            let n = per_doc.entry(row.doc_id).or_default();
+            if *n >= q.per_doc.max(1) {
+                continue;
+            }
+            *n += 1;
+            let shown = snippet::snippet(&row.text, &terms, 240);
+            // Point at the first matched word when there is one, else at the chunk's start.
+            let first = shown.marks.first().map(|m| shown.offset + m.0).unwrap_or(0);
+            let line = row.start_line + row.text[..first].matches('\n').count();
+            hits.push(Hit {
+                chunk_id: id,
+                doc_id: row.doc_id,
+                path: row.path,
+                title: row.title,
+                heading: row.heading,
+                line,
+                end_line: row.end_line,
+                score,
+                kind,
+                snippet: shown.text,
+                marks: shown.marks,
+                text: row.text,
+            });
+            if hits.len() == q.k {
+                break;
+            }
+        }
+        Ok(hits)
+    }
+}

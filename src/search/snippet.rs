@@ -1,0 +1,57 @@
+//! The part of a chunk a hit shows: a window around the first query word, with the words marked.
+
+/// A window of a chunk's text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Snippet {
+    pub text: String,
+    /// Byte ranges in `text` where query words occur.
+    pub marks: Vec<(usize, usize)>,
+    /// Where the window starts in the chunk's text.
+    pub offset: usize,
+}
+
+/// A window of about `width` bytes around the first query word.
+pub fn snippet(text: &str, terms: &[String], width: usize) -> Snippet {
+    let lower = text.to_lowercase();
+    // Lowercasing can change byte lengths; fall back to no marks when it does.
+    let same_len = lower.len() == text.len();
+    let mut found: Vec<(usize, usize)> = Vec::new();
+    if same_len {
+        for t in terms.iter().filter(|t| !t.is_empty()) {
+            for (i, _) in lower.match_indices(t.as_str()) {
+                found.push((i, i + t.len()));
+            }
+        }
+    }
+    found.sort();
+    let center = found.first().map(|m| m.0).unwrap_or(0);
+    let mut start = center.saturating_sub(width / 3);
+    while !text.is_char_boundary(start) {
+        start -= 1;
+    }
+    if let Some(nl) = text[..center.min(text.len())].rfind('\n').filter(|&nl| nl + 1 >= start && nl + 1 <= center) {
+        start = nl + 1;
+    }
+    let mut end = (start + width).min(text.len());
+    while !text.is_char_boundary(end) {
+        end += 1;
+    }
+    let window = &text[start..end];
+    let marks = found.into_iter().filter(|&(s, e)| s >= start && e <= end).map(|(s, e)| (s - start, e - start)).collect();
+    Snippet { text: window.to_string(), marks, offset: start }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn snippet_marks_words() {
+        let text = "Intro line.\nThe borrow checker rejects this. More text follows here.";
+        let s = snippet(text, &["borrow".into(), "checker".into()], 40);
+        assert_eq!(s.offset, 12);
+        assert!(s.text.starts_with("The borrow"));
+        let marked: Vec<&str> = s.marks.iter().map(|&(a, b)| &s.text[a..b]).collect();
+        assert_eq!(marked, vec!["borrow", "checker"]);
+    }
+}

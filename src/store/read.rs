@@ -1,0 +1,122 @@
+//! What searches read from SQLite: keyword matches, term frequencies, chunk paths for a path
+//! filter, the rows behind hits and a hit's neighbouring chunks. Every statement lives here, so
+//! `search` works with typed rows and never with SQL.
+
+use std::collections::HashMap;
+
+use anyhow::Result;
+use rusqlite::{OptionalExtension, params, params_from_iter};
+
+use super::Store;
+
+/// What a hit shows of its chunk and document.
+#[derive(Debug, Clone)]
+pub struct HitRow {
+    pub doc_id: i64,
+    pub path: String,
+    pub title: String,
+    pub heading: String,
+    pub start_line: usize,
+    pub end_line: usize,
+    pub text: String,
+}
+
+/// A chunk of a document with its place in the document (for previews).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChunkSpan {
+    pub chunk_id: i64,
+    pub start_byte: usize,
+    pub end_byte: usize,
+    pub start_line: usize,
+    pub text: String,
+}
+
+/// A chunk id with the path of its document, as people see it.
+#[derive(Debug, Clone)]
+pub struct ChunkPath {
+    pub chunk_id: i64,
+    pub path: String,
+}
+
+impl Store {
+    /// SQLite's `data_version`: changes whenever another connection commits.
+    pub fn data_version(&self) -> Result<i64> {
+        Ok(self.conn.pragma_query_value(None, "data_version", |r| r.get(0))?)
+    }
+
+    /// The highest chunk id ever given: an upper bound of the chunk count, read for free.
+    pub fn max_chunk_id(&self) -> Result<i64> {
+        Ok(self.conn.query_row("SELECT coalesce(max(id), 0) FROM chunks", [], |r| r.get(0))?)
+    }
+
+    /// In how many chunks a keyword-index term occurs. `None` when the index predates the
+    /// vocabulary table (schema 1) and cannot tell.
+    pub fn term_chunks(&self, term: &str) -> Result<Option<i64>> {
+        let Ok(mut stmt) = self.conn.prepare_cached("SELECT doc FROM chunks_vocab WHERE term = ?1") else {
+            return Ok(None);
+        };
+        Ok(Some(stmt.query_row([term], |r| r.get(0)).optional()?.unwrap_or(0)))
+    }
+
+    /// Chunks matching an FTS5 expression, best BM25 first: (chunk id, score, higher is better).
+    pub fn keyword_match(&self, expr: &str, limit: usize) -> Result<Vec<(i64, f32)>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT rowid, bm25(chunks_fts, 2.0, 1.0, 0.5) AS s FROM chunks_fts WHERE chunks_fts MATCH ?1 ORDER BY s LIMIT ?2",
+        )?;
+        let rows = stmt.query_map(params![expr, limit as i64], |r| Ok((r.get::<_, i64>(0)?, -r.get::<_, f64>(1)? as f32)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Every chunk with its document's path.
+    pub fn chunk_paths(&self) -> Result<Vec<ChunkPath>> {
+        let mut stmt = self.conn.prepare_cached("SELECT c.id, d.display FROM chunks c JOIN documents d ON d.id = c.doc_id")?;
+        let rows = stmt.query_map([], |r| Ok(ChunkPath { chunk_id: r.get(0)?, path: r.get(1)? }))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The rows behind these chunk ids; ids whose chunk is gone are simply absent.
+    pub fn hit_rows(&self, ids: &[i64]) -> Result<HashMap<i64, HitRow>> {
+        if ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let placeholders = vec!["?"; ids.len()].join(",");
+        let sql = format!(
+            "SELECT c.id, c.doc_id, d.display, d.title, c.heading, c.start_line, c.end_line, c.text
+             FROM chunks c JOIN documents d ON d.id = c.doc_id WHERE c.id IN ({placeholders})"
+        );
+        let mut stmt = self.conn.prepare(&sql)?;
+        let rows = stmt.query_map(params_from_iter(ids.iter()), |r| {
+            let row = HitRow {
+                doc_id: r.get(1)?,
+                path: r.get(2)?,
+                title: r.get(3)?,
+                heading: r.get(4)?,
+                start_line: r.get::<_, i64>(5)? as usize,
+                end_line: r.get::<_, i64>(6)? as usize,
+                text: r.get(7)?,
+            };
+            Ok((r.get::<_, i64>(0)?, row))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The chunk `chunk_id` with the chunks just before and after it in its document, in document
+    /// order; empty when the chunk is gone.
+    pub fn neighbours(&self, chunk_id: i64) -> Result<Vec<ChunkSpan>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT c.id, c.start_byte, c.end_byte, c.start_line, c.text
+             FROM chunks h JOIN chunks c ON c.doc_id = h.doc_id AND c.seq BETWEEN h.seq - 1 AND h.seq + 1
+             WHERE h.id = ?1 ORDER BY c.seq",
+        )?;
+        let rows = stmt.query_map([chunk_id], |r| {
+            Ok(ChunkSpan {
+                chunk_id: r.get(0)?,
+                start_byte: r.get::<_, i64>(1)? as usize,
+                end_byte: r.get::<_, i64>(2)? as usize,
+                start_line: r.get::<_, i64>(3)? as usize,
+                text: r.get(4)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+}
