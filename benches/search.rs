@@ -78,9 +78,9 @@ fn main() {
                     }
                 })
                 .collect();
-            let doc = NewDocument { root_id: root, path: &path, size: 1, mtime_ns: 0, hash: "x", kind: "markdown", title: "t", lossy: false };
-            writer.write_document(&doc, &chunks).unwrap();
+            let doc = NewDocument { root_id: root, path, size: 1, mtime_ns: 0, hash: "x".into(), kind: "markdown", title: "t".into(), lossy: false };
             let items: Vec<(String, Vec<f32>)> = chunks.iter().map(|c| (c.hash.clone(), sample(&mut rng))).collect();
+            writer.write_document(doc, chunks).unwrap();
             writer.attach_vectors(&items).unwrap();
         }
         writer.save().unwrap();

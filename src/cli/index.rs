@@ -72,6 +72,7 @@ pub fn run(config: &Config, args: Args) -> Result<ExitCode> {
         eprintln!("index: {}\n{} on {}", dir.display(), fp, writer.embedder().device());
     }
     let quiet = args.quiet;
+    let mut embedding = false;
     let mut on = |p: Progress| match p {
         Progress::Scanned { root, files } => {
             bar.set_style(ProgressStyle::with_template("{spinner} reading {pos}/{len} files {wide_msg}").unwrap());
@@ -84,22 +85,24 @@ pub fn run(config: &Config, args: Args) -> Result<ExitCode> {
             if !quiet {
                 bar.suspend(|| {
                     eprintln!(
-                        "embedding {chunks} chunks: about {} at {:.0} tokens/s (measured on the first batch)",
+                        "every file is read; {chunks} chunks left to embed: about {} at {:.0} tokens/s (recent batches)",
                         human_duration(eta),
                         tokens_per_sec
                     )
                 });
             }
         }
-        Progress::Embedded { done, total, tokens, elapsed } => {
-            if bar.length() != Some(total) {
-                bar.set_style(
-                    ProgressStyle::with_template("{spinner} embedding {bar:30} {pos}/{len} chunks {msg} ETA {eta}").unwrap(),
-                );
-                bar.set_length(total);
+        Progress::Embedded { done, tokens_per_sec, eta, syncing, .. } => {
+            let left = eta.map(|e| format!(", about {} left", human_duration(e))).unwrap_or_default();
+            if syncing {
+                bar.set_message(format!("(embedded {done} chunks meanwhile, {tokens_per_sec:.0} tokens/s)"));
+            } else {
+                if !embedding {
+                    embedding = true;
+                    bar.set_style(ProgressStyle::with_template("{spinner} embedding: {wide_msg}").unwrap());
+                }
+                bar.set_message(format!("{done} chunks, {tokens_per_sec:.0} tokens/s{left}"));
             }
-            bar.set_position(done);
-            bar.set_message(format!("{:.0} tok/s", tokens as f64 / elapsed.as_secs_f64().max(1e-3)));
         }
     };
     let report = writer.update(&roots, &mut on, &cancel)?;

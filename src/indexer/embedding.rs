@@ -1,67 +1,100 @@
-//! Phase 2, embed: every chunk text without a vector is embedded, batch by batch, each batch
-//! committed with its vectors in one transaction.
+//! Phase 2, embed: chunk texts without a vector go to the model in batches, on a thread of its
+//! own, while the writer goes on storing documents. Also the honest ETA: the rate of the recent
+//! batches in tokens, times the work still pending.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::collections::VecDeque;
+use std::sync::mpsc::{Receiver, SyncSender};
 use std::time::{Duration, Instant};
 
-use anyhow::Result;
+use super::pipeline::Msg;
+use crate::embed::{Embedded, Embedder, InputKind};
+use crate::store::docs::Pending;
 
-use super::{Progress, Report, Writer};
-use crate::embed::InputKind;
+/// Texts for the model, each with the hash its vector is stored under.
+pub(super) struct Batch {
+    pub pending: Vec<Pending>,
+}
 
-impl Writer {
-    /// Embeds every pending chunk text.
-    pub(super) fn embed_pending(
-        &mut self,
-        report: &mut Report,
-        progress: &mut dyn FnMut(Progress),
-        cancel: &AtomicBool,
-    ) -> Result<()> {
-        let total = self.store.pending_texts()?;
-        let start = Instant::now();
-        let mut last_save = Instant::now();
-        let mut done = 0u64;
-        let mut estimated = false;
-        loop {
-            if cancel.load(Ordering::Relaxed) {
-                report.interrupted = true;
-                break;
-            }
-            let batch = self.store.pending(self.opts.embed_batch)?;
-            if batch.is_empty() {
-                break;
-            }
-            let texts: Vec<&str> = batch.iter().map(|p| p.text.as_str()).collect();
-            let t0 = Instant::now();
-            let out = self.embedder.embed(&texts, InputKind::Document)?;
-            report.model_secs += t0.elapsed().as_secs_f64();
-            let batch_bytes: usize = texts.iter().map(|t| t.len()).sum();
-            let items: Vec<(String, Vec<f32>)> = batch.into_iter().map(|p| p.hash).zip(out.vectors).collect();
-            self.attach_vectors(&items)?;
-            done += items.len() as u64;
-            report.embedded += items.len() as u64;
-            report.tokens += out.tokens as u64;
-            report.truncated += out.truncated;
-            if !estimated {
-                // The first batch is the measurement: its seconds per byte of text, times the
-                // bytes still to embed.
-                estimated = true;
-                let secs = t0.elapsed().as_secs_f64();
-                let rate = out.tokens as f64 / secs.max(1e-6);
-                let left = self.store.pending_bytes()? as f64;
-                progress(Progress::Estimate {
-                    chunks: total,
-                    tokens_per_sec: rate,
-                    eta: Duration::from_secs_f64(secs / batch_bytes.max(1) as f64 * left),
-                });
-            }
-            progress(Progress::Embedded { done, total, tokens: report.tokens, elapsed: start.elapsed() });
-            if last_save.elapsed() >= self.opts.save_every {
-                self.save()?;
-                last_save = Instant::now();
-            }
+/// A batch's vectors, in its order, and what they cost.
+pub(super) struct Done {
+    pub hashes: Vec<String>,
+    pub out: Embedded,
+    pub secs: f64,
+    pub bytes: usize,
+}
+
+/// The model's thread: embeds each batch it is given, until the writer hangs up.
+pub(super) fn run_model(embedder: &mut dyn Embedder, batches: Receiver<Batch>, results: SyncSender<Msg>) {
+    for batch in batches {
+        let texts: Vec<&str> = batch.pending.iter().map(|p| p.text.as_str()).collect();
+        let bytes = texts.iter().map(|t| t.len()).sum();
+        let t = Instant::now();
+        let done = embedder.embed(&texts, InputKind::Document).map(|out| Done {
+            hashes: batch.pending.iter().map(|p| p.hash.clone()).collect(),
+            out,
+            secs: t.elapsed().as_secs_f64(),
+            bytes,
+        });
+        if results.send(Msg::Vectors(done)).is_err() {
+            break;
         }
-        report.embed_secs += start.elapsed().as_secs_f64();
-        Ok(())
+    }
+}
+
+/// How many recent batches the speed is taken from.
+const RECENT: usize = 8;
+
+/// The model's speed on the recent batches, and from it the time the pending work will take.
+#[derive(Debug, Default)]
+pub struct Rate {
+    recent: VecDeque<(u64, f64)>,
+    tokens: u64,
+    bytes: u64,
+}
+
+impl Rate {
+    /// Records a batch: its real tokens, its bytes of text, and the seconds it took.
+    pub fn add(&mut self, tokens: u64, bytes: u64, secs: f64) {
+        self.recent.push_back((tokens, secs));
+        if self.recent.len() > RECENT {
+            self.recent.pop_front();
+        }
+        self.tokens += tokens;
+        self.bytes += bytes;
+    }
+
+    /// Tokens per second over the recent batches.
+    pub fn tokens_per_sec(&self) -> Option<f64> {
+        let (tokens, secs) = self.recent.iter().fold((0u64, 0f64), |(t, s), &(bt, bs)| (t + bt, s + bs));
+        (secs > 0.0 && tokens > 0).then(|| tokens as f64 / secs)
+    }
+
+    /// The time `pending_bytes` of text will take: their tokens (at the tokens per byte seen so
+    /// far) at the recent speed.
+    pub fn eta(&self, pending_bytes: u64) -> Option<Duration> {
+        let per_byte = self.tokens as f64 / self.bytes.max(1) as f64;
+        let rate = self.tokens_per_sec()?;
+        Some(Duration::from_secs_f64(pending_bytes as f64 * per_byte / rate))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_eta_follows_the_recent_batches() {
+        let mut rate = Rate::default();
+        assert!(rate.eta(1000).is_none());
+        // Short texts first, fast; then long ones at a quarter of the speed.
+        rate.add(1000, 4000, 0.1);
+        assert_eq!(rate.tokens_per_sec(), Some(10_000.0));
+        for _ in 0..RECENT {
+            rate.add(2500, 10_000, 1.0);
+        }
+        assert_eq!(rate.tokens_per_sec(), Some(2500.0), "only the recent batches count");
+        // 4 bytes a token: 100,000 bytes are 25,000 tokens, 10 s at 2,500 tokens/s.
+        let eta = rate.eta(100_000).unwrap().as_secs_f64();
+        assert!((eta - 10.0).abs() < 1e-9, "{eta}");
     }
 }

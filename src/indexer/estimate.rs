@@ -40,7 +40,7 @@ pub fn estimate(embedder: &mut dyn Embedder, roots: &[PathBuf], opts: &Options) 
                 continue;
             };
             est.files += 1;
-            for c in chunk_text(&text, found.kind, &*embedder, opts.chunk) {
+            for c in chunk_text(&text, found.kind, embedder.tokenizer(), opts.chunk) {
                 est.text_bytes += c.text.len() as u64;
                 texts.push(c.embedded_text());
             }

@@ -1,19 +1,22 @@
 //! Folders in, index out. [`Writer`] is the one way to change an index: it holds the writer
 //! lock for its whole life and owns the store, the vector graph, the embedder and the options,
 //! so every write to SQLite is mirrored into the vector graph in one place. A run has two
-//! phases, each crash-safe on its own:
+//! phases that overlap ([`pipeline`]), each crash-safe on its own:
 //!
 //! 1. Sync ([`sync`]): every file under the roots is compared with the store (size and mtime,
-//!    then content hash); a changed file is decoded, chunked and written with its chunks in one
-//!    transaction; a vanished file is removed. Keyword search works as soon as this commits.
-//! 2. Embed ([`embedding`]): chunk texts without a vector are embedded in batches; each batch is
-//!    committed with its vectors in one transaction. Vectors are keyed by chunk text, so a renamed
-//!    file or an unchanged chunk of a changed file costs no model time.
+//!    then content hash); changed files are decoded and chunked by a pool of workers and written
+//!    with their chunks (each document in one transaction); a vanished file is removed. Keyword
+//!    search finds a document as soon as it is written.
+//! 2. Embed ([`embedding`]): chunk texts without a vector are embedded in batches on the model's
+//!    thread while sync goes on; each batch is committed with its vectors in one transaction.
+//!    Vectors are keyed by chunk text, so a renamed file or an unchanged chunk of a changed file
+//!    costs no model time.
 //!
 //! A killed run leaves committed work in place; the next run redoes only what is missing.
 
 mod embedding;
 mod estimate;
+mod pipeline;
 mod report;
 mod sync;
 
@@ -25,12 +28,13 @@ use anyhow::{Result, bail};
 
 use crate::embed::Embedder;
 use crate::scan;
-use crate::store::docs::{NewChunk, NewDocument, VectorChanges};
+use crate::store::docs::{DocOp, NewChunk, NewDocument};
 use crate::store::lock::{Role, WriterLock};
 use crate::store::vectors::VectorIndex;
 use crate::store::{Fingerprint, Stats, Store};
 use crate::text::chunk;
 
+pub use embedding::Rate;
 pub use estimate::{Estimate, estimate};
 pub use report::{FileNote, FileOutcome, Progress, Report};
 
@@ -41,6 +45,8 @@ pub struct Options {
     pub chunk: chunk::Settings,
     /// Chunk texts per embedding call (and per commit).
     pub embed_batch: usize,
+    /// Workers that read, decode and chunk files.
+    pub threads: usize,
     /// How often the vector file is saved while embedding.
     pub save_every: Duration,
 }
@@ -51,6 +57,7 @@ impl Default for Options {
             scan: scan::Options::default(),
             chunk: chunk::Settings { tokens: 384, overlap: 32 },
             embed_batch: 64,
+            threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
             save_every: Duration::from_secs(60),
         }
     }
@@ -149,10 +156,8 @@ impl Writer {
     /// watcher runs this for each batch of changes, with the writer kept open between batches.
     pub fn update(&mut self, roots: &[PathBuf], progress: &mut dyn FnMut(Progress), cancel: &AtomicBool) -> Result<Report> {
         let mut report = Report::default();
-        self.sync(roots, &mut report, progress, cancel)?;
-        if !report.interrupted {
-            self.embed_pending(&mut report, progress, cancel)?;
-        }
+        let work = self.plan(roots, &mut report, progress)?;
+        self.run(work, &mut report, progress, cancel)?;
         if !report.interrupted {
             self.store.collect_garbage()?;
         }
@@ -173,23 +178,39 @@ impl Writer {
 
     /// Adds or replaces a document with its chunks (one transaction); chunks whose text already
     /// has a vector get it at once.
-    pub fn write_document(&mut self, doc: &NewDocument, chunks: &[NewChunk]) -> Result<()> {
-        let changes = self.store.write_document(doc, chunks)?;
-        self.vectors.apply(&changes)
+    pub fn write_document(&mut self, doc: NewDocument, chunks: Vec<NewChunk>) -> Result<()> {
+        self.apply(&[DocOp::Write { doc, chunks }])
     }
 
-    /// Removes documents with their chunks and vectors.
-    pub fn delete_documents(&mut self, ids: &[i64]) -> Result<()> {
-        let removed = self.store.delete_documents(ids)?;
-        self.vectors.apply(&VectorChanges { removed, added: Vec::new() })
+    /// Applies document changes in one transaction, mirrored into the vector graph.
+    fn apply(&mut self, ops: &[DocOp]) -> Result<()> {
+        apply_ops(&mut self.store, &mut self.vectors, ops)
     }
 
     /// Stores vectors, each with the hash of the text it embeds, and attaches them to every
     /// chunk with that text (one transaction).
     pub fn attach_vectors(&mut self, items: &[(String, Vec<f32>)]) -> Result<()> {
-        let changes = self.store.attach_vectors(items)?;
-        self.vectors.apply(&changes)
+        attach(&mut self.store, &mut self.vectors, items)
     }
+}
+
+/// A store write of documents, mirrored into the vector graph. With [`attach`], the only two
+/// places the graph changes while a writer is open.
+fn apply_ops(store: &mut Store, vectors: &mut VectorIndex, ops: &[DocOp]) -> Result<()> {
+    if ops.is_empty() {
+        return Ok(());
+    }
+    let changes = store.apply_batch(ops)?;
+    vectors.apply(&changes)
+}
+
+/// A store write of vectors, mirrored into the vector graph.
+fn attach(store: &mut Store, vectors: &mut VectorIndex, items: &[(String, Vec<f32>)]) -> Result<()> {
+    let changes = store.attach_vectors(items)?;
+    vectors.apply(&changes)
+}
+
+impl Writer {
 }
 
 /// The chunk settings an embedder can take: no chunk longer than the model reads.

@@ -37,9 +37,12 @@ impl<W: std::fmt::Display> serde::Serialize for FileNote<W> {
 pub enum Progress {
     Scanned { root: PathBuf, files: usize },
     File { done: usize, total: usize },
-    /// Before embedding: the work ahead, and the expected time from a first measured batch.
+    /// When every file is written: the texts still to embed and the time they should take at
+    /// the speed of the recent batches.
     Estimate { chunks: u64, tokens_per_sec: f64, eta: Duration },
-    Embedded { done: u64, total: u64, tokens: u64, elapsed: Duration },
+    /// After each batch of vectors: texts embedded so far in this run, their tokens, the recent
+    /// speed, and the time left for what is pending now (more may come while `syncing`).
+    Embedded { done: u64, tokens: u64, tokens_per_sec: f64, eta: Option<Duration>, syncing: bool },
 }
 
 #[derive(Debug, Default, Clone, serde::Serialize)]

@@ -29,17 +29,30 @@ pub struct DocState {
     pub hash: String,
 }
 
-pub struct NewDocument<'a> {
+#[derive(Debug, Clone)]
+pub struct NewDocument {
     pub root_id: i64,
-    pub path: &'a Path,
+    pub path: PathBuf,
     pub size: u64,
     pub mtime_ns: i64,
-    pub hash: &'a str,
-    pub kind: &'a str,
-    pub title: &'a str,
+    pub hash: String,
+    pub kind: &'static str,
+    pub title: String,
     pub lossy: bool,
 }
 
+/// One change to one document; a batch of them is one transaction.
+#[derive(Debug, Clone)]
+pub enum DocOp {
+    /// Same content: only a new size and mtime.
+    Touch { id: i64, size: u64, mtime_ns: i64 },
+    /// The document goes, with its chunks.
+    Delete { id: i64 },
+    /// Replaces a document (or adds it) with its chunks.
+    Write { doc: NewDocument, chunks: Vec<NewChunk> },
+}
+
+#[derive(Debug, Clone)]
 pub struct NewChunk {
     pub seq: usize,
     /// blake3 of [`NewChunk::embedded_text`]: chunks with the same one share a vector.
@@ -127,21 +140,36 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// Records a new size and mtime for a file whose content did not change.
-    pub fn touch_document(&self, id: i64, size: u64, mtime_ns: i64) -> Result<()> {
-        self.conn.execute("UPDATE documents SET size = ?2, mtime_ns = ?3 WHERE id = ?1", params![id, size as i64, mtime_ns])?;
-        Ok(())
-    }
-
-    /// Replaces a document (or adds it) with its chunks, in one transaction. Chunks whose text
-    /// already has a vector get it at once; the others are left pending.
-    pub fn write_document(&mut self, doc: &NewDocument, chunks: &[NewChunk]) -> Result<VectorChanges> {
+    /// Applies document changes in one transaction (many small files commit together; each
+    /// document is still all old or all new). Written chunks whose text already has a vector get
+    /// it at once; the others are left pending.
+    pub fn apply_batch(&mut self, ops: &[DocOp]) -> Result<VectorChanges> {
         let tx = self.conn.transaction()?;
         let mut changes = VectorChanges::default();
+        for op in ops {
+            match op {
+                DocOp::Touch { id, size, mtime_ns } => {
+                    tx.execute("UPDATE documents SET size = ?2, mtime_ns = ?3 WHERE id = ?1", params![id, *size as i64, mtime_ns])?;
+                }
+                DocOp::Delete { id } => {
+                    changes.removed.extend(delete_chunks(&tx, *id)?);
+                    tx.execute("DELETE FROM documents WHERE id = ?1", [id])?;
+                }
+                DocOp::Write { doc, chunks } => write_document(&tx, doc, chunks, &mut changes)?,
+            }
+        }
+        tx.commit()?;
+        Ok(changes)
+    }
+}
+
+/// Replaces a document (or adds it) with its chunks, inside `tx`.
+fn write_document(tx: &rusqlite::Transaction, doc: &NewDocument, chunks: &[NewChunk], changes: &mut VectorChanges) -> Result<()> {
+    {
         let existing: Option<i64> =
-            tx.query_row("SELECT id FROM documents WHERE path = ?1", [path_bytes(doc.path)], |r| r.get(0)).optional()?;
+            tx.query_row("SELECT id FROM documents WHERE path = ?1", [path_bytes(&doc.path)], |r| r.get(0)).optional()?;
         if let Some(id) = existing {
-            changes.removed = delete_chunks(&tx, id)?;
+            changes.removed.extend(delete_chunks(tx, id)?);
             tx.execute("DELETE FROM documents WHERE id = ?1", [id])?;
         }
         tx.execute(
@@ -149,7 +177,7 @@ impl Store {
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
             params![
                 doc.root_id,
-                path_bytes(doc.path),
+                path_bytes(&doc.path),
                 doc.path.display().to_string(),
                 doc.size as i64,
                 doc.mtime_ns,
@@ -163,12 +191,12 @@ impl Store {
         let doc_id = tx.last_insert_rowid();
         let mut seq: i64 = tx.query_row("SELECT coalesce(max(vec_seq), 0) FROM chunks", [], |r| r.get(0))?;
         {
-            let mut insert = tx.prepare(
+            let mut insert = tx.prepare_cached(
                 "INSERT INTO chunks(doc_id, seq, hash, heading, start_byte, end_byte, start_line, end_line, text, vec_seq)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
             )?;
-            let mut fts = tx.prepare("INSERT INTO chunks_fts(rowid, heading, body, path) VALUES (?1, ?2, ?3, ?4)")?;
-            let mut vector = tx.prepare("SELECT data FROM vectors WHERE hash = ?1")?;
+            let mut fts = tx.prepare_cached("INSERT INTO chunks_fts(rowid, heading, body, path) VALUES (?1, ?2, ?3, ?4)")?;
+            let mut vector = tx.prepare_cached("SELECT data FROM vectors WHERE hash = ?1")?;
             let path_words = doc.path.display().to_string().replace(['/', '\\', '.', '_', '-'], " ");
             for c in chunks {
                 let existing: Option<Vec<u8>> = vector.query_row([&c.hash], |r| r.get(0)).optional()?;
@@ -195,33 +223,36 @@ impl Store {
                 }
             }
         }
-        tx.commit()?;
-        Ok(changes)
     }
+    Ok(())
+}
 
-    /// Removes documents and their chunks; returns the removed chunk ids.
-    pub fn delete_documents(&mut self, ids: &[i64]) -> Result<Vec<i64>> {
-        let tx = self.conn.transaction()?;
-        let mut removed = Vec::new();
-        for &id in ids {
-            removed.extend(delete_chunks(&tx, id)?);
-            tx.execute("DELETE FROM documents WHERE id = ?1", [id])?;
-        }
-        tx.commit()?;
-        Ok(removed)
-    }
-
+impl Store {
     /// Distinct chunk texts without a vector, with the text to embed (context included).
-    pub fn pending(&self, limit: usize) -> Result<Vec<Pending>> {
-        let mut stmt = self.conn.prepare(
-            "SELECT c.hash, c.heading, c.text FROM chunks c
-             WHERE c.vec_seq IS NULL GROUP BY c.hash ORDER BY min(c.id) LIMIT ?1",
+    /// Up to `limit` distinct chunk texts without a vector among the chunks after id `after`, in
+    /// id order, and the last chunk id looked at (the cursor for the next call). Texts already
+    /// seen before the cursor are left out: their vector is on its way, and attaching it
+    /// serves every chunk with that text.
+    pub fn pending_after(&self, after: i64, limit: usize) -> Result<(Vec<Pending>, i64)> {
+        // Uses the vec_seq index: its NULL entries are ordered by id.
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id, hash, heading, text FROM chunks WHERE vec_seq IS NULL AND id > ?1 ORDER BY id LIMIT ?2",
         )?;
-        let rows = stmt.query_map([limit as i64], |r| {
-            let (hash, heading, text): (String, String, String) = (r.get(0)?, r.get(1)?, r.get(2)?);
-            Ok(Pending { hash, text: chunk::embed_text(&heading, &text) })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        let mut rows = stmt.query([after, (limit * 4) as i64])?;
+        let mut out: Vec<Pending> = Vec::new();
+        let mut last = after;
+        let mut seen = std::collections::HashSet::new();
+        while let Some(r) = rows.next()? {
+            if out.len() == limit {
+                break;
+            }
+            last = r.get(0)?;
+            let hash: String = r.get(1)?;
+            if seen.insert(hash.clone()) {
+                out.push(Pending { hash, text: chunk::embed_text(&r.get::<_, String>(2)?, &r.get::<_, String>(3)?) });
+            }
+        }
+        Ok((out, last))
     }
 
     /// Bytes of chunk text still waiting for vectors (for time estimates).

@@ -3,7 +3,8 @@
 //! in tokens by the embedder's own tokenizer. Each chunk knows its byte range, line range and
 //! heading path.
 
-use text_splitter::{ChunkConfig, ChunkSizer, MarkdownSplitter, TextSplitter};
+pub use text_splitter::ChunkSizer;
+use text_splitter::{ChunkConfig, MarkdownSplitter, TextSplitter};
 
 use super::kind::Kind;
 
@@ -17,7 +18,8 @@ pub struct Settings {
 
 impl Settings {
     /// Bumped whenever the splitting rules change, so indexes know to re-chunk.
-    pub const VERSION: u32 = 1;
+    /// 2: token counts from one tokenization of the document ([`TokenOffsets`]).
+    pub const VERSION: u32 = 2;
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -53,22 +55,78 @@ pub fn embed_text(heading_path: &str, text: &str) -> String {
     if context.is_empty() { text.to_string() } else { format!("{context}\n\n{text}") }
 }
 
-/// Token counting for the splitter: the embedder's tokenizer, or about four bytes a token.
+/// Token counting for the splitter: from one tokenization of the document, or about four bytes
+/// a token.
 pub enum Sizer<'a> {
-    Tokenizer(&'a tokenizers::Tokenizer),
+    Tokens(TokenOffsets<'a>),
     Approx,
+}
+
+impl<'a> Sizer<'a> {
+    /// Counts with `tokenizer`, which runs once over the whole of `doc`.
+    pub fn tokens(doc: &'a str, tokenizer: &'a tokenizers::Tokenizer) -> Sizer<'a> {
+        Sizer::Tokens(TokenOffsets::new(doc, tokenizer))
+    }
 }
 
 impl ChunkSizer for Sizer<'_> {
     fn size(&self, chunk: &str) -> usize {
         match self {
-            Sizer::Tokenizer(t) => t.encode_fast(chunk, false).map(|e| e.len()).unwrap_or(chunk.len() / 4),
+            Sizer::Tokens(t) => t.count(chunk),
             Sizer::Approx => chunk.len().div_ceil(4),
         }
     }
 }
 
-pub fn split(text: &str, kind: Kind, settings: Settings, sizer: Sizer<'_>) -> Vec<Chunk> {
+/// Where a document's tokens lie, from one tokenization: the splitter asks for the size of
+/// many candidate spans, and each is answered by two binary searches instead of tokenizing the
+/// span again. A span counts every token that overlaps it, so a token cut by the span's edge
+/// counts whole: a chunk tokenized on its own comes out at most as long, as long as its edges
+/// fall where the tokenizer splits words anyway (the splitter cuts at whitespace and
+/// punctuation); `tests/chunk_tokens.rs` checks this with the real tokenizer.
+pub struct TokenOffsets<'a> {
+    doc: &'a str,
+    tokenizer: &'a tokenizers::Tokenizer,
+    /// Byte offset where each token starts, and (non-decreasing) where it ends.
+    starts: Vec<usize>,
+    ends: Vec<usize>,
+}
+
+impl<'a> TokenOffsets<'a> {
+    pub fn new(doc: &'a str, tokenizer: &'a tokenizers::Tokenizer) -> TokenOffsets<'a> {
+        let (mut starts, mut ends) = (Vec::new(), Vec::new());
+        if let Ok(encoding) = tokenizer.encode_fast(doc, false) {
+            let mut last_end = 0;
+            for &(s, e) in encoding.get_offsets() {
+                last_end = last_end.max(e);
+                starts.push(s);
+                ends.push(last_end);
+            }
+        }
+        TokenOffsets { doc, tokenizer, starts, ends }
+    }
+
+    /// Tokens overlapping `span`, a slice of the document; any other text is tokenized.
+    pub fn count(&self, span: &str) -> usize {
+        let base = self.doc.as_ptr() as usize;
+        let at = span.as_ptr() as usize;
+        if at < base || at + span.len() > base + self.doc.len() || (self.starts.is_empty() && !self.doc.is_empty()) {
+            return self.tokenizer.encode_fast(span, false).map(|e| e.len()).unwrap_or(span.len().div_ceil(4));
+        }
+        let (start, end) = (at - base, at - base + span.len());
+        if start == end {
+            return 0;
+        }
+        // Tokens starting before the span's end, less those ending at or before its start.
+        let before_end = self.starts.partition_point(|&s| s < end);
+        let done_before = self.ends.partition_point(|&e| e <= start);
+        before_end.saturating_sub(done_before)
+    }
+}
+
+/// `text` cut into chunks of at most `settings.tokens` tokens as `sizer` counts them (a
+/// [`Sizer`] in the product; any [`ChunkSizer`] for comparisons).
+pub fn split(text: &str, kind: Kind, settings: Settings, sizer: impl ChunkSizer) -> Vec<Chunk> {
     let overlap = settings.overlap.min(settings.tokens.saturating_sub(1));
     let config = ChunkConfig::new(settings.tokens.max(1))
         .with_sizer(sizer)

