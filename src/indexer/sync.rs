@@ -45,7 +45,7 @@ pub(super) fn readable_text(bytes: &[u8], kind: Kind) -> Option<Text> {
 /// With a tokenizer, the document is tokenized once and chunks are sized from that.
 pub(super) fn chunk_text(text: &str, kind: Kind, tokenizer: Option<&tokenizers::Tokenizer>, settings: chunk::Settings) -> Vec<NewChunk> {
     let chunks = match tokenizer {
-        Some(t) => chunk::split(text, kind, settings, Sizer::tokens(text, t)),
+        Some(t) => chunk::split_tokens(text, kind, settings, t),
         None => chunk::split(text, kind, settings, Sizer::Approx),
     };
     chunks.into_iter().map(NewChunk::from).collect()

@@ -18,7 +18,7 @@ pub struct Settings {
 
 impl Settings {
     /// Bumped whenever the splitting rules change, so indexes know to re-chunk.
-    /// 2: token counts from one tokenization of the document ([`TokenOffsets`]).
+    /// 2: token counts from one tokenization of the document ([`split_tokens`]).
     pub const VERSION: u32 = 2;
 }
 
@@ -78,12 +78,57 @@ impl ChunkSizer for Sizer<'_> {
     }
 }
 
+/// Counts by tokenizing each span on its own: exact, and slow when the splitter asks about many
+/// candidate spans (it was the chunker's cost before [`TokenOffsets`]). Used to cut again the
+/// rare chunk that comes out over the budget.
+pub struct Exact<'a>(pub &'a tokenizers::Tokenizer);
+
+impl ChunkSizer for Exact<'_> {
+    fn size(&self, chunk: &str) -> usize {
+        self.0.encode_fast(chunk, false).map(|e| e.len()).unwrap_or(chunk.len())
+    }
+}
+
+/// `text` cut into chunks of at most `settings.tokens` tokens of `tokenizer`. The document is
+/// tokenized once to size the cuts; each chunk is then tokenized alone, and one that comes out
+/// over the budget (a cut inside a word can tokenize longer than its share of the whole) is cut
+/// again by exact counts.
+pub fn split_tokens(text: &str, kind: Kind, settings: Settings, tokenizer: &tokenizers::Tokenizer) -> Vec<Chunk> {
+    let sizer = Sizer::tokens(text, tokenizer);
+    let exact = Exact(tokenizer);
+    let mut out: Vec<Chunk> = Vec::new();
+    for c in split(text, kind, settings, &sizer) {
+        if exact.size(&c.text) <= settings.tokens {
+            out.push(c);
+            continue;
+        }
+        let again = Settings { tokens: settings.tokens, overlap: 0 };
+        for part in split(&c.text, Kind::Text, again, &exact) {
+            let lines_before = c.text[..part.start_byte].matches('\n').count();
+            out.push(Chunk {
+                seq: 0,
+                heading: c.heading.clone(),
+                start_byte: c.start_byte + part.start_byte,
+                end_byte: c.start_byte + part.end_byte,
+                start_line: c.start_line + lines_before,
+                end_line: c.start_line + lines_before + part.text.trim_end_matches('\n').matches('\n').count(),
+                text: part.text,
+            });
+        }
+    }
+    for (seq, c) in out.iter_mut().enumerate() {
+        c.seq = seq;
+    }
+    out
+}
+
 /// Where a document's tokens lie, from one tokenization: the splitter asks for the size of
 /// many candidate spans, and each is answered by two binary searches instead of tokenizing the
 /// span again. A span counts every token that overlaps it, so a token cut by the span's edge
 /// counts whole: a chunk tokenized on its own comes out at most as long, as long as its edges
 /// fall where the tokenizer splits words anyway (the splitter cuts at whitespace and
-/// punctuation); `tests/chunk_tokens.rs` checks this with the real tokenizer.
+/// punctuation); [`split_tokens`] checks every chunk, and `tests/chunk_tokens.rs` checks the
+/// whole with the real tokenizer.
 pub struct TokenOffsets<'a> {
     doc: &'a str,
     tokenizer: &'a tokenizers::Tokenizer,
@@ -95,7 +140,8 @@ pub struct TokenOffsets<'a> {
 impl<'a> TokenOffsets<'a> {
     pub fn new(doc: &'a str, tokenizer: &'a tokenizers::Tokenizer) -> TokenOffsets<'a> {
         let (mut starts, mut ends) = (Vec::new(), Vec::new());
-        if let Ok(encoding) = tokenizer.encode_fast(doc, false) {
+        // `encode` (not `encode_fast`, which leaves offsets out) gives byte offsets.
+        if let Ok(encoding) = tokenizer.encode(doc, false) {
             let mut last_end = 0;
             for &(s, e) in encoding.get_offsets() {
                 last_end = last_end.max(e);

