@@ -10,7 +10,7 @@ mod bert;
 use qsearch::embed::onnx::{OnnxEmbedder, Options};
 use qsearch::embed::{Embedder, InputKind};
 use qsearch::models::catalog::{self, Role};
-use qsearch::models::load::{self, Choice, Settings};
+use qsearch::embed::load::{self, Choice, Settings};
 use qsearch::models::source::{self, Located, ModelFiles, Origin, Sources};
 use serde::Deserialize;
 

@@ -10,7 +10,7 @@ use std::sync::mpsc::{Receiver, channel};
 use std::time::{Duration, Instant};
 
 use qsearch::embed::stand_in::StandIn;
-use qsearch::models::load::{Choice, Settings};
+use qsearch::embed::load::{Choice, Settings};
 use qsearch::models::source::Sources;
 use qsearch::search::{MatchKind, Mode, Query, Searcher};
 use qsearch::tui::worker::{Answer, IndexState, ModelState, Reply, Setup, Worker, answer};

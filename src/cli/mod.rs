@@ -20,7 +20,7 @@ use qsearch::embed::InputKind;
 use qsearch::config::Config;
 use qsearch::embed::Embedder;
 use qsearch::embed::onnx::{Device, Options};
-use qsearch::models::load::{self, Choice, Settings};
+use qsearch::embed::load::{self, Choice, Settings};
 use qsearch::models::source::{Event, Sources};
 use qsearch::store::Fingerprint;
 

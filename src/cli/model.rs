@@ -6,7 +6,7 @@ use anyhow::Result;
 use qsearch::config::Config;
 use qsearch::embed::InputKind;
 use qsearch::models::catalog;
-use qsearch::models::load::Choice;
+use qsearch::embed::load::Choice;
 use qsearch::models::source::{self, Event};
 
 #[derive(clap::Subcommand)]

@@ -1,8 +1,10 @@
 //! Text to vectors. The [`Embedder`] trait is what the rest of qsearch sees; [`onnx`] implements it
 //! with ONNX Runtime for the model families of the catalog, [`stand_in`] with a deterministic hash
-//! for pipeline tests (it is only ever used when asked for by name).
+//! for pipeline tests (it is only ever used when asked for by name); [`load`] turns a model choice
+//! into one.
 
 pub mod batch;
+pub mod load;
 pub mod onnx;
 pub mod pool;
 pub mod stand_in;
@@ -26,11 +28,6 @@ pub struct Embedded {
     pub tokens: usize,
     /// Inputs cut at the model's maximum length.
     pub truncated: usize,
-}
-
-/// Counts tokens the way an embedder's tokenizer does, for sizing chunks.
-pub trait TokenCounter: Send + Sync {
-    fn count(&self, text: &str) -> usize;
 }
 
 pub trait Embedder: Send {

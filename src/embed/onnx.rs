@@ -10,10 +10,10 @@ use ort::value::{DynValue, Tensor, TensorElementType, ValueType};
 use tokenizers::Tokenizer;
 
 use super::batch::{self, PadSide, Padded};
-use super::pool::{self, Pooling};
+use super::pool;
 use super::table::Table;
 use super::{Embedded, Embedder, InputKind};
-use crate::models::catalog::{Family, ModelSpec, Role};
+use crate::models::catalog::{Family, ModelSpec, Pooling, Role};
 use crate::models::prepare::{self, EMBEDS_INPUT, TableType};
 use crate::models::source::ModelFiles;
 use crate::runtime::Runtime;

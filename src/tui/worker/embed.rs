@@ -6,7 +6,7 @@ use std::sync::mpsc::Sender;
 use std::time::{Duration, Instant};
 
 use crate::models::catalog::DEFAULT_MODEL;
-use crate::models::load::{self, Choice, Settings};
+use crate::embed::load::{self, Choice, Settings};
 use crate::models::source::Event;
 
 use super::answer::embed_query;

@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 
-use crate::models::load::Settings;
+use crate::embed::load::Settings;
 use crate::search::{Query, Results};
 use crate::store::{Fingerprint, Stats};
 

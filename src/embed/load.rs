@@ -6,10 +6,10 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 
-use super::catalog::{self, DEFAULT_MODEL, FALLBACK_MODEL};
-use super::source::{self, Event, Sources};
-use crate::embed::onnx::{OnnxEmbedder, Options};
-use crate::embed::{Embedder, stand_in};
+use super::onnx::{OnnxEmbedder, Options};
+use super::{Embedder, stand_in};
+use crate::models::catalog::{self, DEFAULT_MODEL, FALLBACK_MODEL};
+use crate::models::source::{self, Event, Sources};
 use crate::runtime;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
