@@ -19,7 +19,8 @@ use clap::{Parser, Subcommand};
 use qsearch::embed::InputKind;
 use qsearch::config::Config;
 use qsearch::embed::Embedder;
-use qsearch::embed::onnx::{Device, Options};
+use qsearch::embed::device::Device;
+use qsearch::embed::onnx::Options;
 use qsearch::embed::load::{self, Choice, Settings};
 use qsearch::models::source::{Event, Sources};
 use qsearch::store::Fingerprint;
@@ -37,7 +38,7 @@ struct Cli {
     #[arg(long, global = true)]
     model_dir: Option<PathBuf>,
     /// Where the model runs
-    #[arg(long, global = true, value_enum)]
+    #[arg(long, global = true, value_parser = device_parser())]
     device: Option<Device>,
     /// Path to the ONNX Runtime library [env: ORT_DYLIB_PATH]
     #[arg(long, global = true)]
@@ -112,6 +113,12 @@ pub fn run() -> Result<ExitCode> {
         Some(Command::Service(cmd)) => service::run(&config, cmd),
         Some(Command::Tui) | None => tui::run(&config),
     }
+}
+
+/// `--device`: the accepted spellings, listed by `--help`.
+fn device_parser() -> impl clap::builder::TypedValueParser<Value = Device> {
+    use clap::builder::{PossibleValuesParser, TypedValueParser};
+    PossibleValuesParser::new(Device::ALL.map(Device::name)).try_map(|s| s.parse::<Device>())
 }
 
 fn init_logging(verbose: bool) {

@@ -4,6 +4,7 @@
 //! into one.
 
 pub mod batch;
+pub mod device;
 pub mod load;
 pub mod onnx;
 pub mod pool;
@@ -11,6 +12,8 @@ pub mod stand_in;
 pub mod table;
 
 use anyhow::Result;
+
+use device::Placement;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InputKind {
@@ -37,8 +40,8 @@ pub trait Embedder: Send {
     fn dims(&self) -> usize;
     /// Longest input in tokens (special tokens included).
     fn max_tokens(&self) -> usize;
-    /// Where it runs ("CPU", "CUDA", "CPU (CUDA unavailable: ...)").
-    fn device(&self) -> String;
+    /// Where it runs, and whether that is the CPU in place of the device asked for.
+    fn device(&self) -> Placement;
     fn tokenizer(&self) -> Option<&tokenizers::Tokenizer>;
     fn embed(&mut self, texts: &[&str], kind: InputKind) -> Result<Embedded>;
 }

@@ -81,8 +81,8 @@ fn run(settings: &Settings, epoch: u64, jobs: &Slot<String>, inbox: &Sender<Inbo
     }
     sink(Reply::Model(ModelState::Ready {
         id: embedder.model_id().to_string(),
-        device: embedder.device(),
-        notes: loaded.notes,
+        device: embedder.device().to_string(),
+        notes: loaded.notes.iter().map(ToString::to_string).collect(),
     }));
     let _ = inbox.send(Inbox::ModelReady { epoch });
     while let Some(text) = jobs.take() {
