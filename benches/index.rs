@@ -141,7 +141,7 @@ impl Embedder for TokenizedStandIn {
     fn max_tokens(&self) -> usize {
         8192
     }
-    fn device(&self) -> String {
+    fn device(&self) -> qsearch::embed::device::Placement {
         self.inner.device()
     }
     fn tokenizer(&self) -> Option<&tokenizers::Tokenizer> {
@@ -158,13 +158,13 @@ fn tiny_model() -> Result<Box<dyn Embedder>> {
     std::fs::create_dir_all(dir.join("onnx"))?;
     let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/qwen3-tiny/model.onnx");
     std::fs::copy(fixture, dir.join("onnx/model_int8.onnx"))?;
-    let settings = qsearch::models::load::Settings {
+    let settings = qsearch::embed::load::Settings {
         choice: Choice::Named(catalog::DEFAULT_MODEL.into()),
         sources: Sources { user_dir: Some(dir), allow_pip: true, allow_download: false },
         ort_lib: None,
         options: Default::default(),
     };
-    Ok(qsearch::models::load::load(&settings, &mut |_| {})?.embedder)
+    Ok(qsearch::embed::load::load(&settings, &mut |_| {})?.embedder)
 }
 
 fn index_run(dirs: &[PathBuf], model: Model) -> Result<()> {

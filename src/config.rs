@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
-use crate::embed::onnx::Device;
+use crate::embed::device::Device;
 use crate::search::Mode;
 
 pub const DEFAULT_FILE: &str = include_str!("../assets/config.toml");

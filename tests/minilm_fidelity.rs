@@ -10,8 +10,8 @@ mod bert;
 use qsearch::embed::onnx::{OnnxEmbedder, Options};
 use qsearch::embed::{Embedder, InputKind};
 use qsearch::models::catalog::{self, Role};
+use qsearch::embed::load::{self, Settings};
 use qsearch::models::choice::Choice;
-use qsearch::models::load::{self, Settings};
 use qsearch::models::source::{self, Located, ModelFiles, Origin, Sources};
 use serde::Deserialize;
 

@@ -10,8 +10,8 @@ use std::sync::mpsc::{Receiver, channel};
 use std::time::{Duration, Instant};
 
 use qsearch::embed::stand_in::StandIn;
+use qsearch::embed::load::Settings;
 use qsearch::models::choice::Choice;
-use qsearch::models::load::Settings;
 use qsearch::models::source::Sources;
 use qsearch::search::{MatchKind, Mode, Query, Searcher};
 use qsearch::search::answer;

@@ -19,9 +19,10 @@ use clap::{Parser, Subcommand};
 use qsearch::embed::InputKind;
 use qsearch::config::Config;
 use qsearch::embed::Embedder;
-use qsearch::embed::onnx::{Device, Options};
+use qsearch::embed::device::Device;
+use qsearch::embed::load::{self, Settings};
+use qsearch::embed::onnx::Options;
 use qsearch::models::choice::{self, Choice};
-use qsearch::models::load::{self, Settings};
 use qsearch::models::source::{Event, Sources};
 use qsearch::indexer::Writer;
 use qsearch::store::Fingerprint;
@@ -40,7 +41,7 @@ struct Cli {
     #[arg(long, global = true)]
     model_dir: Option<PathBuf>,
     /// Where the model runs
-    #[arg(long, global = true, value_enum)]
+    #[arg(long, global = true, value_parser = device_parser())]
     device: Option<Device>,
     /// Path to the ONNX Runtime library [env: ORT_DYLIB_PATH]
     #[arg(long, global = true)]
@@ -115,6 +116,12 @@ pub fn run() -> Result<ExitCode> {
         Some(Command::Service(cmd)) => service::run(&config, cmd),
         Some(Command::Tui) | None => tui::run(&config),
     }
+}
+
+/// `--device`: the accepted spellings, listed by `--help`.
+fn device_parser() -> impl clap::builder::TypedValueParser<Value = Device> {
+    use clap::builder::{PossibleValuesParser, TypedValueParser};
+    PossibleValuesParser::new(Device::ALL.map(Device::name)).try_map(|s| s.parse::<Device>())
 }
 
 fn init_logging(verbose: bool) {

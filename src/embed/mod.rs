@@ -1,14 +1,19 @@
 //! Text to vectors. The [`Embedder`] trait is what the rest of qsearch sees; [`onnx`] implements it
 //! with ONNX Runtime for the model families of the catalog, [`stand_in`] with a deterministic hash
-//! for pipeline tests (it is only ever used when asked for by name).
+//! for pipeline tests (it is only ever used when asked for by name); [`load`] turns a model choice
+//! into one.
 
 pub mod batch;
+pub mod device;
+pub mod load;
 pub mod onnx;
 pub mod pool;
 pub mod stand_in;
 pub mod table;
 
 use anyhow::Result;
+
+use device::Placement;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InputKind {
@@ -28,11 +33,6 @@ pub struct Embedded {
     pub truncated: usize,
 }
 
-/// Counts tokens the way an embedder's tokenizer does, for sizing chunks.
-pub trait TokenCounter: Send + Sync {
-    fn count(&self, text: &str) -> usize;
-}
-
 pub trait Embedder: Send {
     /// Identity of the vectors: model id, dimensions, and anything else that changes them.
     fn fingerprint(&self) -> String;
@@ -40,8 +40,8 @@ pub trait Embedder: Send {
     fn dims(&self) -> usize;
     /// Longest input in tokens (special tokens included).
     fn max_tokens(&self) -> usize;
-    /// Where it runs ("CPU", "CUDA", "CPU (CUDA unavailable: ...)").
-    fn device(&self) -> String;
+    /// Where it runs, and whether that is the CPU in place of the device asked for.
+    fn device(&self) -> Placement;
     fn tokenizer(&self) -> Option<&tokenizers::Tokenizer>;
     fn embed(&mut self, texts: &[&str], kind: InputKind) -> Result<Embedded>;
 }

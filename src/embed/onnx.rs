@@ -4,29 +4,20 @@
 use std::path::Path;
 
 use anyhow::{Context, Result, anyhow, bail};
-use ort::session::builder::{AutoDevicePolicy, GraphOptimizationLevel, PrepackedWeights};
+use ort::session::builder::PrepackedWeights;
 use ort::session::{HasSelectedOutputs, OutputSelector, RunOptions, Session, SessionInputValue};
 use ort::value::{DynValue, Tensor, TensorElementType, ValueType};
 use tokenizers::Tokenizer;
 
 use super::batch::{self, PadSide, Padded};
-use super::pool::{self, Pooling};
+use super::device::{self, Device, Placement};
+use super::pool;
 use super::table::Table;
 use super::{Embedded, Embedder, InputKind};
-use crate::models::catalog::{Family, ModelSpec, Role};
+use crate::models::catalog::{Family, ModelSpec, Pooling, Role};
 use crate::models::prepare::{self, EMBEDS_INPUT, TableType};
 use crate::models::source::ModelFiles;
 use crate::runtime::Runtime;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Device {
-    #[default]
-    Auto,
-    Cpu,
-    Coreml,
-    Cuda,
-}
 
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -126,7 +117,7 @@ pub struct OnnxEmbedder {
     output: String,
     /// Asks only for the output we pool (not the `present.*` key/value tensors).
     run_options: RunOptions<HasSelectedOutputs>,
-    device: String,
+    device: Placement,
     batch_tokens: usize,
     /// The token table, when the prepared graph takes `inputs_embeds`.
     table: Option<Table>,
@@ -213,7 +204,7 @@ impl OnnxEmbedder {
         let models = [model, query_model];
         let first = slot(&models, opts.purpose);
         let prepacked = PrepackedWeights::new();
-        let (session, device) = build_session(runtime, &models[first], opts, &prepacked)?;
+        let (session, device) = device::session(runtime, &models[first], opts.device, opts.threads, &prepacked)?;
         let prefix = match (&prepared, &recipe.query_template) {
             (Some(p), Some(_)) if p.manifest.continues() => {
                 // The instruction with an empty query, less the end token and the last real
@@ -286,7 +277,8 @@ impl OnnxEmbedder {
     /// The session for `slot` (0 documents, 1 queries), created now if needed.
     fn session(&mut self, slot: usize) -> Result<&mut Session> {
         if self.sessions[slot].is_none() {
-            let (session, _) = build_session(self.runtime, &self.models[slot], &self.options, &self.prepacked)?;
+            let Options { device, threads, .. } = self.options;
+            let (session, _) = device::session(self.runtime, &self.models[slot], device, threads, &self.prepacked)?;
             self.sessions[slot] = Some(session);
         }
         Ok(self.sessions[slot].as_mut().expect("just made"))
@@ -431,54 +423,6 @@ fn load_tokenizer(path: &Path, spec: &ModelSpec, opts: &Options) -> Result<Token
     Ok(tokenizer)
 }
 
-/// Creates the session on the requested device; a device that cannot be used falls back to the
-/// CPU and says so in the returned description.
-fn build_session(
-    runtime: &Runtime,
-    model: &Path,
-    opts: &Options,
-    prepacked: &PrepackedWeights,
-) -> Result<(Session, String)> {
-    use ort::ep::{self, ExecutionProvider};
-    let wanted = match opts.device {
-        Device::Auto if cfg!(target_os = "macos") => Some(Device::Coreml),
-        Device::Auto if ep::CUDA::is_available().unwrap_or(false) => Some(Device::Cuda),
-        Device::Auto | Device::Cpu => None,
-        d => Some(d),
-    };
-    let builder = || -> Result<ort::session::builder::SessionBuilder> {
-        Session::builder(&runtime.env)
-            .map_err(|e| anyhow!("{e}"))?
-            .with_optimization_level(GraphOptimizationLevel::All)
-            .map_err(|e| anyhow!("{e}"))?
-            // ort defaults to a "max efficiency" automatic device choice; qsearch picks itself.
-            .with_auto_device(AutoDevicePolicy::Default)
-            .map_err(|e| anyhow!("{e}"))?
-            .with_intra_threads(opts.threads)
-            .map_err(|e| anyhow!("{e}"))?
-            .with_prepacked_weights(prepacked)
-            .map_err(|e| anyhow!("{e}"))
-    };
-    let commit = |mut b: ort::session::builder::SessionBuilder| -> Result<Session> {
-        b.commit_from_file(model).map_err(|e| anyhow!("could not load model {}: {e}", model.display()))
-    };
-    let mut note = String::new();
-    if let Some(device) = wanted {
-        let dispatch = match device {
-            Device::Cuda => ep::CUDA::default().build().error_on_failure(),
-            _ => ep::CoreML::default().build().error_on_failure(),
-        };
-        let name = if device == Device::Cuda { "CUDA" } else { "CoreML" };
-        let attempt =
-            builder().and_then(|b| b.with_execution_providers([dispatch]).map_err(|e| anyhow!("{e}"))).and_then(commit);
-        match attempt {
-            Ok(session) => return Ok((session, name.to_string())),
-            Err(e) => note = format!(" ({name} unavailable: {e})"),
-        }
-    }
-    Ok((commit(builder()?)?, format!("CPU{note}")))
-}
-
 fn pick_output(session: &Session) -> Result<String> {
     let names: Vec<&str> = session.outputs().iter().map(|o| o.name()).collect();
     for wanted in ["sentence_embedding", "last_hidden_state", "token_embeddings"] {
@@ -523,7 +467,7 @@ impl Embedder for OnnxEmbedder {
     fn max_tokens(&self) -> usize {
         self.recipe.max_tokens
     }
-    fn device(&self) -> String {
+    fn device(&self) -> Placement {
         self.device.clone()
     }
     fn tokenizer(&self) -> Option<&Tokenizer> {

@@ -2,17 +2,7 @@
 //! vector per row. Pure functions over slices.
 
 use super::batch::Padded;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Pooling {
-    /// The hidden state of the last real token (decoder models such as Qwen3).
-    LastToken,
-    /// The mask-weighted mean of all real tokens (sentence-transformers models).
-    Mean,
-    /// The first token's state (BERT's [CLS]).
-    Cls,
-}
+use crate::models::catalog::Pooling;
 
 pub fn pool(hidden: &[f32], batch: &Padded, dim: usize, pooling: Pooling) -> Vec<Vec<f32>> {
     let w = batch.width;

@@ -6,6 +6,7 @@
 use anyhow::Result;
 use sha2::{Digest, Sha256};
 
+use super::device::{Backend, Placement};
 use super::{Embedded, Embedder, InputKind, pool};
 
 pub const ID: &str = "stand-in";
@@ -53,8 +54,8 @@ impl Embedder for StandIn {
     fn max_tokens(&self) -> usize {
         512
     }
-    fn device(&self) -> String {
-        "none (stand-in)".into()
+    fn device(&self) -> Placement {
+        Placement::on(Backend::StandIn)
     }
     fn tokenizer(&self) -> Option<&tokenizers::Tokenizer> {
         None

@@ -4,8 +4,6 @@
 use anyhow::{Context, Result, bail};
 use serde::Deserialize;
 
-use crate::embed::pool::Pooling;
-
 pub const DEFAULT_MODEL: &str = "qwen3-embedding-0.6b";
 /// Used when the default cannot be had and the user named no model.
 pub const FALLBACK_MODEL: &str = "all-minilm-l6-v2";
@@ -15,6 +13,18 @@ pub const FALLBACK_MODEL: &str = "all-minilm-l6-v2";
 pub enum Family {
     Qwen3,
     Bert,
+}
+
+/// How a model's hidden states become one vector per input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Pooling {
+    /// The hidden state of the last real token (decoder models such as Qwen3).
+    LastToken,
+    /// The mask-weighted mean of all real tokens (sentence-transformers models).
+    Mean,
+    /// The first token's state (BERT's [CLS]).
+    Cls,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

@@ -6,8 +6,8 @@ use std::sync::mpsc::Sender;
 use std::time::{Duration, Instant};
 
 use crate::models::catalog::DEFAULT_MODEL;
+use crate::embed::load::{self, Settings};
 use crate::models::choice::Choice;
-use crate::models::load::{self, Settings};
 use crate::models::source::Event;
 
 use crate::search::answer::embed_query;
@@ -82,8 +82,8 @@ fn run(settings: &Settings, epoch: u64, jobs: &Slot<String>, inbox: &Sender<Inbo
     }
     sink(Reply::Model(ModelState::Ready {
         id: embedder.model_id().to_string(),
-        device: embedder.device(),
-        notes: loaded.notes,
+        device: embedder.device().to_string(),
+        notes: loaded.notes.iter().map(ToString::to_string).collect(),
     }));
     let _ = inbox.send(Inbox::ModelReady { epoch });
     while let Some(text) = jobs.take() {

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 
-use crate::models::load::Settings;
+use crate::embed::load::Settings;
 pub use crate::search::answer::Found;
 use crate::search::Query;
 use crate::store::{Fingerprint, Stats};

@@ -2,15 +2,17 @@
 //! session. The default model falls back, visibly, to a small one when it cannot be had; a model
 //! named by the user is never replaced.
 
+use std::fmt;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 
-use super::catalog::{self, DEFAULT_MODEL, FALLBACK_MODEL};
-use super::choice::Choice;
-use super::source::{self, Event, Sources};
-use crate::embed::onnx::{OnnxEmbedder, Options};
-use crate::embed::{Embedder, stand_in};
+use super::device::Placement;
+use super::onnx::{OnnxEmbedder, Options};
+use super::{Embedder, stand_in};
+use crate::models::catalog::{self, DEFAULT_MODEL, FALLBACK_MODEL};
+use crate::models::choice::Choice;
+use crate::models::source::{self, Event, Sources};
 use crate::runtime;
 
 #[derive(Debug, Clone)]
@@ -24,7 +26,30 @@ pub struct Settings {
 pub struct Loaded {
     pub embedder: Box<dyn Embedder>,
     /// Things the user should hear about (a fallback, a device that could not be used).
-    pub notes: Vec<String>,
+    pub notes: Vec<LoadNote>,
+}
+
+/// Something the user should hear about a load that still succeeded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LoadNote {
+    /// The default model could not be had (why, as `{:#}` of the error): the fallback is used.
+    DefaultFellBack { error: String },
+    /// The device asked for could not be used: the model runs on the CPU.
+    DeviceUnavailable(Placement),
+}
+
+impl fmt::Display for LoadNote {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LoadNote::DefaultFellBack { error } => write!(
+                f,
+                "the default model {DEFAULT_MODEL} could not be had: {error}\n\
+                 using {FALLBACK_MODEL} instead (smaller, less accurate). \
+                 Name a model with --model to stop this fallback."
+            ),
+            LoadNote::DeviceUnavailable(placement) => write!(f, "running on {placement}"),
+        }
+    }
 }
 
 pub fn load(settings: &Settings, on: &mut dyn FnMut(Event)) -> Result<Loaded> {
@@ -40,11 +65,7 @@ pub fn load(settings: &Settings, on: &mut dyn FnMut(Event)) -> Result<Loaded> {
             match source::resolve(&spec, &settings.sources, on) {
                 Ok(files) => return finish(settings, &files, notes, on),
                 Err(e) => {
-                    notes.push(format!(
-                        "the default model {DEFAULT_MODEL} could not be had: {e:#}\n\
-                         using {FALLBACK_MODEL} instead (smaller, less accurate). \
-                         Name a model with --model to stop this fallback."
-                    ));
+                    notes.push(LoadNote::DefaultFellBack { error: format!("{e:#}") });
                     FALLBACK_MODEL.to_string()
                 }
             }
@@ -58,15 +79,15 @@ pub fn load(settings: &Settings, on: &mut dyn FnMut(Event)) -> Result<Loaded> {
 fn finish(
     settings: &Settings,
     files: &source::ModelFiles,
-    mut notes: Vec<String>,
+    mut notes: Vec<LoadNote>,
     on: &mut dyn FnMut(Event),
 ) -> Result<Loaded> {
     let rt = runtime::get(settings.ort_lib.as_deref(), &mut |msg| on(Event::Message(msg)))?;
     let embedder = OnnxEmbedder::load_with(rt, files, &settings.options, &mut |msg| on(Event::Message(msg)))
         .with_context(|| format!("loading model {}", files.spec.id))?;
-    let device = embedder.device();
-    if device.contains("unavailable") {
-        notes.push(format!("running on {device}"));
+    let placement = embedder.device();
+    if placement.fallback.is_some() {
+        notes.push(LoadNote::DeviceUnavailable(placement));
     }
     Ok(Loaded { embedder: Box::new(embedder), notes })
 }

@@ -1,0 +1,181 @@
+//! Where a model runs: the device asked for ([`Device`], from the flag or the config file), the
+//! ONNX Runtime session built on it, and where the session ended up ([`Placement`]). A device
+//! that cannot be used falls back to the CPU, and the placement says which one and why.
+
+use std::fmt;
+use std::path::Path;
+use std::str::FromStr;
+
+use anyhow::{Result, anyhow};
+use ort::session::Session;
+use ort::session::builder::{AutoDevicePolicy, GraphOptimizationLevel, PrepackedWeights, SessionBuilder};
+
+use crate::runtime::Runtime;
+
+/// The device asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Device {
+    /// CoreML on macOS, CUDA when available, else the CPU.
+    #[default]
+    Auto,
+    Cpu,
+    Coreml,
+    Cuda,
+}
+
+impl Device {
+    pub const ALL: [Device; 4] = [Device::Auto, Device::Cpu, Device::Coreml, Device::Cuda];
+
+    /// The spelling the flag and the config file accept.
+    pub fn name(self) -> &'static str {
+        match self {
+            Device::Auto => "auto",
+            Device::Cpu => "cpu",
+            Device::Coreml => "coreml",
+            Device::Cuda => "cuda",
+        }
+    }
+}
+
+impl fmt::Display for Device {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A device name that is none of [`Device::ALL`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown device `{0}`; expected one of auto, cpu, coreml, cuda")]
+pub struct UnknownDevice(pub String);
+
+impl FromStr for Device {
+    type Err = UnknownDevice;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Device::ALL.into_iter().find(|d| d.name() == s).ok_or_else(|| UnknownDevice(s.to_string()))
+    }
+}
+
+/// What computes the vectors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Cpu,
+    Cuda,
+    CoreMl,
+    /// No model at all: the hash stand-in.
+    StandIn,
+}
+
+impl fmt::Display for Backend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Backend::Cpu => "CPU",
+            Backend::Cuda => "CUDA",
+            Backend::CoreMl => "CoreML",
+            Backend::StandIn => "none (stand-in)",
+        })
+    }
+}
+
+/// Where an embedder runs; shown as "CPU", "CUDA" or "CPU (CUDA unavailable: ...)".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Placement {
+    pub on: Backend,
+    /// Set when `on` is the CPU in place of the device asked for.
+    pub fallback: Option<Fallback>,
+}
+
+/// The device that was asked for and could not be used, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fallback {
+    pub wanted: Backend,
+    pub error: String,
+}
+
+impl Placement {
+    pub fn on(backend: Backend) -> Self {
+        Placement { on: backend, fallback: None }
+    }
+}
+
+impl fmt::Display for Placement {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.on)?;
+        if let Some(Fallback { wanted, error }) = &self.fallback {
+            write!(f, " ({wanted} unavailable: {error})")?;
+        }
+        Ok(())
+    }
+}
+
+/// Creates the session on `device`; a device that cannot be used falls back to the CPU, and the
+/// placement says so.
+pub(super) fn session(
+    runtime: &Runtime,
+    model: &Path,
+    device: Device,
+    threads: usize,
+    prepacked: &PrepackedWeights,
+) -> Result<(Session, Placement)> {
+    use ort::ep::{self, ExecutionProvider};
+    let wanted = match device {
+        Device::Auto if cfg!(target_os = "macos") => Some(Backend::CoreMl),
+        Device::Auto if ep::CUDA::is_available().unwrap_or(false) => Some(Backend::Cuda),
+        Device::Auto | Device::Cpu => None,
+        Device::Coreml => Some(Backend::CoreMl),
+        Device::Cuda => Some(Backend::Cuda),
+    };
+    let builder = || -> Result<SessionBuilder> {
+        Session::builder(&runtime.env)
+            .map_err(|e| anyhow!("{e}"))?
+            .with_optimization_level(GraphOptimizationLevel::All)
+            .map_err(|e| anyhow!("{e}"))?
+            // ort defaults to a "max efficiency" automatic device choice; qsearch picks itself.
+            .with_auto_device(AutoDevicePolicy::Default)
+            .map_err(|e| anyhow!("{e}"))?
+            .with_intra_threads(threads)
+            .map_err(|e| anyhow!("{e}"))?
+            .with_prepacked_weights(prepacked)
+            .map_err(|e| anyhow!("{e}"))
+    };
+    let commit = |mut b: SessionBuilder| -> Result<Session> {
+        b.commit_from_file(model).map_err(|e| anyhow!("could not load model {}: {e}", model.display()))
+    };
+    let mut fallback = None;
+    if let Some(backend) = wanted {
+        let dispatch = match backend {
+            Backend::Cuda => ep::CUDA::default().build().error_on_failure(),
+            _ => ep::CoreML::default().build().error_on_failure(),
+        };
+        let attempt =
+            builder().and_then(|b| b.with_execution_providers([dispatch]).map_err(|e| anyhow!("{e}"))).and_then(commit);
+        match attempt {
+            Ok(session) => return Ok((session, Placement::on(backend))),
+            Err(e) => fallback = Some(Fallback { wanted: backend, error: e.to_string() }),
+        }
+    }
+    Ok((commit(builder()?)?, Placement { on: Backend::Cpu, fallback }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn device_names_round_trip_and_an_unknown_one_lists_the_accepted() {
+        for d in Device::ALL {
+            assert_eq!(d.to_string().parse::<Device>(), Ok(d));
+        }
+        let err = "gpu".parse::<Device>().unwrap_err().to_string();
+        assert_eq!(err, "unknown device `gpu`; expected one of auto, cpu, coreml, cuda");
+    }
+
+    #[test]
+    fn a_fallback_reads_as_before() {
+        assert_eq!(Placement::on(Backend::Cuda).to_string(), "CUDA");
+        let fallback = Some(Fallback { wanted: Backend::Cuda, error: "no driver".into() });
+        let fell = Placement { on: Backend::Cpu, fallback };
+        assert_eq!(fell.to_string(), "CPU (CUDA unavailable: no driver)");
+    }
+}
