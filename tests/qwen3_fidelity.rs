@@ -188,7 +188,11 @@ fn int8_export_prepared_gives_the_vectors_of_the_export_as_is() {
         for ((case, x), y) in cases.iter().zip(&a).zip(&b) {
             let (ours, theirs) = (common::cosine(x, &case.embedding), common::cosine(y, &case.embedding));
             eprintln!("{}: vs the fp32 reference, prepared {ours:.5}, as is {theirs:.5}", case.name);
-            assert!(ours >= 0.99 && ours >= theirs - 0.002, "{}: prepared {ours}, as is {theirs}", case.name);
+            // What qsearch controls is that preparing loses nothing against the export. How far
+            // int8 itself is from fp32 depends on the CPU's integer kernels: on an AMD EPYC with
+            // AVX2 and no VNNI the export as it is gave 0.9847 on the emoji text (0.99 or more on
+            // a Xeon with AMX), so the floor only catches a broken graph.
+            assert!(ours >= 0.98 && ours >= theirs - 0.002, "{}: prepared {ours}, as is {theirs}", case.name);
         }
     }
     assert!(prepared.prefix_hits() > 0, "int8 queries continue from the cached instruction too");

@@ -55,7 +55,7 @@ pub struct Store {
 
 impl Store {
     /// Opens (creating if needed) the index in `dir` for writing. Only
-    /// [`Writer`](crate::indexer::Writer) calls it, holding the writer lock.
+    /// `indexer::Writer` calls it, holding the writer lock.
     pub(crate) fn open_write(dir: &Path) -> Result<Store> {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create index directory {}", dir.display()))?;
         let conn = Connection::open(dir.join(DB_FILE))
