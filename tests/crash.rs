@@ -1,5 +1,7 @@
 //! Kill the indexer with SIGKILL at many moments, rerun it, and check after each kill that the
-//! index opens and is consistent, and at the end that it equals an uninterrupted run.
+//! index opens and is consistent, and at the end that it equals an uninterrupted run. Reading,
+//! writing and embedding overlap in a run (workers, the writer and the model's thread at once),
+//! so the kills land while documents and vectors are both being written.
 
 #![cfg(unix)]
 

@@ -204,6 +204,7 @@ fn index_options(config: &Config) -> qsearch::indexer::Options {
     opts.chunk = qsearch::text::chunk::Settings { tokens: config.chunk_tokens, overlap: config.chunk_overlap };
     opts.scan.hidden = config.hidden;
     opts.scan.max_file_bytes = config.max_file_mb * 1024 * 1024;
+    opts.threads = config.threads.unwrap_or(opts.threads);
     opts
 }
 
