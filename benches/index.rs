@@ -25,7 +25,7 @@ use qsearch::models::catalog::{self, Role};
 use qsearch::models::choice::Choice;
 use qsearch::models::source::{self, Sources};
 use qsearch::store::lock::Role as WriterRole;
-use qsearch::text::chunk::{self, ChunkSizer, Sizer};
+use qsearch::text::chunk::{self, ChunkSizer};
 use qsearch::text::kind;
 
 fn work_dir() -> PathBuf {
@@ -39,7 +39,8 @@ fn main() -> Result<()> {
     let dirs: Vec<PathBuf> = rest.iter().map(PathBuf::from).collect();
     match mode {
         "generate" => generate(rest.first().and_then(|m| m.parse().ok()).unwrap_or(100)),
-        "chunk" => chunk_speed(&dirs),
+        "chunk" => chunk_speed(&dirs, true),
+        "chunk-new" => chunk_speed(&dirs, false),
         "sync" => index_run(&dirs, Model::StandIn),
         "tiny" => index_run(&dirs, Model::Tiny),
         other => anyhow::bail!("unknown mode {other}: chunk, sync, tiny or generate"),
@@ -76,7 +77,8 @@ impl ChunkSizer for Retokenize<'_> {
     }
 }
 
-fn chunk_speed(dirs: &[PathBuf]) -> Result<()> {
+/// `before`: also time the chunker before (slow: about ten times the new one).
+fn chunk_speed(dirs: &[PathBuf], before: bool) -> Result<()> {
     let tokenizer = qwen3_tokenizer()?;
     let docs = texts(dirs);
     let bytes: usize = docs.iter().map(|(t, _)| t.len()).sum();
@@ -89,14 +91,14 @@ fn chunk_speed(dirs: &[PathBuf]) -> Result<()> {
     let mut chunks = [0usize, 0usize];
     let mut over = 0usize;
     for round in 0..2 {
-        for (i, name) in ["retokenize", "offsets"].iter().enumerate() {
+        for (i, name) in ["retokenize", "offsets"].iter().enumerate().skip(if before { 0 } else { 1 }) {
             let t = Instant::now();
             let mut n = 0;
             for (text, kind) in &docs {
                 let cut = if i == 0 {
                     chunk::split(text, *kind, settings, Retokenize(&tokenizer))
                 } else {
-                    chunk::split(text, *kind, settings, Sizer::tokens(text, &tokenizer))
+                    chunk::split_tokens(text, *kind, settings, &tokenizer)
                 };
                 if i == 1 && round == 0 {
                     over += cut.iter().filter(|c| Retokenize(&tokenizer).size(&c.text) > settings.tokens).count();
@@ -109,6 +111,22 @@ fn chunk_speed(dirs: &[PathBuf]) -> Result<()> {
         }
     }
     eprintln!("one tokenization per document: {:.1}x faster; chunks over {} tokens when re-tokenized: {over}", best[0] / best[1], settings.tokens);
+    // What the tokenizer alone costs (with offsets, as the chunker calls it).
+    let t = Instant::now();
+    for (text, _) in &docs {
+        std::hint::black_box(tokenizer.encode(text.as_str(), false).map(|e| e.len()).unwrap_or(0));
+    }
+    let encode = t.elapsed().as_secs_f64();
+    eprintln!("tokenizing alone: {encode:.2} s, {:.2} MB/s", bytes as f64 / 1e6 / encode);
+    out.insert("encode_mb_s".into(), (bytes as f64 / 1e6 / encode).into());
+    // What the splitter costs by itself, counting about four bytes a token.
+    let t = Instant::now();
+    for (text, kind) in &docs {
+        std::hint::black_box(chunk::split(text, *kind, settings, chunk::Sizer::Approx));
+    }
+    let approx = t.elapsed().as_secs_f64();
+    eprintln!("splitting alone (4 bytes a token): {approx:.2} s, {:.2} MB/s", bytes as f64 / 1e6 / approx);
+    out.insert("split_alone_mb_s".into(), (bytes as f64 / 1e6 / approx).into());
     out.insert("retokenize_mb_s".into(), (bytes as f64 / 1e6 / best[0]).into());
     out.insert("offsets_mb_s".into(), (bytes as f64 / 1e6 / best[1]).into());
     out.insert("chunks".into(), serde_json::json!(chunks));

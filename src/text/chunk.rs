@@ -72,11 +72,15 @@ impl<'a> Sizer<'a> {
 impl ChunkSizer for Sizer<'_> {
     fn size(&self, chunk: &str) -> usize {
         match self {
-            Sizer::Tokens(t) => t.count(chunk),
+            Sizer::Tokens(t) => t.size(chunk),
             Sizer::Approx => chunk.len().div_ceil(4),
         }
     }
 }
+
+/// Tokens of room a chunk must leave to be taken without tokenizing it alone: a token whose
+/// leading space the splitter trimmed may tokenize differently without it.
+const EDGE_ROOM: usize = 2;
 
 /// Counts by tokenizing each span on its own: exact, and slow when the splitter asks about many
 /// candidate spans (it was the chunker's cost before [`TokenOffsets`]). Used to cut again the
@@ -90,15 +94,17 @@ impl ChunkSizer for Exact<'_> {
 }
 
 /// `text` cut into chunks of at most `settings.tokens` tokens of `tokenizer`. The document is
-/// tokenized once to size the cuts; each chunk is then tokenized alone, and one that comes out
-/// over the budget (a cut inside a word can tokenize longer than its share of the whole) is cut
-/// again by exact counts.
+/// tokenized once to size the cuts. A chunk whose edges fall on the document's token boundaries
+/// (give or take the whitespace the splitter trims) and that leaves a little room is taken as it
+/// is; any other is tokenized alone to check it, and if it comes out over the budget (a cut word
+/// can tokenize longer than its share of the whole) it is cut again by exact counts.
 pub fn split_tokens(text: &str, kind: Kind, settings: Settings, tokenizer: &tokenizers::Tokenizer) -> Vec<Chunk> {
-    let sizer = Sizer::tokens(text, tokenizer);
+    let offsets = TokenOffsets::new(text, tokenizer);
     let exact = Exact(tokenizer);
     let mut out: Vec<Chunk> = Vec::new();
-    for c in split(text, kind, settings, &sizer) {
-        if exact.size(&c.text) <= settings.tokens {
+    for c in split(text, kind, settings, &offsets) {
+        let roomy = offsets.count_range(c.start_byte, c.end_byte) + EDGE_ROOM <= settings.tokens;
+        if (roomy && offsets.snug(c.start_byte, c.end_byte)) || exact.size(&c.text) <= settings.tokens {
             out.push(c);
             continue;
         }
@@ -120,6 +126,12 @@ pub fn split_tokens(text: &str, kind: Kind, settings: Settings, tokenizer: &toke
         c.seq = seq;
     }
     out
+}
+
+impl ChunkSizer for TokenOffsets<'_> {
+    fn size(&self, chunk: &str) -> usize {
+        self.count(chunk)
+    }
 }
 
 /// Where a document's tokens lie, from one tokenization: the splitter asks for the size of
@@ -152,6 +164,20 @@ impl<'a> TokenOffsets<'a> {
         TokenOffsets { doc, tokenizer, starts, ends }
     }
 
+    /// Whether `start..end` begins where a token begins and ends where one ends, once widened
+    /// over whitespace (the splitter trims the spaces and newlines that tokens carry).
+    pub fn snug(&self, start: usize, end: usize) -> bool {
+        let bytes = self.doc.as_bytes();
+        let blank = |a: usize, b: usize| bytes.get(a..b).is_some_and(|r| r.iter().all(u8::is_ascii_whitespace));
+        // The token holding `start`, and the one holding the byte before `end`.
+        let first = self.starts.partition_point(|&s| s <= start).checked_sub(1);
+        let last = self.ends.partition_point(|&e| e < end);
+        match (first, self.ends.get(last)) {
+            (Some(i), Some(&e)) => blank(self.starts[i], start) && blank(end, e),
+            _ => false,
+        }
+    }
+
     /// Tokens overlapping `span`, a slice of the document; any other text is tokenized.
     pub fn count(&self, span: &str) -> usize {
         let base = self.doc.as_ptr() as usize;
@@ -159,8 +185,12 @@ impl<'a> TokenOffsets<'a> {
         if at < base || at + span.len() > base + self.doc.len() || (self.starts.is_empty() && !self.doc.is_empty()) {
             return self.tokenizer.encode_fast(span, false).map(|e| e.len()).unwrap_or(span.len().div_ceil(4));
         }
-        let (start, end) = (at - base, at - base + span.len());
-        if start == end {
+        self.count_range(at - base, at - base + span.len())
+    }
+
+    /// Tokens overlapping the document's bytes `start..end`.
+    pub fn count_range(&self, start: usize, end: usize) -> usize {
+        if start >= end {
             return 0;
         }
         // Tokens starting before the span's end, less those ending at or before its start.
