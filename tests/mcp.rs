@@ -182,3 +182,75 @@ fn malformed_input_gets_errors_and_closing_stdin_ends_the_server_cleanly() {
     };
     assert!(status.success(), "the server exited with {status}");
 }
+
+/// The engine with the stand-in model, as `qsearch mcp --model stand-in` would build it.
+fn engine(index: &Path, plan: qsearch::mcp::ModelPlan) -> qsearch::mcp::Engine {
+    qsearch::mcp::Engine::new(qsearch::mcp::Setup {
+        index_dir: index.to_path_buf(),
+        model: plan,
+        k: 10,
+        mode: qsearch::search::Mode::Hybrid,
+        per_doc: 2,
+        index_options: Default::default(),
+    })
+}
+
+fn stand_in_plan() -> qsearch::mcp::ModelPlan {
+    std::sync::Arc::new(|fp, _| {
+        Ok(qsearch::models::load::Settings {
+            choice: qsearch::models::choice::Choice::Named("stand-in".into()),
+            sources: qsearch::models::source::Sources { user_dir: None, allow_pip: false, allow_download: false },
+            ort_lib: None,
+            options: qsearch::embed::onnx::Options { dims: fp.map(|f| f.dims), ..Default::default() },
+        })
+    })
+}
+
+#[test]
+fn the_index_tool_refreshes_registered_folders_through_the_writer_and_no_others() {
+    let (tmp, root, index) = fixture();
+    let engine = engine(&index, stand_in_plan());
+    let search = |q: &str| engine.search(&qsearch::mcp::engine::SearchRequest { query: q.into(), ..Default::default() }).unwrap();
+    assert!(search("kingfisher").hits.is_empty());
+
+    common::write(&root, "birds.md", "# Birds\n\nA kingfisher by the river.\n");
+    std::fs::remove_file(root.join("cook.md")).unwrap();
+    let cancel = std::sync::atomic::AtomicBool::new(false);
+    let out = engine.index(None, &cancel).unwrap();
+    assert!(out.refreshed, "{out:?}");
+    let report = out.report.unwrap();
+    assert_eq!((report.indexed, report.removed, report.pending), (1, 1, 0), "{report:?}");
+    assert!(qsearch::store::lock::holder(&index).is_none(), "the writer lock is released after the call");
+    let found = search("kingfisher");
+    assert!(found.hits[0].path.ends_with("birds.md"), "{found:?}");
+    assert!(found.notes.is_empty(), "the model is warm after indexing: {:?}", found.notes);
+    assert!(search("risotto").hits.iter().all(|h| !h.path.ends_with("cook.md")), "the removed file is gone");
+
+    let named = engine.index(Some(root.to_str().unwrap()), &cancel).unwrap();
+    assert_eq!(named.folders, vec![root.display().to_string()]);
+    let elsewhere = engine.index(Some(tmp.path().to_str().unwrap()), &cancel).unwrap_err();
+    assert!(format!("{elsewhere:#}").contains("is not an indexed folder"), "{elsewhere:#}");
+}
+
+#[test]
+fn searches_answer_by_keyword_while_the_model_loads() {
+    let (_tmp, _root, index) = fixture();
+    // A model that takes its time to load.
+    let slow = stand_in_plan();
+    let plan: qsearch::mcp::ModelPlan = std::sync::Arc::new(move |fp, purpose| {
+        std::thread::sleep(Duration::from_millis(1500));
+        slow(fp, purpose)
+    });
+    let engine = engine(&index, plan);
+    let request = qsearch::mcp::engine::SearchRequest { query: "risotto stirring".into(), ..Default::default() };
+    let early = engine.search(&request).unwrap();
+    assert!(early.hits[0].path.ends_with("cook.md"), "{early:?}");
+    assert_eq!(early.notes, vec!["the model is not loaded yet: keyword results only".to_string()]);
+    assert!(matches!(engine.status().unwrap().model, qsearch::mcp::model::ModelState::Loading { .. }));
+    wait_for("the model", Duration::from_secs(30), || {
+        matches!(engine.status().unwrap().model, qsearch::mcp::model::ModelState::Ready { .. })
+    });
+    let later = engine.search(&request).unwrap();
+    assert!(later.notes.is_empty(), "{:?}", later.notes);
+    assert!(later.hits.iter().any(|h| h.kind != qsearch::search::MatchKind::Keyword), "{later:?}");
+}

@@ -67,11 +67,12 @@ impl WarmModel {
         }
         *slot = Slot::Loading { key: wanted.clone() };
         drop(slot);
-        let settings = (self.plan)(Some(fp), InputKind::Query);
+        let plan = self.plan.clone();
+        let fp = fp.clone();
         let target = self.slot.clone();
         let model = fp.model_id().to_string();
         let spawned = std::thread::Builder::new().name("qsearch-mcp-model".into()).spawn(move || {
-            let loaded = settings.and_then(|s| load_warm(&s));
+            let loaded = plan(Some(&fp), InputKind::Query).and_then(|s| load_warm(&s));
             let mut slot = target.lock().unwrap_or_else(|p| p.into_inner());
             // A newer request replaced this one: leave it be.
             if !matches!(&*slot, Slot::Loading { key } if *key == wanted) {
