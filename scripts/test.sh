@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The test command (README, .ci/run): installs tmux for the terminal-UI test when it is missing
-# and this machine allows it, then runs every test.
+# and this machine allows it, the official MCP Python SDK (PyPI `mcp`, the client tests/mcp.rs
+# drives the server with) into target/test-py once, then runs every test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if ! command -v tmux >/dev/null 2>&1; then
@@ -9,5 +10,14 @@ if ! command -v tmux >/dev/null 2>&1; then
   else
     echo "note: tmux is not installed; the TUI end-to-end test will be skipped"
   fi
+fi
+# Pinned: the client the MCP test was written against. Installed only when missing (or another
+# version), so reruns cost nothing; tests/mcp.rs fails with a pointer here when it is absent.
+MCP_SDK=mcp==2.3.0
+SDK_DIR=target/test-py
+if [ "$(cat "$SDK_DIR/.installed" 2>/dev/null)" != "$MCP_SDK" ]; then
+  rm -rf "$SDK_DIR"
+  python3 -m pip install --quiet --disable-pip-version-check --no-warn-conflicts --target "$SDK_DIR" "$MCP_SDK"
+  echo "$MCP_SDK" > "$SDK_DIR/.installed"
 fi
 cargo test

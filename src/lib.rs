@@ -7,6 +7,7 @@ pub mod config;
 pub mod embed;
 pub mod eval;
 pub mod indexer;
+pub mod mcp;
 pub mod models;
 pub mod paths;
 pub mod pip;

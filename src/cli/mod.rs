@@ -4,6 +4,7 @@
 mod eval;
 mod index;
 mod info;
+mod mcp;
 mod model;
 mod search;
 mod service;
@@ -76,6 +77,8 @@ enum Command {
     Tui,
     /// Keep the index fresh while files change (runs until Ctrl-C or SIGTERM)
     Watch(watch::Args),
+    /// Serve the index to AI agents over the Model Context Protocol (stdio)
+    Mcp(mcp::Args),
     /// Run the watcher as a user service that survives reboots (systemd or launchd)
     #[command(subcommand)]
     Service(service::Cmd),
@@ -114,6 +117,7 @@ pub fn run() -> Result<ExitCode> {
         Some(Command::Eval(args)) => eval::run(&config, args),
         Some(Command::Watch(args)) => watch::run(&config, args),
         Some(Command::Service(cmd)) => service::run(&config, cmd),
+        Some(Command::Mcp(args)) => mcp::run(&config, args),
         Some(Command::Tui) | None => tui::run(&config),
     }
 }

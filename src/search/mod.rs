@@ -11,7 +11,8 @@ use std::path::Path;
 
 use anyhow::Result;
 
-use crate::store::read::ChunkSpan;
+use crate::store::docs::Root;
+use crate::store::read::{ChunkSpan, HitRow};
 use crate::store::vectors::VectorIndex;
 use crate::store::{Fingerprint, Stats, Store};
 use crate::text::fts;
@@ -261,6 +262,21 @@ impl Searcher {
     pub fn neighbours(&self, chunk_id: i64) -> Result<Option<Vec<ChunkSpan>>> {
         let spans = self.store.neighbours(chunk_id)?;
         Ok((!spans.is_empty()).then_some(spans))
+    }
+
+    /// One chunk's row (path, heading, line range, text); `None` when it is gone.
+    pub fn chunk(&self, chunk_id: i64) -> Result<Option<HitRow>> {
+        Ok(self.store.hit_rows(&[chunk_id])?.remove(&chunk_id))
+    }
+
+    /// The folders the index was given.
+    pub fn roots(&self) -> Result<Vec<Root>> {
+        self.store.roots()
+    }
+
+    /// Whether a file (by its absolute path) is a document of the index.
+    pub fn has_document(&self, path: &Path) -> Result<bool> {
+        self.store.has_document(path)
     }
 
     /// The query's words worth matching: very common ones are dropped unless nothing else is left.

@@ -20,6 +20,8 @@ pub enum Role {
     Watch,
     /// `qsearch eval`, on its own index.
     Eval,
+    /// `qsearch mcp`, refreshing the index when an agent asks (never while a watcher runs).
+    Mcp,
 }
 
 impl std::fmt::Display for Role {
@@ -28,6 +30,7 @@ impl std::fmt::Display for Role {
             Role::Index => "index",
             Role::Watch => "watch",
             Role::Eval => "eval",
+            Role::Mcp => "mcp",
         })
     }
 }

@@ -100,6 +100,15 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    /// Whether a file (by its absolute path) is a document of the index.
+    pub fn has_document(&self, path: &std::path::Path) -> Result<bool> {
+        let found = self
+            .conn
+            .query_row("SELECT 1 FROM documents WHERE path = ?1", [crate::util::path_bytes(path)], |_| Ok(()))
+            .optional()?;
+        Ok(found.is_some())
+    }
+
     /// The chunk `chunk_id` with the chunks just before and after it in its document, in document
     /// order; empty when the chunk is gone.
     pub fn neighbours(&self, chunk_id: i64) -> Result<Vec<ChunkSpan>> {

@@ -1,0 +1,115 @@
+//! The synthetic index the search benchmarks share: N chunks of generated text over a Zipfian
+//! vocabulary, with clustered random unit vectors, written through the `Writer` like any index
+//! and kept in target/bench-search-v3-<N>-<DIMS> so a rerun skips building it.
+
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use qsearch::embed::stand_in::StandIn;
+use qsearch::indexer::{self, Writer};
+use qsearch::store::docs::{NewChunk, NewDocument};
+use qsearch::store::lock::Role;
+
+/// A small deterministic generator (xorshift), so runs are comparable.
+pub struct Rng(pub u64);
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    pub fn unit(&mut self) -> f32 {
+        (self.next() >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
+    }
+}
+
+pub fn normalize(mut v: Vec<f32>) -> Vec<f32> {
+    let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    v.iter_mut().for_each(|x| *x /= n);
+    v
+}
+
+/// A vocabulary with roughly Zipfian frequencies (log-uniform ranks over 5,000 words), like text.
+pub fn word(rng: &mut Rng) -> String {
+    let u = (rng.next() >> 11) as f64 / (1u64 << 53) as f64;
+    format!("w{}", (5000f64.powf(u) as usize).saturating_sub(1))
+}
+
+/// The index and what makes vectors like its own.
+pub struct Synthetic {
+    pub dir: PathBuf,
+    pub rng: Rng,
+    centers: Vec<Vec<f32>>,
+    dims: usize,
+}
+
+impl Synthetic {
+    /// A vector near one of the clusters the index's vectors come from.
+    pub fn sample(&mut self) -> Vec<f32> {
+        let c = &self.centers[(self.rng.next() % 256) as usize];
+        let dims = self.dims as f32;
+        let noise: Vec<f32> = c.iter().map(|_| self.rng.unit()).collect();
+        normalize(c.iter().zip(noise).map(|(x, r)| x + 0.6 * r / dims.sqrt() * 8.0).collect())
+    }
+
+    /// `count` queries of three words and a document tag, each with a vector.
+    pub fn queries(&mut self, count: usize) -> Vec<(String, Vec<f32>)> {
+        (0..count)
+            .map(|i| {
+                let words: Vec<String> = (0..3).map(|_| word(&mut self.rng)).collect();
+                (format!("{} doc{}", words.join(" "), i * 3), self.sample())
+            })
+            .collect()
+    }
+}
+
+/// Opens (building it the first time) the index of `n` chunks with `dims`-dimension vectors.
+pub fn synthetic_index(n: usize, dims: usize) -> Synthetic {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("target/bench-search-v3-{n}-{dims}"));
+    let mut rng = Rng(0x9E3779B97F4A7C15);
+    let centers: Vec<Vec<f32>> = (0..256).map(|_| normalize((0..dims).map(|_| rng.unit()).collect())).collect();
+    let mut s = Synthetic { dir, rng, centers, dims };
+    if !s.dir.join(qsearch::store::DB_FILE).exists() {
+        let t = Instant::now();
+        // Written through the writer like any index; the stand-in embedder only names the
+        // vectors' model: they are the random ones below.
+        let settings = indexer::Settings { role: Role::Index, rebuild: true, options: indexer::Options::default() };
+        let mut writer = Writer::open(&s.dir, settings, |_| Ok(Box::new(StandIn::new(dims)))).unwrap();
+        let root = writer.add_root(&s.dir).unwrap();
+        let per_doc = 10;
+        for d in 0..n / per_doc {
+            let path = s.dir.join(format!("docs/{d}.md"));
+            let chunks: Vec<NewChunk> = (0..per_doc)
+                .map(|seq| {
+                    let text: String = (0..60).map(|_| word(&mut s.rng)).collect::<Vec<_>>().join(" ");
+                    NewChunk {
+                        seq,
+                        hash: format!("{d}-{seq}"),
+                        heading: format!("Doc {d}"),
+                        start_byte: 0,
+                        end_byte: text.len(),
+                        start_line: 1,
+                        end_line: 1,
+                        text: format!("{text} doc{d} part{seq}"),
+                    }
+                })
+                .collect();
+            let doc = NewDocument { root_id: root, path, size: 1, mtime_ns: 0, hash: "x".into(), kind: "markdown", title: "t".into(), lossy: false };
+            let items: Vec<(String, Vec<f32>)> = chunks.iter().map(|c| (c.hash.clone(), s.sample())).collect();
+            writer.write_document(doc, chunks).unwrap();
+            writer.attach_vectors(&items).unwrap();
+        }
+        writer.save().unwrap();
+        eprintln!("built {n} chunks x {dims} dims in {:.0}s", t.elapsed().as_secs_f64());
+    }
+    s
+}
+
+/// (p50, p95) of timings in milliseconds.
+pub fn percentiles(mut ms: Vec<f64>) -> (f64, f64) {
+    ms.sort_by(f64::total_cmp);
+    (ms[ms.len() / 2], ms[ms.len() * 95 / 100])
+}

@@ -1,0 +1,256 @@
+//! `qsearch mcp` driven by a client no one here wrote: the official MCP Python SDK (PyPI `mcp`,
+//! installed into target/test-py by scripts/test.sh) runs tests/mcp_client.py against the server
+//! while a watcher owns the index. Then the wire itself: malformed input, and a clean exit when
+//! the client closes stdin.
+
+#![cfg(unix)]
+
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, ChildStdout, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+/// Where scripts/test.sh installs the MCP Python SDK.
+fn sdk_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("target").join("test-py")
+}
+
+/// A folder of notes indexed with the stand-in model, a secret file next to it, a symlink from
+/// the folder to the secret, and a file the index ignores.
+fn fixture() -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let base = tmp.path().canonicalize().unwrap();
+    let root = base.join("notes");
+    common::write(&root, "git.md", "# Git\n\n## Undo\n\nUse git reflog to find a lost commit.\n");
+    common::write(&root, "cook.md", "# Cooking\n\nRisotto needs constant stirring.\n");
+    common::write(&root, "code/own.md", "# Ownership\n\nThe borrow checker enforces ownership rules.\n");
+    common::write(&root, "ignored.md", "# Ignored\n\nnot for agents\n");
+    common::write(&root, ".qsearchignore", "ignored.md\n");
+    common::write(&base, "secret.txt", "TOP SECRET\n");
+    std::os::unix::fs::symlink(base.join("secret.txt"), root.join("escape.md")).unwrap();
+    let index = base.join("index");
+    let out = common::qsearch(&index).args(["index", "--model", "stand-in", "--quiet"]).arg(&root).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    (tmp, root, index)
+}
+
+/// A process killed when the test ends, whatever happens.
+struct Reaped(Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn wait_for(what: &str, patience: Duration, mut f: impl FnMut() -> bool) {
+    let t = Instant::now();
+    while !f() {
+        assert!(t.elapsed() < patience, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn the_python_sdk_searches_reads_and_is_refused_while_a_watcher_writes() {
+    let sdk = sdk_dir();
+    assert!(
+        sdk.join("mcp").is_dir(),
+        "the MCP Python SDK is not installed in {}: run `bash scripts/test.sh` (it installs it there once)",
+        sdk.display()
+    );
+    let (_tmp, root, index) = fixture();
+    let watcher = common::qsearch(&index)
+        .args(["watch", "--model", "stand-in", "--debounce-ms", "100"])
+        .arg(&root)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _watcher = Reaped(watcher);
+    wait_for("the watcher to be ready", Duration::from_secs(120), || {
+        qsearch::watch::State::read(&index).is_some_and(|s| s.ready)
+    });
+
+    // The server's environment: what common::qsearch sets, passed through the SDK's spawn.
+    let probe = common::qsearch(&index);
+    let mut env: serde_json::Map<String, Value> =
+        probe.get_envs().filter_map(|(k, v)| Some((k.to_str()?.to_string(), json!(v?.to_str()?)))).collect();
+    env.insert("QSEARCH_LOG".into(), json!("qsearch=info"));
+    let config = json!({
+        "qsearch": env!("CARGO_BIN_EXE_qsearch"),
+        "env": env,
+        "root": root,
+        "outside": root.parent().unwrap().join("secret.txt"),
+    });
+    let out = std::process::Command::new("python3")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/mcp_client.py"))
+        .arg(config.to_string())
+        .env("PYTHONPATH", &sdk)
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "the Python client failed\n--- stdout\n{stdout}\n--- stderr\n{stderr}");
+    assert!(stdout.contains("ok: client closed"), "{stdout}");
+    println!("{stdout}");
+}
+
+/// The server on raw pipes, for what an SDK client never sends.
+struct Raw {
+    child: Reaped,
+    stdin: Option<ChildStdin>,
+    stdout: BufReader<ChildStdout>,
+}
+
+impl Raw {
+    fn start(index: &Path) -> Raw {
+        let mut child = common::qsearch(index)
+            .arg("mcp")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdin = child.stdin.take();
+        let stdout = BufReader::new(child.stdout.take().unwrap());
+        Raw { child: Reaped(child), stdin, stdout }
+    }
+
+    fn send(&mut self, line: &str) {
+        let stdin = self.stdin.as_mut().unwrap();
+        writeln!(stdin, "{line}").unwrap();
+        stdin.flush().unwrap();
+    }
+
+    /// The next message from the server (it answers in order here: one request at a time).
+    fn receive(&mut self) -> Value {
+        let mut line = String::new();
+        assert!(self.stdout.read_line(&mut line).unwrap() > 0, "the server closed its output");
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON from the server ({e}): {line}"))
+    }
+}
+
+#[test]
+fn malformed_input_gets_errors_and_closing_stdin_ends_the_server_cleanly() {
+    let (_tmp, _root, index) = fixture();
+    let mut raw = Raw::start(&index);
+    // Not JSON at all: ignored (there is no id to answer), as the other official SDKs do.
+    raw.send("{this is not json");
+    // JSON that is not a JSON-RPC message: an Invalid Request error.
+    raw.send(r#"{"hello": "world"}"#);
+    let error = raw.receive();
+    assert_eq!(error["error"]["code"], -32600, "{error}");
+    raw.send(&json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "raw", "version": "0"}}}).to_string());
+    let init = raw.receive();
+    assert_eq!(init["id"], 1, "{init}");
+    assert_eq!(init["result"]["serverInfo"]["name"], "qsearch", "{init}");
+    raw.send(r#"{"jsonrpc": "2.0", "method": "notifications/initialized"}"#);
+    raw.send(&json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "search", "arguments": {"k": 3}}}).to_string());
+    let bad = raw.receive();
+    assert_eq!(bad["id"], 2, "{bad}");
+    assert_eq!(bad["result"]["isError"], true, "arguments that do not fit are a tool error: {bad}");
+    assert!(bad["result"]["content"][0]["text"].as_str().unwrap().contains("query"), "{bad}");
+    raw.send(&json!({"jsonrpc": "2.0", "id": 4, "method": "tools/call", "params": {"name": "nope", "arguments": {}}}).to_string());
+    let unknown = raw.receive();
+    assert_eq!(unknown["id"], 4, "{unknown}");
+    assert_eq!(unknown["error"]["code"], -32602, "an unknown tool: {unknown}");
+    raw.send(&json!({"jsonrpc": "2.0", "id": 5, "method": "qsearch/nope"}).to_string());
+    let unknown = raw.receive();
+    assert!(matches!(unknown["error"]["code"].as_i64(), Some(-32601 | -32600)), "an unknown method: {unknown}");
+    raw.send(&json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": "search", "arguments": {"query": "risotto"}}}).to_string());
+    let good = raw.receive();
+    assert_eq!(good["id"], 3, "{good}");
+    let hits = &good["result"]["structuredContent"]["hits"];
+    assert!(hits[0]["path"].as_str().unwrap().ends_with("cook.md"), "{good}");
+
+    // The client goes away: the server exits by itself, successfully, and soon.
+    drop(raw.stdin.take());
+    let t = Instant::now();
+    let status = loop {
+        if let Some(status) = raw.child.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(t.elapsed() < Duration::from_secs(10), "the server did not exit after its stdin closed");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "the server exited with {status}");
+}
+
+/// The engine with the stand-in model, as `qsearch mcp --model stand-in` would build it.
+fn engine(index: &Path, plan: qsearch::mcp::ModelPlan) -> qsearch::mcp::Engine {
+    qsearch::mcp::Engine::new(qsearch::mcp::Setup {
+        index_dir: index.to_path_buf(),
+        model: plan,
+        k: 10,
+        mode: qsearch::search::Mode::Hybrid,
+        per_doc: 2,
+        index_options: Default::default(),
+    })
+}
+
+fn stand_in_plan() -> qsearch::mcp::ModelPlan {
+    std::sync::Arc::new(|fp, _| {
+        Ok(qsearch::embed::load::Settings {
+            choice: qsearch::models::choice::Choice::Named("stand-in".into()),
+            sources: qsearch::models::source::Sources { user_dir: None, allow_pip: false, allow_download: false },
+            ort_lib: None,
+            options: qsearch::embed::onnx::Options { dims: fp.map(|f| f.dims), ..Default::default() },
+        })
+    })
+}
+
+#[test]
+fn the_index_tool_refreshes_registered_folders_through_the_writer_and_no_others() {
+    let (tmp, root, index) = fixture();
+    let engine = engine(&index, stand_in_plan());
+    let search = |q: &str| engine.search(&qsearch::mcp::engine::SearchRequest { query: q.into(), ..Default::default() }).unwrap();
+    assert!(search("kingfisher").hits.is_empty());
+
+    common::write(&root, "birds.md", "# Birds\n\nA kingfisher by the river.\n");
+    std::fs::remove_file(root.join("cook.md")).unwrap();
+    let cancel = std::sync::atomic::AtomicBool::new(false);
+    let out = engine.index(None, &cancel).unwrap();
+    assert!(out.refreshed, "{out:?}");
+    let report = out.report.unwrap();
+    assert_eq!((report.indexed, report.removed, report.pending), (1, 1, 0), "{report:?}");
+    assert!(qsearch::store::lock::holder(&index).is_none(), "the writer lock is released after the call");
+    let found = search("kingfisher");
+    assert!(found.hits[0].path.ends_with("birds.md"), "{found:?}");
+    assert!(found.notes.is_empty(), "the model is warm after indexing: {:?}", found.notes);
+    assert!(search("risotto").hits.iter().all(|h| !h.path.ends_with("cook.md")), "the removed file is gone");
+
+    let named = engine.index(Some(root.to_str().unwrap()), &cancel).unwrap();
+    assert_eq!(named.folders, vec![root.display().to_string()]);
+    let elsewhere = engine.index(Some(tmp.path().to_str().unwrap()), &cancel).unwrap_err();
+    assert!(format!("{elsewhere:#}").contains("is not an indexed folder"), "{elsewhere:#}");
+}
+
+#[test]
+fn searches_answer_by_keyword_while_the_model_loads() {
+    let (_tmp, _root, index) = fixture();
+    // A model that takes its time to load.
+    let slow = stand_in_plan();
+    let plan: qsearch::mcp::ModelPlan = std::sync::Arc::new(move |fp, purpose| {
+        std::thread::sleep(Duration::from_millis(1500));
+        slow(fp, purpose)
+    });
+    let engine = engine(&index, plan);
+    let request = qsearch::mcp::engine::SearchRequest { query: "risotto stirring".into(), ..Default::default() };
+    let early = engine.search(&request).unwrap();
+    assert!(early.hits[0].path.ends_with("cook.md"), "{early:?}");
+    assert_eq!(early.notes, vec!["the model is not loaded yet: keyword results only".to_string()]);
+    assert!(matches!(engine.status().unwrap().model, qsearch::mcp::model::ModelState::Loading { .. }));
+    wait_for("the model", Duration::from_secs(30), || {
+        matches!(engine.status().unwrap().model, qsearch::mcp::model::ModelState::Ready { .. })
+    });
+    let later = engine.search(&request).unwrap();
+    assert!(later.notes.is_empty(), "{:?}", later.notes);
+    assert!(later.hits.iter().any(|h| h.kind != qsearch::search::MatchKind::Keyword), "{later:?}");
+}
