@@ -126,6 +126,27 @@ pub fn average(scores: &[(f64, f64, f64, f64)]) -> Metrics {
     Metrics { ndcg_at_10: sum.0 / n, recall_at_10: sum.1 / n, recall_at_100: sum.2 / n, mrr_at_10: sum.3 / n, queries: scores.len() }
 }
 
+/// How one mode fared against another, query by query, on nDCG@10.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct WinLoss {
+    pub better: usize,
+    pub worse: usize,
+    pub tied: usize,
+}
+
+/// Counts the queries where `a` scored above, below or level with `b` (nDCG@10 of each).
+pub fn win_loss(a: &[(f64, f64, f64, f64)], b: &[(f64, f64, f64, f64)]) -> WinLoss {
+    let mut out = WinLoss::default();
+    for (x, y) in a.iter().zip(b) {
+        match x.0 - y.0 {
+            d if d > 1e-9 => out.better += 1,
+            d if d < -1e-9 => out.worse += 1,
+            _ => out.tied += 1,
+        }
+    }
+    out
+}
+
 /// The document id of a hit's path, from the names `write_corpus` gave.
 pub fn doc_of(path: &str, names: &HashMap<String, String>) -> Option<String> {
     let name = PathBuf::from(path).file_name()?.to_str()?.to_string();
@@ -147,5 +168,12 @@ mod tests {
         assert_eq!((r10, r100, mrr), (1.0, 1.0, 0.5));
         let (ndcg, r10, _, mrr) = score(&["x".into()], &rel);
         assert_eq!((ndcg, r10, mrr), (0.0, 0.0, 0.0));
+    }
+
+    #[test]
+    fn win_loss_counts_queries() {
+        let a = [(0.5, 0.0, 0.0, 0.0), (0.2, 0.0, 0.0, 0.0), (0.3, 0.0, 0.0, 0.0)];
+        let b = [(0.4, 0.0, 0.0, 0.0), (0.2, 0.0, 0.0, 0.0), (0.9, 0.0, 0.0, 0.0)];
+        assert_eq!(win_loss(&a, &b), WinLoss { better: 1, worse: 1, tied: 1 });
     }
 }
