@@ -101,3 +101,12 @@ fn languages_without_a_grammar_use_the_text_chunker() {
     assert_eq!(chunks.len(), 1);
     assert!(chunks[0].heading.is_empty());
 }
+
+#[test]
+fn minified_code_is_chunked_as_text() {
+    let line: String = (0..400).map(|i| format!("function f{i}(a){{return a+{i}}};")).collect();
+    let kind = kind::of(Path::new("bundle.min.js")).unwrap();
+    let chunks = chunk::split(&line, kind, Settings { tokens: 200, overlap: 0 }, Sizer::Approx);
+    assert!(chunks.len() > 1);
+    assert!(chunks.iter().all(|c| c.heading.is_empty() && c.text.len().div_ceil(4) <= 200));
+}

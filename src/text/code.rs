@@ -124,8 +124,16 @@ struct Unit {
     tokens: usize,
 }
 
-/// Chunks of `text` along its syntax tree; `None` when it cannot be parsed.
+/// Lines longer than this on average mark generated or minified code: it has no structure
+/// worth a parse (and parsing it is slow), so it is chunked as text.
+const MINIFIED_LINE_BYTES: usize = 250;
+
+/// Chunks of `text` along its syntax tree; `None` when it cannot be parsed or looks minified.
 pub fn split(text: &str, lang: Lang, settings: Settings, sizer: Sizer<'_>) -> Option<Vec<Chunk>> {
+    let lines = text.bytes().filter(|&b| b == b'\n').count() + 1;
+    if text.len() / lines > MINIFIED_LINE_BYTES {
+        return None;
+    }
     let (grammar, language) = grammar(lang);
     let tree = PARSERS.with(|parsers| {
         let mut parsers = parsers.borrow_mut();
