@@ -82,13 +82,21 @@ pub fn load(dir: &Path, split: Option<&str>) -> Result<Dataset> {
 }
 
 /// Writes the corpus as one file per document (markdown with the title as heading when there is
-/// a title), so the normal indexer reads it. Returns file name -> doc id.
-pub fn write_corpus(corpus: &[Doc], dir: &Path) -> Result<HashMap<String, String>> {
+/// a title; else a file named `.{ext}`, e.g. `py` for a corpus of Python functions, so it is
+/// chunked as that language), so the normal indexer reads it. Returns file name -> doc id.
+pub fn write_corpus(corpus: &[Doc], dir: &Path, ext: &str) -> Result<HashMap<String, String>> {
     std::fs::create_dir_all(dir)?;
+    // Files of another extension from an earlier run would be indexed too.
+    for entry in std::fs::read_dir(dir)?.flatten() {
+        let name = entry.file_name().to_string_lossy().to_string();
+        if name.starts_with('d') && !name.ends_with(&format!(".{ext}")) && !name.ends_with(".md") {
+            std::fs::remove_file(entry.path())?;
+        }
+    }
     let mut names = HashMap::new();
     for (i, doc) in corpus.iter().enumerate() {
         let (name, body) = if doc.title.trim().is_empty() {
-            (format!("d{i}.txt"), doc.text.clone())
+            (format!("d{i}.{ext}"), doc.text.clone())
         } else {
             (format!("d{i}.md"), format!("# {}\n\n{}", doc.title.trim(), doc.text))
         };

@@ -180,7 +180,8 @@ fn cjk_text_is_found_by_keyword() {
     index(&env);
     assert_eq!(search(&env, "向量数据库", Mode::Keyword), vec!["zh.md"]);
     assert_eq!(search(&env, "寿司", Mode::Keyword), vec!["ja.md"]);
-    assert!(search(&env, "寿司", Mode::Hybrid).first().is_some_and(|f| f == "ja.md"));
+    // Hybrid keeps the keyword hit (where it ranks depends on the stand-in's random vectors).
+    assert!(search(&env, "寿司", Mode::Hybrid).contains(&"ja.md".to_string()));
 }
 
 #[test]

@@ -34,6 +34,10 @@ pub struct Args {
     /// Print JSON
     #[arg(long)]
     json: bool,
+    /// Extension of the files written for untitled documents: `py` for a corpus of Python
+    /// functions (chunked as code), `txt` for plain text
+    #[arg(long, default_value = "txt")]
+    ext: String,
     /// Also write each query's keyword and semantic results (document, score, whether the
     /// keyword hit has every query word) as JSON lines, for studying the fusion
     #[arg(long)]
@@ -53,11 +57,11 @@ pub fn run(config: &Config, args: Args) -> Result<ExitCode> {
     let data = eval::load(&args.beir, args.split.as_deref())?;
     let name = args.beir.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or("beir".into());
     let model_tag = config.model.clone().unwrap_or_else(|| "default".into());
-    let work = args.work.clone().unwrap_or_else(|| qsearch::paths::data_dir().join("eval").join(format!("{name}-{model_tag}")));
+    let work = args.work.clone().unwrap_or_else(|| qsearch::paths::data_dir().join("eval").join(format!("{name}-{model_tag}-{}", args.ext)));
     let corpus_dir = work.join("corpus");
     let index_dir = work.join("index");
     eprintln!("{}: {} documents, {} queries (split {}); working in {}", name, data.corpus.len(), data.queries.len(), data.split, work.display());
-    let names = eval::write_corpus(&data.corpus, &corpus_dir)?;
+    let names = eval::write_corpus(&data.corpus, &corpus_dir, &args.ext)?;
 
     let t0 = Instant::now();
     let mut embedder = {

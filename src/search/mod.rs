@@ -263,15 +263,20 @@ impl Searcher {
         Ok((!spans.is_empty()).then_some(spans))
     }
 
-    /// The query's words worth matching: very common ones are dropped unless nothing else is left.
+    /// The query's words worth matching: stopwords and very common words are dropped unless
+    /// nothing else is left.
     fn useful_terms(&self, text: &str) -> Result<Vec<fts::Term>> {
-        let terms = fts::query_keys(text);
+        let mut terms = fts::query_keys(text);
+        if terms.iter().any(|t| !fts::is_stopword(&t.word)) {
+            terms.retain(|t| !fts::is_stopword(&t.word));
+        }
         if terms.len() < 2 {
             return Ok(terms);
         }
         let total = self.store.max_chunk_id()? as f64;
         let mut kept = Vec::new();
         let mut rarest: Option<(i64, fts::Term)> = None;
+        let all = terms.clone();
         for t in terms {
             // CJK runs and identifiers are phrases of several tokens: always kept.
             let df = if t.is_compound() {
@@ -280,7 +285,7 @@ impl Searcher {
                 match self.store.term_chunks(&t.word)? {
                     Some(df) => df,
                     // An index from before the vocabulary table keeps every word until its next write.
-                    None => return Ok(fts::query_keys(text)),
+                    None => return Ok(all),
                 }
             };
             if rarest.as_ref().is_none_or(|(d, _)| df < *d) {

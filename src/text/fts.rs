@@ -151,6 +151,21 @@ fn runs(query: &str) -> Vec<(&str, bool)> {
     out
 }
 
+/// English words that carry no topic: a question ("how to sort a list in python") matches on
+/// them anywhere, and in code, where they are rare, BM25 even weighs them high. Keyword queries
+/// leave them out when other words remain.
+const STOPWORDS: &[&str] = &[
+    "a", "about", "an", "and", "are", "as", "at", "be", "but", "by", "can", "could", "do", "does", "for", "from",
+    "get", "got", "has", "have", "how", "i", "if", "in", "into", "is", "it", "its", "me", "my", "of", "on", "or",
+    "should", "so", "that", "the", "their", "them", "then", "there", "these", "this", "to", "using", "was", "way",
+    "we", "what", "when", "where", "which", "while", "who", "why", "will", "with", "would", "you", "your",
+];
+
+/// Whether a query word is one of [`STOPWORDS`].
+pub fn is_stopword(word: &str) -> bool {
+    STOPWORDS.binary_search(&word).is_ok()
+}
+
 /// Whether a keyword match needs every query word or any of them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Join {
@@ -204,6 +219,12 @@ mod tests {
         assert_eq!(match_expr("向量 search", Join::Any), Some("\"向 量\" OR \"search\"".into()));
         assert_eq!(match_expr("\"; DROP TABLE x --", Join::Any), Some("\"drop\" OR \"table\" OR \"x\"".into()));
         assert_eq!(match_expr("  -- ", Join::All), None);
+    }
+
+    #[test]
+    fn stopwords_are_known() {
+        assert!(STOPWORDS.windows(2).all(|w| w[0] < w[1]), "sorted, for binary search");
+        assert!(is_stopword("how") && is_stopword("the") && !is_stopword("python"));
     }
 
     #[test]
