@@ -1,5 +1,5 @@
 //! Queries in, hits out. Keyword search is BM25 over SQLite FTS5; semantic search is the HNSW
-//! graph; hybrid fuses both rankings by reciprocal rank ([`fuse`]). One document may place only
+//! graph; hybrid fuses both lists' standardised scores ([`fuse`]). One document may place only
 //! a few hits. The searcher reads through the store's typed queries; it holds no SQL.
 
 pub mod answer;
