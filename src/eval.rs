@@ -82,13 +82,21 @@ pub fn load(dir: &Path, split: Option<&str>) -> Result<Dataset> {
 }
 
 /// Writes the corpus as one file per document (markdown with the title as heading when there is
-/// a title), so the normal indexer reads it. Returns file name -> doc id.
-pub fn write_corpus(corpus: &[Doc], dir: &Path) -> Result<HashMap<String, String>> {
+/// a title; else a file named `.{ext}`, e.g. `py` for a corpus of Python functions, so it is
+/// chunked as that language), so the normal indexer reads it. Returns file name -> doc id.
+pub fn write_corpus(corpus: &[Doc], dir: &Path, ext: &str) -> Result<HashMap<String, String>> {
     std::fs::create_dir_all(dir)?;
+    // Files of another extension from an earlier run would be indexed too.
+    for entry in std::fs::read_dir(dir)?.flatten() {
+        let name = entry.file_name().to_string_lossy().to_string();
+        if name.starts_with('d') && !name.ends_with(&format!(".{ext}")) && !name.ends_with(".md") {
+            std::fs::remove_file(entry.path())?;
+        }
+    }
     let mut names = HashMap::new();
     for (i, doc) in corpus.iter().enumerate() {
         let (name, body) = if doc.title.trim().is_empty() {
-            (format!("d{i}.txt"), doc.text.clone())
+            (format!("d{i}.{ext}"), doc.text.clone())
         } else {
             (format!("d{i}.md"), format!("# {}\n\n{}", doc.title.trim(), doc.text))
         };
@@ -126,6 +134,27 @@ pub fn average(scores: &[(f64, f64, f64, f64)]) -> Metrics {
     Metrics { ndcg_at_10: sum.0 / n, recall_at_10: sum.1 / n, recall_at_100: sum.2 / n, mrr_at_10: sum.3 / n, queries: scores.len() }
 }
 
+/// How one mode fared against another, query by query, on nDCG@10.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct WinLoss {
+    pub better: usize,
+    pub worse: usize,
+    pub tied: usize,
+}
+
+/// Counts the queries where `a` scored above, below or level with `b` (nDCG@10 of each).
+pub fn win_loss(a: &[(f64, f64, f64, f64)], b: &[(f64, f64, f64, f64)]) -> WinLoss {
+    let mut out = WinLoss::default();
+    for (x, y) in a.iter().zip(b) {
+        match x.0 - y.0 {
+            d if d > 1e-9 => out.better += 1,
+            d if d < -1e-9 => out.worse += 1,
+            _ => out.tied += 1,
+        }
+    }
+    out
+}
+
 /// The document id of a hit's path, from the names `write_corpus` gave.
 pub fn doc_of(path: &str, names: &HashMap<String, String>) -> Option<String> {
     let name = PathBuf::from(path).file_name()?.to_str()?.to_string();
@@ -147,5 +176,12 @@ mod tests {
         assert_eq!((r10, r100, mrr), (1.0, 1.0, 0.5));
         let (ndcg, r10, _, mrr) = score(&["x".into()], &rel);
         assert_eq!((ndcg, r10, mrr), (0.0, 0.0, 0.0));
+    }
+
+    #[test]
+    fn win_loss_counts_queries() {
+        let a = [(0.5, 0.0, 0.0, 0.0), (0.2, 0.0, 0.0, 0.0), (0.3, 0.0, 0.0, 0.0)];
+        let b = [(0.4, 0.0, 0.0, 0.0), (0.2, 0.0, 0.0, 0.0), (0.9, 0.0, 0.0, 0.0)];
+        assert_eq!(win_loss(&a, &b), WinLoss { better: 1, worse: 1, tied: 1 });
     }
 }

@@ -7,7 +7,7 @@ mod common;
 use qsearch::models::catalog::{self, Role};
 use qsearch::models::source::{self, Sources};
 use qsearch::text::chunk::{self, Settings, Sizer};
-use qsearch::text::kind::Kind;
+use qsearch::text::kind::{Kind, Lang};
 
 fn qwen3_tokenizer() -> tokenizers::Tokenizer {
     common::init();
@@ -81,7 +81,7 @@ fn every_chunk_fits_the_budget_when_tokenized_alone() {
     let mut checked = 0;
     for round in 0..1000 {
         let doc = document(&mut rng);
-        let kind = [Kind::Markdown, Kind::Text, Kind::Code][round % 3];
+        let kind = [Kind::Markdown, Kind::Text, Kind::Code(None), Kind::Code(Some(Lang::Rust)), Kind::Code(Some(Lang::Python))][round % 5];
         let settings = [Settings { tokens: 16, overlap: 0 }, Settings { tokens: 64, overlap: 8 }, Settings { tokens: 384, overlap: 32 }]
             [rng.below(3)];
         for c in chunk::split_tokens(&doc, kind, settings, &tokenizer) {

@@ -1,6 +1,7 @@
 //! `qsearch eval --beir DIR`: index a BEIR data set with the normal pipeline and report
 //! nDCG@10, recall@10, recall@100 and MRR@10 for keyword, semantic and hybrid search.
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
@@ -12,7 +13,8 @@ use qsearch::embed::InputKind;
 use qsearch::eval;
 use qsearch::indexer;
 use qsearch::indexer::Writer;
-use qsearch::search::{Mode, Query, Searcher};
+use qsearch::search::Mode::Hybrid;
+use qsearch::search::{Hit, Mode, Query, Searcher};
 use qsearch::store::lock::Role;
 
 #[derive(clap::Args)]
@@ -32,17 +34,34 @@ pub struct Args {
     /// Print JSON
     #[arg(long)]
     json: bool,
+    /// Extension of the files written for untitled documents: `py` for a corpus of Python
+    /// functions (chunked as code), `txt` for plain text
+    #[arg(long, default_value = "txt")]
+    ext: String,
+    /// Also write each query's keyword and semantic results (document, score, whether the
+    /// keyword hit has every query word) as JSON lines, for studying the fusion
+    #[arg(long)]
+    lists: Option<PathBuf>,
+}
+
+const MODES: [Mode; 3] = [Mode::Keyword, Mode::Semantic, Hybrid];
+
+/// One mode's ranked documents as JSON: [doc, score, every query word (keyword hits only)].
+fn list_json(searcher: &Searcher, text: &str, ranked: &[(String, &Hit)]) -> Result<serde_json::Value> {
+    let every: std::collections::HashSet<i64> =
+        searcher.keyword(text, 400, None)?.into_iter().filter(|h| h.2).map(|h| h.0).collect();
+    Ok(ranked.iter().map(|(d, h)| serde_json::json!([d, h.score, every.contains(&h.chunk_id)])).collect())
 }
 
 pub fn run(config: &Config, args: Args) -> Result<ExitCode> {
     let data = eval::load(&args.beir, args.split.as_deref())?;
     let name = args.beir.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or("beir".into());
     let model_tag = config.model.clone().unwrap_or_else(|| "default".into());
-    let work = args.work.clone().unwrap_or_else(|| qsearch::paths::data_dir().join("eval").join(format!("{name}-{model_tag}")));
+    let work = args.work.clone().unwrap_or_else(|| qsearch::paths::data_dir().join("eval").join(format!("{name}-{model_tag}-{}", args.ext)));
     let corpus_dir = work.join("corpus");
     let index_dir = work.join("index");
     eprintln!("{}: {} documents, {} queries (split {}); working in {}", name, data.corpus.len(), data.queries.len(), data.split, work.display());
-    let names = eval::write_corpus(&data.corpus, &corpus_dir)?;
+    let names = eval::write_corpus(&data.corpus, &corpus_dir, &args.ext)?;
 
     let t0 = Instant::now();
     let mut embedder = {
@@ -71,29 +90,57 @@ pub fn run(config: &Config, args: Args) -> Result<ExitCode> {
     let vectors = embedder.embed(&texts, InputKind::Query)?.vectors;
     let mut searcher = Searcher::open(&index_dir)?;
     searcher.load_vectors()?;
-    let mut table = Vec::new();
-    for mode in [Mode::Keyword, Mode::Semantic, Mode::Hybrid] {
-        let mut scores = Vec::new();
-        let t = Instant::now();
-        for (q, v) in queries.iter().zip(&vectors) {
+    let mut lists = match &args.lists {
+        Some(path) => Some(std::io::BufWriter::new(
+            std::fs::File::create(path).with_context(|| format!("cannot write {}", path.display()))?,
+        )),
+        None => None,
+    };
+    let mut scores: Vec<Vec<(f64, f64, f64, f64)>> = vec![Vec::new(); MODES.len()];
+    let mut secs = [0.0f64; MODES.len()];
+    for (q, v) in queries.iter().zip(&vectors) {
+        let relevant = data.qrels.get(&q.id).context("query without judgements")?;
+        let mut dumped = Vec::new();
+        for (i, &mode) in MODES.iter().enumerate() {
             let query = Query { text: q.text.clone(), k: 100, mode, path_glob: None, per_doc: 1 };
+            let t = Instant::now();
             let results = searcher.search(&query, Some(v))?;
-            let ranking: Vec<String> = results.hits.iter().filter_map(|h| eval::doc_of(&h.path, &names)).collect();
-            let relevant = data.qrels.get(&q.id).context("query without judgements")?;
-            scores.push(eval::score(&ranking, relevant));
+            secs[i] += t.elapsed().as_secs_f64();
+            let ranked: Vec<(String, &Hit)> =
+                results.hits.iter().filter_map(|h| eval::doc_of(&h.path, &names).map(|d| (d, h))).collect();
+            let ranking: Vec<String> = ranked.iter().map(|(d, _)| d.clone()).collect();
+            scores[i].push(eval::score(&ranking, relevant));
+            if lists.is_some() && mode != Mode::Hybrid {
+                dumped.push(list_json(&searcher, &q.text, &ranked)?);
+            }
         }
-        let m = eval::average(&scores);
-        let ms = t.elapsed().as_secs_f64() * 1000.0 / queries.len().max(1) as f64;
-        table.push((mode, m, ms));
+        if let Some(out) = lists.as_mut() {
+            let row = serde_json::json!({"id": q.id, "text": q.text, "relevant": relevant, "keyword": dumped[0], "semantic": dumped[1]});
+            writeln!(out, "{row}")?;
+        }
     }
+    let table: Vec<(Mode, eval::Metrics, f64)> = MODES
+        .iter()
+        .enumerate()
+        .map(|(i, &mode)| (mode, eval::average(&scores[i]), secs[i] * 1000.0 / queries.len().max(1) as f64))
+        .collect();
+    let (kw, sem, hyb) = (&scores[0], &scores[1], &scores[2]);
+    let versus = [
+        ("hybrid", "semantic", eval::win_loss(hyb, sem)),
+        ("hybrid", "keyword", eval::win_loss(hyb, kw)),
+        ("semantic", "keyword", eval::win_loss(sem, kw)),
+    ];
     if args.json {
         let rows: Vec<_> = table
             .iter()
             .map(|(mode, m, ms)| serde_json::json!({"mode": mode.to_string(), "metrics": m, "ms_per_query": ms}))
             .collect();
+        let pairs: Vec<_> = versus.iter().map(|(a, b, wl)| serde_json::json!({"mode": a, "against": b, "queries": wl})).collect();
         println!(
             "{}",
-            serde_json::to_string_pretty(&serde_json::json!({"dataset": name, "model": embedder.fingerprint(), "results": rows}))?
+            serde_json::to_string_pretty(
+                &serde_json::json!({"dataset": name, "model": embedder.fingerprint(), "results": rows, "per_query": pairs})
+            )?
         );
     } else {
         println!("{name} ({} queries), model {}", queries.len(), embedder.fingerprint());
@@ -110,6 +157,10 @@ pub fn run(config: &Config, args: Args) -> Result<ExitCode> {
             );
         }
         println!("* search time only; query embeddings were computed beforehand in one batch");
+        println!("per query, nDCG@10:");
+        for (a, b, wl) in &versus {
+            println!("  {a:<8} vs {b:<8}: {} better, {} worse, {} tied", wl.better, wl.worse, wl.tied);
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

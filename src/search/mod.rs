@@ -1,5 +1,5 @@
 //! Queries in, hits out. Keyword search is BM25 over SQLite FTS5; semantic search is the HNSW
-//! graph; hybrid fuses both rankings by reciprocal rank ([`fuse`]). One document may place only
+//! graph; hybrid fuses both lists' standardised scores ([`fuse`]). One document may place only
 //! a few hits. The searcher reads through the store's typed queries; it holds no SQL.
 
 pub mod answer;
@@ -279,24 +279,29 @@ impl Searcher {
         self.store.has_document(path)
     }
 
-    /// The query's words worth matching: very common ones are dropped unless nothing else is left.
-    fn useful_terms(&self, text: &str) -> Result<Vec<String>> {
-        let terms = fts::query_terms(text);
+    /// The query's words worth matching: stopwords and very common words are dropped unless
+    /// nothing else is left.
+    fn useful_terms(&self, text: &str) -> Result<Vec<fts::Term>> {
+        let mut terms = fts::query_keys(text);
+        if terms.iter().any(|t| !fts::is_stopword(&t.word)) {
+            terms.retain(|t| !fts::is_stopword(&t.word));
+        }
         if terms.len() < 2 {
             return Ok(terms);
         }
         let total = self.store.max_chunk_id()? as f64;
         let mut kept = Vec::new();
-        let mut rarest: Option<(i64, String)> = None;
+        let mut rarest: Option<(i64, fts::Term)> = None;
+        let all = terms.clone();
         for t in terms {
-            // CJK runs are phrases of single-character tokens: always kept.
-            let df = if t.chars().any(fts::is_cjk) {
+            // CJK runs and identifiers are phrases of several tokens: always kept.
+            let df = if t.is_compound() {
                 0
             } else {
-                match self.store.term_chunks(&t)? {
+                match self.store.term_chunks(&t.word)? {
                     Some(df) => df,
                     // An index from before the vocabulary table keeps every word until its next write.
-                    None => return Ok(fts::query_terms(text)),
+                    None => return Ok(all),
                 }
             };
             if rarest.as_ref().is_none_or(|(d, _)| df < *d) {
@@ -312,7 +317,7 @@ impl Searcher {
         Ok(kept)
     }
 
-    fn keyword_match(&self, terms: &[String], join: fts::Join, limit: usize, allowed: Option<&HashSet<i64>>) -> Result<Vec<(i64, f32)>> {
+    fn keyword_match(&self, terms: &[fts::Term], join: fts::Join, limit: usize, allowed: Option<&HashSet<i64>>) -> Result<Vec<(i64, f32)>> {
         let Some(expr) = fts::terms_expr(terms, join) else { return Ok(Vec::new()) };
         let limit = if allowed.is_some() { limit * 20 } else { limit };
         let mut out = self.store.keyword_match(&expr, limit)?;

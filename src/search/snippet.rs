@@ -24,6 +24,14 @@ pub fn snippet(text: &str, terms: &[String], width: usize) -> Snippet {
         }
     }
     found.sort();
+    // An identifier and its parts overlap (`httpclient`, `http`): one mark covers them.
+    found.dedup_by(|next, kept| {
+        let overlaps = next.0 < kept.1;
+        if overlaps {
+            kept.1 = kept.1.max(next.1);
+        }
+        overlaps
+    });
     let center = found.first().map(|m| m.0).unwrap_or(0);
     let mut start = center.saturating_sub(width / 3);
     while !text.is_char_boundary(start) {

@@ -197,7 +197,7 @@ fn write_document(tx: &rusqlite::Transaction, doc: &NewDocument, chunks: &[NewCh
             )?;
             let mut fts = tx.prepare_cached("INSERT INTO chunks_fts(rowid, heading, body, path) VALUES (?1, ?2, ?3, ?4)")?;
             let mut vector = tx.prepare_cached("SELECT data FROM vectors WHERE hash = ?1")?;
-            let path_words = doc.path.display().to_string().replace(['/', '\\', '.', '_', '-'], " ");
+            let path_words = fts::segment(&doc.path.display().to_string().replace(['/', '\\', '.', '-'], " "));
             for c in chunks {
                 let existing: Option<Vec<u8>> = vector.query_row([&c.hash], |r| r.get(0)).optional()?;
                 let vec_seq = existing.as_ref().map(|_| {
@@ -217,7 +217,7 @@ fn write_document(tx: &rusqlite::Transaction, doc: &NewDocument, chunks: &[NewCh
                     vec_seq
                 ])?;
                 let chunk_id = tx.last_insert_rowid();
-                fts.execute(params![chunk_id, fts::segment(&c.heading), fts::segment(&c.text), path_words])?;
+                fts.execute(params![chunk_id, fts::segment(&c.heading), fts::segment(&c.text), &path_words])?;
                 if let Some(bytes) = existing {
                     changes.added.push((chunk_id, blob_to_vec(&bytes)));
                 }

@@ -18,6 +18,7 @@ pub const DB_FILE: &str = "index.sqlite";
 const MIGRATIONS: &[(&str, &str)] = &[
     ("0001_init", include_str!("../../migrations/0001_init.sql")),
     ("0002_vocab", include_str!("../../migrations/0002_vocab.sql")),
+    ("0003_porter", include_str!("../../migrations/0003_porter.sql")),
 ];
 
 /// What the vectors in an index depend on. A change needs `--rebuild`.

@@ -1,4 +1,5 @@
-//! Documents to chunks. Markdown is split along its structure (headings, code fences, lists) by
+//! Documents to chunks. Code in a language qsearch has a grammar for is split along its syntax
+//! tree ([`super::code`]); Markdown along its structure (headings, code fences, lists) by
 //! `text-splitter`'s markdown splitter; other text along paragraphs and lines. Chunks are bounded
 //! in tokens by the embedder's own tokenizer. Each chunk knows its byte range, line range and
 //! heading path.
@@ -18,8 +19,9 @@ pub struct Settings {
 
 impl Settings {
     /// Bumped whenever the splitting rules change, so indexes know to re-chunk.
-    /// 2: token counts from one tokenization of the document ([`split_tokens`]).
-    pub const VERSION: u32 = 2;
+    /// 2: code chunked along its syntax tree; identifiers split in the keyword index.
+    /// 3: token counts from one tokenization of the document ([`split_tokens`]).
+    pub const VERSION: u32 = 3;
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -203,6 +205,11 @@ impl<'a> TokenOffsets<'a> {
 /// `text` cut into chunks of at most `settings.tokens` tokens as `sizer` counts them (a
 /// [`Sizer`] in the product; any [`ChunkSizer`] for comparisons).
 pub fn split(text: &str, kind: Kind, settings: Settings, sizer: impl ChunkSizer) -> Vec<Chunk> {
+    if let Kind::Code(Some(lang)) = kind {
+        if let Some(chunks) = super::code::split(text, lang, settings, &sizer) {
+            return chunks;
+        }
+    }
     let overlap = settings.overlap.min(settings.tokens.saturating_sub(1));
     let config = ChunkConfig::new(settings.tokens.max(1))
         .with_sizer(sizer)
@@ -243,17 +250,19 @@ pub fn title(text: &str, kind: Kind, file_name: &str) -> String {
     file_name.to_string()
 }
 
-struct LineIndex {
+/// Line numbers of byte offsets.
+pub(super) struct LineIndex {
     starts: Vec<usize>,
 }
 
 impl LineIndex {
-    fn new(text: &str) -> Self {
+    pub(super) fn new(text: &str) -> Self {
         let starts = std::iter::once(0).chain(text.match_indices('\n').map(|(i, _)| i + 1)).collect();
         LineIndex { starts }
     }
 
-    fn line_of(&self, byte: usize) -> usize {
+    /// The 1-based line that holds `byte`.
+    pub(super) fn line_of(&self, byte: usize) -> usize {
         self.starts.partition_point(|&s| s <= byte)
     }
 }

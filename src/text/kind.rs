@@ -7,7 +7,42 @@ pub enum Kind {
     Markdown,
     Text,
     Html,
-    Code,
+    /// Source code, with its language when qsearch has a grammar for it (see `text::code`).
+    Code(Option<Lang>),
+}
+
+/// The languages whose code is chunked by its syntax tree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Lang {
+    Rust,
+    Python,
+    JavaScript,
+    TypeScript,
+    Tsx,
+    Go,
+    Java,
+    C,
+    Cpp,
+    Shell,
+}
+
+impl Lang {
+    /// The language of a file extension (lowercase), when qsearch has its grammar.
+    pub fn of_ext(ext: &str) -> Option<Lang> {
+        Some(match ext {
+            "rs" => Lang::Rust,
+            "py" | "pyi" => Lang::Python,
+            "js" | "mjs" | "cjs" | "jsx" => Lang::JavaScript,
+            "ts" | "mts" | "cts" => Lang::TypeScript,
+            "tsx" => Lang::Tsx,
+            "go" => Lang::Go,
+            "java" => Lang::Java,
+            "c" => Lang::C,
+            "h" | "cc" | "cpp" | "cxx" | "hpp" | "hh" | "hxx" => Lang::Cpp,
+            "sh" | "bash" | "zsh" => Lang::Shell,
+            _ => return None,
+        })
+    }
 }
 
 impl Kind {
@@ -16,18 +51,18 @@ impl Kind {
             Kind::Markdown => "markdown",
             Kind::Text => "text",
             Kind::Html => "html",
-            Kind::Code => "code",
+            Kind::Code(_) => "code",
         }
     }
 }
 
 const TEXT: &[&str] = &["txt", "text", "rst", "org", "adoc", "asciidoc", "tex", "log", "csv", "tsv"];
 const CODE: &[&str] = &[
-    "rs", "py", "pyi", "js", "mjs", "cjs", "ts", "tsx", "jsx", "go", "java", "kt", "kts", "scala", "c", "h", "cc",
+    "rs", "py", "pyi", "js", "mjs", "cjs", "ts", "mts", "cts", "tsx", "jsx", "go", "java", "kt", "kts", "scala", "c", "h", "cc",
     "cpp", "cxx", "hpp", "hh", "cs", "fs", "rb", "php", "swift", "m", "mm", "sh", "bash", "zsh", "fish", "ps1", "lua",
     "sql", "r", "jl", "dart", "zig", "nim", "ex", "exs", "erl", "hs", "ml", "mli", "clj", "cljs", "el", "vim", "pl",
     "pm", "vue", "svelte", "css", "scss", "sass", "less", "toml", "yaml", "yml", "json", "ini", "cfg", "conf", "xml",
-    "gradle", "cmake", "proto", "graphql", "tf", "nix", "elm", "v", "sol",
+    "gradle", "cmake", "proto", "graphql", "tf", "nix", "elm", "v", "sol", "hxx",
 ];
 const NAMES: &[&str] = &["readme", "license", "changelog", "makefile", "dockerfile", "justfile", "authors", "notes", "todo"];
 
@@ -38,7 +73,7 @@ pub fn of(path: &Path) -> Option<Kind> {
         Some("md" | "markdown" | "mdx" | "mdown" | "mkd") => Some(Kind::Markdown),
         Some("html" | "htm" | "xhtml") => Some(Kind::Html),
         Some(e) if TEXT.contains(&e) => Some(Kind::Text),
-        Some(e) if CODE.contains(&e) => Some(Kind::Code),
+        Some(e) if CODE.contains(&e) => Some(Kind::Code(Lang::of_ext(e))),
         _ => {
             let stem = path.file_stem()?.to_str()?.to_ascii_lowercase();
             NAMES.contains(&stem.as_str()).then_some(Kind::Text)
@@ -93,7 +128,9 @@ mod tests {
     #[test]
     fn kinds_by_name() {
         assert_eq!(of(Path::new("a/b.MD")), Some(Kind::Markdown));
-        assert_eq!(of(Path::new("x.rs")), Some(Kind::Code));
+        assert_eq!(of(Path::new("x.rs")), Some(Kind::Code(Some(Lang::Rust))));
+        assert_eq!(of(Path::new("x.hpp")), Some(Kind::Code(Some(Lang::Cpp))));
+        assert_eq!(of(Path::new("x.lua")), Some(Kind::Code(None)));
         assert_eq!(of(Path::new("README")), Some(Kind::Text));
         assert_eq!(of(Path::new("photo.jpg")), None);
     }
