@@ -19,7 +19,8 @@ pub fn render(app: &App, theme: &Theme, areas: &Areas, frame: &mut Frame) {
     let field_width = usize::from(areas.query.width)
         .saturating_sub(QUERY_PROMPT.chars().count())
         .saturating_sub(if show_chip { chip.len() + 1 } else { 0 });
-    let cursor = field(theme, &app.query, QUERY_PROMPT, field_width, areas.query, frame, app.focus == Focus::Query);
+    let query = Field { input: &app.query, prompt: QUERY_PROMPT, width: field_width, focused: app.focus == Focus::Query };
+    let cursor = field(theme, query, areas.query, frame);
     if show_chip {
         let x = areas.query.right() - chip.len() as u16;
         draw_line(
@@ -31,7 +32,8 @@ pub fn render(app: &App, theme: &Theme, areas: &Areas, frame: &mut Frame) {
     let mut cursor = cursor;
     if let Some(area) = areas.filter {
         let width = usize::from(area.width).saturating_sub(FILTER_PROMPT.chars().count());
-        let c = field(theme, &app.filter, FILTER_PROMPT, width, area, frame, app.focus == Focus::Filter);
+        let filter = Field { input: &app.filter, prompt: FILTER_PROMPT, width, focused: app.focus == Focus::Filter };
+        let c = field(theme, filter, area, frame);
         cursor = cursor.or(c);
         if app.focus == Focus::Filter && app.filter.is_empty() {
             let hint = "a glob, or text found anywhere in the path · Enter returns";
@@ -54,16 +56,16 @@ pub fn render(app: &App, theme: &Theme, areas: &Areas, frame: &mut Frame) {
     }
 }
 
-/// Draws a prompt and a text field; returns where the cursor goes when the field has the focus.
-fn field(
-    theme: &Theme,
-    input: &LineInput,
-    prompt: &str,
+/// A text field with its prompt: the text shown in `width` columns.
+struct Field<'a> {
+    input: &'a LineInput,
+    prompt: &'a str,
     width: usize,
-    area: Rect,
-    frame: &mut Frame,
     focused: bool,
-) -> Option<Position> {
+}
+
+/// Draws a prompt and a text field; returns where the cursor goes when the field has the focus.
+fn field(theme: &Theme, Field { input, prompt, width, focused }: Field, area: Rect, frame: &mut Frame) -> Option<Position> {
     let (text, cursor_x) = input.view(width);
     let prompt_style = if focused { theme.prompt() } else { theme.dim() };
     draw_line(frame, Line::from(vec![Span::styled(prompt.to_string(), prompt_style), Span::raw(text)]), area);
