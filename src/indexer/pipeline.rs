@@ -62,9 +62,11 @@ impl Writer {
         std::thread::scope(|s| {
             for _ in 0..workers {
                 let tx = tx.clone();
-                let (work, next, stop, tokenizer) = (&work, &next, &stop, tokenizer.as_ref());
+                // A tokenizer each: a shared one serialises the workers on its cache's lock.
+                let (work, next, stop, tokenizer) = (&work, &next, &stop, tokenizer.clone());
                 let chunking = opts.chunk;
                 s.spawn(move || {
+                    let tokenizer = tokenizer.as_ref();
                     while !stop.load(Ordering::Relaxed) && !cancel.load(Ordering::Relaxed) {
                         let i = next.fetch_add(1, Ordering::Relaxed);
                         let Some(item) = work.get(i) else { break };
