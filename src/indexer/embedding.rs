@@ -63,6 +63,12 @@ impl Rate {
         self.bytes += bytes;
     }
 
+    /// Forgets the recent speed (kept: the tokens per byte seen so far), when what comes next
+    /// runs under other conditions.
+    pub fn restart(&mut self) {
+        self.recent.clear();
+    }
+
     /// Tokens per second over the recent batches.
     pub fn tokens_per_sec(&self) -> Option<f64> {
         let (tokens, secs) = self.recent.iter().fold((0u64, 0f64), |(t, s), &(bt, bs)| (t + bt, s + bs));
@@ -96,5 +102,10 @@ mod tests {
         // 4 bytes a token: 100,000 bytes are 25,000 tokens, 10 s at 2,500 tokens/s.
         let eta = rate.eta(100_000).unwrap().as_secs_f64();
         assert!((eta - 10.0).abs() < 1e-9, "{eta}");
+        // After a restart only what follows counts; the tokens per byte are kept.
+        rate.restart();
+        assert!(rate.eta(100_000).is_none());
+        rate.add(5000, 1_000_000, 1.0);
+        assert_eq!(rate.tokens_per_sec(), Some(5000.0));
     }
 }

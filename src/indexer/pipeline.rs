@@ -11,7 +11,7 @@
 //! request ends the workers after their current file and the model after its current batch,
 //! whose vectors are still stored; the rest is left for the next run.
 
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::time::{Duration, Instant};
@@ -87,6 +87,8 @@ impl Writer {
                 batches: Some(batch_tx),
                 in_flight: HashSet::new(),
                 batches_out: 0,
+                sent_while_syncing: VecDeque::new(),
+                estimate_due: false,
                 cursor: 0,
                 files_left: work.len(),
                 rate: Rate::default(),
@@ -115,6 +117,10 @@ struct Loop<'a> {
     /// Hashes of the texts the model has now.
     in_flight: HashSet<String>,
     batches_out: usize,
+    /// For each batch out, in order: whether files were still being read when it was sent.
+    sent_while_syncing: VecDeque<bool>,
+    /// Every file is written; the estimate waits for a batch that ran without sync beside it.
+    estimate_due: bool,
     /// The last chunk id looked at for pending texts.
     cursor: i64,
     files_left: usize,
@@ -160,9 +166,7 @@ impl Loop<'_> {
                 progress(Progress::File { done: total_files - self.files_left, total: total_files });
                 if self.files_left == 0 {
                     report.sync_secs += self.start.elapsed().as_secs_f64();
-                    if let (Some(rate), Some((_, Some(eta)))) = (self.rate.tokens_per_sec(), self.eta(true)?) {
-                        progress(Progress::Estimate { chunks: self.store.pending_texts()?, tokens_per_sec: rate, eta });
-                    }
+                    self.estimate_due = true;
                 }
             }
         }
@@ -194,6 +198,7 @@ impl Loop<'_> {
                 anyhow::bail!("the embedding thread stopped");
             }
             self.batches_out += 1;
+            self.sent_while_syncing.push_back(self.files_left > 0);
             sent = true;
         }
         Ok(sent)
@@ -219,6 +224,11 @@ impl Loop<'_> {
     /// Stores a batch's vectors and reports the progress.
     fn attach(&mut self, done: Done, report: &mut Report, progress: &mut dyn FnMut(Progress)) -> Result<()> {
         self.batches_out -= 1;
+        let alone = !self.sent_while_syncing.pop_front().unwrap_or(true);
+        if alone && self.estimate_due {
+            // Batches that shared the cores with the workers were slower than what is to come.
+            self.rate.restart();
+        }
         for h in &done.hashes {
             self.in_flight.remove(h);
         }
@@ -230,6 +240,12 @@ impl Loop<'_> {
         report.embedded += n;
         report.tokens += done.out.tokens as u64;
         report.truncated += done.out.truncated;
+        if alone && self.estimate_due {
+            self.estimate_due = false;
+            if let (Some(rate), Some((_, Some(eta)))) = (self.rate.tokens_per_sec(), self.eta(true)?) {
+                progress(Progress::Estimate { chunks: self.store.pending_texts()?, tokens_per_sec: rate, eta });
+            }
+        }
         let eta = self.eta(false)?.and_then(|(_, eta)| eta);
         progress(Progress::Embedded {
             done: report.embedded,
