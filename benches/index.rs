@@ -13,6 +13,8 @@
 //! Each run indexes into a fresh directory under target/bench-index; figures go to stderr and one
 //! JSON line to stdout.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
@@ -27,6 +29,9 @@ use qsearch::models::source::{self, Sources};
 use qsearch::store::lock::Role as WriterRole;
 use qsearch::text::chunk::{self, ChunkSizer};
 use qsearch::text::kind;
+
+// The benchmarks' deterministic generator (xorshift), so trees are the same on every run.
+use common::Rng;
 
 fn work_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("target").join("bench-index")
@@ -218,21 +223,6 @@ fn index_run(dirs: &[PathBuf], model: Model) -> Result<()> {
     });
     println!("{out}");
     Ok(())
-}
-
-/// A deterministic generator (xorshift), so trees are the same on every run.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
 }
 
 /// A tree of about `mb` megabytes: this repository's own Markdown and Rust files as templates,
