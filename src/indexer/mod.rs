@@ -156,7 +156,10 @@ impl Writer {
     /// watcher runs this for each batch of changes, with the writer kept open between batches.
     pub fn update(&mut self, roots: &[PathBuf], progress: &mut dyn FnMut(Progress), cancel: &AtomicBool) -> Result<Report> {
         let mut report = Report::default();
+        let scan = std::time::Instant::now();
         let work = self.plan(roots, &mut report, progress)?;
+        // Sync time is the scan plus the run until the last file is written (added by `run`).
+        report.sync_secs += scan.elapsed().as_secs_f64();
         self.run(work, &mut report, progress, cancel)?;
         if !report.interrupted {
             self.store.collect_garbage()?;

@@ -170,9 +170,6 @@ impl Loop<'_> {
                 }
             }
         }
-        if total_files > 0 && self.files_left == 0 && report.sync_secs == 0.0 && !report.interrupted {
-            report.sync_secs += self.start.elapsed().as_secs_f64();
-        }
         if let Some(t) = embed_start {
             report.embed_secs += t.elapsed().as_secs_f64();
         }
