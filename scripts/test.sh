@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test command (README, .ci/run): installs tmux for the terminal-UI test when it is missing
 # and this machine allows it, the official MCP Python SDK (PyPI `mcp`, the client tests/mcp.rs
-# drives the server with) into target/test-py once, then runs every test.
+# drives the server with) into target/test-py once, onnx and numpy for ONNX Runtime's CoreML
+# checker into target/check-py once, then runs every test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if ! command -v tmux >/dev/null 2>&1; then
@@ -19,5 +20,14 @@ if [ "$(cat "$SDK_DIR/.installed" 2>/dev/null)" != "$MCP_SDK" ]; then
   rm -rf "$SDK_DIR"
   python3 -m pip install --quiet --disable-pip-version-check --no-warn-conflicts --target "$SDK_DIR" "$MCP_SDK"
   echo "$MCP_SDK" > "$SDK_DIR/.installed"
+fi
+# Pinned: what ONNX Runtime's CoreML partitioning checker needs (tests/coreml.rs runs the checker
+# shipped in the onnxruntime wheel qsearch installs its runtime from).
+CHECK_DEPS="onnx==1.23.2 numpy==2.4.6"
+CHECK_DIR=target/check-py
+if [ "$(cat "$CHECK_DIR/.installed" 2>/dev/null)" != "$CHECK_DEPS" ]; then
+  rm -rf "$CHECK_DIR"
+  python3 -m pip install --quiet --disable-pip-version-check --no-warn-conflicts --target "$CHECK_DIR" $CHECK_DEPS
+  echo "$CHECK_DEPS" > "$CHECK_DIR/.installed"
 fi
 cargo test

@@ -36,6 +36,10 @@ fn embedder(g: &Golden, batch_tokens: usize, dims: Option<usize>, prepare: bool)
 }
 
 fn embedder_of(fixture: &str, g: &Golden, batch_tokens: usize, dims: Option<usize>, prepare: bool) -> OnnxEmbedder {
+    embedder_for(fixture, g, Options { batch_tokens, dims, prepare, ..Options::default() })
+}
+
+fn embedder_for(fixture: &str, g: &Golden, opts: Options) -> OnnxEmbedder {
     let rt = common::runtime();
     let mut spec = catalog::find(catalog::DEFAULT_MODEL).unwrap();
     spec.max_tokens = g.max_length;
@@ -46,7 +50,7 @@ fn embedder_of(fixture: &str, g: &Golden, batch_tokens: usize, dims: Option<usiz
     let tokenizer = source::resolve(&tokenizer_only, &sources, &mut |_| {}).unwrap().files.remove(0);
     let model = Located { role: Role::Model, path: common::fixture(fixture), origin: Origin::UserDir };
     let files = ModelFiles { spec, files: vec![model, tokenizer] };
-    let opts = Options { task: Some(g.task.clone()), batch_tokens, dims, prepare, ..Options::default() };
+    let opts = Options { task: Some(g.task.clone()), ..opts };
     OnnxEmbedder::load(rt, &files, &opts).unwrap()
 }
 
@@ -200,4 +204,42 @@ fn int8_export_prepared_gives_the_vectors_of_the_export_as_is() {
         }
     }
     assert!(prepared.prefix_hits() > 0, "int8 queries continue from the cached instruction too");
+}
+
+/// The CoreML preparation (standard operators, fixed shapes, fp16), run here on the CPU provider:
+/// every text within fp16 rounding of the reference, alone or batched, and the same vector
+/// whichever bucket it is padded into.
+#[test]
+fn coreml_graphs_on_the_cpu_match_the_reference_in_every_bucket() {
+    use qsearch::models::prepare::Target;
+    let g = golden();
+    let opts = Options { graph: Some(Target::Coreml), device: qsearch::embed::device::Device::Cpu, ..Options::default() };
+    let mut e = embedder_for("qwen3-tiny/model.onnx", &g, opts);
+    let p = e.prepared().expect("prepared for CoreML").clone();
+    assert!(p.manifest.fp16 && p.manifest.buckets.len() >= 4, "{:?}", p.manifest);
+    assert!(p.manifest.notes.is_empty(), "every operator is CoreML's: {:?}", p.manifest.notes);
+    let mut alone = Vec::new();
+    for case in &g.cases {
+        let v = e.embed(&[&case.text], kind(case)).unwrap().vectors.remove(0);
+        let cos = common::cosine(&v, &case.embedding);
+        assert!(cos >= 0.999, "{} alone: cosine {cos}", case.name);
+        eprintln!("{}: fp16 fixed shapes vs the reference {cos:.6}", case.name);
+        alone.push(v);
+    }
+    // Batched: 17 documents fill more than one 16-row bucket, with padding rows in the last.
+    for is_query in [false, true] {
+        let cases: Vec<(usize, &Case)> = g.cases.iter().enumerate().filter(|(_, c)| c.is_query == is_query).collect();
+        let mut texts: Vec<&str> = cases.iter().map(|(_, c)| c.text.as_str()).collect();
+        let n = texts.len();
+        while texts.len() < 17 {
+            texts.push("a filler text, so that a run holds more rows than one bucket");
+        }
+        let out = e.embed(&texts, if is_query { InputKind::Query } else { InputKind::Document }).unwrap();
+        for ((i, case), v) in cases.iter().zip(&out.vectors[..n]) {
+            let cos = common::cosine(v, &case.embedding);
+            assert!(cos >= 0.999, "{} batched: cosine {cos}", case.name);
+            let same = common::cosine(v, &alone[*i]);
+            assert!(same >= 0.99999, "{}: batched vs alone (another bucket): {same}", case.name);
+        }
+    }
 }

@@ -125,7 +125,7 @@ pub fn doctor(config: &Config) -> Result<ExitCode> {
         }
         if missing.is_empty() && spec.family == catalog::Family::Qwen3 && config.prepare_model {
             let model = source::find_local(&spec, spec.file(catalog::Role::Model).expect("models have a model file"), config.model_dir.as_deref());
-            match model.and_then(|m| prepare::existing(&m.path, &paths::prepared_dir())) {
+            match model.and_then(|m| prepare::existing(&m.path, &paths::prepared_dir(), prepare::Target::Cpu)) {
                 Some(p) => {
                     let table = if p.manifest.table.is_some() { "token table outside the graph" } else { "token table in the graph" };
                     println!(

@@ -76,6 +76,20 @@ pub fn pad(seqs: &[&[u32]], pad_id: u32, side: PadSide) -> Padded {
     Padded { rows, width, ids, mask }
 }
 
+/// Right padding into exactly `rows` x `width` (a fixed-shape graph's bucket); rows beyond the
+/// texts are all padding.
+pub fn pad_to(seqs: &[&[u32]], pad_id: u32, rows: usize, width: usize) -> Padded {
+    let mut ids = vec![pad_id as i64; rows * width];
+    let mut mask = vec![0i64; rows * width];
+    for (r, seq) in seqs.iter().enumerate().take(rows) {
+        for (c, &id) in seq.iter().enumerate().take(width) {
+            ids[r * width + c] = id as i64;
+            mask[r * width + c] = 1;
+        }
+    }
+    Padded { rows, width, ids, mask }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -112,5 +126,8 @@ mod tests {
         assert_eq!(p.positions(), vec![0, 1, 2, 0, 0, 0]);
         let p = pad(&[a, b], 0, PadSide::Right);
         assert_eq!(p.ids, vec![7, 8, 9, 5, 0, 0]);
+        let p = pad_to(&[a, b], 0, 3, 4);
+        assert_eq!(p.ids, vec![7, 8, 9, 0, 5, 0, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(p.mask, vec![1, 1, 1, 0, 1, 0, 0, 0, 0, 0, 0, 0]);
     }
 }

@@ -109,6 +109,19 @@ impl fmt::Display for Placement {
     }
 }
 
+/// The accelerator `device` asks for (`Auto`: CoreML on macOS, else CUDA when ONNX Runtime has
+/// it); `None` for the CPU.
+pub fn wanted(device: Device) -> Option<Backend> {
+    use ort::ep::ExecutionProvider;
+    match device {
+        Device::Auto if cfg!(target_os = "macos") => Some(Backend::CoreMl),
+        Device::Auto if ort::ep::CUDA::is_available().unwrap_or(false) => Some(Backend::Cuda),
+        Device::Auto | Device::Cpu => None,
+        Device::Coreml => Some(Backend::CoreMl),
+        Device::Cuda => Some(Backend::Cuda),
+    }
+}
+
 /// Creates the session on `device`; a device that cannot be used falls back to the CPU, and the
 /// placement says so.
 pub(super) fn session(
@@ -118,14 +131,8 @@ pub(super) fn session(
     threads: usize,
     prepacked: &PrepackedWeights,
 ) -> Result<(Session, Placement)> {
-    use ort::ep::{self, ExecutionProvider};
-    let wanted = match device {
-        Device::Auto if cfg!(target_os = "macos") => Some(Backend::CoreMl),
-        Device::Auto if ep::CUDA::is_available().unwrap_or(false) => Some(Backend::Cuda),
-        Device::Auto | Device::Cpu => None,
-        Device::Coreml => Some(Backend::CoreMl),
-        Device::Cuda => Some(Backend::Cuda),
-    };
+    use ort::ep;
+    let wanted = wanted(device);
     let builder = || -> Result<SessionBuilder> {
         Session::builder(&runtime.env)
             .map_err(|e| anyhow!("{e}"))?
@@ -146,7 +153,7 @@ pub(super) fn session(
     if let Some(backend) = wanted {
         let dispatch = match backend {
             Backend::Cuda => ep::CUDA::default().build().error_on_failure(),
-            _ => ep::CoreML::default().build().error_on_failure(),
+            _ => coreml_provider().build().error_on_failure(),
         };
         let attempt =
             builder().and_then(|b| b.with_execution_providers([dispatch]).map_err(|e| anyhow!("{e}"))).and_then(commit);
@@ -156,6 +163,25 @@ pub(super) fn session(
         }
     }
     Ok((commit(builder()?)?, Placement { on: Backend::Cpu, fallback }))
+}
+
+/// CoreML as the issue of fixed-shape fp16 graphs wants it: the MLProgram format (fp16 and most
+/// operators), static shapes, every compute unit (`QSEARCH_COREML_UNITS`: all, cpu-and-ane,
+/// cpu-and-gpu, cpu-only), compiled models kept under the data directory.
+fn coreml_provider() -> ort::ep::CoreML {
+    use ort::ep::coreml::{ComputeUnits, ModelFormat};
+    let units = match std::env::var("QSEARCH_COREML_UNITS").as_deref() {
+        Ok("cpu-and-ane") => ComputeUnits::CPUAndNeuralEngine,
+        Ok("cpu-and-gpu") => ComputeUnits::CPUAndGPU,
+        Ok("cpu-only") => ComputeUnits::CPUOnly,
+        _ => ComputeUnits::All,
+    };
+    let cache = crate::paths::data_dir().join("coreml-cache");
+    ort::ep::CoreML::default()
+        .with_model_format(ModelFormat::MLProgram)
+        .with_static_input_shapes(true)
+        .with_compute_units(units)
+        .with_model_cache_dir(cache.display())
 }
 
 #[cfg(test)]

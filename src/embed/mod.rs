@@ -5,6 +5,7 @@
 
 pub mod batch;
 pub mod device;
+mod fixed;
 pub mod load;
 pub mod onnx;
 pub mod pool;

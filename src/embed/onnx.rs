@@ -10,12 +10,13 @@ use ort::value::{DynValue, Tensor, TensorElementType, ValueType};
 use tokenizers::Tokenizer;
 
 use super::batch::{self, PadSide, Padded};
-use super::device::{self, Device, Placement};
+use super::device::{self, Backend, Device, Placement};
+use super::fixed::{self, Fixed};
 use super::pool;
 use super::table::Table;
 use super::{Embedded, Embedder, InputKind};
 use crate::models::catalog::{Family, ModelSpec, Pooling, Role};
-use crate::models::prepare::{self, EMBEDS_INPUT, TableType};
+use crate::models::prepare::{self, Bucket, EMBEDS_INPUT, TableType, Target};
 use crate::models::source::ModelFiles;
 use crate::runtime::Runtime;
 
@@ -33,6 +34,9 @@ pub struct Options {
     pub threads: usize,
     /// Run a decoder export through the preparation step first (`models::prepare`).
     pub prepare: bool,
+    /// The preparation to run whatever the device (tests, benchmarks); `None`: the device's
+    /// ([`target_for`]).
+    pub graph: Option<Target>,
     /// What this process will mostly embed: its graph is loaded at once, the other one (prepared
     /// models have one for queries) at first use.
     pub purpose: InputKind,
@@ -48,6 +52,7 @@ impl Default for Options {
             batch_tokens: 512,
             threads: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
             prepare: true,
+            graph: None,
             purpose: InputKind::Document,
         }
     }
@@ -106,6 +111,8 @@ pub struct OnnxEmbedder {
     /// query graph that continues from cached keys and values. Created at first use.
     sessions: [Option<Session>; 2],
     models: [std::path::PathBuf; 2],
+    /// The fixed-shape graphs (CoreML preparation), in place of `sessions`.
+    fixed: Option<Fixed>,
     /// Shared by the two sessions, so that the packed weights are in memory once.
     prepacked: PrepackedWeights,
     runtime: &'static Runtime,
@@ -166,9 +173,10 @@ impl OnnxEmbedder {
             Family::Qwen3 => eot.unwrap_or(0),
             Family::Bert => tokenizer.token_to_id("[PAD]").unwrap_or(0),
         };
-        let prepared = match (opts.prepare, spec.family) {
-            (true, Family::Qwen3) => {
-                match prepare::prepared(files.path(Role::Model), &crate::paths::prepared_dir(), on) {
+        let target = opts.graph.or_else(|| target_for(opts.device));
+        let prepared = match (opts.prepare, spec.family, target) {
+            (true, Family::Qwen3, Some(target)) => {
+                match prepare::prepared(files.path(Role::Model), &crate::paths::prepared_dir(), target, on) {
                     Ok(p) => Some(p),
                     Err(e) => {
                         on(&format!("could not prepare the model ({e:#}); running the export as it is, slower"));
@@ -179,6 +187,9 @@ impl OnnxEmbedder {
             _ => None,
         };
         let right_padding = prepared.as_ref().is_some_and(|p| p.manifest.right_padding());
+        let fixed = prepared.as_ref().map(|p| p.buckets()).filter(|b| !b.is_empty()).map(Fixed::new);
+        // Fixed shapes hold texts up to their longest bucket.
+        let max_tokens = fixed.as_ref().map_or(max_tokens, |f| max_tokens.min(f.longest()));
         let recipe = Recipe {
             pooling: spec.pooling,
             max_tokens,
@@ -204,7 +215,11 @@ impl OnnxEmbedder {
         let models = [model, query_model];
         let first = slot(&models, opts.purpose);
         let prepacked = PrepackedWeights::new();
-        let (session, device) = device::session(runtime, &models[first], opts.device, opts.threads, &prepacked)?;
+        let first_graph = match &fixed {
+            Some(f) => f.path(f.buckets()[0]).context("no fixed-shape graph")?.to_path_buf(),
+            None => models[first].clone(),
+        };
+        let (session, device) = device::session(runtime, &first_graph, opts.device, opts.threads, &prepacked)?;
         let prefix = match (&prepared, &recipe.query_template) {
             (Some(p), Some(_)) if p.manifest.continues() => {
                 // The instruction with an empty query, less the end token and the last real
@@ -223,9 +238,18 @@ impl OnnxEmbedder {
             None => hidden,
         };
         let run_options = RunOptions::new()?.with_outputs(OutputSelector::no_default().with(output.clone()));
+        let (sessions, fixed) = match fixed {
+            Some(mut f) => {
+                f.put(f.buckets()[0], session);
+                ([None, None], Some(f))
+            }
+            None if first == 0 => ([Some(session), None], None),
+            None => ([None, Some(session)], None),
+        };
         Ok(OnnxEmbedder {
             spec,
-            sessions: if first == 0 { [Some(session), None] } else { [None, Some(session)] },
+            sessions,
+            fixed,
             models,
             prepacked,
             runtime,
@@ -287,14 +311,13 @@ impl OnnxEmbedder {
     /// Feeds for a batch; with `past`, the batch (one row, no padding) continues after it.
     fn feeds<'a>(
         &self,
-        slot: usize,
+        session: &Session,
         padded: &Padded,
         past: Option<&'a Cached>,
     ) -> Result<Vec<(String, SessionInputValue<'a>)>> {
         let mut feeds: Vec<(String, SessionInputValue<'a>)> = Vec::new();
         let shape = [padded.rows as i64, padded.width as i64];
         let offset = past.map_or(0, |p| p.ids.len());
-        let session = self.sessions[slot].as_ref().context("session not created")?;
         for input in session.inputs() {
             let name = input.name();
             let value: SessionInputValue<'a> = match name {
@@ -327,10 +350,26 @@ impl OnnxEmbedder {
     fn run_batch(&mut self, padded: &Padded, kind: InputKind) -> Result<Vec<Vec<f32>>> {
         let slot = slot(&self.models, kind);
         self.session(slot)?;
-        let feeds = self.feeds(slot, padded, None)?;
+        let session = self.sessions[slot].as_ref().expect("made above");
+        let feeds = self.feeds(session, padded, None)?;
         let session = self.sessions[slot].as_mut().expect("made above");
         let outputs = session.run_with_options(feeds, &self.run_options)?;
         pool_output(&outputs[self.output.as_str()], padded, &self.output, self.recipe.pooling)
+    }
+
+    /// One run of a fixed-shape graph; `padded` has the bucket's exact shape.
+    fn run_fixed(&mut self, bucket: Bucket, padded: &Padded) -> Result<Vec<Vec<f32>>> {
+        let Options { device, threads, .. } = self.options;
+        let (runtime, prepacked) = (self.runtime, &self.prepacked);
+        let fixed = self.fixed.as_mut().context("no fixed-shape graphs")?;
+        let mut session =
+            fixed.take(bucket, &mut |path| Ok(device::session(runtime, path, device, threads, prepacked)?.0))?;
+        let result = self.feeds(&session, padded, None).and_then(|feeds| {
+            let outputs = session.run_with_options(feeds, &self.run_options)?;
+            pool_output(&outputs[self.output.as_str()], padded, &self.output, self.recipe.pooling)
+        });
+        self.fixed.as_mut().expect("taken from it").put(bucket, session);
+        result
     }
 
     /// A query's vector, continuing from the instruction's cached keys and values; `None` when
@@ -352,7 +391,7 @@ impl OnnxEmbedder {
         }
         let rest = &ids[cached.ids.len()..];
         let padded = batch::pad(&[rest], self.recipe.pad_id, PadSide::Right);
-        let feeds = self.feeds(1, &padded, Some(cached))?;
+        let feeds = self.feeds(self.sessions[1].as_ref().context("no query session")?, &padded, Some(cached))?;
         let session = self.sessions[1].as_mut().expect("made for the prefix");
         let outputs = session.run_with_options(feeds, &self.run_options)?;
         let mut pooled = pool_output(&outputs[self.output.as_str()], &padded, &self.output, self.recipe.pooling)?;
@@ -378,13 +417,23 @@ impl OnnxEmbedder {
         }
         let selector = pairs.iter().fold(OutputSelector::no_default(), |s, (_, out)| s.with(out.clone()));
         let options = RunOptions::new()?.with_outputs(selector);
-        let feeds = self.feeds(1, &padded, None)?;
+        let feeds = self.feeds(self.sessions[1].as_ref().expect("made above"), &padded, None)?;
         let session = self.sessions[1].as_mut().expect("made above");
         let mut outputs = session.run_with_options(feeds, &options)?;
         pairs
             .into_iter()
             .map(|(input, output)| Ok((input, outputs.remove(&output).with_context(|| format!("no output {output}"))?)))
             .collect()
+    }
+}
+
+/// The preparation a device runs: CoreML's fixed-shape graphs, none on CUDA (the export as it
+/// is measured fastest there), the CPU rewrite elsewhere.
+pub fn target_for(device: Device) -> Option<Target> {
+    match device::wanted(device) {
+        Some(Backend::CoreMl) => Some(Target::Coreml),
+        Some(Backend::Cuda) => None,
+        _ => Some(Target::Cpu),
     }
 }
 
@@ -493,11 +542,17 @@ impl Embedder for OnnxEmbedder {
             }
         }
         let todo_lens: Vec<usize> = todo.iter().map(|&i| lens[i]).collect();
-        for group in batch::plan(&todo_lens, self.batch_tokens, 256) {
+        let runs: Vec<(Option<Bucket>, Vec<usize>)> = match &self.fixed {
+            Some(f) => fixed::groups(&todo_lens, &f.buckets())?.into_iter().map(|(b, g)| (Some(b), g)).collect(),
+            None => batch::plan(&todo_lens, self.batch_tokens, 256).into_iter().map(|g| (None, g)).collect(),
+        };
+        for (bucket, group) in runs {
             let group: Vec<usize> = group.into_iter().map(|j| todo[j]).collect();
             let rows: Vec<&[u32]> = group.iter().map(|&i| seqs[i].as_slice()).collect();
-            let padded = batch::pad(&rows, self.recipe.pad_id, self.recipe.pad_side);
-            let pooled = self.run_batch(&padded, kind)?;
+            let pooled = match bucket {
+                Some(b) => self.run_fixed(b, &batch::pad_to(&rows, self.recipe.pad_id, b.rows, b.tokens))?,
+                None => self.run_batch(&batch::pad(&rows, self.recipe.pad_id, self.recipe.pad_side), kind)?,
+            };
             for (&i, v) in group.iter().zip(pooled) {
                 debug_assert_eq!(v.len(), self.hidden);
                 vectors[i] = pool::truncate_normalize(v, self.dims);

@@ -203,7 +203,7 @@ fn unrepeat(graph: &GraphProto, name: &str) -> Option<(String, i64)> {
 
 /// The rank of a tensor, followed back through the few shape-keeping or shape-setting operators
 /// an attention block's key and value pass through.
-fn rank(graph: &GraphProto, name: &str) -> Option<usize> {
+pub(super) fn rank(graph: &GraphProto, name: &str) -> Option<usize> {
     if let Some(i) = graph.input.iter().find(|i| i.name == name) {
         return match &i.type_.value {
             Some(type_proto::Value::TensorType(t)) => t.shape.as_ref().map(|s| s.dim.len()),

@@ -11,17 +11,23 @@
 //! markedly slower when it writes one) and `model_continue.onnx` for queries, which continue
 //! from the cached keys and values of the query instruction.
 //!
+//! A preparation is made for a [`Target`]: the CPU gets the rewrites above; CoreML gets graphs of
+//! standard operators with fixed shapes, one per [`Bucket`], over one weights file (`coreml`).
+//!
 //! What cannot be rewritten is left as it was and said in the manifest's notes.
 
 mod attention;
+mod coreml;
 mod proto;
 mod token_table;
+
+pub use coreml::{BUCKETS, Bucket, COREML_OPS, outside_coreml, pick};
 
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::UNIX_EPOCH;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use onnx_protobuf::{Message, ModelProto};
 use serde::{Deserialize, Serialize};
 
@@ -30,7 +36,7 @@ use proto::{externalize, link_external_data, prune};
 use token_table::{cut_lookup, lookup, tensor_bytes};
 
 /// Bumped whenever the rewrite changes, so older preparations are redone.
-pub const VERSION: u32 = 4;
+pub const VERSION: u32 = 5;
 const MANIFEST: &str = "prepared.json";
 const MODEL: &str = "model.onnx";
 const CONTINUE_MODEL: &str = "model_continue.onnx";
@@ -39,6 +45,41 @@ const WEIGHTS: &str = "qsearch_weights.bin";
 const TABLE: &str = "embed_tokens.bin";
 /// The graph input that replaces the lookup.
 pub const EMBEDS_INPUT: &str = "inputs_embeds";
+
+/// What a preparation is made for. (CUDA runs the export as it is: on an H200 the CPU rewrite
+/// made it 18.6x slower.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Target {
+    /// Causal GroupQueryAttention, the token table outside, a query graph with the cache.
+    #[default]
+    Cpu,
+    /// Standard operators only, fixed shapes (one graph per bucket), fp16.
+    Coreml,
+}
+
+impl Target {
+    pub fn name(self) -> &'static str {
+        match self {
+            Target::Cpu => "cpu",
+            Target::Coreml => "coreml",
+        }
+    }
+}
+
+/// One graph of a fixed-shape preparation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BucketFile {
+    pub rows: usize,
+    pub tokens: usize,
+    pub file: String,
+}
+
+impl BucketFile {
+    pub fn bucket(&self) -> Bucket {
+        Bucket { rows: self.rows, tokens: self.tokens }
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -90,11 +131,19 @@ pub struct Manifest {
     pub table: Option<TableSpec>,
     /// What was left as it was, and why.
     pub notes: Vec<String>,
+    #[serde(default)]
+    pub target: Target,
+    /// Weights and activations in f16.
+    #[serde(default)]
+    pub fp16: bool,
+    /// Fixed-shape graphs (CoreML); empty when `model.onnx` takes any shape.
+    #[serde(default)]
+    pub buckets: Vec<BucketFile>,
 }
 
 impl Manifest {
     pub fn right_padding(&self) -> bool {
-        self.causal_attention > 0
+        self.causal_attention > 0 || !self.buckets.is_empty()
     }
 
     /// Every attention node continues from past keys and values: a shared prefix (the query
@@ -122,6 +171,10 @@ impl Prepared {
     pub fn table(&self) -> Option<PathBuf> {
         self.manifest.table.as_ref().map(|t| self.dir.join(&t.file))
     }
+    /// The fixed-shape graphs, if this is such a preparation.
+    pub fn buckets(&self) -> Vec<(Bucket, PathBuf)> {
+        self.manifest.buckets.iter().map(|b| (b.bucket(), self.dir.join(&b.file))).collect()
+    }
 }
 
 fn stat(source: &Path) -> Result<(u64, u128)> {
@@ -130,17 +183,21 @@ fn stat(source: &Path) -> Result<(u64, u128)> {
     Ok((meta.len(), modified))
 }
 
-/// The prepared form of `source` under `root`, made now if missing or stale.
+/// The prepared form of `source` for `target` under `root`, made now if missing or stale.
 /// `on` hears what is being done (it can take tens of seconds for a full-size model).
-pub fn prepared(source: &Path, root: &Path, on: &mut dyn FnMut(&str)) -> Result<Prepared> {
-    let (source, dir, bytes, modified) = locate(source, root)?;
-    if let Some(p) = current(&source, &dir, bytes) {
+pub fn prepared(source: &Path, root: &Path, target: Target, on: &mut dyn FnMut(&str)) -> Result<Prepared> {
+    let (source, dir, bytes, modified) = locate(source, root, target)?;
+    if let Some(p) = current(&source, &dir, bytes, target) {
         return Ok(p);
     }
-    on(&format!("preparing {} for qsearch (once; rewrites attention and the token table)", source.display()));
+    let what = match target {
+        Target::Cpu => "rewrites attention and the token table",
+        Target::Coreml => "standard operators, fixed shapes, fp16",
+    };
+    on(&format!("preparing {} for {} (once; {what})", source.display(), target.name()));
     fs::create_dir_all(root).with_context(|| format!("creating {}", root.display()))?;
     let tmp = tempfile::Builder::new().prefix(".prepare-").tempdir_in(root)?;
-    let manifest = prepare_into(&source, tmp.path())?;
+    let manifest = prepare_into(&source, tmp.path(), target)?;
     let manifest = Manifest { source_bytes: bytes, source_modified_ns: modified, ..manifest };
     fs::write(tmp.path().join(MANIFEST), serde_json::to_vec_pretty(&manifest)?)?;
     if dir.exists() {
@@ -154,16 +211,17 @@ pub fn prepared(source: &Path, root: &Path, on: &mut dyn FnMut(&str)) -> Result<
     if let Err(e) = fs::rename(&kept, &dir) {
         let _ = fs::remove_dir_all(&kept);
         if read_manifest(&dir).is_some() {
-            return prepared(&source, root, on);
+            return prepared(&source, root, target, on);
         }
         return Err(e).with_context(|| format!("moving the prepared model to {}", dir.display()));
     }
-    remove_older(root, &dir, &source);
+    remove_older(root, &dir, &source, target);
     Ok(Prepared { dir, manifest })
 }
 
-/// Earlier preparations of the same source (older rewrite, older file) are dead weight.
-fn remove_older(root: &Path, keep: &Path, source: &Path) {
+/// Earlier preparations of the same source for the same target (older rewrite, older file) are
+/// dead weight.
+fn remove_older(root: &Path, keep: &Path, source: &Path, target: Target) {
     let Ok(entries) = fs::read_dir(root) else { return };
     for entry in entries.flatten() {
         let dir = entry.path();
@@ -171,32 +229,42 @@ fn remove_older(root: &Path, keep: &Path, source: &Path) {
         #[derive(Deserialize)]
         struct Source {
             source: PathBuf,
+            #[serde(default)]
+            target: Target,
         }
         let of = fs::read(dir.join(MANIFEST)).ok().and_then(|b| serde_json::from_slice::<Source>(&b).ok());
-        if dir != keep && of.is_some_and(|m| m.source == source) {
+        if dir != keep && of.is_some_and(|m| m.source == source && m.target == target) {
             let _ = fs::remove_dir_all(&dir);
         }
     }
 }
 
-/// The up-to-date preparation of `source`, if one exists (nothing is made).
-pub fn existing(source: &Path, root: &Path) -> Option<Prepared> {
-    let (source, dir, bytes, _) = locate(source, root).ok()?;
-    current(&source, &dir, bytes)
+/// The up-to-date preparation of `source` for `target`, if one exists (nothing is made).
+pub fn existing(source: &Path, root: &Path, target: Target) -> Option<Prepared> {
+    let (source, dir, bytes, _) = locate(source, root, target).ok()?;
+    current(&source, &dir, bytes, target)
 }
 
 /// The canonical source, the directory its preparation belongs in, and the source's size and mtime.
-fn locate(source: &Path, root: &Path) -> Result<(PathBuf, PathBuf, u64, u128)> {
+fn locate(source: &Path, root: &Path, target: Target) -> Result<(PathBuf, PathBuf, u64, u128)> {
     let source = source.canonicalize().with_context(|| format!("reading {}", source.display()))?;
     let (bytes, modified) = stat(&source)?;
-    let key = blake3::hash(format!("{}\0{bytes}\0{modified}\0{VERSION}", source.display()).as_bytes()).to_hex();
+    // The CPU key is the one of before there were targets, so existing preparations stay valid.
+    let of = match target {
+        Target::Cpu => String::new(),
+        other => format!("\0{}", other.name()),
+    };
+    let key = blake3::hash(format!("{}\0{bytes}\0{modified}\0{VERSION}{of}", source.display()).as_bytes()).to_hex();
     let dir = root.join(&key.as_str()[..16]);
     Ok((source, dir, bytes, modified))
 }
 
-fn current(source: &Path, dir: &Path, bytes: u64) -> Option<Prepared> {
+fn current(source: &Path, dir: &Path, bytes: u64, target: Target) -> Option<Prepared> {
     let manifest = read_manifest(dir)?;
-    (manifest.version == VERSION && manifest.source == source && manifest.source_bytes == bytes)
+    (manifest.version == VERSION
+        && manifest.source == source
+        && manifest.source_bytes == bytes
+        && manifest.target == target)
         .then(|| Prepared { dir: dir.to_path_buf(), manifest })
 }
 
@@ -204,54 +272,94 @@ fn read_manifest(dir: &Path) -> Option<Manifest> {
     serde_json::from_slice(&fs::read(dir.join(MANIFEST)).ok()?).ok()
 }
 
-/// Rewrites `source` into `out` (model, table, links to external data). The manifest's stat
-/// fields are left for the caller.
-pub fn prepare_into(source: &Path, out: &Path) -> Result<Manifest> {
+/// Rewrites `source` into `out` for `target` (graphs, table, links to external data). The
+/// manifest's stat fields are left for the caller.
+pub fn prepare_into(source: &Path, out: &Path, target: Target) -> Result<Manifest> {
     let bytes = fs::read(source).with_context(|| format!("reading {}", source.display()))?;
     let mut model =
         ModelProto::parse_from_bytes(&bytes).with_context(|| format!("{} is not an ONNX model", source.display()))?;
     drop(bytes);
     let src_dir = source.parent().unwrap_or(Path::new("."));
     let graph = model.graph.as_mut().context("the model has no graph")?;
-    let mut notes = Vec::new();
-
-    let table = match lookup(graph) {
-        Ok(found) => {
-            let data = tensor_bytes(&graph.initializer[found.init], src_dir)?;
-            fs::write(out.join(TABLE), &data).with_context(|| format!("writing {}", out.join(TABLE).display()))?;
-            Some(cut_lookup(graph, &found))
-        }
-        Err(why) => {
-            notes.push(format!("token table kept in the graph: {why}"));
-            None
-        }
-    };
-    let attention = causal_attention(graph, &mut notes);
-    prune(graph);
-    link_external_data(graph, src_dir, out)?;
-    let continues = attention.nodes > 0 && attention.with_past == attention.nodes && attention.kept == 0;
-    let mut continue_model = None;
-    if continues {
-        externalize(graph, &out.join(WEIGHTS))?;
-        let file = out.join(CONTINUE_MODEL);
-        fs::write(&file, model.write_to_bytes()?).with_context(|| format!("writing {}", file.display()))?;
-        continue_model = Some(CONTINUE_MODEL.to_string());
-        drop_cache(model.graph.as_mut().expect("checked above"));
-    }
-    let file = out.join(MODEL);
-    fs::write(&file, model.write_to_bytes()?).with_context(|| format!("writing {}", file.display()))?;
-    Ok(Manifest {
+    let mut manifest = Manifest {
         version: VERSION,
         source: source.to_path_buf(),
         source_bytes: 0,
         source_modified_ns: 0,
-        causal_attention: attention.nodes,
-        past_attention: attention.with_past,
-        kept_attention: attention.kept,
-        continue_model,
-        table,
-        notes,
-    })
+        causal_attention: 0,
+        past_attention: 0,
+        kept_attention: 0,
+        continue_model: None,
+        table: None,
+        notes: Vec::new(),
+        target,
+        fp16: false,
+        buckets: Vec::new(),
+    };
+    match lookup(graph) {
+        Ok(found) => {
+            let data = tensor_bytes(&graph.initializer[found.init], src_dir)?;
+            fs::write(out.join(TABLE), &data).with_context(|| format!("writing {}", out.join(TABLE).display()))?;
+            manifest.table = Some(cut_lookup(graph, &found));
+        }
+        Err(why) if target == Target::Coreml => bail!("cannot prepare for CoreML: the token table cannot leave the graph ({why})"),
+        Err(why) => manifest.notes.push(format!("token table kept in the graph: {why}")),
+    }
+    match target {
+        Target::Cpu => cpu_graphs(&mut model, src_dir, out, &mut manifest)?,
+        Target::Coreml => coreml_graphs(&mut model, src_dir, out, &mut manifest)?,
+    }
+    Ok(manifest)
+}
+
+fn cpu_graphs(model: &mut ModelProto, src_dir: &Path, out: &Path, manifest: &mut Manifest) -> Result<()> {
+    let graph = model.graph.as_mut().context("the model has no graph")?;
+    let attention = causal_attention(graph, &mut manifest.notes);
+    prune(graph);
+    link_external_data(graph, src_dir, out)?;
+    let continues = attention.nodes > 0 && attention.with_past == attention.nodes && attention.kept == 0;
+    if continues {
+        externalize(graph, &out.join(WEIGHTS))?;
+        let file = out.join(CONTINUE_MODEL);
+        fs::write(&file, model.write_to_bytes()?).with_context(|| format!("writing {}", file.display()))?;
+        manifest.continue_model = Some(CONTINUE_MODEL.to_string());
+        drop_cache(model.graph.as_mut().expect("checked above"));
+    }
+    let file = out.join(MODEL);
+    fs::write(&file, model.write_to_bytes()?).with_context(|| format!("writing {}", file.display()))?;
+    manifest.causal_attention = attention.nodes;
+    manifest.past_attention = attention.with_past;
+    manifest.kept_attention = attention.kept;
+    Ok(())
+}
+
+/// One graph per bucket over one weights file, in f16 unless the export is already quantised
+/// (then CoreML would refuse it anyway, and the notes say so).
+fn coreml_graphs(model: &mut ModelProto, src_dir: &Path, out: &Path, manifest: &mut Manifest) -> Result<()> {
+    let opset = model.opset_import.iter().find(|o| o.domain.is_empty() || o.domain == "ai.onnx").map_or(17, |o| o.version);
+    let graph = model.graph.as_mut().context("the model has no graph")?;
+    link_external_data(graph, src_dir, out)?;
+    coreml::to_f16(graph, out).map_err(anyhow::Error::msg)?;
+    manifest.fp16 = true;
+    if let Some(table) = manifest.table.as_mut() {
+        table.feed = TableType::F16;
+    }
+    externalize(graph, &out.join(WEIGHTS))?;
+    let whole = model.clone();
+    for &bucket in BUCKETS {
+        let mut m = whole.clone();
+        let g = m.graph.as_mut().expect("checked above");
+        coreml::standard_graph(g, bucket, coreml::Precision::F16, opset, out)
+            .map_err(|why| anyhow::anyhow!("cannot prepare for CoreML: {why}"))?;
+        let left = outside_coreml(g);
+        if !left.is_empty() {
+            manifest.notes.push(format!("{}x{}: operators CoreML does not take: {left:?}", bucket.rows, bucket.tokens));
+        }
+        let file = format!("coreml-{}x{}.onnx", bucket.rows, bucket.tokens);
+        fs::write(out.join(&file), m.write_to_bytes()?).with_context(|| format!("writing {file}"))?;
+        manifest.buckets.push(BucketFile { rows: bucket.rows, tokens: bucket.tokens, file });
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -272,6 +380,9 @@ mod tests {
             continue_model: None,
             table: None,
             notes: vec![],
+            target: Target::Cpu,
+            fp16: false,
+            buckets: vec![],
         };
         for (dir, source) in [("old", "/m/a.onnx"), ("new", "/m/a.onnx"), ("other", "/m/b.onnx")] {
             fs::create_dir(root.path().join(dir)).unwrap();
@@ -279,7 +390,7 @@ mod tests {
         }
         // A manifest from an older rewrite, without today's fields.
         fs::write(root.path().join("old").join(MANIFEST), r#"{"version": 1, "source": "/m/a.onnx"}"#).unwrap();
-        remove_older(root.path(), &root.path().join("new"), Path::new("/m/a.onnx"));
+        remove_older(root.path(), &root.path().join("new"), Path::new("/m/a.onnx"), Target::Cpu);
         let mut left: Vec<String> =
             fs::read_dir(root.path()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
         left.sort();

@@ -1,0 +1,107 @@
+//! The CoreML preparation against ONNX Runtime's own partitioning checker
+//! (`onnxruntime.tools.check_onnx_model_mobile_usability`, shipped in the wheel qsearch installs
+//! its runtime from; `onnx` and `numpy`, which it needs, are installed into target/check-py by
+//! scripts/test.sh): every graph qsearch prepares for CoreML must go to the MLProgram provider
+//! whole, one partition, no node refused for its operator or for a dynamic shape. Run on the tiny
+//! fixture and on a full-size Qwen3-shaped graph (scripts/qwen3_graph.py, cached under target/).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use onnx_protobuf::Message;
+use qsearch::models::prepare::{self, Target, outside_coreml};
+
+fn target_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("target")
+}
+
+/// PYTHONPATH for the checker: onnx and numpy, and the onnxruntime package of the runtime.
+fn python_path() -> String {
+    let deps = target_dir().join("check-py");
+    assert!(
+        deps.join("onnx").is_dir(),
+        "onnx and numpy are not installed in {}: run `bash scripts/test.sh` (it installs them there once)",
+        deps.display()
+    );
+    let lib = &common::runtime().lib.path;
+    let wheel = lib.ancestors().find(|p| p.join("onnxruntime").join("tools").is_dir()).expect("the runtime's wheel");
+    format!("{}:{}", deps.display(), wheel.display())
+}
+
+/// The checker's verdict on the CoreML MLProgram provider: (nodes taken, nodes in all, partitions).
+fn mlprogram_partitions(model: &Path) -> (usize, usize, usize, String) {
+    let out = Command::new("python3")
+        .args(["-m", "onnxruntime.tools.check_onnx_model_mobile_usability"])
+        .arg(model)
+        .env("PYTHONPATH", python_path())
+        .output()
+        .expect("python3 runs");
+    let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "the checker failed on {}:\n{text}", model.display());
+    let section = text.split("Checking CoreML MLProgram").nth(1).unwrap_or_else(|| panic!("no MLProgram section:\n{text}"));
+    let line = section.lines().find(|l| l.contains("can be handled by the CoreML MLProgram EP")).expect("verdict line");
+    // "1 partitions with a total of 238/238 nodes can be handled by the CoreML MLProgram EP."
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let at = words.iter().position(|w| *w == "partitions").expect("partition count");
+    let partitions = words[at - 1].parse().unwrap();
+    let (taken, all) = words[at + 5].split_once('/').expect("n/n");
+    let section = section.split("================").next().unwrap_or("").to_string();
+    (taken.parse().unwrap(), all.parse().unwrap(), partitions, section)
+}
+
+fn check_every_bucket(source: &Path, root: &Path) {
+    let p = prepare::prepared(source, root, Target::Coreml, &mut |m| eprintln!("{m}")).unwrap();
+    assert!(p.manifest.notes.is_empty(), "{:?}", p.manifest.notes);
+    assert_eq!(p.buckets().len(), prepare::BUCKETS.len());
+    for (bucket, file) in p.buckets() {
+        let model = onnx_protobuf::ModelProto::parse_from_bytes(&std::fs::read(&file).unwrap()).unwrap();
+        let graph = model.graph.as_ref().unwrap();
+        // Every node against the operator list, by qsearch's own reading.
+        assert_eq!(outside_coreml(graph), vec![], "{}", file.display());
+        let (taken, all, partitions, section) = mlprogram_partitions(&file);
+        eprintln!("{}x{}: {partitions} partition(s), {taken}/{all} nodes", bucket.rows, bucket.tokens);
+        assert!(
+            partitions == 1 && taken == all && all > 0,
+            "{}: CoreML MLProgram takes {taken}/{all} nodes in {partitions} partitions:\n{section}",
+            file.display()
+        );
+        assert!(!section.to_lowercase().contains("dynamic"), "{}: {section}", file.display());
+    }
+}
+
+#[test]
+fn every_coreml_graph_of_the_tiny_fixture_goes_to_coreml_whole() {
+    let root = tempfile::tempdir().unwrap();
+    check_every_bucket(&common::fixture("qwen3-tiny/model.onnx"), root.path());
+}
+
+/// The export's operators, for contrast: the checker refuses them (what the preparation is for),
+/// so a checker that passes everything would be caught here.
+#[test]
+fn the_export_as_it_is_is_refused_by_the_checker() {
+    let (taken, all, _, _) = mlprogram_partitions(&common::fixture("qwen3-tiny/model.onnx"));
+    assert!(taken < all, "the export's contrib operators should not pass: {taken}/{all}");
+}
+
+/// Full-size Qwen3 shapes (28 layers, 1,024 wide, random weights): made once with
+/// scripts/qwen3_graph.py into target/graphs/ (a few minutes), then prepared and checked.
+#[test]
+fn every_coreml_graph_of_a_full_size_qwen3_goes_to_coreml_whole() {
+    let dir = target_dir().join("graphs").join("qwen3-full");
+    let model = dir.join("model.onnx");
+    if !dir.join("done").exists() {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts").join("qwen3_graph.py");
+        let status = Command::new("python3")
+            .arg(script)
+            .args(["--size", "full", "--out"])
+            .arg(&model)
+            .env("PYTHONPATH", python_path())
+            .status()
+            .unwrap();
+        assert!(status.success(), "scripts/qwen3_graph.py failed");
+        std::fs::write(dir.join("done"), "").unwrap();
+    }
+    check_every_bucket(&model, &target_dir().join("graphs").join("prepared"));
+}
