@@ -111,3 +111,45 @@ fn without_its_model_search_still_answers_by_keyword_and_says_why() {
     let notes = json["notes"].to_string();
     assert!(notes.contains("semantic search is unavailable") && notes.contains("gone-model"), "{notes}");
 }
+
+/// A model taken from `--model-dir` at indexing is found again by later commands without the
+/// flag (the index remembers the folder); the folder holds a graph with its weights inside (no
+/// `onnx/model.onnx_data`), which is accepted because the graph references no external file.
+/// The model is the tiny Qwen3 fixture standing for the fp32 export; its tokenizer comes from
+/// the shared data directory.
+#[test]
+fn the_index_remembers_where_its_model_came_from() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("notes");
+    common::write(&root, "k.md", "# Kayak\n\nkayak paddling notes\n");
+    let models = tmp.path().join("models");
+    std::fs::create_dir_all(models.join("onnx")).unwrap();
+    std::fs::copy(common::fixture("qwen3-tiny/model.onnx"), models.join("onnx/model.onnx")).unwrap();
+    let index = tmp.path().join("index");
+    let out = common::qsearch(&index)
+        .args(["--device", "cpu", "--model", "qwen3-embedding-0.6b-fp32", "--model-dir"])
+        .arg(&models)
+        .arg("index")
+        .arg(&root)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = common::qsearch(&index).args(["--device", "cpu", "search", "kayak", "--json"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["notes"].as_array().map_or(0, Vec::len), 0, "no keyword-only fallback: {}", json["notes"]);
+    assert_eq!(json["mode"], "hybrid");
+    assert!(json["hits"][0]["path"].as_str().unwrap().ends_with("k.md"));
+    // A folder whose graph does reference an external file still needs that file.
+    std::fs::write(models.join("onnx/model.onnx"), b"\x0a\x08location model.onnx_data").unwrap();
+    let other = tmp.path().join("other-index");
+    let out = common::qsearch(&other)
+        .args(["--device", "cpu", "--model", "qwen3-embedding-0.6b-fp32", "--model-dir"])
+        .arg(&models)
+        .arg("index")
+        .arg(&root)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && stderr.contains("model.onnx_data"), "{stderr}");
+}

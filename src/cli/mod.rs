@@ -26,7 +26,7 @@ use qsearch::embed::onnx::Options;
 use qsearch::models::choice::{self, Choice};
 use qsearch::models::source::{Event, Sources};
 use qsearch::indexer::Writer;
-use qsearch::store::Fingerprint;
+use qsearch::store::{Fingerprint, Store};
 use qsearch::store::lock::Role;
 
 #[derive(Parser)]
@@ -99,6 +99,10 @@ pub fn run() -> Result<ExitCode> {
     }
     if let Some(v) = cli.model_dir {
         config.model_dir = Some(v);
+    }
+    if config.model_dir.is_none() {
+        // The folder an earlier `index --model-dir` took the model from.
+        config.model_dir = Store::open_read(&config.index_dir()).ok().and_then(|s| s.model_dir().ok().flatten());
     }
     if let Some(v) = cli.device {
         config.device = v;
@@ -216,9 +220,13 @@ fn index_options(config: &Config) -> qsearch::indexer::Options {
 /// [`choose_model`]), loaded with visible progress.
 fn open_writer(config: &Config, role: Role, rebuild: bool, quiet: bool) -> Result<Writer> {
     let settings = qsearch::indexer::Settings { role, rebuild, options: index_options(config) };
-    Writer::open(&config.index_dir(), settings, |existing| {
+    let writer = Writer::open(&config.index_dir(), settings, |existing| {
         load_embedder(config, choose_model(config, existing), config.dims, InputKind::Document, quiet)
-    })
+    })?;
+    if let Some(dir) = &config.model_dir {
+        writer.remember_model_dir(dir)?;
+    }
+    Ok(writer)
 }
 
 /// A flag that Ctrl-C or SIGTERM sets, so work stops after its current batch; a second signal

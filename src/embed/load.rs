@@ -7,10 +7,10 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 
-use super::device::Placement;
+use super::device::{self, Device, Placement};
 use super::onnx::{OnnxEmbedder, Options};
 use super::{Embedder, stand_in};
-use crate::models::catalog::{self, DEFAULT_MODEL, FALLBACK_MODEL};
+use crate::models::catalog::{self, ACCELERATOR_MODEL, DEFAULT_MODEL, FALLBACK_MODEL};
 use crate::models::choice::Choice;
 use crate::models::source::{self, Event, Sources};
 use crate::runtime;
@@ -32,8 +32,9 @@ pub struct Loaded {
 /// Something the user should hear about a load that still succeeded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LoadNote {
-    /// The default model could not be had (why, as `{:#}` of the error): the fallback is used.
-    DefaultFellBack { error: String },
+    /// The default model (`default`) could not be had (why, as `{:#}` of the error): the
+    /// fallback is used.
+    DefaultFellBack { default: String, error: String },
     /// The device asked for could not be used: the model runs on the CPU.
     DeviceUnavailable(Placement),
 }
@@ -41,9 +42,9 @@ pub enum LoadNote {
 impl fmt::Display for LoadNote {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            LoadNote::DefaultFellBack { error } => write!(
+            LoadNote::DefaultFellBack { default, error } => write!(
                 f,
-                "the default model {DEFAULT_MODEL} could not be had: {error}\n\
+                "the default model {default} could not be had: {error}\n\
                  using {FALLBACK_MODEL} instead (smaller, less accurate). \
                  Name a model with --model to stop this fallback."
             ),
@@ -61,11 +62,11 @@ pub fn load(settings: &Settings, on: &mut dyn FnMut(Event)) -> Result<Loaded> {
         }
         Choice::Named(id) => id.clone(),
         Choice::Default => {
-            let spec = catalog::find(DEFAULT_MODEL)?;
+            let spec = catalog::find(default_model(settings, on))?;
             match source::resolve(&spec, &settings.sources, on) {
                 Ok(files) => return finish(settings, &files, notes, on),
                 Err(e) => {
-                    notes.push(LoadNote::DefaultFellBack { error: format!("{e:#}") });
+                    notes.push(LoadNote::DefaultFellBack { default: spec.id.clone(), error: format!("{e:#}") });
                     FALLBACK_MODEL.to_string()
                 }
             }
@@ -74,6 +75,19 @@ pub fn load(settings: &Settings, on: &mut dyn FnMut(Event)) -> Result<Loaded> {
     let spec = catalog::find(&id)?;
     let files = source::resolve(&spec, &settings.sources, on)?;
     finish(settings, &files, notes, on)
+}
+
+/// The default for the device: int8 on the CPU; on an accelerator the fp32 export, which the
+/// CoreML preparation turns to fp16 and CUDA runs as it is (int8 kernels are CPU ones).
+fn default_model(settings: &Settings, on: &mut dyn FnMut(Event)) -> &'static str {
+    let accelerated = match settings.options.device {
+        Device::Cpu => false,
+        Device::Coreml | Device::Cuda => true,
+        // Asking ONNX Runtime whether it has CUDA needs it loaded (it is needed next anyway).
+        Device::Auto => runtime::get(settings.ort_lib.as_deref(), &mut |msg| on(Event::Message(msg)))
+            .is_ok_and(|_| device::wanted(Device::Auto).is_some()),
+    };
+    if accelerated { ACCELERATOR_MODEL } else { DEFAULT_MODEL }
 }
 
 fn finish(

@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 
 use crate::embed::Embedder;
 use crate::scan;
@@ -108,6 +108,12 @@ impl Writer {
 
     pub fn dir(&self) -> &Path {
         self.store.dir()
+    }
+
+    /// Records where the model's files came from (an absolute path), for later commands.
+    pub fn remember_model_dir(&self, dir: &Path) -> Result<()> {
+        let dir = dir.canonicalize().with_context(|| format!("reading {}", dir.display()))?;
+        self.store.set_model_dir(&dir)
     }
 
     /// What the index's vectors depend on.

@@ -7,6 +7,8 @@ use serde::Deserialize;
 pub const DEFAULT_MODEL: &str = "qwen3-embedding-0.6b";
 /// Used when the default cannot be had and the user named no model.
 pub const FALLBACK_MODEL: &str = "all-minilm-l6-v2";
+/// The default on CoreML and CUDA (see `embed::load`).
+pub const ACCELERATOR_MODEL: &str = "qwen3-embedding-0.6b-fp32";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "snake_case")]

@@ -68,15 +68,31 @@ pub enum Event<'a> {
 
 /// Finds every file of `spec`, fetching what is missing when `sources` allows it.
 pub fn resolve(spec: &ModelSpec, sources: &Sources, on: &mut dyn FnMut(Event)) -> Result<ModelFiles> {
-    let mut files = Vec::new();
+    let mut files: Vec<Located> = Vec::new();
     for file in &spec.files {
         let found = match find_local(spec, file, sources.user_dir.as_deref()) {
             Some(found) => found,
+            // A graph that keeps its weights inside needs no external data file.
+            None if file.role == Role::ExternalData
+                && files.iter().find(|f| f.role == Role::Model).is_some_and(|m| !references_external_data(&m.path)) =>
+            {
+                continue;
+            }
             None => fetch(spec, file, sources, on)?,
         };
         files.push(found);
     }
     Ok(ModelFiles { spec: spec.clone(), files })
+}
+
+/// Whether an ONNX graph keeps any tensor in an external file: its protobuf then holds an
+/// external-data entry keyed `location` (field 1, 8 bytes). Unreadable counts as yes.
+pub fn references_external_data(model: &Path) -> bool {
+    let Ok(file) = std::fs::File::open(model) else { return true };
+    // SAFETY: read-only map of a model file nobody is expected to change meanwhile; a change
+    // would at worst give a wrong answer here, and the load that follows reports it.
+    let Ok(map) = (unsafe { memmap2::Mmap::map(&file) }) else { return true };
+    memchr::memmem::find(&map, b"\x0a\x08location").is_some()
 }
 
 /// Looks for a file without fetching anything.

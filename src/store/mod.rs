@@ -126,6 +126,16 @@ impl Store {
         }
     }
 
+    /// The folder the index's model files were taken from (`--model-dir`), so that later
+    /// commands find them without the flag.
+    pub fn model_dir(&self) -> Result<Option<PathBuf>> {
+        Ok(self.meta("model_dir")?.map(PathBuf::from))
+    }
+
+    pub fn set_model_dir(&self, dir: &Path) -> Result<()> {
+        self.set_meta("model_dir", &dir.to_string_lossy())
+    }
+
     pub fn set_fingerprint(&self, fp: &Fingerprint) -> Result<()> {
         self.set_meta("fingerprint", &serde_json::to_string(fp)?)
     }
