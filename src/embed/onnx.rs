@@ -29,8 +29,8 @@ pub struct Options {
     pub max_tokens: Option<usize>,
     /// Query task for instruction-following models.
     pub task: Option<String>,
-    /// Padded tokens per run (rows x longest row).
-    pub batch_tokens: usize,
+    /// Padded tokens per run (rows x longest row); `None`: the device's ([`batch_tokens_on`]).
+    pub batch_tokens: Option<usize>,
     pub threads: usize,
     /// Run a decoder export through the preparation step first (`models::prepare`).
     pub prepare: bool,
@@ -49,7 +49,7 @@ impl Default for Options {
             dims: None,
             max_tokens: None,
             task: None,
-            batch_tokens: 512,
+            batch_tokens: None,
             threads: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
             prepare: true,
             graph: None,
@@ -238,6 +238,7 @@ impl OnnxEmbedder {
             None => hidden,
         };
         let run_options = RunOptions::new()?.with_outputs(OutputSelector::no_default().with(output.clone()));
+        let batch_tokens = opts.batch_tokens.unwrap_or(batch_tokens_on(device.on));
         let (sessions, fixed) = match fixed {
             Some(mut f) => {
                 f.put(f.buckets()[0], session);
@@ -261,7 +262,7 @@ impl OnnxEmbedder {
             output,
             run_options,
             device,
-            batch_tokens: opts.batch_tokens,
+            batch_tokens,
             table,
             prepared,
             prefix,
@@ -434,6 +435,15 @@ pub fn target_for(device: Device) -> Option<Target> {
         Some(Backend::CoreMl) => Some(Target::Coreml),
         Some(Backend::Cuda) => None,
         _ => Some(Target::Cpu),
+    }
+}
+
+/// Padded tokens per run where the user set none: a GPU needs far larger runs than a CPU, whose
+/// caches favour small ones (measured: benches/README.md, ../shared/guides/gpu.md).
+pub fn batch_tokens_on(backend: Backend) -> usize {
+    match backend {
+        Backend::Cuda => 16_384,
+        _ => 512,
     }
 }
 

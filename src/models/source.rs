@@ -48,7 +48,7 @@ pub struct ModelFiles {
 
 impl ModelFiles {
     pub fn path(&self, role: Role) -> &Path {
-        &self.files.iter().find(|f| f.role == role).expect("resolved models have every role").path
+        &self.files.iter().find(|f| f.role == role).expect("resolved models have their model and tokenizer").path
     }
 }
 
@@ -83,6 +83,16 @@ pub fn resolve(spec: &ModelSpec, sources: &Sources, on: &mut dyn FnMut(Event)) -
         files.push(found);
     }
     Ok(ModelFiles { spec: spec.clone(), files })
+}
+
+/// A file the model can do without here: the external data of a local graph that keeps its
+/// weights inside.
+pub fn not_needed(spec: &ModelSpec, file: &FileSpec, user_dir: Option<&Path>) -> bool {
+    file.role == Role::ExternalData
+        && spec
+            .file(Role::Model)
+            .and_then(|m| find_local(spec, m, user_dir))
+            .is_some_and(|m| !references_external_data(&m.path))
 }
 
 /// Whether an ONNX graph keeps any tensor in an external file: its protobuf then holds an

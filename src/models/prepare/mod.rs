@@ -177,6 +177,45 @@ impl Prepared {
     }
 }
 
+/// Nodes of `model` (a graph file) outside CoreML's operator list, and nodes in all.
+pub fn coreml_coverage(model: &Path) -> Result<(usize, usize)> {
+    let bytes = fs::read(model).with_context(|| format!("reading {}", model.display()))?;
+    let graph = ModelProto::parse_from_bytes(&bytes)?.graph.into_option().context("no graph")?;
+    Ok((outside_coreml(&graph).iter().map(|(_, n)| n).sum(), graph.node.len()))
+}
+
+/// What a preparation is, in a few lines for `doctor` and `model prepare`.
+pub fn describe(p: &Prepared) -> Vec<String> {
+    let table = if p.manifest.table.is_some() { "token table outside the graph" } else { "token table in the graph" };
+    let mut lines = match p.manifest.target {
+        Target::Cpu => vec![format!(
+            "{}: {} attention nodes causal, {table}{}",
+            p.model().display(),
+            p.manifest.causal_attention,
+            if p.manifest.continues() { ", queries continue from the cached instruction" } else { "" }
+        )],
+        Target::Coreml => {
+            let mut lines = vec![format!(
+                "{} fixed-shape graphs, {}, {table}, in {}",
+                p.manifest.buckets.len(),
+                if p.manifest.fp16 { "fp16" } else { "fp32" },
+                p.dir.display()
+            )];
+            for (bucket, file) in p.buckets() {
+                let coverage = match coreml_coverage(&file) {
+                    Ok((0, all)) => format!("all {all} nodes are CoreML operators"),
+                    Ok((outside, all)) => format!("{outside} of {all} nodes are not CoreML operators"),
+                    Err(e) => format!("unreadable: {e:#}"),
+                };
+                lines.push(format!("  {} x {} tokens: {coverage}", bucket.rows, bucket.tokens));
+            }
+            lines
+        }
+    };
+    lines.extend(p.manifest.notes.iter().map(|n| format!("note: {n}")));
+    lines
+}
+
 fn stat(source: &Path) -> Result<(u64, u128)> {
     let meta = fs::metadata(source).with_context(|| format!("reading {}", source.display()))?;
     let modified = meta.modified().ok().and_then(|t| t.duration_since(UNIX_EPOCH).ok()).map_or(0, |d| d.as_nanos());
