@@ -105,3 +105,13 @@ fn every_coreml_graph_of_a_full_size_qwen3_goes_to_coreml_whole() {
     }
     check_every_bucket(&model, &target_dir().join("graphs").join("prepared"));
 }
+
+/// An int8 export cannot become a CoreML graph: preparing says so and names the way out.
+#[test]
+fn a_quantised_export_is_refused_with_the_way_out() {
+    let root = tempfile::tempdir().unwrap();
+    let err = prepare::prepared(&common::fixture("qwen3-tiny-int8/model.onnx"), root.path(), Target::Coreml, &mut |_| {})
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("quantised") && err.contains("qwen3-embedding-0.6b-fp32"), "{err}");
+}

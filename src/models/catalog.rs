@@ -119,5 +119,9 @@ mod tests {
         assert_eq!(fallback.dims, 384);
         assert!(fallback.files.iter().all(|f| f.pip.is_some()));
         assert!(find("nope").unwrap_err().to_string().contains("known models"));
+        // The accelerators' default is the same model in fp32 (CoreML's preparation needs floats).
+        let accelerated = find(ACCELERATOR_MODEL).unwrap();
+        assert_eq!((accelerated.family, accelerated.dims), (Family::Qwen3, default.dims));
+        assert_eq!(accelerated.file(Role::Model).unwrap().path, "onnx/model.onnx");
     }
 }

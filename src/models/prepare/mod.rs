@@ -377,6 +377,14 @@ fn cpu_graphs(model: &mut ModelProto, src_dir: &Path, out: &Path, manifest: &mut
 fn coreml_graphs(model: &mut ModelProto, src_dir: &Path, out: &Path, manifest: &mut Manifest) -> Result<()> {
     let opset = model.opset_import.iter().find(|o| o.domain.is_empty() || o.domain == "ai.onnx").map_or(17, |o| o.version);
     let graph = model.graph.as_mut().context("the model has no graph")?;
+    let quantised = ["MatMulInteger", "DynamicQuantizeLinear", "DequantizeLinear", "QuantizeLinear", "MatMulNBits"];
+    if let Some(n) = graph.node.iter().find(|n| quantised.contains(&n.op_type.as_str())) {
+        bail!(
+            "cannot prepare for CoreML: the export is quantised ({}); use its fp32 or fp16 export \
+             (qwen3-embedding-0.6b-fp32, the default on CoreML)",
+            n.op_type
+        );
+    }
     link_external_data(graph, src_dir, out)?;
     coreml::to_f16(graph, out).map_err(anyhow::Error::msg)?;
     manifest.fp16 = true;
