@@ -124,6 +124,15 @@ fn chunk_speed(dirs: &[PathBuf], before: bool) -> Result<()> {
     let encode = t.elapsed().as_secs_f64();
     eprintln!("tokenizing alone: {encode:.2} s, {:.2} MB/s", bytes as f64 / 1e6 / encode);
     out.insert("encode_mb_s".into(), (bytes as f64 / 1e6 / encode).into());
+    // The same offsets by the fast path (the pattern by hand, pieces cached; warm after the
+    // chunking above), unless QSEARCH_EXACT_TOKENIZER is set.
+    let t = Instant::now();
+    for (text, _) in &docs {
+        std::hint::black_box(qsearch::text::tokens::offsets(&tokenizer, text).map(|o| o.len()));
+    }
+    let fast = t.elapsed().as_secs_f64();
+    eprintln!("token offsets, fast path: {fast:.2} s, {:.2} MB/s", bytes as f64 / 1e6 / fast);
+    out.insert("fast_offsets_mb_s".into(), (bytes as f64 / 1e6 / fast).into());
     // What the splitter costs by itself, counting about four bytes a token.
     let t = Instant::now();
     for (text, kind) in &docs {

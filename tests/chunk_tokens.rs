@@ -110,3 +110,44 @@ fn counts_from_the_whole_agree_with_counts_alone_at_word_boundaries() {
     // Text that is not part of the document is tokenized.
     assert_eq!(offsets.count("borrow"), tokenizer.encode_fast("borrow", false).unwrap().len());
 }
+
+/// The fast path (the pre-tokenizer's pattern matched by hand, pieces cached) gives exactly the
+/// offsets of `Tokenizer::encode`, on random documents and on the real notes of
+/// `../shared/corpora` when they are there; documents it does not handle (text NFC would change,
+/// an added token such as `<|endoftext|>`) are left to `encode`.
+#[test]
+fn fast_token_offsets_are_the_tokenizers_own() {
+    use qsearch::text::tokens;
+    let tokenizer = qwen3_tokenizer();
+    let same = |doc: &str| {
+        let expected: Vec<(usize, usize)> = tokenizer.encode(doc, false).unwrap().get_offsets().to_vec();
+        match tokens::offsets(&tokenizer, doc) {
+            Some(fast) => {
+                assert_eq!(fast.len(), expected.len(), "token count of {doc:?}");
+                assert_eq!(fast, expected, "offsets of {doc:?}");
+                true
+            }
+            None => false,
+        }
+    };
+    let mut rng = Rng(0xC0FFEE);
+    let mut fast = 0;
+    for _ in 0..500 {
+        fast += usize::from(same(&document(&mut rng)));
+    }
+    assert!(fast >= 450, "the fast path took only {fast} of 500 random documents");
+    for odd in ["it's 'S 'Re 'VE 'll 'D \u{17f}", "a \u{3000}b\u{a0}\u{2028}c\r\n\r\n  \t", "x<|endoftext|>y", "e\u{301}", "", " ", "\n"] {
+        same(odd);
+    }
+    assert!(!same("e\u{301}cole"), "not NFC: left to encode");
+    assert!(!same("a <|im_start|> b"), "an added token: left to encode");
+    let corpora = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpora");
+    let mut files = 0;
+    for entry in ignore::WalkBuilder::new(&corpora).build().flatten().filter(|e| e.path().is_file()) {
+        if let Ok(text) = std::fs::read_to_string(entry.path()) {
+            same(&text);
+            files += 1;
+        }
+    }
+    eprintln!("{files} corpus files compared");
+}

@@ -154,14 +154,15 @@ pub struct TokenOffsets<'a> {
 impl<'a> TokenOffsets<'a> {
     pub fn new(doc: &'a str, tokenizer: &'a tokenizers::Tokenizer) -> TokenOffsets<'a> {
         let (mut starts, mut ends) = (Vec::new(), Vec::new());
-        // `encode` (not `encode_fast`, which leaves offsets out) gives byte offsets.
-        if let Ok(encoding) = tokenizer.encode(doc, false) {
-            let mut last_end = 0;
-            for &(s, e) in encoding.get_offsets() {
-                last_end = last_end.max(e);
-                starts.push(s);
-                ends.push(last_end);
-            }
+        // `encode` (not `encode_fast`, which leaves offsets out) gives byte offsets; the fast
+        // path gives the same ones without the tokenizer's regex.
+        let offsets = super::tokens::offsets(tokenizer, doc)
+            .or_else(|| tokenizer.encode(doc, false).ok().map(|e| e.get_offsets().to_vec()));
+        let mut last_end = 0;
+        for (s, e) in offsets.unwrap_or_default() {
+            last_end = last_end.max(e);
+            starts.push(s);
+            ends.push(last_end);
         }
         TokenOffsets { doc, tokenizer, starts, ends }
     }

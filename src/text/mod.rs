@@ -6,3 +6,4 @@ pub mod decode;
 pub mod fts;
 pub mod ident;
 pub mod kind;
+pub mod tokens;
