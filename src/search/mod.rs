@@ -167,6 +167,22 @@ struct TermChunks {
     counts: HashMap<String, Option<i64>>,
 }
 
+impl TermChunks {
+    /// `word`'s count at `version`: remembered, or read with `read` (and remembered). A new
+    /// version forgets every count, and so does a full table.
+    fn get(&mut self, version: i64, word: &str, read: impl FnOnce() -> Result<Option<i64>>) -> Result<Option<i64>> {
+        if self.version != version || self.counts.len() >= TERM_CHUNKS_KEPT {
+            *self = TermChunks { version, counts: HashMap::new() };
+        }
+        if let Some(&df) = self.counts.get(word) {
+            return Ok(df);
+        }
+        let df = read()?;
+        self.counts.insert(word.to_string(), df);
+        Ok(df)
+    }
+}
+
 pub struct Searcher {
     store: Store,
     vectors: Option<VectorIndex>,
@@ -342,16 +358,7 @@ impl Searcher {
     /// writer commits.
     fn term_chunks(&self, word: &str) -> Result<Option<i64>> {
         let version = self.store.data_version()?;
-        let mut cache = self.term_chunks.borrow_mut();
-        if cache.version != version || cache.counts.len() >= TERM_CHUNKS_KEPT {
-            *cache = TermChunks { version, counts: HashMap::new() };
-        }
-        if let Some(&df) = cache.counts.get(word) {
-            return Ok(df);
-        }
-        let df = self.store.term_chunks(word)?;
-        cache.counts.insert(word.to_string(), df);
-        Ok(df)
+        self.term_chunks.borrow_mut().get(version, word, || self.store.term_chunks(word))
     }
 
     fn keyword_match(&self, terms: &[fts::Term], join: fts::Join, limit: usize, allowed: Option<&HashSet<i64>>) -> Result<Vec<(i64, f32)>> {
@@ -439,4 +446,40 @@ fn both<A, B: Send>(a: impl FnOnce() -> A, b: impl FnOnce() -> B + Send) -> (A, 
             (a(), take()())
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn word_counts_are_read_again_after_a_commit_and_forgotten_when_too_many() {
+        let mut counts = TermChunks::default();
+        let mut reads = 0;
+        let mut get = |counts: &mut TermChunks, version: i64, word: &str, df: i64| {
+            counts.get(version, word, || {
+                reads += 1;
+                Ok(Some(df))
+            })
+            .unwrap()
+        };
+        assert_eq!(get(&mut counts, 1, "rust", 10), Some(10));
+        assert_eq!(get(&mut counts, 1, "rust", 99), Some(10), "remembered while nothing was committed");
+        assert_eq!(get(&mut counts, 2, "rust", 99), Some(99), "a commit makes it read again");
+        for i in 0..TERM_CHUNKS_KEPT {
+            get(&mut counts, 2, &format!("w{i}"), 1);
+        }
+        assert!(counts.counts.len() <= TERM_CHUNKS_KEPT);
+        assert_eq!(get(&mut counts, 2, "rust", 7), Some(7), "a full table starts over");
+        drop(get);
+        assert_eq!(reads, 3 + TERM_CHUNKS_KEPT);
+    }
+
+    #[test]
+    fn both_runs_each_side_once_and_returns_each_result() {
+        let here = std::thread::current().id();
+        let (a, b) = both(|| (std::thread::current().id(), 1), || (std::thread::current().id(), 2));
+        assert_eq!((a.0, a.1, b.1), (here, 1, 2));
+        assert_ne!(b.0, here, "the second side runs on its own thread");
+    }
 }
