@@ -98,6 +98,20 @@ fn main() {
             out.insert(format!("tool_{mode}_p50_ms"), p50.into());
             out.insert(format!("tool_{mode}_p95_ms"), p95.into());
         }
+        // The protocol alone: a call the engine refuses at once (an empty query), so the time is
+        // the JSON-RPC round trip and the hop to a blocking thread and back.
+        let mut ms = Vec::new();
+        for _ in &queries {
+            let params = CallToolRequestParams::new("search").with_arguments(json!({ "query": " " }).as_object().unwrap().clone());
+            let t = Instant::now();
+            let result = client.call_tool(params).await.unwrap();
+            ms.push(t.elapsed().as_secs_f64() * 1e3);
+            assert_eq!(result.is_error, Some(true), "{result:?}");
+        }
+        let (p50, p95) = common::percentiles(ms);
+        eprintln!("protocol alone (a call refused at once) p50 {p50:.2} ms  p95 {p95:.2} ms");
+        out.insert("tool_refused_p50_ms".into(), p50.into());
+        out.insert("tool_refused_p95_ms".into(), p95.into());
         // Four calls in flight at once on one connection, as an agent fanning out.
         let t = Instant::now();
         for chunk in queries.chunks(4) {

@@ -1,7 +1,8 @@
 //! `qsearch mcp` driven by a client no one here wrote: the official MCP Python SDK (PyPI `mcp`,
 //! installed into target/test-py by scripts/test.sh) runs tests/mcp_client.py against the server
-//! while a watcher owns the index. Then the wire itself: malformed input, and a clean exit when
-//! the client closes stdin.
+//! while a watcher owns the index, and tests/mcp_http_client.py against `qsearch mcp --http`
+//! with several clients at once. Then the wire itself: malformed input, a clean exit when the
+//! client closes stdin (or on SIGTERM over HTTP), and addresses off loopback refused unless asked.
 
 #![cfg(unix)]
 
@@ -99,6 +100,88 @@ fn the_python_sdk_searches_reads_and_is_refused_while_a_watcher_writes() {
     assert!(out.status.success(), "the Python client failed\n--- stdout\n{stdout}\n--- stderr\n{stderr}");
     assert!(stdout.contains("ok: client closed"), "{stdout}");
     println!("{stdout}");
+}
+
+/// `qsearch mcp --http ADDR` started, the URL it printed once listening (its readiness signal:
+/// with port 0 the system picks the port) and what it printed until then. Its stderr is drained
+/// from then on.
+fn start_http(index: &Path, extra: &[&str]) -> (Reaped, String, String) {
+    let mut child = common::qsearch(index)
+        .args(["mcp", "--http"])
+        .args(extra)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let child = Reaped(child);
+    let mut said = String::new();
+    let url = loop {
+        let mut line = String::new();
+        if stderr.read_line(&mut line).unwrap() == 0 {
+            panic!("the server ended before listening:\n{said}");
+        }
+        said.push_str(&line);
+        if let Some(at) = line.find("listening on http://") {
+            let rest = &line[at + "listening on ".len()..];
+            break rest.split_whitespace().next().unwrap().to_string();
+        }
+    };
+    std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
+    (child, url, said)
+}
+
+#[test]
+fn the_python_sdk_over_streamable_http_serves_several_clients_and_is_refused_outside_the_folders() {
+    let sdk = sdk_dir();
+    assert!(sdk.join("mcp").is_dir(), "the MCP Python SDK is not installed in {}: run `bash scripts/test.sh`", sdk.display());
+    let (_tmp, root, index) = fixture();
+    let (mut server, url, said) = start_http(&index, &["127.0.0.1:0"]);
+    assert!(url.starts_with("http://127.0.0.1:") && url.ends_with("/mcp"), "{url}");
+    assert!(!said.contains("warning"), "{said}");
+    let config = json!({ "url": url, "root": root, "outside": root.parent().unwrap().join("secret.txt") });
+    let out = std::process::Command::new("python3")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/mcp_http_client.py"))
+        .arg(config.to_string())
+        .env("PYTHONPATH", &sdk)
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "the Python client failed\n--- stdout\n{stdout}\n--- stderr\n{stderr}");
+    assert!(stdout.contains("ok: 3 clients at once"), "{stdout}");
+    assert!(stdout.contains("ok: a foreign Host header is refused"), "{stdout}");
+    println!("{stdout}");
+
+    // SIGTERM (as a service manager stops it): the server ends its sessions and exits cleanly.
+    let pid = server.0.id() as libc::pid_t;
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    let t = Instant::now();
+    let status = loop {
+        if let Some(status) = server.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(t.elapsed() < Duration::from_secs(10), "the server did not exit after SIGTERM");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "the server exited with {status}");
+}
+
+#[test]
+fn an_http_address_off_loopback_is_refused_unless_allow_remote_is_given() {
+    let (_tmp, _root, index) = fixture();
+    for addr in ["0.0.0.0:0", "[::]:0"] {
+        let out = common::qsearch(&index).args(["mcp", "--http", addr]).stdin(Stdio::null()).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{addr} was served without --allow-remote: {stderr}");
+        assert!(stderr.contains("is not a loopback address") && stderr.contains("--allow-remote"), "{stderr}");
+        assert!(!stderr.contains("listening"), "{stderr}");
+    }
+    // Asked for explicitly, it listens, and says what that exposes.
+    let (_server, url, said) = start_http(&index, &["0.0.0.0:0", "--allow-remote"]);
+    assert!(url.starts_with("http://0.0.0.0:"), "{url}");
+    assert!(said.contains("warning") && said.contains("read the indexed files"), "{said}");
 }
 
 /// The server on raw pipes, for what an SDK client never sends.

@@ -77,7 +77,7 @@ enum Command {
     Tui,
     /// Keep the index fresh while files change (runs until Ctrl-C or SIGTERM)
     Watch(watch::Args),
-    /// Serve the index to AI agents over the Model Context Protocol (stdio)
+    /// Serve the index to AI agents over the Model Context Protocol (stdio, or HTTP with --http)
     Mcp(mcp::Args),
     /// Run the watcher as a user service that survives reboots (systemd or launchd)
     #[command(subcommand)]

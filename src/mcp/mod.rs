@@ -1,11 +1,13 @@
 //! `qsearch mcp`: the index as a Model Context Protocol server, so coding agents and desktop
 //! assistants search the user's notes and code with the same index, the same hybrid ranking and a
 //! warm model. [`engine`] does the work as plain blocking functions; [`tools`] is the protocol
-//! face (the official Rust SDK, `rmcp`); [`access`] decides which files an agent may read;
-//! [`model`] keeps the index's model loaded in the background.
+//! face (the official Rust SDK, `rmcp`), served on stdio ([`serve_stdio`]) or streamable HTTP
+//! ([`http`]); [`access`] decides which files an agent may read; [`model`] keeps the index's
+//! model loaded in the background.
 
 pub mod access;
 pub mod engine;
+pub mod http;
 pub mod model;
 pub mod tools;
 

@@ -6,6 +6,7 @@ pub mod answer;
 pub mod fuse;
 pub mod snippet;
 
+use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
@@ -154,17 +155,46 @@ impl serde::Serialize for KeywordOnly {
 const COMMON_TERM_CHUNKS: f64 = 5_000.0;
 const COMMON_TERM_SHARE: f64 = 0.05;
 
+/// Most words whose chunk counts a searcher remembers (see [`TermChunks`]).
+const TERM_CHUNKS_KEPT: usize = 4_096;
+
+/// In how many chunks each query word occurs, as last read, valid while SQLite's
+/// `data_version` stays `version`. Counting a word reads its whole posting list, so a common
+/// word costs milliseconds on a large index, and common words are the ones queries repeat.
+#[derive(Default)]
+struct TermChunks {
+    version: i64,
+    counts: HashMap<String, Option<i64>>,
+}
+
+impl TermChunks {
+    /// `word`'s count at `version`: remembered, or read with `read` (and remembered). A new
+    /// version forgets every count, and so does a full table.
+    fn get(&mut self, version: i64, word: &str, read: impl FnOnce() -> Result<Option<i64>>) -> Result<Option<i64>> {
+        if self.version != version || self.counts.len() >= TERM_CHUNKS_KEPT {
+            *self = TermChunks { version, counts: HashMap::new() };
+        }
+        if let Some(&df) = self.counts.get(word) {
+            return Ok(df);
+        }
+        let df = read()?;
+        self.counts.insert(word.to_string(), df);
+        Ok(df)
+    }
+}
+
 pub struct Searcher {
     store: Store,
     vectors: Option<VectorIndex>,
     data_version: i64,
+    term_chunks: RefCell<TermChunks>,
 }
 
 impl Searcher {
     pub fn open(dir: &Path) -> Result<Searcher> {
         let store = Store::open_read(dir)?;
         let data_version = store.data_version()?;
-        Ok(Searcher { store, vectors: None, data_version })
+        Ok(Searcher { store, vectors: None, data_version, term_chunks: RefCell::default() })
     }
 
     pub fn dir(&self) -> &Path {
@@ -221,21 +251,28 @@ impl Searcher {
             None => None,
         };
         let fetch = (q.k * 4).max(40);
-        let keyword = if q.mode != Mode::Semantic { self.keyword(&q.text, fetch, allowed.as_ref())? } else { Vec::new() };
-        let semantic = match (q.mode.needs_vectors(), query_vector, &self.vectors) {
-            (false, _, _) => Vec::new(),
+        let wants_keyword = q.mode != Mode::Semantic;
+        let keyword_side = || if wants_keyword { self.keyword(&q.text, fetch, allowed.as_ref()) } else { Ok(Vec::new()) };
+        let (keyword, semantic) = match (q.mode.needs_vectors(), query_vector, &self.vectors) {
+            (false, _, _) => (keyword_side()?, Vec::new()),
             (true, Some(v), Some(index)) => {
-                let filter = allowed.as_ref().map(|set| move |id: i64| set.contains(&id));
-                let filter_ref: Option<&dyn Fn(i64) -> bool> = filter.as_ref().map(|f| f as &dyn Fn(i64) -> bool);
-                index.search(v, fetch, filter_ref)?
+                let nearest = || {
+                    let filter = allowed.as_ref().map(|set| move |id: i64| set.contains(&id));
+                    let filter_ref: Option<&dyn Fn(i64) -> bool> = filter.as_ref().map(|f| f as &dyn Fn(i64) -> bool);
+                    index.search(v, fetch, filter_ref)
+                };
+                // Hybrid: the graph is walked on a second thread while SQLite ranks the words
+                // (the two lists do not depend on each other, and each takes milliseconds).
+                let (keyword, semantic) = if wants_keyword { both(keyword_side, nearest) } else { (Ok(Vec::new()), nearest()) };
+                (keyword?, semantic?)
             }
             (true, None, _) => {
                 results.semantic_note = Some(KeywordOnly::ModelLoading);
-                Vec::new()
+                (keyword_side()?, Vec::new())
             }
             (true, Some(_), None) => {
                 results.semantic_note = Some(KeywordOnly::NoVectors);
-                Vec::new()
+                (keyword_side()?, Vec::new())
             }
         };
         let fused = fuse(&keyword, &semantic, q.mode);
@@ -298,7 +335,7 @@ impl Searcher {
             let df = if t.is_compound() {
                 0
             } else {
-                match self.store.term_chunks(&t.word)? {
+                match self.term_chunks(&t.word)? {
                     Some(df) => df,
                     // An index from before the vocabulary table keeps every word until its next write.
                     None => return Ok(all),
@@ -315,6 +352,13 @@ impl Searcher {
             kept.extend(rarest.map(|(_, t)| t));
         }
         Ok(kept)
+    }
+
+    /// In how many chunks `word` occurs (`None`: the index cannot tell), remembered until a
+    /// writer commits.
+    fn term_chunks(&self, word: &str) -> Result<Option<i64>> {
+        let version = self.store.data_version()?;
+        self.term_chunks.borrow_mut().get(version, word, || self.store.term_chunks(word))
     }
 
     fn keyword_match(&self, terms: &[fts::Term], join: fts::Join, limit: usize, allowed: Option<&HashSet<i64>>) -> Result<Vec<(i64, f32)>> {
@@ -342,41 +386,100 @@ impl Searcher {
     }
 
     fn hits(&self, fused: &[(i64, f32, MatchKind)], q: &Query) -> Result<Vec<Hit>> {
-        let ids: Vec<i64> = fused.iter().map(|f| f.0).collect();
-        let mut rows = self.store.hit_rows(&ids)?;
         let terms = fts::query_terms(&q.text);
         let mut per_doc: HashMap<i64, usize> = HashMap::new();
         let mut hits = Vec::new();
-        // Chunks missing here were removed after the vector file was written: skip them.
-        for &(id, score, kind) in fused {
-            let Some(row) = rows.remove(&id) else { continue };
-            let n = per_doc.entry(row.doc_id).or_default();
-            if *n >= q.per_doc.max(1) {
-                continue;
-            }
-            *n += 1;
-            let shown = snippet::snippet(&row.text, &terms, 240);
-            // Point at the first matched word when there is one, else at the chunk's start.
-            let first = shown.marks.first().map(|m| shown.offset + m.0).unwrap_or(0);
-            let line = row.start_line + row.text[..first].matches('\n').count();
-            hits.push(Hit {
-                chunk_id: id,
-                doc_id: row.doc_id,
-                path: row.path,
-                title: row.title,
-                heading: row.heading,
-                line,
-                end_line: row.end_line,
-                score,
-                kind,
-                snippet: shown.text,
-                marks: shown.marks,
-                text: row.text,
-            });
-            if hits.len() == q.k {
-                break;
+        // Rows are read a batch at a time, best first, until k hits are placed: most searches
+        // need only the first batch.
+        let batch = (q.k * 2).max(20);
+        for part in fused.chunks(batch) {
+            let ids: Vec<i64> = part.iter().map(|f| f.0).collect();
+            let mut rows = self.store.hit_rows(&ids)?;
+            // Chunks missing here were removed after the vector file was written: skip them.
+            for &(id, score, kind) in part {
+                let Some(row) = rows.remove(&id) else { continue };
+                let n = per_doc.entry(row.doc_id).or_default();
+                if *n >= q.per_doc.max(1) {
+                    continue;
+                }
+                *n += 1;
+                let shown = snippet::snippet(&row.text, &terms, 240);
+                // Point at the first matched word when there is one, else at the chunk's start.
+                let first = shown.marks.first().map(|m| shown.offset + m.0).unwrap_or(0);
+                let line = row.start_line + row.text[..first].matches('\n').count();
+                hits.push(Hit {
+                    chunk_id: id,
+                    doc_id: row.doc_id,
+                    path: row.path,
+                    title: row.title,
+                    heading: row.heading,
+                    line,
+                    end_line: row.end_line,
+                    score,
+                    kind,
+                    snippet: shown.text,
+                    marks: shown.marks,
+                    text: row.text,
+                });
+                if hits.len() == q.k {
+                    return Ok(hits);
+                }
             }
         }
         Ok(hits)
+    }
+}
+
+/// Runs `a` here and `b` on a scoped thread at once (both here, one after the other, when no
+/// thread can be started).
+fn both<A, B: Send>(a: impl FnOnce() -> A, b: impl FnOnce() -> B + Send) -> (A, B) {
+    let b = std::sync::Mutex::new(Some(b));
+    let take = || b.lock().unwrap_or_else(|p| p.into_inner()).take().expect("run once");
+    std::thread::scope(|scope| match std::thread::Builder::new().name("qsearch-nearest".into()).spawn_scoped(scope, || take()()) {
+        Ok(handle) => {
+            let a = a();
+            let b = handle.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            (a, b)
+        }
+        Err(e) => {
+            tracing::debug!("searching on one thread: {e}");
+            (a(), take()())
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn word_counts_are_read_again_after_a_commit_and_forgotten_when_too_many() {
+        let mut counts = TermChunks::default();
+        let mut reads = 0;
+        let mut get = |counts: &mut TermChunks, version: i64, word: &str, df: i64| {
+            counts.get(version, word, || {
+                reads += 1;
+                Ok(Some(df))
+            })
+            .unwrap()
+        };
+        assert_eq!(get(&mut counts, 1, "rust", 10), Some(10));
+        assert_eq!(get(&mut counts, 1, "rust", 99), Some(10), "remembered while nothing was committed");
+        assert_eq!(get(&mut counts, 2, "rust", 99), Some(99), "a commit makes it read again");
+        for i in 0..TERM_CHUNKS_KEPT {
+            get(&mut counts, 2, &format!("w{i}"), 1);
+        }
+        assert!(counts.counts.len() <= TERM_CHUNKS_KEPT);
+        assert_eq!(get(&mut counts, 2, "rust", 7), Some(7), "a full table starts over");
+        drop(get);
+        assert_eq!(reads, 3 + TERM_CHUNKS_KEPT);
+    }
+
+    #[test]
+    fn both_runs_each_side_once_and_returns_each_result() {
+        let here = std::thread::current().id();
+        let (a, b) = both(|| (std::thread::current().id(), 1), || (std::thread::current().id(), 2));
+        assert_eq!((a.0, a.1, b.1), (here, 1, 2));
+        assert_ne!(b.0, here, "the second side runs on its own thread");
     }
 }

@@ -84,7 +84,8 @@ impl Store {
             "SELECT c.id, c.doc_id, d.display, d.title, c.heading, c.start_line, c.end_line, c.text
              FROM chunks c JOIN documents d ON d.id = c.doc_id WHERE c.id IN ({placeholders})"
         );
-        let mut stmt = self.conn.prepare(&sql)?;
+        // Searches ask for batches of a few sizes: their statements are kept prepared.
+        let mut stmt = self.conn.prepare_cached(&sql)?;
         let rows = stmt.query_map(params_from_iter(ids.iter()), |r| {
             let row = HitRow {
                 doc_id: r.get(1)?,
