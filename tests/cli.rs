@@ -125,14 +125,17 @@ fn the_index_remembers_where_its_model_came_from() {
     let models = tmp.path().join("models");
     std::fs::create_dir_all(models.join("onnx")).unwrap();
     std::fs::copy(common::fixture("qwen3-tiny/model.onnx"), models.join("onnx/model.onnx")).unwrap();
+    let index_with_model_dir = |index: &std::path::Path| {
+        common::qsearch(index)
+            .args(["--device", "cpu", "--model", "qwen3-embedding-0.6b-fp32", "--model-dir"])
+            .arg(&models)
+            .arg("index")
+            .arg(&root)
+            .output()
+            .unwrap()
+    };
     let index = tmp.path().join("index");
-    let out = common::qsearch(&index)
-        .args(["--device", "cpu", "--model", "qwen3-embedding-0.6b-fp32", "--model-dir"])
-        .arg(&models)
-        .arg("index")
-        .arg(&root)
-        .output()
-        .unwrap();
+    let out = index_with_model_dir(&index);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let out = common::qsearch(&index).args(["--device", "cpu", "search", "kayak", "--json"]).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -142,14 +145,7 @@ fn the_index_remembers_where_its_model_came_from() {
     assert!(json["hits"][0]["path"].as_str().unwrap().ends_with("k.md"));
     // A folder whose graph does reference an external file still needs that file.
     std::fs::write(models.join("onnx/model.onnx"), b"\x0a\x08location model.onnx_data").unwrap();
-    let other = tmp.path().join("other-index");
-    let out = common::qsearch(&other)
-        .args(["--device", "cpu", "--model", "qwen3-embedding-0.6b-fp32", "--model-dir"])
-        .arg(&models)
-        .arg("index")
-        .arg(&root)
-        .output()
-        .unwrap();
+    let out = index_with_model_dir(&tmp.path().join("other-index"));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && stderr.contains("model.onnx_data"), "{stderr}");
 }
