@@ -5,6 +5,9 @@
 //!                                                 (the chunker before) vs one tokenization per document
 //!     cargo bench --bench index -- sync DIR...    a first index with the stand-in embedder (hash
 //!                                                 vectors) carrying the Qwen3 tokenizer: sync speed
+//!     cargo bench --bench index -- sync-alone DIR...  the same, the stand-in holding its vectors
+//!                                                 back until every file is read: sync without the
+//!                                                 vectors' CPU (hashing, HNSW inserts) beside it
 //!     cargo bench --bench index -- tiny DIR...    a first index with the tiny Qwen3 test graph as the
 //!                                                 model (a fast model): wall time vs model time
 //!     cargo bench --bench index -- generate MB    writes a mixed tree of Markdown and source files of
@@ -47,6 +50,7 @@ fn main() -> Result<()> {
         "chunk" => chunk_speed(&dirs, true),
         "chunk-new" => chunk_speed(&dirs, false),
         "sync" => index_run(&dirs, Model::StandIn),
+        "sync-alone" => index_run(&dirs, Model::StandInHeld),
         "tiny" => index_run(&dirs, Model::Tiny),
         other => anyhow::bail!("unknown mode {other}: chunk, sync, tiny or generate"),
     }
@@ -151,6 +155,8 @@ fn chunk_speed(dirs: &[PathBuf], before: bool) -> Result<()> {
 
 enum Model {
     StandIn,
+    /// The stand-in, waiting (asleep) until sync has read every file.
+    StandInHeld,
     Tiny,
 }
 
@@ -158,6 +164,8 @@ enum Model {
 struct TokenizedStandIn {
     inner: StandIn,
     tokenizer: tokenizers::Tokenizer,
+    /// When set, no vector is made until it turns true.
+    hold: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 }
 
 impl Embedder for TokenizedStandIn {
@@ -180,6 +188,9 @@ impl Embedder for TokenizedStandIn {
         Some(&self.tokenizer)
     }
     fn embed(&mut self, texts: &[&str], kind: InputKind) -> Result<Embedded> {
+        while self.hold.as_ref().is_some_and(|h| !h.load(std::sync::atomic::Ordering::Acquire)) {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
         self.inner.embed(texts, kind)
     }
 }
@@ -202,8 +213,13 @@ fn tiny_model() -> Result<Box<dyn Embedder>> {
 fn index_run(dirs: &[PathBuf], model: Model) -> Result<()> {
     let roots = indexer::canonical_roots(dirs)?;
     let bytes: u64 = texts(&roots).iter().map(|(t, _)| t.len() as u64).sum();
+    let released = std::sync::Arc::new(AtomicBool::new(false));
+    let stand_in = |hold| -> Result<Box<dyn Embedder>> {
+        Ok(Box::new(TokenizedStandIn { inner: StandIn::new(256), tokenizer: qwen3_tokenizer()?, hold }))
+    };
     let embedder: Box<dyn Embedder> = match model {
-        Model::StandIn => Box::new(TokenizedStandIn { inner: StandIn::new(256), tokenizer: qwen3_tokenizer()? }),
+        Model::StandIn => stand_in(None)?,
+        Model::StandInHeld => stand_in(Some(released.clone()))?,
         Model::Tiny => tiny_model()?,
     };
     let index = work_dir().join("index");
@@ -211,7 +227,14 @@ fn index_run(dirs: &[PathBuf], model: Model) -> Result<()> {
     let wall = Instant::now();
     let settings = indexer::Settings { role: WriterRole::Index, rebuild: true, options: indexer::Options::default() };
     let mut writer = Writer::open(&index, settings, |_| Ok(embedder))?;
-    let report = writer.update(&roots, &mut |_| {}, &AtomicBool::new(false))?;
+    let mut on = |p: indexer::Progress| {
+        if let indexer::Progress::File { done, total } = p
+            && done >= total
+        {
+            released.store(true, std::sync::atomic::Ordering::Release);
+        }
+    };
+    let report = writer.update(&roots, &mut on, &AtomicBool::new(false))?;
     let wall = wall.elapsed().as_secs_f64();
     let mb = bytes as f64 / 1e6;
     eprintln!(
