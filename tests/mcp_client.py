@@ -15,22 +15,10 @@ from mcp import ClientSession, StdioServerParameters
 from mcp.client.stdio import stdio_client
 from mcp.shared.exceptions import MCPError
 
+from mcp_helpers import call, step, text_of  # tests/mcp_helpers.py, beside this file
+
 CFG = json.loads(sys.argv[1])
 ROOT = CFG["root"]
-
-
-def step(what):
-    print(f"ok: {what}", flush=True)
-
-
-def text_of(result):
-    return "".join(c.text for c in result.content if c.type == "text")
-
-
-async def call(session, tool, args=None):
-    result = await session.call_tool(tool, args or {})
-    assert not result.is_error, f"{tool} {args} failed: {text_of(result)}"
-    return result
 
 
 async def refused(session, args, wording):

@@ -15,23 +15,11 @@ import httpx2
 from mcp import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 
+from mcp_helpers import call, step, text_of  # tests/mcp_helpers.py, beside this file
+
 CFG = json.loads(sys.argv[1])
 URL = CFG["url"]
 ROOT = CFG["root"]
-
-
-def step(what):
-    print(f"ok: {what}", flush=True)
-
-
-def text_of(result):
-    return "".join(c.text for c in result.content if c.type == "text")
-
-
-async def call(session, tool, args=None):
-    result = await session.call_tool(tool, args or {})
-    assert not result.is_error, f"{tool} {args} failed: {text_of(result)}"
-    return result
 
 
 async def agent(n):

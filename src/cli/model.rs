@@ -8,7 +8,7 @@ use qsearch::embed::InputKind;
 use qsearch::embed::device::Device;
 use qsearch::embed::onnx::target_for;
 use qsearch::models::catalog;
-use qsearch::models::prepare::{self, Target};
+use qsearch::models::prepare;
 use qsearch::models::choice;
 use qsearch::models::source::{self, Event};
 
@@ -106,17 +106,11 @@ fn prepare(config: &Config, id: &str, device: Device) -> Result<ExitCode> {
         println!("{} runs as exported: nothing to prepare", spec.id);
         return Ok(ExitCode::SUCCESS);
     }
-    let target = match device {
-        Device::Cpu => Some(Target::Cpu),
-        Device::Coreml => Some(Target::Coreml),
-        Device::Cuda => None,
+    if device == Device::Auto {
         // Whether this machine has CUDA is ONNX Runtime's to say.
-        Device::Auto => {
-            qsearch::runtime::get(config.ort_lib.as_deref(), &mut |m| eprintln!("{m}"))?;
-            target_for(Device::Auto)
-        }
-    };
-    let Some(target) = target else {
+        qsearch::runtime::get(config.ort_lib.as_deref(), &mut |m| eprintln!("{m}"))?;
+    }
+    let Some(target) = target_for(device) else {
         println!("on CUDA {} runs as exported (measured fastest there): nothing to prepare", spec.id);
         return Ok(ExitCode::SUCCESS);
     };

@@ -28,9 +28,9 @@ impl Fixed {
         self.graphs.iter().map(|g| g.0.tokens).max().unwrap_or(0)
     }
 
-    /// The graph file of `bucket`.
-    pub(super) fn path(&self, bucket: Bucket) -> Option<&Path> {
-        self.graphs.iter().find(|g| g.0 == bucket).map(|g| g.1.as_path())
+    /// The first bucket and its graph file (loaded at once, to read the graph's output).
+    pub(super) fn first(&self) -> Option<(Bucket, &Path)> {
+        self.graphs.first().map(|g| (g.0, g.1.as_path()))
     }
 
     /// Takes `bucket`'s session out (made now by `make` if needed); [`put`](Self::put) returns it.

@@ -80,14 +80,10 @@ pub fn load(settings: &Settings, on: &mut dyn FnMut(Event)) -> Result<Loaded> {
 /// The default for the device: int8 on the CPU; on an accelerator the fp32 export, which the
 /// CoreML preparation turns to fp16 and CUDA runs as it is (int8 kernels are CPU ones).
 fn default_model(settings: &Settings, on: &mut dyn FnMut(Event)) -> &'static str {
-    let accelerated = match settings.options.device {
-        Device::Cpu => false,
-        Device::Coreml | Device::Cuda => true,
-        // Asking ONNX Runtime whether it has CUDA needs it loaded (it is needed next anyway).
-        Device::Auto => runtime::get(settings.ort_lib.as_deref(), &mut |msg| on(Event::Message(msg)))
-            .is_ok_and(|_| device::wanted(Device::Auto).is_some()),
-    };
-    if accelerated { ACCELERATOR_MODEL } else { DEFAULT_MODEL }
+    let device = settings.options.device;
+    // Asking ONNX Runtime whether it has CUDA needs it loaded (it is needed next anyway).
+    let knows = device != Device::Auto || runtime::get(settings.ort_lib.as_deref(), &mut |msg| on(Event::Message(msg))).is_ok();
+    if knows && device::wanted(device).is_some() { ACCELERATOR_MODEL } else { DEFAULT_MODEL }
 }
 
 fn finish(

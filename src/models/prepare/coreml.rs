@@ -19,11 +19,11 @@ use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 use onnx_protobuf::tensor_proto::DataType;
-use onnx_protobuf::{AttributeProto, GraphProto, NodeProto, TensorProto, attribute_proto::AttributeType};
+use onnx_protobuf::{GraphProto, NodeProto, TensorProto};
 use protobuf::Enum;
 
 use super::attention::rank;
-use super::proto::{Dim, int_attr, int64_tensor, node, node_ints, prune, tensor_input};
+use super::proto::{Dim, int_attr, int_attribute, int64_tensor, node, node_ints, prune, tensor_input};
 use super::token_table::tensor_bytes;
 
 /// The operators CoreML's MLProgram format takes (ONNX Runtime 1.31's
@@ -133,11 +133,12 @@ pub(super) fn standard_graph(
         let eps = |n: &NodeProto| float_attr(n, "epsilon").unwrap_or(1e-5);
         match (n.domain.as_str(), n.op_type.as_str()) {
             (_, "SimplifiedLayerNormalization") => {
-                check_outputs(&n)?;
+                if n.output.iter().skip(1).any(|o| !o.is_empty()) {
+                    return Err(format!("{}: inverse deviation output is read", n.name));
+                }
                 b.rms_norm(&n.input[0], &n.input[1], eps(&n), &n.output[0]);
             }
             ("com.microsoft", "SkipSimplifiedLayerNormalization") => {
-                check_outputs(&n)?;
                 if n.output.get(1).is_some_and(|o| !o.is_empty()) || n.output.get(2).is_some_and(|o| !o.is_empty()) {
                     return Err(format!("{}: mean and inverse deviation outputs are read", n.name));
                 }
@@ -192,7 +193,8 @@ pub(super) fn standard_graph(
             }
             ("com.microsoft", op) => return Err(format!("{}: no standard form for com.microsoft {op}", n.name)),
             ("", "Cast") if precision == Precision::F16 && int_attr(&n, "to") == Some(DataType::FLOAT as i64) => {
-                set_int(&mut n, "to", DataType::FLOAT16 as i64);
+                // A Cast has its `to` (checked by the guard): it now casts to f16.
+                n.attribute.iter_mut().filter(|a| a.name == "to").for_each(|a| a.i = DataType::FLOAT16 as i64);
                 b.push(n);
             }
             _ => b.push(n),
@@ -203,14 +205,6 @@ pub(super) fn standard_graph(
     graph.output.retain(|o| !o.name.starts_with("present"));
     prune(graph);
     fix_interface(graph, bucket, precision)
-
-}
-
-fn check_outputs(n: &NodeProto) -> Result<(), String> {
-    if n.op_type == "SimplifiedLayerNormalization" && n.output.iter().skip(1).any(|o| !o.is_empty()) {
-        return Err(format!("{}: inverse deviation output is read", n.name));
-    }
-    Ok(())
 }
 
 /// Head size from the rotary cos cache (`[positions, head_dim / 2]`).
@@ -283,18 +277,6 @@ pub(super) fn to_f16(graph: &mut GraphProto, src: &Path) -> Result<(), String> {
 
 fn float_attr(n: &NodeProto, name: &str) -> Option<f32> {
     n.attribute.iter().find(|a| a.name == name).map(|a| a.f)
-}
-
-fn set_int(n: &mut NodeProto, name: &str, value: i64) {
-    if let Some(a) = n.attribute.iter_mut().find(|a| a.name == name) {
-        a.i = value;
-    } else {
-        let mut a = AttributeProto::new();
-        a.name = name.into();
-        a.type_ = AttributeType::INT.into();
-        a.i = value;
-        n.attribute.push(a);
-    }
 }
 
 fn floats_of(t: &TensorProto, src: &Path) -> Result<Vec<f32>, String> {
@@ -527,14 +509,6 @@ struct AttentionBias {
     padding: String,
     /// Padding and causal, `[rows, 1, tokens, tokens]`.
     both: String,
-}
-
-fn int_attribute(name: &str, value: i64) -> AttributeProto {
-    let mut a = AttributeProto::new();
-    a.name = name.into();
-    a.type_ = AttributeType::INT.into();
-    a.i = value;
-    a
 }
 
 #[cfg(test)]

@@ -107,14 +107,16 @@ pub(super) fn node(op: &str, inputs: &[&str], outputs: &[&str], ints: &[(&str, i
     n.input = inputs.iter().map(|s| s.to_string()).collect();
     n.output = outputs.iter().map(|s| s.to_string()).collect();
     n.name = format!("qsearch/{}", outputs[0]);
-    for &(name, value) in ints {
-        let mut a = AttributeProto::new();
-        a.name = name.into();
-        a.type_ = AttributeType::INT.into();
-        a.i = value;
-        n.attribute.push(a);
-    }
+    n.attribute.extend(ints.iter().map(|&(name, value)| int_attribute(name, value)));
     n
+}
+
+pub(super) fn int_attribute(name: &str, value: i64) -> AttributeProto {
+    let mut a = AttributeProto::new();
+    a.name = name.into();
+    a.type_ = AttributeType::INT.into();
+    a.i = value;
+    a
 }
 
 pub(super) fn node_ints(op: &str, inputs: &[&str], outputs: &[&str], attr: &str, values: &[i64]) -> NodeProto {
