@@ -48,7 +48,14 @@ fn int8_model_matches_the_fp32_reference() {
     let tokenizer = e.tokenizer().unwrap().clone();
     let mut cosines = Vec::new();
     for case in &golden.cases {
-        let ids = tokenizer.encode(case.text.as_str(), true).unwrap().get_ids().to_vec();
+        // The reference cuts at 256 tokens, keeping `[SEP]` last; the embedder's tokenizer does
+        // not cut (the chunker counts whole documents with it), the embedder does.
+        let mut ids = tokenizer.encode(case.text.as_str(), true).unwrap().get_ids().to_vec();
+        if ids.len() > 256 {
+            let sep = *ids.last().unwrap();
+            ids.truncate(255);
+            ids.push(sep);
+        }
         assert_eq!(ids, case.input_ids, "token ids differ for {}", case.name);
         let v = e.embed(&[&case.text], InputKind::Document).unwrap().vectors.remove(0);
         let cos = common::cosine(&v, &case.embedding);
@@ -65,6 +72,27 @@ fn int8_model_matches_the_fp32_reference() {
     cosines.sort_by(f64::total_cmp);
     let median = cosines[cosines.len() / 2];
     assert!(median >= 0.999, "median cosine {median}");
+}
+
+/// Chunks are sized with the embedder's own tokenizer: it must count a whole document, not the
+/// first 256 tokens (a truncating tokenizer made every chunk after those look empty, and the
+/// chunks came out far over the model's limit).
+#[test]
+fn chunks_sized_with_the_embedders_tokenizer_fit_the_model() {
+    use qsearch::text::chunk::{self, Settings};
+    use qsearch::text::kind::Kind;
+    let e = minilm();
+    let tokenizer = e.tokenizer().unwrap();
+    let paragraph = "The borrow checker keeps references valid while the index stays consistent after a crash. ";
+    let doc: String = (0..40).map(|i| format!("## Part {i}\n\n{}\n\n", paragraph.repeat(3))).collect();
+    assert!(tokenizer.encode(doc.as_str(), true).unwrap().len() > 2_000, "the whole document is counted");
+    let settings = Settings { tokens: 224, overlap: 32 };
+    let chunks = chunk::split_tokens(&doc, Kind::Markdown, settings, tokenizer);
+    assert!(chunks.len() >= 10, "{} chunks", chunks.len());
+    for c in &chunks {
+        let n = tokenizer.encode(c.text.as_str(), false).unwrap().len();
+        assert!(n <= settings.tokens, "a chunk of {n} tokens: {:?}", c.text);
+    }
 }
 
 #[test]

@@ -98,8 +98,19 @@ impl Recipe {
                 Ok((ids, cut))
             }
             None => {
+                // Cut by hand too (the tokenizer itself never truncates: the chunker counts
+                // whole documents with it): the text's tokens up to the limit, then the special
+                // tokens the post-processor ends with (BERT's `[SEP]`), as its truncation does.
                 let enc = tokenizer.encode(text, true).map_err(|e| anyhow!("tokenizer: {e}"))?;
-                Ok((enc.get_ids().to_vec(), !enc.get_overflowing().is_empty()))
+                let ids = enc.get_ids();
+                if ids.len() <= self.max_tokens {
+                    return Ok((ids.to_vec(), false));
+                }
+                let tail = enc.get_special_tokens_mask().iter().rev().take_while(|&&m| m == 1).count();
+                let tail = tail.min(self.max_tokens);
+                let mut cut = ids[..self.max_tokens - tail].to_vec();
+                cut.extend_from_slice(&ids[ids.len() - tail..]);
+                Ok((cut, true))
             }
         }
     }
@@ -163,7 +174,7 @@ impl OnnxEmbedder {
         on: &mut dyn FnMut(&str),
     ) -> Result<Self> {
         let spec = files.spec.clone();
-        let tokenizer = load_tokenizer(files.path(Role::Tokenizer), &spec, opts)?;
+        let tokenizer = load_tokenizer(files.path(Role::Tokenizer))?;
         let max_tokens = opts.max_tokens.unwrap_or(spec.max_tokens).min(spec.max_tokens).max(2);
         let eot = match &spec.eot_token {
             Some(t) => Some(tokenizer.token_to_id(t).with_context(|| format!("tokenizer has no {t} token"))?),
@@ -469,17 +480,14 @@ fn pool_output(value: &DynValue, padded: &Padded, name: &str, pooling: Pooling) 
     pool_from(shape, &data)
 }
 
-fn load_tokenizer(path: &Path, spec: &ModelSpec, opts: &Options) -> Result<Tokenizer> {
+/// The tokenizer, without padding or truncation: `Recipe::ids` cuts each input itself, and the
+/// chunker sizes whole documents with this same tokenizer (`Embedder::tokenizer`), which a
+/// truncating one would count short.
+fn load_tokenizer(path: &Path) -> Result<Tokenizer> {
     let mut tokenizer =
         Tokenizer::from_file(path).map_err(|e| anyhow!("could not read tokenizer {}: {e}", path.display()))?;
     tokenizer.with_padding(None);
-    let max = opts.max_tokens.unwrap_or(spec.max_tokens).min(spec.max_tokens);
-    let truncation = match spec.family {
-        // Qwen3 truncates by hand, to keep room for the end token.
-        Family::Qwen3 => None,
-        Family::Bert => Some(tokenizers::TruncationParams { max_length: max, ..Default::default() }),
-    };
-    tokenizer.with_truncation(truncation).map_err(|e| anyhow!("tokenizer truncation: {e}"))?;
+    tokenizer.with_truncation(None).map_err(|e| anyhow!("tokenizer truncation: {e}"))?;
     Ok(tokenizer)
 }
 
