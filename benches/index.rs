@@ -11,7 +11,11 @@
 //!     cargo bench --bench index -- tiny DIR...    a first index with the tiny Qwen3 test graph as the
 //!                                                 model (a fast model): wall time vs model time
 //!     cargo bench --bench index -- generate MB    writes a mixed tree of Markdown and source files of
-//!                                                 about MB megabytes to target/bench-index/tree-<MB>
+//!                                                 about MB megabytes to target/bench-index/tree-<MB>:
+//!                                                 Rust files with their identifiers renamed (still Rust)
+//!     cargo bench --bench index -- generate-shuffled MB  the same with every line's words shuffled
+//!                                                 (not Rust: tree-sitter's error recovery on every
+//!                                                 file), to target/bench-index/tree-<MB>-shuffled
 //!
 //! Each run indexes into a fresh directory under target/bench-index; figures go to stderr and one
 //! JSON line to stdout.
@@ -46,7 +50,8 @@ fn main() -> Result<()> {
     let (mode, rest) = args.split_first().map(|(m, r)| (m.as_str(), r)).unwrap_or(("sync", &[]));
     let dirs: Vec<PathBuf> = rest.iter().map(PathBuf::from).collect();
     match mode {
-        "generate" => generate(rest.first().and_then(|m| m.parse().ok()).unwrap_or(100)),
+        "generate" => generate(rest.first().and_then(|m| m.parse().ok()).unwrap_or(100), false),
+        "generate-shuffled" => generate(rest.first().and_then(|m| m.parse().ok()).unwrap_or(100), true),
         "chunk" => chunk_speed(&dirs, true),
         "chunk-new" => chunk_speed(&dirs, false),
         "sync" => index_run(&dirs, Model::StandIn),
@@ -257,32 +262,30 @@ fn index_run(dirs: &[PathBuf], model: Model) -> Result<()> {
     Ok(())
 }
 
-/// A tree of about `mb` megabytes: this repository's own Markdown and Rust files as templates,
-/// each copy with its lines' words shuffled among the template's words, so every file differs
-/// (a first index, nothing shared) while looking like notes and code.
-fn generate(mb: usize) -> Result<()> {
+/// A tree of about `mb` megabytes: this repository's own Markdown and Rust files as templates, so
+/// every file differs (a first index, nothing shared) while looking like notes and code. A
+/// Markdown copy has its lines' words shuffled among the template's words. A Rust copy has each
+/// identifier (not keywords, not words of two letters or less: `r#`, `b"`) renamed, the same way
+/// throughout the file, to an identifier drawn from all the templates: it stays Rust, as a real
+/// tree's files do. `shuffled`: Rust copies get their words shuffled too (word salad that
+/// tree-sitter parses only by error recovery, several times slower than real code).
+fn generate(mb: usize, shuffled: bool) -> Result<()> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let templates: Vec<(String, &str)> = texts(&[root.join("src"), root.join("benches")])
         .into_iter()
         .map(|(t, _)| (t, "rs"))
         .chain([root.join("README.md"), root.join("ARCHITECTURE.md"), root.join("benches/README.md")].iter().filter_map(|p| Some((std::fs::read_to_string(p).ok()?, "md"))))
         .collect();
-    let out = work_dir().join(format!("tree-{mb}"));
+    let mut names: Vec<&str> = templates.iter().filter(|t| t.1 == "rs").flat_map(|(t, _)| identifiers(t)).filter(|w| renamable(w)).collect();
+    names.sort_unstable();
+    names.dedup();
+    let out = work_dir().join(if shuffled { format!("tree-{mb}-shuffled") } else { format!("tree-{mb}") });
     let _ = std::fs::remove_dir_all(&out);
     let mut rng = Rng(0x9E3779B97F4A7C15);
     let (mut written, mut files) = (0usize, 0usize);
     while written < mb * 1_000_000 {
         let (template, ext) = &templates[rng.below(templates.len())];
-        let words: Vec<&str> = template.split_whitespace().collect();
-        let text: String = template
-            .lines()
-            .map(|line| {
-                let indent = &line[..line.len() - line.trim_start().len()];
-                let n = line.split_whitespace().count();
-                let fresh: Vec<&str> = (0..n).map(|_| words[rng.below(words.len())]).collect();
-                format!("{indent}{}\n", fresh.join(" "))
-            })
-            .collect();
+        let text = if *ext == "rs" && !shuffled { renamed(template, &names, &mut rng) } else { shuffled_words(template, &mut rng) };
         let path = out.join(format!("d{}/s{}/f{files}.{ext}", files % 37, files % 11));
         std::fs::create_dir_all(path.parent().unwrap())?;
         std::fs::write(&path, &text)?;
@@ -291,4 +294,53 @@ fn generate(mb: usize) -> Result<()> {
     }
     eprintln!("wrote {files} files, {:.1} MB, to {}", written as f64 / 1e6, out.display());
     Ok(())
+}
+
+/// Each line's words replaced by words drawn from the whole text, indentation kept.
+fn shuffled_words(template: &str, rng: &mut Rng) -> String {
+    let words: Vec<&str> = template.split_whitespace().collect();
+    template
+        .lines()
+        .map(|line| {
+            let indent = &line[..line.len() - line.trim_start().len()];
+            let n = line.split_whitespace().count();
+            let fresh: Vec<&str> = (0..n).map(|_| words[rng.below(words.len())]).collect();
+            format!("{indent}{}\n", fresh.join(" "))
+        })
+        .collect()
+}
+
+/// Runs of identifier characters that start with a letter or `_` (not `1u32`'s `u32`).
+fn identifiers(text: &str) -> impl Iterator<Item = &str> {
+    text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).filter(|w| w.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_'))
+}
+
+fn renamable(word: &str) -> bool {
+    const KEYWORDS: &[&str] = &[
+        "Self", "as", "async", "await", "break", "const", "continue", "crate", "dyn", "else", "enum", "extern", "false", "fn", "for", "if",
+        "impl", "in", "let", "loop", "macro_rules", "match", "mod", "move", "mut", "pub", "ref", "return", "self", "static", "struct",
+        "super", "trait", "true", "type", "union", "unsafe", "use", "where", "while",
+    ];
+    word.len() > 2 && !KEYWORDS.contains(&word)
+}
+
+/// The template with every renamable identifier replaced, consistently, by one of `names`.
+fn renamed(template: &str, names: &[&str], rng: &mut Rng) -> String {
+    let mut map: std::collections::HashMap<&str, &str> = std::collections::HashMap::new();
+    let mut out = String::with_capacity(template.len());
+    let mut rest = template;
+    while let Some(start) = rest.find(|c: char| c.is_ascii_alphanumeric() || c == '_') {
+        out.push_str(&rest[..start]);
+        let run = &rest[start..];
+        let end = run.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(run.len());
+        let word = &run[..end];
+        if word.starts_with(|c: char| c.is_ascii_digit()) || !renamable(word) {
+            out.push_str(word);
+        } else {
+            out.push_str(map.entry(word).or_insert_with(|| names[rng.below(names.len())]));
+        }
+        rest = &run[end..];
+    }
+    out.push_str(rest);
+    out
 }

@@ -55,19 +55,29 @@ fn check_every_bucket(source: &Path, root: &Path) {
     let p = prepare::prepared(source, root, Target::Coreml, &mut |m| eprintln!("{m}")).unwrap();
     assert!(p.manifest.notes.is_empty(), "{:?}", p.manifest.notes);
     assert_eq!(p.buckets().len(), prepare::BUCKETS.len());
-    for (bucket, file) in p.buckets() {
-        let model = onnx_protobuf::ModelProto::parse_from_bytes(&std::fs::read(&file).unwrap()).unwrap();
-        let graph = model.graph.as_ref().unwrap();
+    let buckets = p.buckets();
+    for (_, file) in &buckets {
+        let model = onnx_protobuf::ModelProto::parse_from_bytes(&std::fs::read(file).unwrap()).unwrap();
         // Every node against the operator list, by qsearch's own reading.
-        assert_eq!(outside_coreml(graph), vec![], "{}", file.display());
-        let (taken, all, partitions, section) = mlprogram_partitions(&file);
-        eprintln!("{}x{}: {partitions} partition(s), {taken}/{all} nodes", bucket.rows, bucket.tokens);
-        assert!(
-            partitions == 1 && taken == all && all > 0,
-            "{}: CoreML MLProgram takes {taken}/{all} nodes in {partitions} partitions:\n{section}",
-            file.display()
-        );
-        assert!(!section.to_lowercase().contains("dynamic"), "{}: {section}", file.display());
+        assert_eq!(outside_coreml(model.graph.as_ref().unwrap()), vec![], "{}", file.display());
+    }
+    // The checker loads each graph into ONNX Runtime and writes it out again (seconds of IO for
+    // a full-size one): as many at once as there are cores.
+    let at_once = std::thread::available_parallelism().map_or(1, |n| n.get()).min(4);
+    for group in buckets.chunks(at_once) {
+        std::thread::scope(|s| {
+            let runs: Vec<_> = group.iter().map(|(bucket, file)| (bucket, file, s.spawn(|| mlprogram_partitions(file)))).collect();
+            for (bucket, file, run) in runs {
+                let (taken, all, partitions, section) = run.join().unwrap();
+                eprintln!("{}x{}: {partitions} partition(s), {taken}/{all} nodes", bucket.rows, bucket.tokens);
+                assert!(
+                    partitions == 1 && taken == all && all > 0,
+                    "{}: CoreML MLProgram takes {taken}/{all} nodes in {partitions} partitions:\n{section}",
+                    file.display()
+                );
+                assert!(!section.to_lowercase().contains("dynamic"), "{}: {section}", file.display());
+            }
+        });
     }
 }
 

@@ -39,18 +39,26 @@ pub struct Args {
     #[arg(long, default_value = "txt")]
     ext: String,
     /// Also write each query's keyword and semantic results (document, score, whether the
-    /// keyword hit has every query word) as JSON lines, for studying the fusion
+    /// keyword hit has every query word, the share of the query's words it holds) as JSON
+    /// lines, for studying the fusion
     #[arg(long)]
     lists: Option<PathBuf>,
 }
 
 const MODES: [Mode; 3] = [Mode::Keyword, Mode::Semantic, Hybrid];
 
-/// One mode's ranked documents as JSON: [doc, score, every query word (keyword hits only)].
+/// One mode's ranked documents as JSON: [doc, score, every query word, coverage (the share of
+/// the query's words, by rarity; keyword hits only)].
 fn list_json(searcher: &Searcher, text: &str, ranked: &[(String, &Hit)]) -> Result<serde_json::Value> {
-    let every: std::collections::HashSet<i64> =
-        searcher.keyword(text, 400, None)?.into_iter().filter(|h| h.2).map(|h| h.0).collect();
-    Ok(ranked.iter().map(|(d, h)| serde_json::json!([d, h.score, every.contains(&h.chunk_id)])).collect())
+    let found: std::collections::HashMap<i64, (bool, f32)> =
+        searcher.keyword(text, 400, None)?.into_iter().map(|h| (h.chunk_id, (h.every_word, h.coverage))).collect();
+    Ok(ranked
+        .iter()
+        .map(|(d, h)| {
+            let (every, coverage) = found.get(&h.chunk_id).copied().unwrap_or((false, 0.0));
+            serde_json::json!([d, h.score, every, coverage])
+        })
+        .collect())
 }
 
 pub fn run(config: &Config, args: Args) -> Result<ExitCode> {

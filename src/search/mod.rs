@@ -148,6 +148,19 @@ impl serde::Serialize for KeywordOnly {
     }
 }
 
+/// A chunk the keyword index found for a query.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct KeywordHit {
+    pub chunk_id: i64,
+    /// BM25, higher is better.
+    pub score: f32,
+    /// Whether the chunk holds every query word.
+    pub every_word: bool,
+    /// The share of the query's words the chunk holds, each weighted by its rarity (IDF): 1
+    /// with every word.
+    pub coverage: f32,
+}
+
 /// A word found in more chunks than this (and in more than [`COMMON_TERM_SHARE`] of them) is left
 /// out of keyword queries when other words remain: ranking every chunk that has it is the slow
 /// part of a keyword query on a large index, and such a word's BM25 weight is small. Small
@@ -155,31 +168,48 @@ impl serde::Serialize for KeywordOnly {
 const COMMON_TERM_CHUNKS: f64 = 5_000.0;
 const COMMON_TERM_SHARE: f64 = 0.05;
 
-/// Most words whose chunk counts a searcher remembers (see [`TermChunks`]).
+/// Most words a searcher remembers the chunks of (see [`TermChunks`]), and most chunk ids in all.
 const TERM_CHUNKS_KEPT: usize = 4_096;
+const TERM_IDS_KEPT: usize = 2_000_000;
 
-/// In how many chunks each query word occurs, as last read, valid while SQLite's
-/// `data_version` stays `version`. Counting a word reads its whole posting list, so a common
-/// word costs milliseconds on a large index, and common words are the ones queries repeat.
+/// The chunks holding one query word: how many, and which (ids ascending; empty for a word too
+/// common to be kept in a query, whose ids are not needed).
+#[derive(Debug, Clone, Default)]
+struct Postings {
+    count: i64,
+    ids: std::sync::Arc<[i64]>,
+}
+
+impl Postings {
+    fn holds(&self, chunk_id: i64) -> bool {
+        self.ids.binary_search(&chunk_id).is_ok()
+    }
+}
+
+/// Each query word's chunks, as last read, valid while SQLite's `data_version` stays `version`.
+/// Reading a word's chunks reads its whole posting list, so a common word costs milliseconds on
+/// a large index, and common words are the ones queries repeat.
 #[derive(Default)]
 struct TermChunks {
     version: i64,
-    counts: HashMap<String, Option<i64>>,
+    words: HashMap<String, Postings>,
+    ids: usize,
 }
 
 impl TermChunks {
-    /// `word`'s count at `version`: remembered, or read with `read` (and remembered). A new
-    /// version forgets every count, and so does a full table.
-    fn get(&mut self, version: i64, word: &str, read: impl FnOnce() -> Result<Option<i64>>) -> Result<Option<i64>> {
-        if self.version != version || self.counts.len() >= TERM_CHUNKS_KEPT {
-            *self = TermChunks { version, counts: HashMap::new() };
+    /// `word`'s chunks at `version`: remembered, or read with `read` (and remembered). A new
+    /// version forgets every word, and so does a full table.
+    fn get(&mut self, version: i64, word: &str, read: impl FnOnce() -> Result<Postings>) -> Result<Postings> {
+        if self.version != version || self.words.len() >= TERM_CHUNKS_KEPT || self.ids >= TERM_IDS_KEPT {
+            *self = TermChunks { version, ..Default::default() };
         }
-        if let Some(&df) = self.counts.get(word) {
-            return Ok(df);
+        if let Some(p) = self.words.get(word) {
+            return Ok(p.clone());
         }
-        let df = read()?;
-        self.counts.insert(word.to_string(), df);
-        Ok(df)
+        let p = read()?;
+        self.ids += p.ids.len();
+        self.words.insert(word.to_string(), p.clone());
+        Ok(p)
     }
 }
 
@@ -281,16 +311,42 @@ impl Searcher {
     }
 
     /// BM25 over the keyword index: chunks with every query word first, then chunks with some
-    /// of them; each list best first. Returns (chunk id, score, has every word).
-    pub fn keyword(&self, text: &str, limit: usize, allowed: Option<&HashSet<i64>>) -> Result<Vec<(i64, f32, bool)>> {
-        let terms = self.useful_terms(text)?;
+    /// of them; each list best first.
+    pub fn keyword(&self, text: &str, limit: usize, allowed: Option<&HashSet<i64>>) -> Result<Vec<KeywordHit>> {
+        let weighted = self.useful_terms(text)?;
+        let terms: Vec<fts::Term> = weighted.iter().map(|w| w.0.clone()).collect();
         let all = self.keyword_match(&terms, fts::Join::All, limit, allowed)?;
-        let mut out: Vec<(i64, f32, bool)> = all.iter().map(|&(id, s)| (id, s, true)).collect();
-        if out.len() < limit {
+        let mut out: Vec<KeywordHit> =
+            all.iter().map(|&(chunk_id, score)| KeywordHit { chunk_id, score, every_word: true, coverage: 1.0 }).collect();
+        if out.len() < limit && terms.len() > 1 {
             let seen: HashSet<i64> = all.iter().map(|h| h.0).collect();
-            let any = if terms.len() > 1 { self.keyword_match(&terms, fts::Join::Any, limit, allowed)? } else { Vec::new() };
-            out.extend(any.into_iter().filter(|h| !seen.contains(&h.0)).map(|(id, s)| (id, s, false)));
-            out.truncate(limit);
+            let mut some = self.keyword_match(&terms, fts::Join::Any, limit, allowed)?;
+            some.retain(|h| !seen.contains(&h.0));
+            some.truncate(limit - out.len());
+            let ids: Vec<i64> = some.iter().map(|h| h.0).collect();
+            let coverage = self.coverage(&weighted, &ids)?;
+            out.extend(some.into_iter().map(|(chunk_id, score)| KeywordHit {
+                chunk_id,
+                score,
+                every_word: false,
+                coverage: coverage.get(&chunk_id).copied().unwrap_or(0.0),
+            }));
+        }
+        Ok(out)
+    }
+
+    /// For each of `ids`, the share of the query's words it holds, each word weighted by its
+    /// rarity (BM25's IDF, from the number of chunks holding it).
+    fn coverage(&self, weighted: &[(fts::Term, Postings)], ids: &[i64]) -> Result<HashMap<i64, f32>> {
+        let total = self.store.max_chunk_id()?.max(1) as f64;
+        let idf = |chunks: i64| ((total - chunks as f64 + 0.5) / (chunks as f64 + 0.5)).ln().max(1e-6);
+        let sum: f64 = weighted.iter().map(|w| idf(w.1.count)).sum();
+        let mut out: HashMap<i64, f32> = HashMap::new();
+        for (_, postings) in weighted {
+            let share = (idf(postings.count) / sum) as f32;
+            for &id in ids.iter().filter(|&&id| postings.holds(id)) {
+                *out.entry(id).or_default() += share;
+            }
         }
         Ok(out)
     }
@@ -316,49 +372,47 @@ impl Searcher {
         self.store.has_document(path)
     }
 
-    /// The query's words worth matching: stopwords and very common words are dropped unless
-    /// nothing else is left.
-    fn useful_terms(&self, text: &str) -> Result<Vec<fts::Term>> {
+    /// The query's words worth matching, each with the chunks holding it: stopwords and very
+    /// common words are dropped unless nothing else is left.
+    fn useful_terms(&self, text: &str) -> Result<Vec<(fts::Term, Postings)>> {
         let mut terms = fts::query_keys(text);
         if terms.iter().any(|t| !fts::is_stopword(&t.word)) {
             terms.retain(|t| !fts::is_stopword(&t.word));
         }
         if terms.len() < 2 {
-            return Ok(terms);
+            // One word: nothing to weigh it against.
+            return Ok(terms.into_iter().map(|t| (t, Postings::default())).collect());
         }
-        let total = self.store.max_chunk_id()? as f64;
-        let mut kept = Vec::new();
-        let mut rarest: Option<(i64, fts::Term)> = None;
-        let all = terms.clone();
+        let common = COMMON_TERM_CHUNKS.max(COMMON_TERM_SHARE * self.store.max_chunk_id()? as f64) as i64;
+        let mut counted = Vec::new();
         for t in terms {
-            // CJK runs and identifiers are phrases of several tokens: always kept.
-            let df = if t.is_compound() {
-                0
-            } else {
-                match self.term_chunks(&t.word)? {
-                    Some(df) => df,
-                    // An index from before the vocabulary table keeps every word until its next write.
-                    None => return Ok(all),
-                }
-            };
-            if rarest.as_ref().is_none_or(|(d, _)| df < *d) {
-                rarest = Some((df, t.clone()));
-            }
-            if (df as f64) <= COMMON_TERM_CHUNKS.max(COMMON_TERM_SHARE * total) {
-                kept.push(t);
-            }
+            let postings = self.term_chunks(&t, common)?;
+            counted.push((t, postings));
         }
+        let rarest = counted.iter().min_by_key(|(_, p)| p.count).cloned();
+        // CJK runs and identifiers are phrases of several tokens: always kept.
+        let mut kept: Vec<(fts::Term, Postings)> =
+            counted.into_iter().filter(|(t, p)| t.is_compound() || p.count <= common).collect();
         if kept.is_empty() {
-            kept.extend(rarest.map(|(_, t)| t));
+            kept.extend(rarest);
         }
         Ok(kept)
     }
 
-    /// In how many chunks `word` occurs (`None`: the index cannot tell), remembered until a
-    /// writer commits.
-    fn term_chunks(&self, word: &str) -> Result<Option<i64>> {
+    /// The chunks holding a query word (stemmed and phrased as the index matches it), their ids
+    /// kept up to `keep` of them; remembered until a writer commits.
+    fn term_chunks(&self, term: &fts::Term, keep: i64) -> Result<Postings> {
+        let Some(expr) = fts::terms_expr(std::slice::from_ref(term), fts::Join::Any) else { return Ok(Postings::default()) };
         let version = self.store.data_version()?;
-        self.term_chunks.borrow_mut().get(version, word, || self.store.term_chunks(word))
+        self.term_chunks.borrow_mut().get(version, &expr, || {
+            let mut ids = self.store.matching_chunks(&expr)?;
+            let count = ids.len() as i64;
+            if count > keep && !term.is_compound() {
+                ids = Vec::new();
+            }
+            ids.sort_unstable();
+            Ok(Postings { count, ids: ids.into() })
+        })
     }
 
     fn keyword_match(&self, terms: &[fts::Term], join: fts::Join, limit: usize, allowed: Option<&HashSet<i64>>) -> Result<Vec<(i64, f32)>> {
@@ -453,26 +507,30 @@ mod tests {
     use super::*;
 
     #[test]
-    fn word_counts_are_read_again_after_a_commit_and_forgotten_when_too_many() {
-        let mut counts = TermChunks::default();
+    fn word_chunks_are_read_again_after_a_commit_and_forgotten_when_too_many() {
+        let mut words = TermChunks::default();
         let mut reads = 0;
-        let mut get = |counts: &mut TermChunks, version: i64, word: &str, df: i64| {
-            counts.get(version, word, || {
-                reads += 1;
-                Ok(Some(df))
-            })
-            .unwrap()
+        let mut get = |words: &mut TermChunks, version: i64, word: &str, count: i64| {
+            words
+                .get(version, word, || {
+                    reads += 1;
+                    Ok(Postings { count, ids: (0..count).collect::<Vec<_>>().into() })
+                })
+                .unwrap()
+                .count
         };
-        assert_eq!(get(&mut counts, 1, "rust", 10), Some(10));
-        assert_eq!(get(&mut counts, 1, "rust", 99), Some(10), "remembered while nothing was committed");
-        assert_eq!(get(&mut counts, 2, "rust", 99), Some(99), "a commit makes it read again");
+        assert_eq!(get(&mut words, 1, "rust", 10), 10);
+        assert_eq!(get(&mut words, 1, "rust", 99), 10, "remembered while nothing was committed");
+        assert_eq!(get(&mut words, 2, "rust", 99), 99, "a commit makes it read again");
         for i in 0..TERM_CHUNKS_KEPT {
-            get(&mut counts, 2, &format!("w{i}"), 1);
+            get(&mut words, 2, &format!("w{i}"), 1);
         }
-        assert!(counts.counts.len() <= TERM_CHUNKS_KEPT);
-        assert_eq!(get(&mut counts, 2, "rust", 7), Some(7), "a full table starts over");
+        assert!(words.words.len() <= TERM_CHUNKS_KEPT);
+        assert_eq!(get(&mut words, 2, "rust", 7), 7, "a full table starts over");
+        get(&mut words, 2, "huge", TERM_IDS_KEPT as i64);
+        assert_eq!(get(&mut words, 2, "rust", 8), 8, "so does a table holding too many ids");
         drop(get);
-        assert_eq!(reads, 3 + TERM_CHUNKS_KEPT);
+        assert_eq!(reads, 5 + TERM_CHUNKS_KEPT);
     }
 
     #[test]

@@ -49,13 +49,12 @@ impl Store {
         Ok(self.conn.query_row("SELECT coalesce(max(id), 0) FROM chunks", [], |r| r.get(0))?)
     }
 
-    /// In how many chunks a keyword-index term occurs. `None` when the index predates the
-    /// vocabulary table (schema 1) and cannot tell.
-    pub fn term_chunks(&self, term: &str) -> Result<Option<i64>> {
-        let Ok(mut stmt) = self.conn.prepare_cached("SELECT doc FROM chunks_vocab WHERE term = ?1") else {
-            return Ok(None);
-        };
-        Ok(Some(stmt.query_row([term], |r| r.get(0)).optional()?.unwrap_or(0)))
+    /// The chunks an FTS5 expression (one query word: see `fts::terms_expr`) matches, stemmed
+    /// and phrased exactly as the keyword index matches it.
+    pub fn matching_chunks(&self, expr: &str) -> Result<Vec<i64>> {
+        let mut stmt = self.conn.prepare_cached("SELECT rowid FROM chunks_fts WHERE chunks_fts MATCH ?1")?;
+        let rows = stmt.query_map([expr], |r| r.get(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     /// Chunks matching an FTS5 expression, best BM25 first: (chunk id, score, higher is better).
