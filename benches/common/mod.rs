@@ -88,16 +88,8 @@ pub fn synthetic_index(n: usize, dims: usize) -> Synthetic {
             let chunks: Vec<NewChunk> = (0..per_doc)
                 .map(|seq| {
                     let text: String = (0..60).map(|_| word(&mut s.rng)).collect::<Vec<_>>().join(" ");
-                    NewChunk {
-                        seq,
-                        hash: format!("{d}-{seq}"),
-                        heading: format!("Doc {d}"),
-                        start_byte: 0,
-                        end_byte: text.len(),
-                        start_line: 1,
-                        end_line: 1,
-                        text: format!("{text} doc{d} part{seq}"),
-                    }
+                    let end = text.len();
+                    NewChunk::new(seq, format!("Doc {d}"), 0, end, 1, 1, format!("{text} doc{d} part{seq}"))
                 })
                 .collect();
             let doc = NewDocument { root_id: root, path, size: 1, mtime_ns: 0, hash: "x".into(), kind: "markdown", title: "t".into(), lossy: false };

@@ -63,9 +63,23 @@ pub struct NewChunk {
     pub start_line: usize,
     pub end_line: usize,
     pub text: String,
+    /// `heading` and `text` as the keyword index takes them ([`fts::segment`]), made where the
+    /// chunk is (a sync worker), not in the writer.
+    pub keyword_heading: String,
+    pub keyword_body: String,
 }
 
 impl NewChunk {
+    /// A chunk of `text` under `heading`; its hash and keyword text are computed here.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(seq: usize, heading: String, start_byte: usize, end_byte: usize, start_line: usize, end_line: usize, text: String) -> NewChunk {
+        let keyword_heading = fts::segment(&heading);
+        let keyword_body = fts::segment(&text);
+        let mut new = NewChunk { seq, hash: String::new(), heading, start_byte, end_byte, start_line, end_line, text, keyword_heading, keyword_body };
+        new.hash = blake3::hash(new.embedded_text().as_bytes()).to_hex().to_string();
+        new
+    }
+
     /// The text the embedder is given for this chunk.
     pub fn embedded_text(&self) -> String {
         chunk::embed_text(&self.heading, &self.text)
@@ -74,18 +88,7 @@ impl NewChunk {
 
 impl From<Chunk> for NewChunk {
     fn from(c: Chunk) -> NewChunk {
-        let mut new = NewChunk {
-            seq: c.seq,
-            hash: String::new(),
-            heading: c.heading_path(),
-            start_byte: c.start_byte,
-            end_byte: c.end_byte,
-            start_line: c.start_line,
-            end_line: c.end_line,
-            text: c.text,
-        };
-        new.hash = blake3::hash(new.embedded_text().as_bytes()).to_hex().to_string();
-        new
+        NewChunk::new(c.seq, c.heading_path(), c.start_byte, c.end_byte, c.start_line, c.end_line, c.text)
     }
 }
 
@@ -217,7 +220,7 @@ fn write_document(tx: &rusqlite::Transaction, doc: &NewDocument, chunks: &[NewCh
                     vec_seq
                 ])?;
                 let chunk_id = tx.last_insert_rowid();
-                fts.execute(params![chunk_id, fts::segment(&c.heading), fts::segment(&c.text), &path_words])?;
+                fts.execute(params![chunk_id, c.keyword_heading, c.keyword_body, &path_words])?;
                 if let Some(bytes) = existing {
                     changes.added.push((chunk_id, blob_to_vec(&bytes)));
                 }
