@@ -405,13 +405,15 @@ impl Searcher {
         let Some(expr) = fts::terms_expr(std::slice::from_ref(term), fts::Join::Any) else { return Ok(Postings::default()) };
         let version = self.store.data_version()?;
         self.term_chunks.borrow_mut().get(version, &expr, || {
-            let mut ids = self.store.matching_chunks(&expr)?;
-            let count = ids.len() as i64;
-            if count > keep && !term.is_compound() {
-                ids = Vec::new();
+            // Compound terms are kept however common, so their ids are always needed.
+            let limit = if term.is_compound() { usize::MAX >> 1 } else { keep as usize + 1 };
+            let ids = self.store.matching_chunks(&expr, limit)?;
+            if ids.len() < limit {
+                return Ok(Postings { count: ids.len() as i64, ids: ids.into() });
             }
-            ids.sort_unstable();
-            Ok(Postings { count, ids: ids.into() })
+            // Too common to be kept: only its count is wanted, and SQLite counts faster than it
+            // hands over rows.
+            Ok(Postings { count: self.store.count_matching(&expr)?, ids: Vec::new().into() })
         })
     }
 
