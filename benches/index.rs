@@ -11,11 +11,17 @@
 //!     cargo bench --bench index -- tiny DIR...    a first index with the tiny Qwen3 test graph as the
 //!                                                 model (a fast model): wall time vs model time
 //!     cargo bench --bench index -- generate MB    writes a mixed tree of Markdown and source files of
-//!                                                 about MB megabytes to target/bench-index/tree-<MB>:
-//!                                                 Rust files with their identifiers renamed (still Rust)
+//!                                                 about MB megabytes to target/bench-index/tree-<MB>,
+//!                                                 half of its bytes each: a notes-and-code folder.
+//!                                                 Rust files have their identifiers renamed (still Rust)
+//!     cargo bench --bench index -- generate-code MB   templates drawn alike (90 of 93 are Rust): about
+//!                                                 93% code by bytes, to target/bench-index/tree-<MB>-code
 //!     cargo bench --bench index -- generate-shuffled MB  the same with every line's words shuffled
 //!                                                 (not Rust: tree-sitter's error recovery on every
 //!                                                 file), to target/bench-index/tree-<MB>-shuffled
+//!
+//! `BENCH_THREADS=N` sets the sync workers (default: every core). `sync-alone` ends the run once
+//! every file is written (the vectors held back are dropped), so it times sync and nothing else.
 //!
 //! Each run indexes into a fresh directory under target/bench-index; figures go to stderr and one
 //! JSON line to stdout.
@@ -50,8 +56,9 @@ fn main() -> Result<()> {
     let (mode, rest) = args.split_first().map(|(m, r)| (m.as_str(), r)).unwrap_or(("sync", &[]));
     let dirs: Vec<PathBuf> = rest.iter().map(PathBuf::from).collect();
     match mode {
-        "generate" => generate(rest.first().and_then(|m| m.parse().ok()).unwrap_or(100), false),
-        "generate-shuffled" => generate(rest.first().and_then(|m| m.parse().ok()).unwrap_or(100), true),
+        "generate" => generate(rest.first().and_then(|m| m.parse().ok()).unwrap_or(100), Tree::Mixed),
+        "generate-code" => generate(rest.first().and_then(|m| m.parse().ok()).unwrap_or(100), Tree::Code),
+        "generate-shuffled" => generate(rest.first().and_then(|m| m.parse().ok()).unwrap_or(100), Tree::Shuffled),
         "chunk" => chunk_speed(&dirs, true),
         "chunk-new" => chunk_speed(&dirs, false),
         "sync" => index_run(&dirs, Model::StandIn),
@@ -230,16 +237,23 @@ fn index_run(dirs: &[PathBuf], model: Model) -> Result<()> {
     let index = work_dir().join("index");
     let _ = std::fs::remove_dir_all(&index);
     let wall = Instant::now();
-    let settings = indexer::Settings { role: WriterRole::Index, rebuild: true, options: indexer::Options::default() };
+    let mut options = indexer::Options::default();
+    if let Some(n) = std::env::var("BENCH_THREADS").ok().and_then(|n| n.parse().ok()) {
+        options.threads = n;
+    }
+    let settings = indexer::Settings { role: WriterRole::Index, rebuild: true, options };
     let mut writer = Writer::open(&index, settings, |_| Ok(embedder))?;
+    // Sync alone ends the run once every file is written: what follows is the stand-in's.
+    let stop = AtomicBool::new(false);
     let mut on = |p: indexer::Progress| {
         if let indexer::Progress::File { done, total } = p
             && done >= total
         {
             released.store(true, std::sync::atomic::Ordering::Release);
+            stop.store(matches!(model, Model::StandInHeld), std::sync::atomic::Ordering::Release);
         }
     };
-    let report = writer.update(&roots, &mut on, &AtomicBool::new(false))?;
+    let report = writer.update(&roots, &mut on, &stop)?;
     let wall = wall.elapsed().as_secs_f64();
     let mb = bytes as f64 / 1e6;
     eprintln!(
@@ -269,30 +283,55 @@ fn index_run(dirs: &[PathBuf], model: Model) -> Result<()> {
 /// throughout the file, to an identifier drawn from all the templates: it stays Rust, as a real
 /// tree's files do. `shuffled`: Rust copies get their words shuffled too (word salad that
 /// tree-sitter parses only by error recovery, several times slower than real code).
-fn generate(mb: usize, shuffled: bool) -> Result<()> {
+#[derive(Clone, Copy, PartialEq)]
+enum Tree {
+    /// Half the bytes Markdown, half Rust.
+    Mixed,
+    /// Templates drawn alike, so mostly Rust.
+    Code,
+    /// As `Code`, every line's words shuffled.
+    Shuffled,
+}
+
+fn generate(mb: usize, tree: Tree) -> Result<()> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let templates: Vec<(String, &str)> = texts(&[root.join("src"), root.join("benches")])
         .into_iter()
         .map(|(t, _)| (t, "rs"))
-        .chain([root.join("README.md"), root.join("ARCHITECTURE.md"), root.join("benches/README.md")].iter().filter_map(|p| Some((std::fs::read_to_string(p).ok()?, "md"))))
+        .chain([root.join("README.md"), root.join("ARCHITECTURE.md"), root.join("benches/README.md"), root.join("scripts/README.md")].iter().filter_map(|p| Some((std::fs::read_to_string(p).ok()?, "md"))))
         .collect();
     let mut names: Vec<&str> = templates.iter().filter(|t| t.1 == "rs").flat_map(|(t, _)| identifiers(t)).filter(|w| renamable(w)).collect();
     names.sort_unstable();
     names.dedup();
-    let out = work_dir().join(if shuffled { format!("tree-{mb}-shuffled") } else { format!("tree-{mb}") });
+    let suffix = match tree {
+        Tree::Mixed => "",
+        Tree::Code => "-code",
+        Tree::Shuffled => "-shuffled",
+    };
+    let out = work_dir().join(format!("tree-{mb}{suffix}"));
     let _ = std::fs::remove_dir_all(&out);
+    let of = |kind: &str| templates.iter().filter(|t| t.1 == kind).collect::<Vec<_>>();
+    let (markdown, rust) = (of("md"), of("rs"));
     let mut rng = Rng(0x9E3779B97F4A7C15);
-    let (mut written, mut files) = (0usize, 0usize);
+    let (mut written, mut files, mut markdown_bytes) = (0usize, 0usize, 0usize);
     while written < mb * 1_000_000 {
-        let (template, ext) = &templates[rng.below(templates.len())];
-        let text = if *ext == "rs" && !shuffled { renamed(template, &names, &mut rng) } else { shuffled_words(template, &mut rng) };
+        let (template, ext) = match tree {
+            // Markdown next while it holds less than half of the bytes so far.
+            Tree::Mixed if 2 * markdown_bytes < written => markdown[rng.below(markdown.len())],
+            Tree::Mixed => rust[rng.below(rust.len())],
+            _ => &templates[rng.below(templates.len())],
+        };
+        let text = if *ext == "rs" && tree != Tree::Shuffled { renamed(template, &names, &mut rng) } else { shuffled_words(template, &mut rng) };
+        if *ext == "md" {
+            markdown_bytes += text.len();
+        }
         let path = out.join(format!("d{}/s{}/f{files}.{ext}", files % 37, files % 11));
         std::fs::create_dir_all(path.parent().unwrap())?;
         std::fs::write(&path, &text)?;
         written += text.len();
         files += 1;
     }
-    eprintln!("wrote {files} files, {:.1} MB, to {}", written as f64 / 1e6, out.display());
+    eprintln!("wrote {files} files, {:.1} MB ({:.0}% Markdown), to {}", written as f64 / 1e6, 100.0 * markdown_bytes as f64 / written as f64, out.display());
     Ok(())
 }
 
