@@ -176,7 +176,11 @@ fn print_summary(r: &Report) {
         eprintln!("  note    {path}: invalid bytes replaced with U+FFFD");
     }
     if r.truncated > 0 {
-        eprintln!("  note    {} chunks were longer than the model reads and were cut", r.truncated);
+        let what = match r.truncated {
+            1 => "1 chunk was longer than the model reads: its end is found by keyword only".to_string(),
+            n => format!("{n} chunks were longer than the model reads: their ends are found by keyword only"),
+        };
+        eprintln!("  note    {what}");
     }
     if r.unsupported > 0 {
         eprintln!("  ({} files of types qsearch does not read were ignored)", r.unsupported);
