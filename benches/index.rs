@@ -55,10 +55,11 @@ fn main() -> Result<()> {
     qsearch::paths::set_data_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("target").join("test-data"));
     let (mode, rest) = args.split_first().map(|(m, r)| (m.as_str(), r)).unwrap_or(("sync", &[]));
     let dirs: Vec<PathBuf> = rest.iter().map(PathBuf::from).collect();
+    let mb = rest.first().and_then(|m| m.parse().ok()).unwrap_or(100);
     match mode {
-        "generate" => generate(rest.first().and_then(|m| m.parse().ok()).unwrap_or(100), Tree::Mixed),
-        "generate-code" => generate(rest.first().and_then(|m| m.parse().ok()).unwrap_or(100), Tree::Code),
-        "generate-shuffled" => generate(rest.first().and_then(|m| m.parse().ok()).unwrap_or(100), Tree::Shuffled),
+        "generate" => generate(mb, Tree::Mixed),
+        "generate-code" => generate(mb, Tree::Code),
+        "generate-shuffled" => generate(mb, Tree::Shuffled),
         "chunk" => chunk_speed(&dirs, true),
         "chunk-new" => chunk_speed(&dirs, false),
         "sync" => index_run(&dirs, Model::StandIn),
@@ -250,7 +251,9 @@ fn index_run(dirs: &[PathBuf], model: Model) -> Result<()> {
             && done >= total
         {
             released.store(true, std::sync::atomic::Ordering::Release);
-            stop.store(matches!(model, Model::StandInHeld), std::sync::atomic::Ordering::Release);
+            if matches!(model, Model::StandInHeld) {
+                stop.store(true, std::sync::atomic::Ordering::Release);
+            }
         }
     };
     let report = writer.update(&roots, &mut on, &stop)?;
@@ -276,23 +279,24 @@ fn index_run(dirs: &[PathBuf], model: Model) -> Result<()> {
     Ok(())
 }
 
-/// A tree of about `mb` megabytes: this repository's own Markdown and Rust files as templates, so
-/// every file differs (a first index, nothing shared) while looking like notes and code. A
-/// Markdown copy has its lines' words shuffled among the template's words. A Rust copy has each
-/// identifier (not keywords, not words of two letters or less: `r#`, `b"`) renamed, the same way
-/// throughout the file, to an identifier drawn from all the templates: it stays Rust, as a real
-/// tree's files do. `shuffled`: Rust copies get their words shuffled too (word salad that
-/// tree-sitter parses only by error recovery, several times slower than real code).
+/// Which tree `generate` writes.
 #[derive(Clone, Copy, PartialEq)]
 enum Tree {
     /// Half the bytes Markdown, half Rust.
     Mixed,
     /// Templates drawn alike, so mostly Rust.
     Code,
-    /// As `Code`, every line's words shuffled.
+    /// As `Code`, every line's words shuffled (word salad that tree-sitter parses only by error
+    /// recovery, several times slower than real code).
     Shuffled,
 }
 
+/// A tree of about `mb` megabytes: this repository's own Markdown and Rust files as templates, so
+/// every file differs (a first index, nothing shared) while looking like notes and code. A
+/// Markdown copy has its lines' words shuffled among the template's words. A Rust copy has each
+/// identifier (not keywords, not words of two letters or less: `r#`, `b"`) renamed, the same way
+/// throughout the file, to an identifier drawn from all the templates: it stays Rust, as a real
+/// tree's files do.
 fn generate(mb: usize, tree: Tree) -> Result<()> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let templates: Vec<(String, &str)> = texts(&[root.join("src"), root.join("benches")])
