@@ -104,7 +104,7 @@ fn chunk_speed(dirs: &[PathBuf], before: bool) -> Result<()> {
     let tokenizer = qwen3_tokenizer()?;
     let docs = texts(dirs);
     let bytes: usize = docs.iter().map(|(t, _)| t.len()).sum();
-    let settings = chunk::Settings { tokens: 384, overlap: 32 };
+    let settings = chunk::Settings::new(384, 32);
     let mut out = serde_json::Map::new();
     out.insert("files".into(), docs.len().into());
     out.insert("mb".into(), (bytes as f64 / 1e6).into());

@@ -52,7 +52,7 @@ fn line(rng: &mut Rng) -> String {
         0..=3 => (0..rng.below(30) + 1).map(|_| rng.pick(WORDS)).collect::<Vec<_>>().join(" "),
         4 => (0..rng.below(6) + 1).map(|_| rng.pick(CJK)).collect::<String>(),
         5 | 6 => rng.pick(CODE).to_string(),
-        7 => format!("{} {}", "#".repeat(rng.below(3) + 1), rng.pick(WORDS)),
+        7 => format!("{} {}", "#".repeat(rng.below(3) + 1), (0..rng.below(12) + 1).map(|_| rng.pick(WORDS)).collect::<Vec<_>>().join(" ")),
         8 => (0..rng.below(8) + 1).map(|_| rng.pick(ODD)).collect::<String>(),
         _ => String::new(),
     }
@@ -71,15 +71,26 @@ fn document(rng: &mut Rng) -> String {
 fn every_chunk_fits_the_budget_when_tokenized_alone() {
     let tokenizer = qwen3_tokenizer();
     let mut rng = Rng(0x5DEECE66D);
-    let mut checked = 0;
+    let (mut checked, mut squeezed) = (0, 0);
     for round in 0..1000 {
         let doc = document(&mut rng);
         let kind = [Kind::Markdown, Kind::Text, Kind::Code(None), Kind::Code(Some(Lang::Rust)), Kind::Code(Some(Lang::Python))][round % 5];
-        let settings = [Settings { tokens: 16, overlap: 0 }, Settings { tokens: 64, overlap: 8 }, Settings { tokens: 384, overlap: 32 }]
+        let mut settings = [Settings::new(16, 0), Settings::new(64, 8), Settings::new(384, 32)]
             [rng.below(3)];
+        if round % 2 == 1 {
+            // What a model reads, a little more than the chunk: headings take the rest.
+            settings.room = settings.tokens + 2 + rng.below(settings.tokens);
+        }
         for c in chunk::split_tokens(&doc, kind, settings, &tokenizer) {
             let alone = tokenizer.encode_fast(c.text.as_str(), false).unwrap().len();
             assert!(alone <= settings.tokens, "{alone} tokens > {} in a {kind:?} chunk: {:?}", settings.tokens, c.text);
+            let path = c.heading_path();
+            let context = if path.is_empty() { 0 } else { tokenizer.encode_fast(path.as_str(), false).unwrap().len() + 1 };
+            if settings.room != usize::MAX && context + settings.tokens / 2 <= settings.room {
+                let embedded = tokenizer.encode_fast(chunk::embed_text(&path, &c.text).as_str(), false).unwrap().len();
+                assert!(embedded <= settings.room, "{embedded} tokens with the heading > {}: {c:?}", settings.room);
+                squeezed += (context + settings.tokens > settings.room) as usize;
+            }
             assert_eq!(&doc[c.start_byte..c.end_byte], c.text, "byte range");
             let first_line = doc.lines().nth(c.start_line - 1).unwrap_or_default();
             assert!(first_line.contains(c.text.lines().next().unwrap_or_default()), "line range of {c:?}");
@@ -88,6 +99,7 @@ fn every_chunk_fits_the_budget_when_tokenized_alone() {
         }
     }
     assert!(checked > 1000, "only {checked} chunks");
+    assert!(squeezed > 100, "only {squeezed} chunks had less room for their heading");
 }
 
 #[test]

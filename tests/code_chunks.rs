@@ -18,7 +18,7 @@ fn fixture(name: &str) -> (String, Kind) {
 /// Splits a fixture with a budget of `tokens` and checks what holds for any code chunk.
 fn split_checked(name: &str, tokens: usize) -> Vec<Chunk> {
     let (text, kind) = fixture(name);
-    let chunks = chunk::split(&text, kind, Settings { tokens, overlap: 0 }, Sizer::Approx);
+    let chunks = chunk::split(&text, kind, Settings::new(tokens, 0), Sizer::Approx);
     assert!(!chunks.is_empty());
     let mut covered = 0;
     for (i, c) in chunks.iter().enumerate() {
@@ -97,7 +97,7 @@ fn languages_without_a_grammar_use_the_text_chunker() {
     let text = "local function greet(name)\n  print('hello ' .. name)\nend\n";
     let kind = kind::of(Path::new("x.lua")).unwrap();
     assert_eq!(kind, Kind::Code(None));
-    let chunks = chunk::split(text, kind, Settings { tokens: 100, overlap: 0 }, Sizer::Approx);
+    let chunks = chunk::split(text, kind, Settings::new(100, 0), Sizer::Approx);
     assert_eq!(chunks.len(), 1);
     assert!(chunks[0].heading.is_empty());
 }
@@ -106,7 +106,7 @@ fn languages_without_a_grammar_use_the_text_chunker() {
 fn minified_code_is_chunked_as_text() {
     let line: String = (0..400).map(|i| format!("function f{i}(a){{return a+{i}}};")).collect();
     let kind = kind::of(Path::new("bundle.min.js")).unwrap();
-    let chunks = chunk::split(&line, kind, Settings { tokens: 200, overlap: 0 }, Sizer::Approx);
+    let chunks = chunk::split(&line, kind, Settings::new(200, 0), Sizer::Approx);
     assert!(chunks.len() > 1);
     assert!(chunks.iter().all(|c| c.heading.is_empty() && c.text.len().div_ceil(4) <= 200));
 }

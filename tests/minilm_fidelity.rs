@@ -86,13 +86,42 @@ fn chunks_sized_with_the_embedders_tokenizer_fit_the_model() {
     let paragraph = "The borrow checker keeps references valid while the index stays consistent after a crash. ";
     let doc: String = (0..40).map(|i| format!("## Part {i}\n\n{}\n\n", paragraph.repeat(3))).collect();
     assert!(tokenizer.encode(doc.as_str(), true).unwrap().len() > 2_000, "the whole document is counted");
-    let settings = Settings { tokens: 224, overlap: 32 };
+    let settings = Settings::new(224, 32);
     let chunks = chunk::split_tokens(&doc, Kind::Markdown, settings, tokenizer);
     assert!(chunks.len() >= 10, "{} chunks", chunks.len());
     for c in &chunks {
         let n = tokenizer.encode(c.text.as_str(), false).unwrap().len();
         assert!(n <= settings.tokens, "a chunk of {n} tokens: {:?}", c.text);
     }
+}
+
+/// A chunk under a long heading path leaves room for it: embedded with its context in front
+/// (the paper-title case: a long title heads every chunk of the paper), no chunk is cut by the
+/// model. With the old rule, the same settings left the ends of several chunks out.
+#[test]
+fn chunks_under_a_long_heading_fit_the_model_with_their_context() {
+    use qsearch::indexer::effective_chunking;
+    use qsearch::text::chunk::{self, Settings};
+    use qsearch::text::kind::Kind;
+    let mut e = minilm();
+    let tokenizer = e.tokenizer().unwrap().clone();
+    let title = "Tumour suppressor gene expression in peripheral blood mononuclear cells of patients with \
+                 chronic lymphocytic leukaemia treated with fludarabine and cyclophosphamide";
+    let paragraph = "Expression of the gene fell after the first cycle and stayed low until the end of treatment. ";
+    let doc = format!("# {title}\n\n{}\n\n## Methods and statistical analysis of the cohort\n\n{}\n", paragraph.repeat(30), paragraph.repeat(30));
+    let settings = effective_chunking(Settings::new(384, 32), e.as_ref());
+    let chunks = chunk::split_tokens(&doc, Kind::Markdown, settings, &tokenizer);
+    let texts: Vec<String> = chunks.iter().map(|c| chunk::embed_text(&c.heading_path(), &c.text)).collect();
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    assert!(chunks.len() >= 4, "{} chunks", chunks.len());
+    assert_eq!(e.embed(&refs, InputKind::Document).unwrap().truncated, 0, "no chunk is cut: {texts:#?}");
+    let unfitted = Settings { room: usize::MAX, ..settings };
+    let old: Vec<String> = chunk::split_tokens(&doc, Kind::Markdown, unfitted, &tokenizer)
+        .iter()
+        .map(|c| chunk::embed_text(&c.heading_path(), &c.text))
+        .collect();
+    let old: Vec<&str> = old.iter().map(String::as_str).collect();
+    assert!(e.embed(&old, InputKind::Document).unwrap().truncated > 0, "without the room rule the ends are cut");
 }
 
 #[test]

@@ -209,7 +209,7 @@ fn load_embedder(
 /// Indexing options from the configuration (the writer caps the chunk size by the model).
 fn index_options(config: &Config) -> qsearch::indexer::Options {
     let mut opts = qsearch::indexer::Options::default();
-    opts.chunk = qsearch::text::chunk::Settings { tokens: config.chunk_tokens, overlap: config.chunk_overlap };
+    opts.chunk = qsearch::text::chunk::Settings::new(config.chunk_tokens, config.chunk_overlap);
     opts.scan.hidden = config.hidden;
     opts.scan.max_file_bytes = config.max_file_mb * 1024 * 1024;
     opts.threads = config.threads.unwrap_or(opts.threads);

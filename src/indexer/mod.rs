@@ -55,7 +55,7 @@ impl Default for Options {
     fn default() -> Self {
         Options {
             scan: scan::Options::default(),
-            chunk: chunk::Settings { tokens: 384, overlap: 32 },
+            chunk: chunk::Settings::new(384, 32),
             embed_batch: 64,
             threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
             save_every: Duration::from_secs(60),
@@ -222,13 +222,19 @@ fn attach(store: &mut Store, vectors: &mut VectorIndex, items: &[(String, Vec<f3
 impl Writer {
 }
 
-/// The chunk settings an embedder can take: no chunk longer than the model reads.
+/// The chunk settings an embedder can take: no chunk, with its heading path in front, longer
+/// than the model reads.
 pub fn effective_chunking(wanted: chunk::Settings, embedder: &dyn Embedder) -> chunk::Settings {
-    // Leave room for special tokens and the heading line added as context.
+    // Room for the special tokens the model adds (BERT's two, Qwen3's one).
+    let room = embedder.max_tokens().saturating_sub(SPECIAL_TOKENS);
+    // Leave room for a short heading path too; a chunk under a longer one is cut shorter.
     let cap = embedder.max_tokens().saturating_sub(32).max(16);
     let tokens = wanted.tokens.min(cap);
-    chunk::Settings { tokens, overlap: wanted.overlap.min(tokens / 4) }
+    chunk::Settings { tokens, overlap: wanted.overlap.min(tokens / 4), room }
 }
+
+/// The most special tokens a model adds to a text it embeds.
+const SPECIAL_TOKENS: usize = 2;
 
 fn fingerprint(embedder: &dyn Embedder, chunking: chunk::Settings) -> Fingerprint {
     Fingerprint {

@@ -15,13 +15,37 @@ pub struct Settings {
     pub tokens: usize,
     /// Tokens shared between neighbouring chunks.
     pub overlap: usize,
+    /// Tokens the embedder reads of a chunk with its heading path in front ([`embed_text`]): a
+    /// chunk whose heading would push its end past this is cut shorter. `usize::MAX` when no
+    /// model is in view.
+    #[serde(default = "unlimited")]
+    pub room: usize,
+}
+
+fn unlimited() -> usize {
+    usize::MAX
 }
 
 impl Settings {
     /// Bumped whenever the splitting rules change, so indexes know to re-chunk.
     /// 2: code chunked along its syntax tree; identifiers split in the keyword index.
     /// 3: token counts from one tokenization of the document ([`split_tokens`]).
-    pub const VERSION: u32 = 3;
+    /// 4: a chunk leaves room for its heading path ([`Settings::room`]).
+    pub const VERSION: u32 = 4;
+
+    /// Chunks of at most `tokens`, `overlap` shared, with no model's limit in view.
+    pub fn new(tokens: usize, overlap: usize) -> Settings {
+        Settings { tokens, overlap, room: usize::MAX }
+    }
+
+    /// Tokens a chunk may hold whose heading context takes `context` tokens: what the model
+    /// reads once the context is in front, within `tokens`. Never under half of `tokens`: a
+    /// heading that long still pushes the chunk's end out, and chunks of a few words would be
+    /// worse.
+    fn budget(&self, context: usize) -> usize {
+        let left = self.room.saturating_sub(context);
+        self.tokens.min(left.max(self.tokens / 2)).max(1)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -103,31 +127,86 @@ impl ChunkSizer for Exact<'_> {
 pub fn split_tokens(text: &str, kind: Kind, settings: Settings, tokenizer: &tokenizers::Tokenizer) -> Vec<Chunk> {
     let offsets = TokenOffsets::new(text, tokenizer);
     let exact = Exact(tokenizer);
+    let mut context = Context::default();
     let mut out: Vec<Chunk> = Vec::new();
     for c in split(text, kind, settings, &offsets) {
-        let roomy = offsets.count_range(c.start_byte, c.end_byte) + EDGE_ROOM <= settings.tokens;
-        if (roomy && offsets.snug(c.start_byte, c.end_byte)) || exact.size(&c.text) <= settings.tokens {
+        let budget = settings.budget(context.tokens(&c, &offsets));
+        let roomy = offsets.count_range(c.start_byte, c.end_byte) + EDGE_ROOM <= budget;
+        if (roomy && offsets.snug(c.start_byte, c.end_byte)) || exact.size(&c.text) <= budget {
             out.push(c);
-            continue;
-        }
-        let again = Settings { tokens: settings.tokens, overlap: 0 };
-        for part in split(&c.text, Kind::Text, again, &exact) {
-            let lines_before = c.text[..part.start_byte].matches('\n').count();
-            out.push(Chunk {
-                seq: 0,
-                heading: c.heading.clone(),
-                start_byte: c.start_byte + part.start_byte,
-                end_byte: c.start_byte + part.end_byte,
-                start_line: c.start_line + lines_before,
-                end_line: c.start_line + lines_before + part.text.trim_end_matches('\n').matches('\n').count(),
-                text: part.text,
-            });
+        } else {
+            cut_again(&c.text, &c, budget, &exact, &mut out);
         }
     }
-    for (seq, c) in out.iter_mut().enumerate() {
+    numbered(out)
+}
+
+/// The tokens a chunk's heading path takes in front of it ([`embed_text`]), remembered for the
+/// last path: neighbouring chunks mostly share theirs.
+#[derive(Default)]
+struct Context {
+    path: String,
+    tokens: usize,
+}
+
+impl Context {
+    fn tokens(&mut self, chunk: &Chunk, sizer: &impl ChunkSizer) -> usize {
+        if chunk.heading.is_empty() {
+            return 0;
+        }
+        let path = chunk.heading_path();
+        if path != self.path {
+            // The whole path (a chunk that opens with its own heading gets less), and a token
+            // for the blank line after it.
+            self.tokens = sizer.size(&path) + 1;
+            self.path = path;
+        }
+        self.tokens
+    }
+}
+
+/// `chunk` cut into parts of at most `budget` tokens of `sizer`, each with its heading; `span`
+/// is the chunk's text (a slice of the document where the sizer counts from the document).
+fn cut_again<S: ChunkSizer>(span: &str, chunk: &Chunk, budget: usize, sizer: &S, out: &mut Vec<Chunk>) {
+    for part in split_structure(span, Kind::Text, Settings::new(budget, 0), sizer) {
+        let lines_before = span[..part.start_byte].matches('\n').count();
+        out.push(Chunk {
+            seq: 0,
+            heading: chunk.heading.clone(),
+            start_byte: chunk.start_byte + part.start_byte,
+            end_byte: chunk.start_byte + part.end_byte,
+            start_line: chunk.start_line + lines_before,
+            end_line: chunk.start_line + lines_before + part.text.trim_end_matches('\n').matches('\n').count(),
+            text: part.text,
+        });
+    }
+}
+
+fn numbered(mut chunks: Vec<Chunk>) -> Vec<Chunk> {
+    for (seq, c) in chunks.iter_mut().enumerate() {
         c.seq = seq;
     }
-    out
+    chunks
+}
+
+/// `chunks` of `doc`, those whose heading path would push their end past what the model reads
+/// cut shorter.
+fn fit_context<S: ChunkSizer>(doc: &str, chunks: Vec<Chunk>, settings: Settings, sizer: &S) -> Vec<Chunk> {
+    if settings.room == usize::MAX {
+        return chunks;
+    }
+    let mut context = Context::default();
+    let mut out = Vec::with_capacity(chunks.len());
+    for c in chunks {
+        let budget = settings.budget(context.tokens(&c, sizer));
+        let span = doc.get(c.start_byte..c.end_byte).filter(|s| *s == c.text).unwrap_or(&c.text);
+        if budget >= settings.tokens || sizer.size(span) <= budget {
+            out.push(c);
+        } else {
+            cut_again(span, &c, budget, sizer, &mut out);
+        }
+    }
+    numbered(out)
 }
 
 impl ChunkSizer for TokenOffsets<'_> {
@@ -206,8 +285,13 @@ impl<'a> TokenOffsets<'a> {
 /// `text` cut into chunks of at most `settings.tokens` tokens as `sizer` counts them (a
 /// [`Sizer`] in the product; any [`ChunkSizer`] for comparisons).
 pub fn split(text: &str, kind: Kind, settings: Settings, sizer: impl ChunkSizer) -> Vec<Chunk> {
+    fit_context(text, split_structure(text, kind, settings, &sizer), settings, &sizer)
+}
+
+/// `text` cut along its structure into chunks of at most `settings.tokens`, headings aside.
+fn split_structure<S: ChunkSizer>(text: &str, kind: Kind, settings: Settings, sizer: &S) -> Vec<Chunk> {
     if let Kind::Code(Some(lang)) = kind {
-        if let Some(chunks) = super::code::split(text, lang, settings, &sizer) {
+        if let Some(chunks) = super::code::split(text, lang, settings, sizer) {
             return chunks;
         }
     }
@@ -318,7 +402,7 @@ mod tests {
 
     #[test]
     fn chunks_know_heading_path_and_lines() {
-        let chunks = split(DOC, Kind::Markdown, Settings { tokens: 8, overlap: 0 }, Sizer::Approx);
+        let chunks = split(DOC, Kind::Markdown, Settings::new(8, 0), Sizer::Approx);
         assert!(chunks.len() >= 3, "{chunks:#?}");
         for c in &chunks {
             assert_eq!(&DOC[c.start_byte..c.end_byte], c.text);
@@ -335,15 +419,32 @@ mod tests {
 
     #[test]
     fn big_budget_keeps_a_small_file_whole() {
-        let chunks = split(DOC, Kind::Markdown, Settings { tokens: 1000, overlap: 0 }, Sizer::Approx);
+        let chunks = split(DOC, Kind::Markdown, Settings::new(1000, 0), Sizer::Approx);
         assert_eq!(chunks.len(), 1);
         assert_eq!((chunks[0].start_line, chunks[0].end_line), (1, 16));
         assert_eq!(title(DOC, Kind::Markdown, "x.md"), "Guide");
     }
 
     #[test]
+    fn a_long_heading_leaves_its_chunks_less_room() {
+        let title = "A heading that goes on ".repeat(8);
+        let doc = format!("# {title}\n\n{}", "Body text goes on here. ".repeat(100));
+        let free = split(&doc, Kind::Markdown, Settings::new(100, 0), Sizer::Approx);
+        let fitted = split(&doc, Kind::Markdown, Settings { room: 120, ..Settings::new(100, 0) }, Sizer::Approx);
+        assert!(fitted.len() > free.len(), "{} chunks, {} without the room rule", fitted.len(), free.len());
+        assert!(free.iter().any(|c| Sizer::Approx.size(&embed_text(&c.heading_path(), &c.text)) > 120));
+        for c in &fitted {
+            let n = Sizer::Approx.size(&embed_text(&c.heading_path(), &c.text));
+            assert!(n <= 120, "{n} tokens with the heading: {:?}", c.text);
+            assert_eq!(&doc[c.start_byte..c.end_byte], c.text);
+            assert_eq!(c.start_line, doc[..c.start_byte].matches('\n').count() + 1, "lines count from 1");
+        }
+        assert!(fitted.iter().enumerate().all(|(i, c)| c.seq == i));
+    }
+
+    #[test]
     fn embed_text_carries_context() {
-        let chunks = split(DOC, Kind::Markdown, Settings { tokens: 8, overlap: 0 }, Sizer::Approx);
+        let chunks = split(DOC, Kind::Markdown, Settings::new(8, 0), Sizer::Approx);
         let run = chunks.iter().find(|c| c.text.contains("Run the installer")).unwrap();
         assert_eq!(run.heading_path(), "Guide > Install");
         let embedded = embed_text(&run.heading_path(), &run.text);
