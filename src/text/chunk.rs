@@ -127,10 +127,10 @@ impl ChunkSizer for Exact<'_> {
 pub fn split_tokens(text: &str, kind: Kind, settings: Settings, tokenizer: &tokenizers::Tokenizer) -> Vec<Chunk> {
     let offsets = TokenOffsets::new(text, tokenizer);
     let exact = Exact(tokenizer);
-    let mut context = Context::default();
+    let mut budgets = Budgets::new(settings);
     let mut out: Vec<Chunk> = Vec::new();
     for c in split(text, kind, settings, &offsets) {
-        let budget = settings.budget(context.tokens(&c, &offsets));
+        let budget = budgets.of(&c, &offsets);
         let roomy = offsets.count_range(c.start_byte, c.end_byte) + EDGE_ROOM <= budget;
         if (roomy && offsets.snug(c.start_byte, c.end_byte)) || exact.size(&c.text) <= budget {
             out.push(c);
@@ -141,27 +141,34 @@ pub fn split_tokens(text: &str, kind: Kind, settings: Settings, tokenizer: &toke
     numbered(out)
 }
 
-/// The tokens a chunk's heading path takes in front of it ([`embed_text`]), remembered for the
-/// last path: neighbouring chunks mostly share theirs.
-#[derive(Default)]
-struct Context {
+/// Each chunk's budget: [`Settings::budget`] for the tokens its heading path takes in front of
+/// it ([`embed_text`]), the last path's count remembered (neighbouring chunks mostly share it).
+struct Budgets {
+    settings: Settings,
     path: String,
     tokens: usize,
 }
 
-impl Context {
-    fn tokens(&mut self, chunk: &Chunk, sizer: &impl ChunkSizer) -> usize {
-        if chunk.heading.is_empty() {
-            return 0;
+impl Budgets {
+    fn new(settings: Settings) -> Budgets {
+        Budgets { settings, path: String::new(), tokens: 0 }
+    }
+
+    fn of(&mut self, chunk: &Chunk, sizer: &impl ChunkSizer) -> usize {
+        let s = self.settings;
+        // A path takes at most a token a byte (and one for the blank line after it): when even
+        // that many fit, there is nothing to count.
+        let bytes: usize = chunk.heading.iter().map(|h| h.len() + HEADING_SEP.len()).sum();
+        if s.room == usize::MAX || s.tokens + bytes + 1 <= s.room {
+            return s.tokens;
         }
         let path = chunk.heading_path();
         if path != self.path {
-            // The whole path (a chunk that opens with its own heading gets less), and a token
-            // for the blank line after it.
+            // The whole path (a chunk that opens with its own heading gets less).
             self.tokens = sizer.size(&path) + 1;
             self.path = path;
         }
-        self.tokens
+        s.budget(self.tokens)
     }
 }
 
@@ -195,10 +202,10 @@ fn fit_context<S: ChunkSizer>(doc: &str, chunks: Vec<Chunk>, settings: Settings,
     if settings.room == usize::MAX {
         return chunks;
     }
-    let mut context = Context::default();
+    let mut budgets = Budgets::new(settings);
     let mut out = Vec::with_capacity(chunks.len());
     for c in chunks {
-        let budget = settings.budget(context.tokens(&c, sizer));
+        let budget = budgets.of(&c, sizer);
         let span = doc.get(c.start_byte..c.end_byte).filter(|s| *s == c.text).unwrap_or(&c.text);
         if budget >= settings.tokens || sizer.size(span) <= budget {
             out.push(c);
