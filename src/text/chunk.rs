@@ -129,9 +129,19 @@ pub fn split_tokens(text: &str, kind: Kind, settings: Settings, tokenizer: &toke
     let exact = Exact(tokenizer);
     let mut budgets = Budgets::new(settings);
     let mut out: Vec<Chunk> = Vec::new();
-    for c in split(text, kind, settings, &offsets) {
+    // Cut with the edge's room to spare, so that a chunk snug on token boundaries is taken as
+    // it is: tokenizing chunks alone was a tenth of indexing's time when most came out full.
+    let spare = Settings {
+        tokens: settings.tokens.saturating_sub(EDGE_ROOM).max(1),
+        room: if settings.room == usize::MAX { usize::MAX } else { settings.room.saturating_sub(EDGE_ROOM) },
+        ..settings
+    };
+    for c in split(text, kind, spare, &offsets) {
         let budget = budgets.of(&c, &offsets);
         let roomy = offsets.count_range(c.start_byte, c.end_byte) + EDGE_ROOM <= budget;
+        // A cut inside a token (`word`;` cut after the backquote) is widened to the token's
+        // edges: the same tokens, now snug.
+        let c = if roomy && !offsets.snug(c.start_byte, c.end_byte) { widened(text, c, &offsets) } else { c };
         if (roomy && offsets.snug(c.start_byte, c.end_byte)) || exact.size(&c.text) <= budget {
             out.push(c);
         } else {
@@ -139,6 +149,23 @@ pub fn split_tokens(text: &str, kind: Kind, settings: Settings, tokenizer: &toke
         }
     }
     numbered(out)
+}
+
+/// `chunk` of `doc` widened over the tokens it cuts into at its edges, when that makes it snug.
+fn widened(doc: &str, chunk: Chunk, offsets: &TokenOffsets) -> Chunk {
+    let Some((start, end)) = offsets.token_edges(chunk.start_byte, chunk.end_byte) else { return chunk };
+    let end = start.max(end - doc[start..end].len() + doc[start..end].trim_end().len());
+    if (start, end) == (chunk.start_byte, chunk.end_byte) || !offsets.snug(start, end) {
+        return chunk;
+    }
+    Chunk {
+        start_line: chunk.start_line - doc[start..chunk.start_byte.max(start)].matches('\n').count(),
+        end_line: chunk.end_line + doc[chunk.end_byte.min(end)..end].matches('\n').count(),
+        start_byte: start,
+        end_byte: end,
+        text: doc[start..end].to_string(),
+        ..chunk
+    }
 }
 
 /// Each chunk's budget: [`Settings::budget`] for the tokens its heading path takes in front of
@@ -206,8 +233,12 @@ fn fit_context<S: ChunkSizer>(doc: &str, chunks: Vec<Chunk>, settings: Settings,
     let mut out = Vec::with_capacity(chunks.len());
     for c in chunks {
         let budget = budgets.of(&c, sizer);
+        if budget >= settings.tokens {
+            out.push(c);
+            continue;
+        }
         let span = doc.get(c.start_byte..c.end_byte).filter(|s| *s == c.text).unwrap_or(&c.text);
-        if budget >= settings.tokens || sizer.size(span) <= budget {
+        if sizer.size(span) <= budget {
             out.push(c);
         } else {
             cut_again(span, &c, budget, sizer, &mut out);
@@ -265,6 +296,18 @@ impl<'a> TokenOffsets<'a> {
             (Some(i), Some(&e)) => blank(self.starts[i], start) && blank(end, e),
             _ => false,
         }
+    }
+
+    /// The start of the token holding `start` and the end of the one holding the byte before
+    /// `end`, where either edge falls inside a token (not on whitespace before or after it).
+    pub fn token_edges(&self, start: usize, end: usize) -> Option<(usize, usize)> {
+        let bytes = self.doc.as_bytes();
+        let blank = |a: usize, b: usize| bytes.get(a..b).is_some_and(|r| r.iter().all(u8::is_ascii_whitespace));
+        let first = self.starts.partition_point(|&s| s <= start).checked_sub(1)?;
+        let last = *self.ends.get(self.ends.partition_point(|&e| e < end))?;
+        let from = if blank(self.starts[first], start) { start } else { self.starts[first] };
+        let to = if blank(end, last) { end } else { last };
+        Some((from, to))
     }
 
     /// Tokens overlapping `span`, a slice of the document; any other text is tokenized.
