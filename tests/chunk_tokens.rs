@@ -141,11 +141,32 @@ fn fast_token_offsets_are_the_tokenizers_own() {
         fast += usize::from(same(&document(&mut rng)));
     }
     assert!(fast >= 450, "the fast path took only {fast} of 500 random documents");
-    for odd in ["it's 'S 'Re 'VE 'll 'D \u{17f}", "a \u{3000}b\u{a0}\u{2028}c\r\n\r\n  \t", "x<|endoftext|>y", "e\u{301}", "", " ", "\n"] {
+    for odd in ["it's 'S 'Re 'VE 'll 'D \u{17f}", "a \u{3000}b\u{a0}\u{2028}c\r\n\r\n  \t", "e\u{301}", "", " ", "\n"] {
         same(odd);
     }
     assert!(!same("e\u{301}cole"), "not NFC: left to encode");
-    assert!(!same("a <|im_start|> b"), "an added token: left to encode");
+    // Added tokens: one token each, the text around them tokenized on its own (a space run
+    // before one ends there, as at the end of the text).
+    for added in [
+        "x<|endoftext|>y",
+        "a <|im_start|> b",
+        "<|endoftext|>",
+        "<|endoftext|><|endoftext|>\n\n",
+        "text   <|im_end|>\n  <think>\n</think>  fn main() {}",
+        "<|endoftext|<|endoftext|>|>",
+        "<tool_call><|fim_prefix|>def f():\n    return 1<|fim_suffix|>",
+    ] {
+        assert!(same(added), "an added token on the fast path: {added:?}");
+    }
+    let mut rng = Rng(0xADDED);
+    for _ in 0..200 {
+        let mut doc = document(&mut rng);
+        for _ in 0..rng.below(4) + 1 {
+            let at = doc.char_indices().map(|(i, _)| i).nth(rng.below(doc.chars().count().max(1))).unwrap_or(doc.len());
+            doc.insert_str(at, rng.pick(&["<|endoftext|>", "<|im_start|>", "<think>", " <|im_end|> ", "\n<|file_sep|>"]));
+        }
+        assert!(same(&doc), "documents with added tokens stay on the fast path");
+    }
     let corpora = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpora");
     let mut files = 0;
     for entry in ignore::WalkBuilder::new(&corpora).build().flatten().filter(|e| e.path().is_file()) {

@@ -6,13 +6,16 @@
 //! model on the piece's bytes in the byte-level alphabet: BPE never crosses a piece, so this is
 //! what encoding the document gives. A token holding part of a character spans the whole
 //! character, as in `encode`.
-//! Anything outside that (another pattern, text that NFC would change, an added token such as
-//! `<|endoftext|>` in the text) returns `None`: the caller encodes as before.
+//! An added token in the text (`<|endoftext|>`) is one token, and the text between added tokens
+//! is pre-tokenized on its own, as `encode` does. Anything outside that (another pattern, text
+//! that NFC would change, added tokens with stripping rules) returns `None`: the caller encodes
+//! as before.
 //! `tests/chunk_tokens.rs` holds the offsets equal to `encode`'s.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
 
+use aho_corasick::{AhoCorasick, MatchKind};
 use tokenizers::{Model, ModelWrapper, Tokenizer};
 use unicode_general_category::{GeneralCategory as G, get_general_category};
 use unicode_normalization::{IsNormalized, is_nfc_quick};
@@ -27,8 +30,12 @@ struct Plan {
     key: u64,
     /// The pattern and normalizer are the ones handled here.
     eligible: bool,
-    /// Added tokens' text: a document holding one is encoded whole.
-    added: Vec<String>,
+    /// Finds added tokens' text, leftmost-longest as the tokenizer does; `None` when there are
+    /// none.
+    added: Option<AhoCorasick>,
+    /// The added tokens match as they are (no stripping of spaces around them, no word rule):
+    /// else a document holding one is encoded whole.
+    added_plain: bool,
     /// Piece -> its tokens' byte offsets within it.
     cache: HashMap<Box<str>, Box<[(u32, u32)]>>,
     /// Byte -> the byte-level alphabet's character (GPT-2's `bytes_to_unicode`).
@@ -57,7 +64,12 @@ pub fn offsets(tokenizer: &Tokenizer, doc: &str) -> Option<Vec<(usize, usize)>> 
         if !plan.eligible || is_nfc_quick(doc.chars()) != IsNormalized::Yes {
             return None;
         }
-        if plan.added.iter().any(|a| memchr::memmem::find(doc.as_bytes(), a.as_bytes()).is_some()) {
+        // Added tokens in the text, each one token; the text between them goes on its own.
+        let found: Vec<(usize, usize)> = match &plan.added {
+            Some(ac) => ac.find_iter(doc).map(|m| (m.start(), m.end())).collect(),
+            None => Vec::new(),
+        };
+        if !found.is_empty() && !plan.added_plain {
             return None;
         }
         if plan.cache.len() > CACHE_LIMIT {
@@ -65,20 +77,36 @@ pub fn offsets(tokenizer: &Tokenizer, doc: &str) -> Option<Vec<(usize, usize)>> 
         }
         let mut out = Vec::with_capacity(doc.len() / 4);
         let mut at = 0;
-        while at < doc.len() {
-            let end = piece_end(doc, at);
-            let piece = &doc[at..end];
-            if let Some(tokens) = plan.cache.get(piece) {
-                out.extend(tokens.iter().map(|&(s, e)| (at + s as usize, at + e as usize)));
-            } else {
-                let tokens = piece_tokens(tokenizer, &plan.alphabet, piece)?;
-                out.extend(tokens.iter().map(|&(s, e)| (at + s as usize, at + e as usize)));
-                plan.cache.insert(piece.into(), tokens);
+        for (start, end) in found.into_iter().chain([(doc.len(), doc.len())]) {
+            plan.pieces(tokenizer, &doc[at..start], at, &mut out)?;
+            if start < end {
+                out.push((start, end));
             }
             at = end;
         }
         Some(out)
     })
+}
+
+impl Plan {
+    /// The tokens of `text` (which starts at byte `base` of the document) onto `out`.
+    fn pieces(&mut self, tokenizer: &Tokenizer, text: &str, base: usize, out: &mut Vec<(usize, usize)>) -> Option<()> {
+        let mut at = 0;
+        while at < text.len() {
+            let end = piece_end(text, at);
+            let piece = &text[at..end];
+            let from = base + at;
+            if let Some(tokens) = self.cache.get(piece) {
+                out.extend(tokens.iter().map(|&(s, e)| (from + s as usize, from + e as usize)));
+            } else {
+                let tokens = piece_tokens(tokenizer, &self.alphabet, piece)?;
+                out.extend(tokens.iter().map(|&(s, e)| (from + s as usize, from + e as usize)));
+                self.cache.insert(piece.into(), tokens);
+            }
+            at = end;
+        }
+        Some(())
+    }
 }
 
 /// A piece's tokens by the BPE model alone, as byte offsets within the piece.
@@ -149,8 +177,12 @@ fn make_plan(tokenizer: &Tokenizer, key: u64) -> Plan {
         _ => false,
     };
     let eligible = pre == expected_pre && nfc && plain;
-    let added = tokenizer.get_added_tokens_decoder().into_values().map(|t| t.content).filter(|c| !c.is_empty()).collect();
-    Plan { key, eligible, added, cache: HashMap::new(), alphabet: byte_alphabet() }
+    let added: Vec<_> = tokenizer.get_added_tokens_decoder().into_values().filter(|t| !t.content.is_empty()).collect();
+    let added_plain = added.iter().all(|t| !t.lstrip && !t.rstrip && !t.single_word && !t.normalized);
+    let added = (!added.is_empty())
+        .then(|| AhoCorasick::builder().match_kind(MatchKind::LeftmostLongest).build(added.iter().map(|t| &t.content)).ok())
+        .flatten();
+    Plan { key, eligible, added, added_plain, cache: HashMap::new(), alphabet: byte_alphabet() }
 }
 
 fn is_letter(c: char) -> bool {
