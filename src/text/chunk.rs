@@ -139,8 +139,9 @@ pub fn split_tokens(text: &str, kind: Kind, settings: Settings, tokenizer: &toke
     for c in split(text, kind, spare, &offsets) {
         let budget = budgets.of(&c, &offsets);
         let roomy = offsets.count_range(c.start_byte, c.end_byte) + EDGE_ROOM <= budget;
-        // A cut inside a token (`word`;` cut after the backquote) is widened to the token's
-        // edges: the same tokens, now snug.
+        // A chunk cut inside a token (text-splitter may cut between a backquote and the
+        // semicolon after it, one token here) is widened to the token's edges: the same
+        // tokens, now snug.
         let c = if roomy && !offsets.snug(c.start_byte, c.end_byte) { widened(text, c, &offsets) } else { c };
         if (roomy && offsets.snug(c.start_byte, c.end_byte)) || exact.size(&c.text) <= budget {
             out.push(c);
@@ -154,12 +155,13 @@ pub fn split_tokens(text: &str, kind: Kind, settings: Settings, tokenizer: &toke
 /// `chunk` of `doc` widened over the tokens it cuts into at its edges, when that makes it snug.
 fn widened(doc: &str, chunk: Chunk, offsets: &TokenOffsets) -> Chunk {
     let Some((start, end)) = offsets.token_edges(chunk.start_byte, chunk.end_byte) else { return chunk };
-    let end = start.max(end - doc[start..end].len() + doc[start..end].trim_end().len());
+    // The token after the edge may carry whitespace (`;\n`): the chunk ends before it.
+    let end = start + doc[start..end].trim_end().len();
     if (start, end) == (chunk.start_byte, chunk.end_byte) || !offsets.snug(start, end) {
         return chunk;
     }
     Chunk {
-        start_line: chunk.start_line - doc[start..chunk.start_byte.max(start)].matches('\n').count(),
+        start_line: chunk.start_line - doc[start..chunk.start_byte].matches('\n').count(),
         end_line: chunk.end_line + doc[chunk.end_byte.min(end)..end].matches('\n').count(),
         start_byte: start,
         end_byte: end,
