@@ -289,15 +289,7 @@ impl<'a> TokenOffsets<'a> {
     /// Whether `start..end` begins where a token begins and ends where one ends, once widened
     /// over whitespace (the splitter trims the spaces and newlines that tokens carry).
     pub fn snug(&self, start: usize, end: usize) -> bool {
-        let bytes = self.doc.as_bytes();
-        let blank = |a: usize, b: usize| bytes.get(a..b).is_some_and(|r| r.iter().all(u8::is_ascii_whitespace));
-        // The token holding `start`, and the one holding the byte before `end`.
-        let first = self.starts.partition_point(|&s| s <= start).checked_sub(1);
-        let last = self.ends.partition_point(|&e| e < end);
-        match (first, self.ends.get(last)) {
-            (Some(i), Some(&e)) => blank(self.starts[i], start) && blank(end, e),
-            _ => false,
-        }
+        self.token_edges(start, end) == Some((start, end))
     }
 
     /// The start of the token holding `start` and the end of the one holding the byte before
