@@ -315,10 +315,12 @@ fn the_index_tool_refreshes_registered_folders_through_the_writer_and_no_others(
 #[test]
 fn searches_answer_by_keyword_while_the_model_loads() {
     let (_tmp, _root, index) = fixture();
-    // A model that takes its time to load.
+    // A model that loads only when the test lets it (a timed delay would race a slow machine).
     let slow = stand_in_plan();
+    let (release, released) = std::sync::mpsc::channel::<()>(); // nothing is sent: dropping `release` lets it load
+    let released = std::sync::Mutex::new(released);
     let plan: qsearch::mcp::ModelPlan = std::sync::Arc::new(move |fp, purpose| {
-        std::thread::sleep(Duration::from_millis(1500));
+        let _ = released.lock().unwrap().recv();
         slow(fp, purpose)
     });
     let engine = engine(&index, plan);
@@ -327,6 +329,7 @@ fn searches_answer_by_keyword_while_the_model_loads() {
     assert!(early.hits[0].path.ends_with("cook.md"), "{early:?}");
     assert_eq!(early.notes, vec!["the model is not loaded yet: keyword results only".to_string()]);
     assert!(matches!(engine.status().unwrap().model, qsearch::mcp::model::ModelState::Loading { .. }));
+    drop(release); // every wait ends
     wait_for("the model", Duration::from_secs(30), || {
         matches!(engine.status().unwrap().model, qsearch::mcp::model::ModelState::Ready { .. })
     });
