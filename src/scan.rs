@@ -36,6 +36,8 @@ pub enum Skip {
     TooLarge { limit_mb: u64 },
     /// Found to be binary when read.
     Binary,
+    /// Found when read: no text in it, or none qsearch may read.
+    NoText(String),
 }
 
 impl std::fmt::Display for Skip {
@@ -44,6 +46,7 @@ impl std::fmt::Display for Skip {
             Skip::Symlink => f.write_str("symbolic link (not followed)"),
             Skip::TooLarge { limit_mb } => write!(f, "larger than the {limit_mb} MB limit (max_file_mb)"),
             Skip::Binary => f.write_str("binary content"),
+            Skip::NoText(why) => f.write_str(why),
         }
     }
 }

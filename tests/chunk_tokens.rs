@@ -6,6 +6,7 @@ mod common;
 
 use qsearch::text::chunk::{self, Settings, Sizer};
 use qsearch::text::kind::{Kind, Lang};
+use qsearch::text::pdf;
 
 fn qwen3_tokenizer() -> tokenizers::Tokenizer {
     tokenizers::Tokenizer::from_file(common::qwen3_tokenizer_path()).unwrap()
@@ -73,11 +74,16 @@ fn every_chunk_fits_the_budget_when_tokenized_alone() {
     let mut rng = Rng(0x5DEECE66D);
     let (mut checked, mut squeezed) = (0, 0);
     for round in 0..1000 {
-        let doc = document(&mut rng);
-        let kind = [Kind::Markdown, Kind::Text, Kind::Code(None), Kind::Code(Some(Lang::Rust)), Kind::Code(Some(Lang::Python))][round % 5];
+        let kinds = [Kind::Markdown, Kind::Text, Kind::Code(None), Kind::Code(Some(Lang::Rust)), Kind::Code(Some(Lang::Python)), Kind::Pdf];
+        let kind = kinds[round % kinds.len()];
+        let mut doc = document(&mut rng);
+        if kind == Kind::Pdf {
+            // Pages, as `text::pdf` joins them.
+            doc = doc.lines().map(|l| if rng.below(8) == 0 { format!("{l}{}", pdf::PAGE_BREAK) } else { format!("{l}\n") }).collect();
+        }
         let mut settings = [Settings::new(16, 0), Settings::new(64, 8), Settings::new(384, 32)]
             [rng.below(3)];
-        if round % 2 == 1 {
+        if (round / kinds.len()) % 2 == 1 {
             // What a model reads, a little more than the chunk: headings take the rest.
             settings.room = settings.tokens + 2 + rng.below(settings.tokens);
         }
@@ -95,6 +101,11 @@ fn every_chunk_fits_the_budget_when_tokenized_alone() {
             let first_line = doc.lines().nth(c.start_line - 1).unwrap_or_default();
             assert!(first_line.contains(c.text.lines().next().unwrap_or_default()), "line range of {c:?}");
             assert!(c.end_line >= c.start_line && c.end_line <= doc.lines().count().max(1));
+            if kind == Kind::Pdf {
+                let page = doc[..c.start_byte].matches(pdf::PAGE_BREAK).count() + 1;
+                assert_eq!(c.heading, vec![format!("page {page}")], "{c:?}");
+                assert!(!c.text.contains(pdf::PAGE_BREAK), "a chunk spans two pages: {c:?}");
+            }
             checked += 1;
         }
     }

@@ -175,6 +175,9 @@ fn print_summary(r: &Report) {
     for path in &r.lossy {
         eprintln!("  note    {path}: invalid bytes replaced with U+FFFD");
     }
+    for p in &r.partial {
+        eprintln!("  note    {}: {}", p.path.display(), p.why);
+    }
     if r.truncated > 0 {
         let what = match r.truncated {
             1 => "1 chunk was longer than the model reads: its end is found by keyword only".to_string(),

@@ -7,7 +7,8 @@ use std::time::Instant;
 use anyhow::Result;
 
 use super::Options;
-use super::sync::{Text, chunk_text, readable_text};
+use super::sync::chunk_text;
+use crate::text::{self, Readable};
 use crate::embed::{Embedder, InputKind};
 use crate::scan;
 
@@ -35,7 +36,7 @@ pub fn estimate(embedder: &mut dyn Embedder, roots: &[PathBuf], opts: &Options) 
         let scanned = scan::scan(root, &opts.scan);
         est.skipped += scanned.skipped.len() + scanned.errors.len();
         for found in &scanned.files {
-            let Some(Text { text, .. }) = std::fs::read(&found.path).ok().and_then(|b| readable_text(&b, found.kind)) else {
+            let Some(Readable { text, .. }) = std::fs::read(&found.path).ok().and_then(|b| text::readable(&b, found.kind).ok()) else {
                 est.skipped += 1;
                 continue;
             };

@@ -10,7 +10,7 @@ use crate::scan::Skip;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FileOutcome {
     /// Read, chunked and written with this many chunks.
-    Indexed { chunks: usize, lossy: bool },
+    Indexed { chunks: usize, lossy: bool, note: Option<String> },
     /// Same content as stored (only its size and mtime were updated).
     Unchanged,
     /// Left out on purpose.
@@ -54,6 +54,8 @@ pub struct Report {
     pub failed: Vec<FileNote<String>>,
     pub unsupported: usize,
     pub lossy: Vec<String>,
+    /// Indexed, but part of the file could not be read (pages of a PDF).
+    pub partial: Vec<FileNote<String>>,
     pub chunks_written: usize,
     pub embedded: u64,
     pub tokens: u64,
@@ -70,11 +72,14 @@ impl Report {
     /// Counts one file's outcome.
     pub fn record(&mut self, path: PathBuf, outcome: FileOutcome) {
         match outcome {
-            FileOutcome::Indexed { chunks, lossy } => {
+            FileOutcome::Indexed { chunks, lossy, note } => {
                 self.indexed += 1;
                 self.chunks_written += chunks;
                 if lossy {
                     self.lossy.push(path.display().to_string());
+                }
+                if let Some(why) = note {
+                    self.partial.push(FileNote { path, why });
                 }
             }
             FileOutcome::Unchanged => self.unchanged += 1,

@@ -10,35 +10,15 @@ use super::{FileOutcome, Progress, Report, Writer};
 use crate::scan::{self, Found, Skip};
 use crate::store::docs::{DocOp, DocState, NewChunk, NewDocument};
 use crate::text::chunk::{self, Sizer};
-use crate::text::decode::{self, DecodeError};
-use crate::text::kind::{self, Kind};
+use crate::text::kind::Kind;
+use crate::text::pdf::PdfError;
+use crate::text::{self, Readable, Unreadable};
 
 /// A file whose size or mtime differs from what the store has (or that it lacks).
 pub(super) struct Work {
     pub root_id: i64,
     pub found: Found,
     pub state: Option<DocState>,
-}
-
-/// A file's text as qsearch reads it.
-pub(super) struct Text {
-    pub text: String,
-    /// Invalid bytes were replaced.
-    pub lossy: bool,
-}
-
-/// The text a person reads in a file of this kind (HTML without its tags), or `None` for binary
-/// content.
-pub(super) fn readable_text(bytes: &[u8], kind: Kind) -> Option<Text> {
-    let decoded = match decode::decode(bytes) {
-        Ok(d) => d,
-        Err(DecodeError::Binary) => return None,
-    };
-    let text = match kind {
-        Kind::Html => kind::html_to_text(&decoded.text),
-        _ => decoded.text,
-    };
-    Some(Text { text, lossy: decoded.lossy })
 }
 
 /// A document's text as chunks ready to store, each with the hash of the text it is embedded as.
@@ -68,16 +48,27 @@ pub(super) fn prepare(work: &Work, tokenizer: Option<&tokenizers::Tokenizer>, se
         let op = DocOp::Touch { id: s.id, size, mtime_ns: found.mtime_ns };
         return Ok(Prepared { op: Some(op), outcome: FileOutcome::Unchanged });
     }
-    let Some(Text { text, lossy }) = readable_text(&bytes, found.kind) else {
-        // Binary now: a stored text version of it goes.
-        let op = work.state.as_ref().map(|s| DocOp::Delete { id: s.id });
-        return Ok(Prepared { op, outcome: FileOutcome::Skipped(Skip::Binary) });
+    let Readable { text, lossy, note } = match text::readable(&bytes, found.kind) {
+        Ok(readable) => readable,
+        // A broken PDF may be mid-write or damaged: what the index has of it is kept.
+        Err(Unreadable::Pdf(e @ PdfError::Broken(_))) => {
+            return Ok(Prepared { op: None, outcome: FileOutcome::Failed(format!("{e}; its last readable version stays searchable")) });
+        }
+        // No text now: a stored text version of it goes.
+        Err(e) => {
+            let skip = match e {
+                Unreadable::Binary => Skip::Binary,
+                Unreadable::Pdf(e) => Skip::NoText(e.to_string()),
+            };
+            let op = work.state.as_ref().map(|s| DocOp::Delete { id: s.id });
+            return Ok(Prepared { op, outcome: FileOutcome::Skipped(skip) });
+        }
     };
     drop(bytes);
     let file_name = found.path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
     let title = chunk::title(&text, found.kind, &file_name);
     let chunks = chunk_text(&text, found.kind, tokenizer, settings);
-    let outcome = FileOutcome::Indexed { chunks: chunks.len(), lossy };
+    let outcome = FileOutcome::Indexed { chunks: chunks.len(), lossy, note };
     let doc = NewDocument {
         root_id: work.root_id,
         path: found.path.clone(),

@@ -244,7 +244,9 @@ impl Engine {
             );
         }
         let bytes = std::fs::read(&real).with_context(|| format!("cannot read {}", real.display()))?;
-        let text = crate::text::decode::decode(&bytes).map_err(|e| anyhow::anyhow!("cannot show {requested}: {e}"))?.text;
+        // The text as indexed (HTML without tags, a PDF's pages), which chunks' lines count in.
+        let kind = crate::text::kind::of(&real).unwrap_or(crate::text::kind::Kind::Text);
+        let text = crate::text::readable(&bytes, kind).map_err(|e| anyhow::anyhow!("cannot show {requested}: {e}"))?.text;
         let (start, end) = match chunk_lines {
             Some((s, e)) => (req.start_line.unwrap_or(s), req.end_line.unwrap_or(e)),
             None => (req.start_line.unwrap_or(1), req.end_line.unwrap_or(usize::MAX)),

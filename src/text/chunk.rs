@@ -339,6 +339,9 @@ fn split_structure<S: ChunkSizer>(text: &str, kind: Kind, settings: Settings, si
             return chunks;
         }
     }
+    if kind == Kind::Pdf {
+        return pdf_pages(text, settings, sizer);
+    }
     let overlap = settings.overlap.min(settings.tokens.saturating_sub(1));
     let config = ChunkConfig::new(settings.tokens.max(1))
         .with_sizer(sizer)
@@ -367,6 +370,29 @@ fn split_structure<S: ChunkSizer>(text: &str, kind: Kind, settings: Settings, si
             }
         })
         .collect()
+}
+
+/// A PDF's pages cut one at a time, so that no chunk spans two and each is headed by its page.
+fn pdf_pages<S: ChunkSizer>(text: &str, settings: Settings, sizer: &S) -> Vec<Chunk> {
+    let lines = LineIndex::new(text);
+    let starts = super::pdf::page_starts(text);
+    let mut out = Vec::new();
+    for (i, &start) in starts.iter().enumerate() {
+        let end = starts.get(i + 1).map_or(text.len(), |&next| next - super::pdf::PAGE_BREAK.len_utf8());
+        let first_line = lines.line_of(start) - 1;
+        for c in split_structure(&text[start..end], Kind::Text, settings, sizer) {
+            out.push(Chunk {
+                seq: out.len(),
+                heading: vec![format!("page {}", i + 1)],
+                start_byte: start + c.start_byte,
+                end_byte: start + c.end_byte,
+                start_line: first_line + c.start_line,
+                end_line: first_line + c.end_line,
+                text: c.text,
+            });
+        }
+    }
+    out
 }
 
 /// A document's title: its first markdown heading, else its file name.

@@ -7,6 +7,8 @@ pub enum Kind {
     Markdown,
     Text,
     Html,
+    /// Text taken from a PDF's pages (`text::pdf`).
+    Pdf,
     /// Source code, with its language when qsearch has a grammar for it (see `text::code`).
     Code(Option<Lang>),
 }
@@ -51,6 +53,7 @@ impl Kind {
             Kind::Markdown => "markdown",
             Kind::Text => "text",
             Kind::Html => "html",
+            Kind::Pdf => "pdf",
             Kind::Code(_) => "code",
         }
     }
@@ -72,6 +75,7 @@ pub fn of(path: &Path) -> Option<Kind> {
     match ext.as_deref() {
         Some("md" | "markdown" | "mdx" | "mdown" | "mkd") => Some(Kind::Markdown),
         Some("html" | "htm" | "xhtml") => Some(Kind::Html),
+        Some("pdf") => Some(Kind::Pdf),
         Some(e) if TEXT.contains(&e) => Some(Kind::Text),
         Some(e) if CODE.contains(&e) => Some(Kind::Code(Lang::of_ext(e))),
         _ => {
@@ -132,6 +136,7 @@ mod tests {
         assert_eq!(of(Path::new("x.hpp")), Some(Kind::Code(Some(Lang::Cpp))));
         assert_eq!(of(Path::new("x.lua")), Some(Kind::Code(None)));
         assert_eq!(of(Path::new("README")), Some(Kind::Text));
+        assert_eq!(of(Path::new("paper.PDF")), Some(Kind::Pdf));
         assert_eq!(of(Path::new("photo.jpg")), None);
     }
 

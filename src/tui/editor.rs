@@ -1,8 +1,21 @@
 //! Opening a hit in the user's editor: `$VISUAL`, else `$EDITOR`, split on whitespace for its
 //! own arguments, then `+LINE PATH` (which vi, vim, nvim, emacs, nano, micro, kak and helix all
-//! understand).
+//! understand). A PDF goes to the desktop's viewer instead, which does not take the terminal.
 
+use std::path::Path;
 use std::process::Command;
+
+use crate::text::kind::{self, Kind};
+
+/// Whether a hit in this file opens in the desktop's viewer rather than in the editor.
+pub fn opens_in_viewer(path: &str) -> bool {
+    kind::of(Path::new(path)) == Some(Kind::Pdf)
+}
+
+/// Hands the file to the desktop's default application for it, without waiting for it.
+pub fn open_in_viewer(path: &str) -> Result<(), String> {
+    open::that_detached(path).map_err(|e| format!("cannot open {path} in a viewer ({e}); open it by hand"))
+}
 
 /// The program and its arguments, or why there is none.
 pub fn command(
@@ -44,6 +57,12 @@ mod tests {
         assert_eq!(args, vec!["--wait", "+12", "/n/a.md"]);
         let (p, args) = command(Some("  "), Some("vim"), "/n/a b.md", 3).unwrap();
         assert_eq!((p.as_str(), args), ("vim", vec!["+3".to_string(), "/n/a b.md".to_string()]));
+    }
+
+    #[test]
+    fn pdfs_go_to_the_viewer() {
+        assert!(opens_in_viewer("/n/paper.pdf"));
+        assert!(!opens_in_viewer("/n/a.md"));
     }
 
     #[test]

@@ -77,6 +77,9 @@ pub fn run(options: Options) -> Result<()> {
         while let Some(effect) = effects.pop_front() {
             match effect {
                 Effect::Search { generation, query } => worker.search(generation, query),
+                Effect::Open { path, .. } if editor::opens_in_viewer(&path) => {
+                    effects.extend(app.update(Event::EditorDone(editor::open_in_viewer(&path))));
+                }
                 Effect::Open { path, line } => {
                     events.pause();
                     let opened = session.suspend(|| editor::open(&path, line));

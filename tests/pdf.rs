@@ -1,0 +1,138 @@
+//! PDFs: real files written by lopdf, read through pdf-extract, indexed and searched with the
+//! real store; broken, encrypted and text-less PDFs get their reason and lose nothing.
+
+mod common;
+
+use qsearch::text::pdf::{self, PdfError};
+
+#[test]
+fn pages_come_out_in_order_with_a_break_between() {
+    let bytes = common::pdf::with_pages(&["First page about risotto.", "Second page about\nthe borrow checker.", "Third."]);
+    let got = pdf::text_of(&bytes).unwrap();
+    assert_eq!((got.pages, got.failed_pages), (3, 0));
+    let pages: Vec<&str> = got.text.split(pdf::PAGE_BREAK).collect();
+    assert_eq!(pages.len(), 3, "{:?}", got.text);
+    assert!(pages[0].contains("risotto") && pages[1].contains("borrow checker") && pages[2].contains("Third"), "{pages:?}");
+    assert_eq!(pdf::page_starts(&got.text).len(), 3);
+}
+
+#[test]
+fn a_pdf_without_text_or_with_a_password_says_so() {
+    assert_eq!(pdf::text_of(&common::pdf::drawing_only()).unwrap_err(), PdfError::NoText);
+    let locked = common::pdf::encrypted(&["A locked page."], "secret");
+    assert_eq!(pdf::text_of(&locked).unwrap_err(), PdfError::Encrypted);
+    // Encrypted for its permissions only: anyone may open it, so it is read.
+    let open = common::pdf::encrypted(&["An open page about sourdough."], "");
+    assert!(pdf::text_of(&open).unwrap().text.contains("sourdough"));
+}
+
+#[test]
+fn damaged_pdfs_give_an_error_or_text_never_a_panic() {
+    let bytes = common::pdf::with_pages(&["Alpha page.", "Beta page.", "Gamma page."]);
+    assert!(matches!(pdf::text_of(&bytes[..bytes.len() / 2]), Err(PdfError::Broken(_)) | Ok(_)));
+    assert!(matches!(pdf::text_of(b"%PDF-1.5\n%garbage"), Err(PdfError::Broken(_))));
+    // Bytes overwritten at random places: whatever pdf-extract makes of them, it is an answer.
+    let mut state = 0x9e3779b97f4a7c15u64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let (mut read, mut refused) = (0, 0);
+    for _ in 0..300 {
+        let mut damaged = bytes.clone();
+        for _ in 0..1 + next() % 8 {
+            let at = (next() % damaged.len() as u64) as usize;
+            damaged[at] = next() as u8;
+        }
+        match pdf::text_of(&damaged) {
+            Ok(_) => read += 1,
+            Err(_) => refused += 1,
+        }
+    }
+    assert!(read > 0 && refused > 0, "read {read}, refused {refused}");
+}
+
+fn index_json(index: &std::path::Path, root: &std::path::Path) -> (Option<i32>, serde_json::Value) {
+    let out = common::qsearch(index).args(["index", "--model", "stand-in", "--json"]).arg(root).output().unwrap();
+    let report = serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stderr)));
+    (out.status.code(), report)
+}
+
+/// The `why` of the note on `name` in a report's list (`skipped`, `failed`, `partial`).
+fn why<'a>(report: &'a serde_json::Value, list: &str, name: &str) -> Option<&'a str> {
+    report[list].as_array()?.iter().find(|n| n[0].as_str().unwrap().ends_with(name)).map(|n| n[1].as_str().unwrap())
+}
+
+fn first_hit(index: &std::path::Path, query: &str) -> serde_json::Value {
+    let out = common::qsearch(index).args(["search", query, "--mode", "keyword", "--json"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()["hits"][0].clone()
+}
+
+#[test]
+fn pdfs_are_searched_by_page_and_a_damaged_one_keeps_its_last_version() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("docs");
+    let index = tmp.path().join("index");
+    common::write(&root, "notes.md", "# Notes\n\nNothing about the kitchen here.\n");
+    let paper = common::pdf::with_pages(&[
+        "Kitchen science, an introduction.",
+        "Risotto needs constant stirring\nand warm stock added slowly.",
+        "Conclusion and references.",
+    ]);
+    common::write(&root, "paper.pdf", &paper);
+    common::write(&root, "scan.pdf", common::pdf::drawing_only());
+    common::write(&root, "locked.pdf", common::pdf::encrypted(&["A locked page."], "secret"));
+    common::write(&root, "broken.pdf", "%PDF-1.5\nthe rest never arrived");
+
+    let (code, report) = index_json(&index, &root);
+    assert_eq!(code, Some(1), "a failed file makes the exit code 1: {report}");
+    assert_eq!(report["indexed"], 2, "{report}");
+    assert!(why(&report, "skipped", "scan.pdf").unwrap().contains("OCR"), "{report}");
+    assert!(why(&report, "skipped", "locked.pdf").unwrap().contains("password"), "{report}");
+    assert!(why(&report, "failed", "broken.pdf").unwrap().contains("not a readable PDF"), "{report}");
+
+    let hit = first_hit(&index, "risotto stirring");
+    assert!(hit["path"].as_str().unwrap().ends_with("paper.pdf"), "{hit}");
+    assert_eq!(hit["heading"], "page 2", "{hit}");
+    // An agent reading the hit gets the page's text at the hit's lines, not the PDF's bytes.
+    let got = mcp_engine(&index)
+        .get(&qsearch::mcp::engine::GetRequest { chunk_id: hit["chunk_id"].as_i64(), ..Default::default() })
+        .unwrap();
+    assert!(got.text.contains("Risotto needs constant stirring"), "{}", got.text);
+    assert_eq!(got.start_line as u64, hit["line"].as_u64().unwrap(), "{got:?}");
+
+    // The PDF is rewritten and the new file is cut short: the version indexed stays searchable.
+    common::write(&root, "paper.pdf", &paper[..paper.len() / 3]);
+    let (_, report) = index_json(&index, &root);
+    assert!(why(&report, "failed", "paper.pdf").unwrap().contains("last readable version"), "{report}");
+    assert!(first_hit(&index, "risotto stirring")["path"].as_str().unwrap().ends_with("paper.pdf"));
+
+    // Whole again, with a fourth page.
+    let longer = common::pdf::with_pages(&["Kitchen science.", "Risotto needs stirring.", "More.", "Saffron threads bloom in warm water."]);
+    common::write(&root, "paper.pdf", longer);
+    let (code, report) = index_json(&index, &root);
+    assert_eq!((code, &report["failed"].as_array().unwrap().len()), (Some(1), &1), "only broken.pdf fails: {report}");
+    assert_eq!(first_hit(&index, "saffron")["heading"], "page 4");
+}
+
+fn mcp_engine(index: &std::path::Path) -> qsearch::mcp::Engine {
+    let plan: qsearch::mcp::ModelPlan = std::sync::Arc::new(|fp, _| {
+        Ok(qsearch::embed::load::Settings {
+            choice: qsearch::models::choice::Choice::Named("stand-in".into()),
+            sources: qsearch::models::source::Sources { user_dir: None, allow_pip: false, allow_download: false },
+            ort_lib: None,
+            options: qsearch::embed::onnx::Options { dims: fp.map(|f| f.dims), ..Default::default() },
+        })
+    });
+    qsearch::mcp::Engine::new(qsearch::mcp::Setup {
+        index_dir: index.to_path_buf(),
+        model: plan,
+        k: 10,
+        mode: qsearch::search::Mode::Hybrid,
+        per_doc: 2,
+        index_options: Default::default(),
+    })
+}
