@@ -52,7 +52,8 @@ pub(super) fn prepare(work: &Work, tokenizer: Option<&tokenizers::Tokenizer>, se
         Ok(readable) => readable,
         // A broken PDF may be mid-write or damaged: what the index has of it is kept.
         Err(Unreadable::Pdf(e @ PdfError::Broken(_))) => {
-            return Ok(Prepared { op: None, outcome: FileOutcome::Failed(format!("{e}; its last readable version stays searchable")) });
+            let kept = if work.state.is_some() { "; the version indexed before stays searchable" } else { "" };
+            return Ok(Prepared { op: None, outcome: FileOutcome::Failed(format!("{e}{kept}")) });
         }
         // No text now: a stored text version of it goes.
         Err(e) => {

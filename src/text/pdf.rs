@@ -10,6 +10,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Once;
 
 use pdf_extract::{Document, PlainTextOutput};
+use unicode_normalization::UnicodeNormalization;
 
 /// Between two pages' text.
 pub const PAGE_BREAK: char = '\u{c}';
@@ -55,7 +56,7 @@ pub fn text_of(bytes: &[u8]) -> Result<PdfText, PdfError> {
             pdf_extract::output_doc_page(&doc, &mut PlainTextOutput::new(&mut page), number).map(|()| page)
         });
         match page {
-            Some(Ok(page)) => text.push_str(&page.replace(PAGE_BREAK, "\n")),
+            Some(Ok(page)) => text.push_str(&plain(&page)),
             _ => failed_pages += 1,
         }
     }
@@ -66,6 +67,12 @@ pub fn text_of(bytes: &[u8]) -> Result<PdfText, PdfError> {
         return Err(PdfError::NoText);
     }
     Ok(PdfText { text, pages: numbers.len(), failed_pages })
+}
+
+/// A page's text as searched: typesetting's compatibility characters folded (NFKC: the "ﬁ"
+/// ligature is "fi", so keyword search finds "profile"), no page break inside.
+fn plain(page: &str) -> String {
+    page.nfkc().map(|c| if c == PAGE_BREAK { '\n' } else { c }).collect()
 }
 
 /// Where each page starts in a PDF's text (page 1 at byte 0).
@@ -102,6 +109,11 @@ mod tests {
     fn pages_start_after_each_break() {
         assert_eq!(page_starts("one\u{c}two\u{c}"), vec![0, 4, 8]);
         assert_eq!(page_starts("only"), vec![0]);
+    }
+
+    #[test]
+    fn ligatures_are_letters_and_a_page_holds_no_break() {
+        assert_eq!(plain("The misﬁts\u{c}ﬂow"), "The misfits\nflow");
     }
 
     #[test]

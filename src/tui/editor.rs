@@ -12,9 +12,14 @@ pub fn opens_in_viewer(path: &str) -> bool {
     kind::of(Path::new(path)) == Some(Kind::Pdf)
 }
 
-/// Hands the file to the desktop's default application for it, without waiting for it.
+/// Hands the file to the desktop's default application for it (`xdg-open`, `gio open`, `open`),
+/// without waiting for the viewer; a launcher that fails within a second is reported.
 pub fn open_in_viewer(path: &str) -> Result<(), String> {
-    open::that_detached(path).map_err(|e| format!("cannot open {path} in a viewer ({e}); open it by hand"))
+    open::that_detached_with_timeout(path, std::time::Duration::from_secs(1))
+        .map_err(|e| {
+            let name = Path::new(path).file_name().map_or(path.into(), |n| n.to_string_lossy());
+            format!("no viewer opened {name}: {e}")
+        })
 }
 
 /// The program and its arguments, or why there is none.
