@@ -60,8 +60,11 @@ pub fn text_of(bytes: &[u8]) -> Result<PdfText, PdfError> {
             _ => failed_pages += 1,
         }
     }
-    if numbers.is_empty() || failed_pages == numbers.len() {
-        return Err(PdfError::Broken("no page could be read".into()));
+    if numbers.is_empty() {
+        return Err(PdfError::Broken("it has no pages".into()));
+    }
+    if failed_pages == numbers.len() {
+        return Err(PdfError::Broken(format!("the PDF reader failed on all {} of its pages", numbers.len())));
     }
     if text.chars().all(|c| c.is_whitespace()) {
         return Err(PdfError::NoText);
