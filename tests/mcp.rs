@@ -263,33 +263,10 @@ fn malformed_input_gets_errors_and_closing_stdin_ends_the_server_cleanly() {
     assert!(status.success(), "the server exited with {status}");
 }
 
-/// The engine with the stand-in model, as `qsearch mcp --model stand-in` would build it.
-fn engine(index: &Path, plan: qsearch::mcp::ModelPlan) -> qsearch::mcp::Engine {
-    qsearch::mcp::Engine::new(qsearch::mcp::Setup {
-        index_dir: index.to_path_buf(),
-        model: plan,
-        k: 10,
-        mode: qsearch::search::Mode::Hybrid,
-        per_doc: 2,
-        index_options: Default::default(),
-    })
-}
-
-fn stand_in_plan() -> qsearch::mcp::ModelPlan {
-    std::sync::Arc::new(|fp, _| {
-        Ok(qsearch::embed::load::Settings {
-            choice: qsearch::models::choice::Choice::Named("stand-in".into()),
-            sources: qsearch::models::source::Sources { user_dir: None, allow_pip: false, allow_download: false },
-            ort_lib: None,
-            options: qsearch::embed::onnx::Options { dims: fp.map(|f| f.dims), ..Default::default() },
-        })
-    })
-}
-
 #[test]
 fn the_index_tool_refreshes_registered_folders_through_the_writer_and_no_others() {
     let (tmp, root, index) = fixture();
-    let engine = engine(&index, stand_in_plan());
+    let engine = common::mcp_engine(&index, common::stand_in_plan());
     let search = |q: &str| engine.search(&qsearch::mcp::engine::SearchRequest { query: q.into(), ..Default::default() }).unwrap();
     assert!(search("kingfisher").hits.is_empty());
 
@@ -316,14 +293,14 @@ fn the_index_tool_refreshes_registered_folders_through_the_writer_and_no_others(
 fn searches_answer_by_keyword_while_the_model_loads() {
     let (_tmp, _root, index) = fixture();
     // A model that loads only when the test lets it (a timed delay would race a slow machine).
-    let slow = stand_in_plan();
+    let slow = common::stand_in_plan();
     let (release, released) = std::sync::mpsc::channel::<()>(); // nothing is sent: dropping `release` lets it load
     let released = std::sync::Mutex::new(released);
     let plan: qsearch::mcp::ModelPlan = std::sync::Arc::new(move |fp, purpose| {
         let _ = released.lock().unwrap().recv();
         slow(fp, purpose)
     });
-    let engine = engine(&index, plan);
+    let engine = common::mcp_engine(&index, plan);
     let request = qsearch::mcp::engine::SearchRequest { query: "risotto stirring".into(), ..Default::default() };
     let early = engine.search(&request).unwrap();
     assert!(early.hits[0].path.ends_with("cook.md"), "{early:?}");

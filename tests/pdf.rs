@@ -99,7 +99,7 @@ fn pdfs_are_searched_by_page_and_a_damaged_one_keeps_its_last_version() {
     assert!(hit["path"].as_str().unwrap().ends_with("paper.pdf"), "{hit}");
     assert_eq!(hit["heading"], "page 2", "{hit}");
     // An agent reading the hit gets the page's text at the hit's lines, not the PDF's bytes.
-    let got = mcp_engine(&index)
+    let got = common::mcp_engine(&index, common::stand_in_plan())
         .get(&qsearch::mcp::engine::GetRequest { chunk_id: hit["chunk_id"].as_i64(), ..Default::default() })
         .unwrap();
     assert!(got.text.contains("Risotto needs constant stirring"), "{}", got.text);
@@ -117,23 +117,4 @@ fn pdfs_are_searched_by_page_and_a_damaged_one_keeps_its_last_version() {
     let (code, report) = index_json(&index, &root);
     assert_eq!((code, &report["failed"].as_array().unwrap().len()), (Some(1), &1), "only broken.pdf fails: {report}");
     assert_eq!(first_hit(&index, "saffron")["heading"], "page 4");
-}
-
-fn mcp_engine(index: &std::path::Path) -> qsearch::mcp::Engine {
-    let plan: qsearch::mcp::ModelPlan = std::sync::Arc::new(|fp, _| {
-        Ok(qsearch::embed::load::Settings {
-            choice: qsearch::models::choice::Choice::Named("stand-in".into()),
-            sources: qsearch::models::source::Sources { user_dir: None, allow_pip: false, allow_download: false },
-            ort_lib: None,
-            options: qsearch::embed::onnx::Options { dims: fp.map(|f| f.dims), ..Default::default() },
-        })
-    });
-    qsearch::mcp::Engine::new(qsearch::mcp::Setup {
-        index_dir: index.to_path_buf(),
-        model: plan,
-        k: 10,
-        mode: qsearch::search::Mode::Hybrid,
-        per_doc: 2,
-        index_options: Default::default(),
-    })
 }

@@ -60,4 +60,28 @@ pub fn cosine(a: &[f32], b: &[f32]) -> f64 {
     let nb: f64 = b.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
     dot / (na * nb)
 }
+
+/// The engine with the stand-in model, as `qsearch mcp --model stand-in` would build it.
+pub fn mcp_engine(index: &Path, plan: qsearch::mcp::ModelPlan) -> qsearch::mcp::Engine {
+    qsearch::mcp::Engine::new(qsearch::mcp::Setup {
+        index_dir: index.to_path_buf(),
+        model: plan,
+        k: 10,
+        mode: qsearch::search::Mode::Hybrid,
+        per_doc: 2,
+        index_options: Default::default(),
+    })
+}
+
+pub fn stand_in_plan() -> qsearch::mcp::ModelPlan {
+    std::sync::Arc::new(|fp, _| {
+        Ok(qsearch::embed::load::Settings {
+            choice: qsearch::models::choice::Choice::Named("stand-in".into()),
+            sources: qsearch::models::source::Sources { user_dir: None, allow_pip: false, allow_download: false },
+            ort_lib: None,
+            options: qsearch::embed::onnx::Options { dims: fp.map(|f| f.dims), ..Default::default() },
+        })
+    })
+}
+
 pub mod pdf;
