@@ -27,6 +27,17 @@ fn a_pdf_without_text_or_with_a_password_says_so() {
 }
 
 #[test]
+fn a_page_the_reader_panics_on_is_left_out_and_counted() {
+    let bytes = common::pdf::with_unparsable_pages(&[Some("Page one on sourdough."), None, Some("Page three on rye.")]);
+    let got = pdf::text_of(&bytes).unwrap();
+    assert_eq!((got.pages, got.failed_pages), (3, 1));
+    let pages: Vec<&str> = got.text.split(pdf::PAGE_BREAK).collect();
+    assert!(pages[0].contains("sourdough") && pages[1].is_empty() && pages[2].contains("rye"), "{pages:?}");
+    let none = common::pdf::with_unparsable_pages(&[None, None]);
+    assert_eq!(pdf::text_of(&none).unwrap_err(), PdfError::Broken("the PDF reader failed on all 2 of its pages".into()));
+}
+
+#[test]
 fn damaged_pdfs_give_an_error_or_text_never_a_panic() {
     let bytes = common::pdf::with_pages(&["Alpha page.", "Beta page.", "Gamma page."]);
     assert!(matches!(pdf::text_of(&bytes[..bytes.len() / 2]), Err(PdfError::Broken(_)) | Ok(_)));

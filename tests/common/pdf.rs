@@ -7,7 +7,14 @@ use pdf_extract::{Dictionary, Document, Object, Stream, dictionary};
 
 /// A PDF whose pages hold these texts, one line of the page per line of the text.
 pub fn with_pages(pages: &[&str]) -> Vec<u8> {
-    save(document(pages.iter().map(|p| text_page(p)).collect()))
+    save(document(pages.iter().map(|p| encode(text_page(p))).collect()))
+}
+
+/// Like [`with_pages`], but the pages marked `None` hold a content stream that lopdf cannot
+/// parse (a malformed inline image), which pdf-extract panics on.
+pub fn with_unparsable_pages(pages: &[Option<&str>]) -> Vec<u8> {
+    let contents = pages.iter().map(|p| p.map_or_else(|| b"BI /W 1 ID \xff EI".to_vec(), |p| encode(text_page(p))));
+    save(document(contents.collect()))
 }
 
 /// A one-page PDF with a filled rectangle and no text.
@@ -16,12 +23,12 @@ pub fn drawing_only() -> Vec<u8> {
         Operation::new("re", vec![100.into(), 100.into(), 200.into(), 300.into()]),
         Operation::new("f", vec![]),
     ];
-    save(document(vec![ops]))
+    save(document(vec![encode(ops)]))
 }
 
 /// A PDF of these pages that opens only with `user_password` ("" opens it for anyone).
 pub fn encrypted(pages: &[&str], user_password: &str) -> Vec<u8> {
-    let mut doc = document(pages.iter().map(|p| text_page(p)).collect());
+    let mut doc = document(pages.iter().map(|p| encode(text_page(p))).collect());
     let version = pdf_extract::encryption::EncryptionVersion::V2 {
         document: &doc,
         owner_password: "owner",
@@ -49,7 +56,11 @@ fn text_page(text: &str) -> Vec<Operation> {
     ops
 }
 
-fn document(pages: Vec<Vec<Operation>>) -> Document {
+fn encode(operations: Vec<Operation>) -> Vec<u8> {
+    Content { operations }.encode().expect("content encodes")
+}
+
+fn document(pages: Vec<Vec<u8>>) -> Document {
     let mut doc = Document::with_version("1.5");
     let pages_id = doc.new_object_id();
     let font_id = doc.add_object(dictionary! {
@@ -60,8 +71,7 @@ fn document(pages: Vec<Vec<Operation>>) -> Document {
     let resources_id = doc.add_object(dictionary! { "Font" => dictionary! { "F1" => font_id } });
     let kids: Vec<Object> = pages
         .into_iter()
-        .map(|operations| {
-            let content = Content { operations }.encode().expect("content encodes");
+        .map(|content| {
             let content_id = doc.add_object(Stream::new(Dictionary::new(), content));
             doc.add_object(dictionary! { "Type" => "Page", "Parent" => pages_id, "Contents" => content_id }).into()
         })
