@@ -97,10 +97,12 @@ fn pdfs_are_searched_by_page_and_a_damaged_one_keeps_its_last_version() {
     common::write(&root, "scan.pdf", common::pdf::drawing_only());
     common::write(&root, "locked.pdf", common::pdf::encrypted(&["A locked page."], "secret"));
     common::write(&root, "broken.pdf", "%PDF-1.5\nthe rest never arrived");
+    common::write(&root, "patchy.pdf", common::pdf::with_unparsable_pages(&[Some("Rye bread."), None]));
 
     let (code, report) = index_json(&index, &root);
     assert_eq!(code, Some(1), "a failed file makes the exit code 1: {report}");
-    assert_eq!(report["indexed"], 2, "{report}");
+    assert_eq!(report["indexed"], 3, "{report}");
+    assert_eq!(why(&report, "partial", "patchy.pdf"), Some("1 of its 2 pages could not be read"), "{report}");
     assert!(why(&report, "skipped", "scan.pdf").unwrap().contains("OCR"), "{report}");
     assert!(why(&report, "skipped", "locked.pdf").unwrap().contains("password"), "{report}");
     let broken = why(&report, "failed", "broken.pdf").unwrap();
