@@ -86,7 +86,8 @@ pub fn of(path: &Path) -> Option<Kind> {
 }
 
 /// Visible text of an HTML page: tags dropped, `script` and `style` bodies dropped, common
-/// entities decoded. Byte offsets into the result are what chunks refer to.
+/// entities decoded (named and numeric, by html-escape). Byte offsets into the result are what
+/// chunks refer to.
 pub fn html_to_text(html: &str) -> String {
     let mut out = String::with_capacity(html.len() / 2);
     let lower = html.to_ascii_lowercase();
@@ -109,20 +110,12 @@ pub fn html_to_text(html: &str) -> String {
             }
         } else {
             let next = html[i..].find('<').map(|n| i + n).unwrap_or(html.len());
-            out.push_str(&decode_entities(&html[i..next]));
+            // A no-break space is a space to the reader (and to the tokenizers).
+            out.push_str(&html_escape::decode_html_entities(&html[i..next]).replace('\u{a0}', " "));
             i = next;
         }
     }
     out
-}
-
-fn decode_entities(s: &str) -> String {
-    s.replace("&nbsp;", " ")
-        .replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&quot;", "\"")
-        .replace("&#39;", "'")
-        .replace("&amp;", "&")
 }
 
 #[cfg(test)]
@@ -144,5 +137,11 @@ mod tests {
     fn html_keeps_text_only() {
         let t = html_to_text("<html><style>p{}</style><p>Fish &amp; chips</p><script>var x=1<2;</script><b>ok</b>");
         assert_eq!(t.split_whitespace().collect::<Vec<_>>(), vec!["Fish", "&", "chips", "ok"]);
+    }
+
+    #[test]
+    fn html_entities_named_and_numeric_are_characters() {
+        let t = html_to_text("<p>It&#8217;s 5&nbsp;&mdash; caf&eacute; &#x2192; &copy;</p>");
+        assert_eq!(t.trim(), "It\u{2019}s 5 \u{2014} café \u{2192} ©");
     }
 }
