@@ -81,18 +81,17 @@ enum Outcome {
 /// SIGKILL the child once `delay` has passed, unless it ended first (then: how long it ran).
 fn kill_after(mut child: Child, delay: Duration) -> Outcome {
     let start = Instant::now();
-    while start.elapsed() < delay {
+    loop {
         if child.try_wait().unwrap().is_some() {
             return Outcome::Finished(start.elapsed());
         }
+        if start.elapsed() >= delay {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            return Outcome::Killed;
+        }
         std::thread::sleep(Duration::from_millis(2));
     }
-    if child.try_wait().unwrap().is_some() {
-        return Outcome::Finished(start.elapsed());
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
-    Outcome::Killed
 }
 
 #[test]

@@ -48,6 +48,8 @@ pub(super) fn prepare(work: &Work, tokenizer: Option<&tokenizers::Tokenizer>, se
         let op = DocOp::Touch { id: s.id, size, mtime_ns: found.mtime_ns };
         return Ok(Prepared { op: Some(op), outcome: FileOutcome::Unchanged });
     }
+    // No text now: a stored text version of it goes.
+    let skipped = |skip| Prepared { op: work.state.as_ref().map(|s| DocOp::Delete { id: s.id }), outcome: FileOutcome::Skipped(skip) };
     let Readable { text, lossy, note } = match text::readable(&bytes, found.kind) {
         Ok(readable) => readable,
         // A broken PDF may be mid-write or damaged: what the index has of it is kept.
@@ -55,15 +57,8 @@ pub(super) fn prepare(work: &Work, tokenizer: Option<&tokenizers::Tokenizer>, se
             let kept = if work.state.is_some() { "; the version indexed before stays searchable" } else { "" };
             return Ok(Prepared { op: None, outcome: FileOutcome::Failed(format!("{e}{kept}")) });
         }
-        // No text now: a stored text version of it goes.
-        Err(e) => {
-            let skip = match e {
-                Unreadable::Binary => Skip::Binary,
-                Unreadable::Pdf(e) => Skip::NoText(e.to_string()),
-            };
-            let op = work.state.as_ref().map(|s| DocOp::Delete { id: s.id });
-            return Ok(Prepared { op, outcome: FileOutcome::Skipped(skip) });
-        }
+        Err(Unreadable::Binary) => return Ok(skipped(Skip::Binary)),
+        Err(Unreadable::Pdf(e)) => return Ok(skipped(Skip::NoText(e.to_string()))),
     };
     drop(bytes);
     let file_name = found.path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();

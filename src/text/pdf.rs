@@ -45,6 +45,9 @@ pub fn text_of(bytes: &[u8]) -> Result<PdfText, PdfError> {
         return Err(PdfError::Encrypted);
     }
     let numbers: Vec<u32> = doc.get_pages().into_keys().collect();
+    if numbers.is_empty() {
+        return Err(PdfError::Broken("it has no pages".into()));
+    }
     let mut text = String::new();
     let mut failed_pages = 0;
     for (i, &number) in numbers.iter().enumerate() {
@@ -59,9 +62,6 @@ pub fn text_of(bytes: &[u8]) -> Result<PdfText, PdfError> {
             Some(Ok(page)) => text.push_str(&plain(&page)),
             _ => failed_pages += 1,
         }
-    }
-    if numbers.is_empty() {
-        return Err(PdfError::Broken("it has no pages".into()));
     }
     if failed_pages == numbers.len() {
         return Err(PdfError::Broken(format!("the PDF reader failed on all {} of its pages", numbers.len())));
