@@ -150,8 +150,9 @@ fn the_index_remembers_where_its_model_came_from() {
     assert!(!out.status.success() && stderr.contains("model.onnx_data"), "{stderr}");
 }
 
-/// `model prepare --device coreml` on a machine without CoreML: the fixed-shape graphs are made
-/// and listed with their coverage, and `doctor` then reports them per device.
+/// `model prepare --device coreml` (and `cuda`) on a machine without CoreML (or CUDA): the
+/// fixed-shape graphs are made and listed with their coverage, CUDA's fp16 graph is made, and
+/// `doctor` then reports them per device.
 #[test]
 fn a_model_is_prepared_ahead_for_a_device_this_machine_lacks() {
     let tmp = tempfile::tempdir().unwrap();
@@ -178,7 +179,9 @@ fn a_model_is_prepared_ahead_for_a_device_this_machine_lacks() {
     assert_eq!(stdout.matches("nodes are CoreML operators").count(), 9, "{stdout}");
     assert!(!stdout.contains("not CoreML"), "{stdout}");
     let out = prepare("cuda");
-    assert!(String::from_utf8_lossy(&out.stdout).contains("nothing to prepare"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}{stdout}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("the export's attention, fp16"), "{stdout}");
     let out = common::qsearch(&index)
         .env("QSEARCH_DATA_DIR", &data)
         .arg("--model-dir")
@@ -189,4 +192,5 @@ fn a_model_is_prepared_ahead_for_a_device_this_machine_lacks() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("on coreml: prepared 9 fixed-shape graphs"), "{stdout}");
     assert!(stdout.contains("on cpu: not prepared yet"), "{stdout}");
+    assert!(stdout.contains("on cuda: prepared") && stdout.contains("the export's attention, fp16"), "{stdout}");
 }

@@ -243,3 +243,68 @@ fn coreml_graphs_on_the_cpu_match_the_reference_in_every_bucket() {
         }
     }
 }
+
+/// The CUDA preparation (the export's own operators, every float in f16, the token table inside),
+/// run here on the CPU provider: each text within fp16 rounding of the reference, alone and in
+/// left-padded batches.
+#[test]
+fn cuda_graph_on_the_cpu_matches_the_reference() {
+    use onnx_protobuf::Message;
+    use onnx_protobuf::tensor_proto::DataType;
+    use qsearch::models::prepare::Target;
+    let g = golden();
+    let opts = Options {
+        graph: Some(Target::Cuda),
+        device: qsearch::embed::device::Device::Cpu,
+        batch_tokens: Some(96),
+        ..Options::default()
+    };
+    let mut e = embedder_for("qwen3-tiny/model.onnx", &g, opts);
+    let p = e.prepared().expect("prepared for CUDA").clone();
+    assert!(p.manifest.fp16 && p.manifest.target == Target::Cuda, "{:?}", p.manifest);
+    assert!(p.manifest.table.is_none() && p.manifest.causal_attention == 0 && p.manifest.notes.is_empty(), "{:?}", p.manifest);
+    let model = onnx_protobuf::ModelProto::parse_from_bytes(&std::fs::read(p.model()).unwrap()).unwrap();
+    let graph = &model.graph;
+    assert_eq!(graph.node.iter().filter(|n| n.op_type == "MultiHeadAttention").count(), 2, "the export's attention");
+    assert!(graph.initializer.iter().all(|t| t.data_type != DataType::FLOAT as i32), "no f32 weight left");
+    assert!(graph.initializer.iter().any(|t| t.name == "model.embed_tokens.weight"), "the token table stays inside");
+    let mut alone = Vec::new();
+    for case in &g.cases {
+        let v = e.embed(&[&case.text], kind(case)).unwrap().vectors.remove(0);
+        let cos = common::cosine(&v, &case.embedding);
+        assert!(cos >= 0.999, "{} alone: cosine {cos}", case.name);
+        eprintln!("{}: CUDA's fp16 graph on the CPU vs the reference {cos:.6}", case.name);
+        alone.push(v);
+    }
+    for is_query in [false, true] {
+        let cases: Vec<(usize, &Case)> = g.cases.iter().enumerate().filter(|(_, c)| c.is_query == is_query).collect();
+        let texts: Vec<&str> = cases.iter().map(|(_, c)| c.text.as_str()).collect();
+        let out = e.embed(&texts, if is_query { InputKind::Query } else { InputKind::Document }).unwrap();
+        for ((i, case), v) in cases.iter().zip(&out.vectors) {
+            let cos = common::cosine(v, &case.embedding);
+            assert!(cos >= 0.999, "{} batched: cosine {cos}", case.name);
+            let same = common::cosine(v, &alone[*i]);
+            assert!(same >= 0.99999, "{}: batched vs alone: {same}", case.name);
+        }
+    }
+}
+
+/// CUDA asked for where ONNX Runtime has none (this machine's runtime is the CPU build): the
+/// model runs on the CPU with the CPU's graph, not CUDA's fp16 one, and the placement says why.
+#[test]
+fn an_accelerator_that_cannot_be_used_runs_the_cpu_graph() {
+    use qsearch::embed::device::{Backend, Device};
+    use qsearch::models::prepare::Target;
+    let g = golden();
+    let opts = Options { device: Device::Cuda, batch_tokens: Some(4096), ..Options::default() };
+    let mut e = embedder_for("qwen3-tiny/model.onnx", &g, opts);
+    let placement = e.device();
+    assert_eq!(placement.on, Backend::Cpu);
+    assert_eq!(placement.fallback.as_ref().map(|f| f.wanted), Some(Backend::Cuda), "{placement}");
+    assert_eq!(e.prepared().expect("prepared").manifest.target, Target::Cpu);
+    for case in g.cases.iter().take(3) {
+        let v = e.embed(&[&case.text], kind(case)).unwrap().vectors.remove(0);
+        let cos = common::cosine(&v, &case.embedding);
+        assert!(cos >= 0.99999, "{}: cosine {cos}", case.name);
+    }
+}

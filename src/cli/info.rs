@@ -127,7 +127,7 @@ pub fn doctor(config: &Config) -> Result<ExitCode> {
         if missing.is_empty() && spec.family == catalog::Family::Qwen3 && config.prepare_model {
             let model = source::find_local(&spec, spec.file(catalog::Role::Model).expect("models have a model file"), config.model_dir.as_deref());
             // Per device: the graph that runs there, or how to make it.
-            for target in [prepare::Target::Cpu, prepare::Target::Coreml] {
+            for target in [prepare::Target::Cpu, prepare::Target::Coreml, prepare::Target::Cuda] {
                 match model.as_ref().and_then(|m| prepare::existing(&m.path, &paths::prepared_dir(), target)) {
                     Some(p) => {
                         let mut lines = prepare::describe(&p).into_iter();
@@ -142,7 +142,6 @@ pub fn doctor(config: &Config) -> Result<ExitCode> {
                     ),
                 }
             }
-            println!("    on cuda: the export as it is (measured fastest there)");
         }
         if !missing.is_empty() {
             let pip = spec.files.iter().all(|f| f.pip.is_some());

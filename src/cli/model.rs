@@ -110,10 +110,7 @@ fn prepare(config: &Config, id: &str, device: Device) -> Result<ExitCode> {
         // Whether this machine has CUDA is ONNX Runtime's to say.
         qsearch::runtime::get(config.ort_lib.as_deref(), &mut |m| eprintln!("{m}"))?;
     }
-    let Some(target) = target_for(device) else {
-        println!("on CUDA {} runs as exported (measured fastest there): nothing to prepare", spec.id);
-        return Ok(ExitCode::SUCCESS);
-    };
+    let target = target_for(device);
     let sources = source::Sources { user_dir: config.model_dir.clone(), allow_pip: true, allow_download: true };
     let files = source::resolve(&spec, &sources, &mut |e| {
         if let Event::Message(m) = e {

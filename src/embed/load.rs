@@ -78,7 +78,7 @@ pub fn load(settings: &Settings, on: &mut dyn FnMut(Event)) -> Result<Loaded> {
 }
 
 /// The default for the device: int8 on the CPU; on an accelerator the fp32 export, which the
-/// CoreML preparation turns to fp16 and CUDA runs as it is (int8 kernels are CPU ones).
+/// CoreML and CUDA preparations turn to fp16 (int8 kernels are CPU ones).
 fn default_model(settings: &Settings, on: &mut dyn FnMut(Event)) -> &'static str {
     let device = settings.options.device;
     // Asking ONNX Runtime whether it has CUDA needs it loaded (it is needed next anyway).

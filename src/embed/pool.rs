@@ -4,7 +4,8 @@
 use super::batch::Padded;
 use crate::models::catalog::Pooling;
 
-pub fn pool(hidden: &[f32], batch: &Padded, dim: usize, pooling: Pooling) -> Vec<Vec<f32>> {
+/// `hidden` in f32, or f16 (fp16 graphs): only the rows pooled are widened.
+pub fn pool<T: Copy + Into<f32>>(hidden: &[T], batch: &Padded, dim: usize, pooling: Pooling) -> Vec<Vec<f32>> {
     let w = batch.width;
     (0..batch.rows)
         .map(|r| {
@@ -13,19 +14,19 @@ pub fn pool(hidden: &[f32], batch: &Padded, dim: usize, pooling: Pooling) -> Vec
             match pooling {
                 Pooling::LastToken => {
                     let last = mask.iter().rposition(|&m| m == 1).unwrap_or(w - 1);
-                    row(last).to_vec()
+                    row(last).iter().map(|&x| x.into()).collect()
                 }
                 Pooling::Cls => {
                     let first = mask.iter().position(|&m| m == 1).unwrap_or(0);
-                    row(first).to_vec()
+                    row(first).iter().map(|&x| x.into()).collect()
                 }
                 Pooling::Mean => {
                     let mut acc = vec![0f32; dim];
                     let mut n = 0f32;
                     for (c, &m) in mask.iter().enumerate() {
                         if m == 1 {
-                            for (a, v) in acc.iter_mut().zip(row(c)) {
-                                *a += v;
+                            for (a, &v) in acc.iter_mut().zip(row(c)) {
+                                *a += v.into();
                             }
                             n += 1.0;
                         }
@@ -72,6 +73,8 @@ mod tests {
         let right = pad(&[a, b], 0, PadSide::Right);
         assert_eq!(pool(&hidden, &right, 1, Pooling::LastToken), vec![vec![1.0], vec![10.0]]);
         assert_eq!(pool(&hidden, &right, 1, Pooling::Cls), vec![vec![0.0], vec![10.0]]);
+        let halves: Vec<half::f16> = hidden.iter().map(|&x| half::f16::from_f32(x)).collect();
+        assert_eq!(pool(&halves, &left, 1, Pooling::Mean), vec![vec![0.5], vec![11.0]]);
     }
 
     #[test]

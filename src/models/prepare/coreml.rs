@@ -108,7 +108,7 @@ impl Precision {
 }
 
 /// Rewrites `graph` in place for `bucket`. `src` is where external tensors are read from. In an
-/// fp16 graph the weights are f16 already ([`to_f16`]); new constants follow `precision`.
+/// fp16 graph the weights are f16 already ([`super::fp16::initializers`]); new constants follow `precision`.
 pub(super) fn standard_graph(
     graph: &mut GraphProto,
     bucket: Bucket,
@@ -257,22 +257,6 @@ fn dims(v: &onnx_protobuf::ValueInfoProto) -> Option<Vec<i64>> {
     let Some(type_proto::Value::TensorType(t)) = &v.type_.value else { return None };
     let shape = t.shape.as_ref()?;
     Some(shape.dim.iter().map(|d| if let Some(Value::DimValue(v)) = d.value { v } else { 0 }).collect())
-}
-
-/// Every float initializer becomes f16, kept inside the protobuf ([`super::proto::externalize`]
-/// writes them out). Done once, before the buckets' graphs are made from the graph.
-pub(super) fn to_f16(graph: &mut GraphProto, src: &Path) -> Result<(), String> {
-    for t in graph.initializer.iter_mut().filter(|t| t.data_type == DataType::FLOAT as i32) {
-        let bytes = tensor_bytes(t, src).map_err(|e| format!("{e:#}"))?;
-        let halves: Vec<u8> = bytes
-            .chunks_exact(4)
-            .flat_map(|c| half::f16::from_f32(f32::from_le_bytes([c[0], c[1], c[2], c[3]])).to_le_bytes())
-            .collect();
-        *t = TensorProto { name: t.name.clone(), dims: t.dims.clone(), ..TensorProto::new() };
-        t.data_type = DataType::FLOAT16 as i32;
-        t.raw_data = halves;
-    }
-    Ok(())
 }
 
 fn float_attr(n: &NodeProto, name: &str) -> Option<f32> {
