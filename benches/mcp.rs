@@ -136,7 +136,7 @@ fn main() {
         let ms: Vec<f64> = queries
             .iter()
             .map(|(text, _)| {
-                let req = SearchRequest { query: text.clone(), k: Some(10), mode: Some(mode), path_glob: None };
+                let req = SearchRequest { query: text.clone(), k: Some(10), mode: Some(mode), filter: Default::default() };
                 let t = Instant::now();
                 std::hint::black_box(engine.search(&req).unwrap());
                 t.elapsed().as_secs_f64() * 1e3

@@ -45,7 +45,7 @@ fn main() {
         let word = format!("zqx{i}marker");
         let t = Instant::now();
         std::fs::write(root.join(format!("new{i}.md")), format!("# New {i}\n\nA fresh note with {word} inside.\n")).unwrap();
-        let q = Query { text: word.clone(), k: 5, mode: Mode::Keyword, path_glob: None, per_doc: 1 };
+        let q = Query { text: word.clone(), k: 5, mode: Mode::Keyword, filter: Default::default(), per_doc: 1 };
         loop {
             searcher.refresh().unwrap();
             if !searcher.search(&q, None).unwrap().hits.is_empty() {

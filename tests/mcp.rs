@@ -27,7 +27,7 @@ fn fixture() -> (tempfile::TempDir, PathBuf, PathBuf) {
     let base = tmp.path().canonicalize().unwrap();
     let root = base.join("notes");
     common::write(&root, "git.md", "# Git\n\n## Undo\n\nUse git reflog to find a lost commit.\n");
-    common::write(&root, "cook.md", "# Cooking\n\nRisotto needs constant stirring.\n");
+    common::write(&root, "cook.md", "---\ntags: [food/italian, Kitchen]\n---\n# Cooking\n\nRisotto needs constant stirring.\n");
     common::write(&root, "code/own.md", "# Ownership\n\nThe borrow checker enforces ownership rules.\n");
     common::write(&root, "ignored.md", "# Ignored\n\nnot for agents\n");
     common::write(&root, ".qsearchignore", "ignored.md\n");

@@ -62,6 +62,18 @@ async def main():
             assert out["hits"] == [], out
             step("search returns the expected files (hybrid, keyword, path glob)")
 
+            # Filters: frontmatter tags (nested ones too), type and modification time.
+            assert {"type", "tags", "since", "until"} <= set(schema["properties"]), schema
+            out = (await call(session, "search", {"query": "constant stirring", "tags": ["#Food"], "type": "markdown", "since": "1d"})).structured_content
+            assert [h["path"].rsplit("/", 1)[1] for h in out["hits"]] == ["cook.md"], out
+            out = (await call(session, "search", {"query": "risotto", "tags": ["kitchen", "nothing"]})).structured_content
+            assert out["hits"] == [] and any("no indexed file matches the filter (tag kitchen and nothing)" in n for n in out["notes"]), out
+            out = (await call(session, "search", {"query": "risotto", "until": "2000-01-01"})).structured_content
+            assert out["hits"] == [], out
+            result = await session.call_tool("search", {"query": "risotto", "since": "soon"})
+            assert result.is_error and "cannot read `soon` as a date" in text_of(result), text_of(result)
+            step("search filters by tag, type and time; a value it cannot read is refused with the reason")
+
             # Get inside a root: numbered lines, by path and by a hit's chunk.
             result = await call(session, "get", {"path": "git.md", "start_line": 3, "end_line": 5})
             got = result.structured_content

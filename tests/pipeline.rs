@@ -46,7 +46,7 @@ fn search(env: &Env, text: &str, mode: Mode) -> Vec<String> {
     let mut s = Searcher::open(&env.index).unwrap();
     s.load_vectors().unwrap();
     let v = StandIn::new(64).embed(&[text], InputKind::Query).unwrap().vectors.remove(0);
-    let q = Query { text: text.into(), k: 10, mode, path_glob: None, per_doc: 2 };
+    let q = Query { text: text.into(), k: 10, mode, filter: Default::default(), per_doc: 2 };
     s.search(&q, Some(&v)).unwrap().hits.into_iter().map(|h| file_name(&h.path)).collect()
 }
 
@@ -210,10 +210,43 @@ fn one_document_cannot_flood_results_and_path_filter_applies() {
     assert!(hits.contains(&"lighthouse.md".into()));
     let mut s = Searcher::open(&env.index).unwrap();
     s.load_vectors().unwrap();
-    let q = Query { text: "lighthouse".into(), k: 10, mode: Mode::Keyword, path_glob: Some("other/**".into()), per_doc: 5 };
+    let q = Query { text: "lighthouse".into(), k: 10, mode: Mode::Keyword, filter: qsearch::search::Filter { path: Some("other/**".into()), ..Default::default() }, per_doc: 5 };
     let hits = s.search(&q, None).unwrap().hits;
     assert_eq!(hits.len(), 1);
     assert!(hits[0].path.ends_with("other/lighthouse.md"));
+}
+
+/// A filter that allows a chunk ranked far below the index's best still finds it: by keyword
+/// (its chunks alone are ranked when the index's best matches hold too few of them) and by
+/// meaning (its few chunks are compared one by one), the same as it would alone.
+#[test]
+fn a_narrow_filter_finds_its_chunk_however_low_the_index_ranks_it() {
+    let env = env();
+    for i in 0..1000 {
+        common::write(&env.root, &format!("many/{i}.md"), format!("# Beacon {i}
+
+beacon beacon beacon {i}
+"));
+    }
+    let filler: String = (0..40).map(|i| format!("word{i} ")).collect();
+    common::write(&env.root, "other/rare.md", format!("# Notes
+
+{filler} beacon {filler}
+"));
+    index(&env);
+    let mut s = Searcher::open(&env.index).unwrap();
+    s.load_vectors().unwrap();
+    let filter = qsearch::search::Filter { path: Some("other/**".into()), ..Default::default() };
+    let unfiltered = Query { text: "beacon".into(), k: 1000, mode: Mode::Keyword, filter: Default::default(), per_doc: 1 };
+    let ranked = s.search(&unfiltered, None).unwrap().hits;
+    let at = ranked.iter().position(|h| h.path.ends_with("other/rare.md"));
+    assert!(at.is_none_or(|at| at >= 800), "the note ranks below the 800 best: {at:?}");
+    for mode in [Mode::Keyword, Mode::Semantic, Mode::Hybrid] {
+        let v = StandIn::new(64).embed(&["beacon"], InputKind::Query).unwrap().vectors.remove(0);
+        let q = Query { text: "beacon".into(), k: 10, mode, filter: filter.clone(), per_doc: 2 };
+        let hits = s.search(&q, Some(&v)).unwrap().hits;
+        assert_eq!(hits.iter().map(|h| file_name(&h.path)).collect::<Vec<_>>(), ["rare.md"], "{mode}");
+    }
 }
 
 #[test]

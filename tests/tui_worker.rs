@@ -63,7 +63,7 @@ fn until(rx: &Receiver<Reply>, what: &str, mut done: impl FnMut(&Reply) -> bool)
 }
 
 fn query(text: &str) -> Query {
-    Query { text: text.into(), k: 10, mode: Mode::Hybrid, path_glob: None, per_doc: 2 }
+    Query { text: text.into(), k: 10, mode: Mode::Hybrid, filter: Default::default(), per_doc: 2 }
 }
 
 fn answer_of(reply: &Reply) -> Option<&Answer> {

@@ -71,7 +71,7 @@ impl Synthetic {
 
 /// Opens (building it the first time) the index of `n` chunks with `dims`-dimension vectors.
 pub fn synthetic_index(n: usize, dims: usize) -> Synthetic {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("target/bench-search-v3-{n}-{dims}"));
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("target/bench-search-v4-{n}-{dims}"));
     let mut rng = Rng(0x9E3779B97F4A7C15);
     let centers: Vec<Vec<f32>> = (0..256).map(|_| normalize((0..dims).map(|_| rng.unit()).collect())).collect();
     let mut s = Synthetic { dir, rng, centers, dims };
@@ -92,7 +92,9 @@ pub fn synthetic_index(n: usize, dims: usize) -> Synthetic {
                     NewChunk::new(seq, format!("Doc {d}"), 0, end, 1, 1, format!("{text} doc{d} part{seq}"))
                 })
                 .collect();
-            let doc = NewDocument { root_id: root, path, size: 1, mtime_ns: 0, hash: "x".into(), kind: "markdown", title: "t".into(), lossy: false };
+            // For the filters: one tag of ten, and a day per document (document d modified on day d).
+            let (tags, mtime_ns) = (vec![format!("t{}", d % 10)], d as i64 * 86_400 * 1_000_000_000);
+            let doc = NewDocument { root_id: root, path, size: 1, mtime_ns, hash: "x".into(), kind: "markdown", title: "t".into(), lossy: false, tags };
             let items: Vec<(String, Vec<f32>)> = chunks.iter().map(|c| (c.hash.clone(), s.sample())).collect();
             writer.write_document(doc, chunks).unwrap();
             writer.attach_vectors(&items).unwrap();

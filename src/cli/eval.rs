@@ -110,7 +110,7 @@ pub fn run(config: &Config, args: Args) -> Result<ExitCode> {
         let relevant = data.qrels.get(&q.id).context("query without judgements")?;
         let mut dumped = Vec::new();
         for (i, &mode) in MODES.iter().enumerate() {
-            let query = Query { text: q.text.clone(), k: 100, mode, path_glob: None, per_doc: 1 };
+            let query = Query { text: q.text.clone(), k: 100, mode, filter: Default::default(), per_doc: 1 };
             let t = Instant::now();
             let results = searcher.search(&query, Some(v))?;
             secs[i] += t.elapsed().as_secs_f64();

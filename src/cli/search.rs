@@ -8,7 +8,7 @@ use clap::builder::TypedValueParser;
 use qsearch::config::Config;
 use qsearch::embed::InputKind;
 use qsearch::models::choice;
-use qsearch::search::{Hit, KeywordOnly, Mode, Query, Results, Searcher};
+use qsearch::search::{Filter, Hit, KeywordOnly, Mode, Query, Results, Searcher};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -24,6 +24,18 @@ pub struct Args {
     /// Only files whose path matches this glob (absolute, or relative to an indexed folder)
     #[arg(long)]
     path: Option<String>,
+    /// Only files of this type: markdown, text, html, pdf, code, a language (rust, python...) or an extension (toml); repeat or comma-separate for several
+    #[arg(long = "type", short = 't', value_name = "TYPE")]
+    types: Vec<String>,
+    /// Only notes whose frontmatter has this tag (and the tags nested under it); repeat to require several
+    #[arg(long = "tag", value_name = "TAG")]
+    tags: Vec<String>,
+    /// Only files modified since: a date (2026-11-01, today, yesterday) or a time ago (12h, 7d, 2w, 3months)
+    #[arg(long, value_name = "WHEN")]
+    since: Option<String>,
+    /// Only files modified before: a date (that day included) or a time ago
+    #[arg(long, value_name = "WHEN")]
+    until: Option<String>,
     /// Most hits from one document
     #[arg(long)]
     per_doc: Option<usize>,
@@ -54,11 +66,19 @@ pub fn run(config: &Config, args: Args) -> Result<ExitCode> {
     let text = args.query.join(" ");
     let mut searcher = Searcher::open(&config.index_dir())?;
     let mode = args.mode.unwrap_or(config.mode);
+    let filter = Filter::from_parts(
+        args.path.as_deref(),
+        &args.types,
+        &args.tags,
+        args.since.as_deref(),
+        args.until.as_deref(),
+        chrono::Local::now(),
+    )?;
     let q = Query {
         text: text.clone(),
         k: args.k.unwrap_or(config.results),
         mode,
-        path_glob: args.path.clone(),
+        filter,
         per_doc: args.per_doc.unwrap_or(config.per_doc),
     };
     let mut keyword_only = None;
@@ -85,6 +105,7 @@ pub fn run(config: &Config, args: Args) -> Result<ExitCode> {
     if results.pending > 0 && mode.needs_vectors() {
         notes.push(format!("{} chunks are not embedded yet: semantic results are partial", results.pending));
     }
+    notes.extend(results.filter_note());
     if args.json {
         let out = JsonOut {
             query: &text,

@@ -10,6 +10,7 @@ use super::{FileOutcome, Progress, Report, Writer};
 use crate::scan::{self, Found, Skip};
 use crate::store::docs::{DocOp, DocState, NewChunk, NewDocument};
 use crate::text::chunk::{self, Sizer};
+use crate::text::frontmatter::{self, Frontmatter};
 use crate::text::kind::Kind;
 use crate::text::pdf::PdfError;
 use crate::text::{self, Readable, Unreadable};
@@ -50,7 +51,7 @@ pub(super) fn prepare(work: &Work, tokenizer: Option<&tokenizers::Tokenizer>, se
     }
     // No text now: a stored text version of it goes.
     let skipped = |skip| Prepared { op: work.state.as_ref().map(|s| DocOp::Delete { id: s.id }), outcome: FileOutcome::Skipped(skip) };
-    let Readable { text, lossy, note } = match text::readable(&bytes, found.kind) {
+    let Readable { text, lossy, mut note } = match text::readable(&bytes, found.kind) {
         Ok(readable) => readable,
         // A broken PDF may be mid-write or damaged: what the index has of it is kept.
         Err(Unreadable::Pdf(e @ PdfError::Broken(_))) => {
@@ -62,7 +63,12 @@ pub(super) fn prepare(work: &Work, tokenizer: Option<&tokenizers::Tokenizer>, se
     };
     drop(bytes);
     let file_name = found.path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
-    let title = chunk::title(&text, found.kind, &file_name);
+    let frontmatter = if found.kind == Kind::Markdown { frontmatter::read(&text) } else { None };
+    let Frontmatter { title, tags, error } = frontmatter.unwrap_or_default();
+    if let Some(why) = error {
+        note = Some(format!("{why}: its title and tags are not used"));
+    }
+    let title = title.unwrap_or_else(|| chunk::title(&text, found.kind, &file_name));
     let chunks = chunk_text(&text, found.kind, tokenizer, settings);
     let outcome = FileOutcome::Indexed { chunks: chunks.len(), lossy, note };
     let doc = NewDocument {
@@ -74,6 +80,7 @@ pub(super) fn prepare(work: &Work, tokenizer: Option<&tokenizers::Tokenizer>, se
         kind: found.kind.as_str(),
         title,
         lossy,
+        tags,
     };
     Ok(Prepared { op: Some(DocOp::Write { doc, chunks }), outcome })
 }

@@ -15,7 +15,7 @@ use anyhow::{Context, Result, bail};
 use super::access;
 use super::model::{ModelPlan, ModelState, WarmModel};
 use crate::indexer::{self, Report, Writer};
-use crate::search::{KeywordOnly, MatchKind, Mode, Query, Searcher};
+use crate::search::{Filter, KeywordOnly, MatchKind, Mode, Query, Searcher};
 use crate::store::lock::{self, Holder, Role};
 use crate::watch;
 
@@ -40,7 +40,7 @@ pub struct SearchRequest {
     pub query: String,
     pub k: Option<usize>,
     pub mode: Option<Mode>,
-    pub path_glob: Option<String>,
+    pub filter: Filter,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -180,7 +180,7 @@ impl Engine {
             text: req.query.clone(),
             k: req.k.unwrap_or(self.k).clamp(1, MAX_K),
             mode,
-            path_glob: req.path_glob.clone().filter(|g| !g.trim().is_empty()),
+            filter: req.filter.clone(),
             per_doc: self.per_doc,
         };
         let fp = self.with_searcher(|s| s.fingerprint())?;
@@ -203,7 +203,9 @@ impl Engine {
         if results.pending > 0 && mode.needs_vectors() {
             notes.push(format!("{} chunks are not embedded yet: semantic results are partial", results.pending));
         }
-        if results.hits.is_empty() {
+        if let Some(note) = results.filter_note() {
+            notes.push(note);
+        } else if results.hits.is_empty() {
             notes.push("no results".into());
         }
         let hits = results

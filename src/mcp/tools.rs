@@ -15,7 +15,7 @@ use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 
 use super::engine::{Engine, GetRequest, SearchRequest};
-use crate::search::Mode;
+use crate::search::{Filter, Mode};
 
 #[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
@@ -52,6 +52,18 @@ pub struct SearchParams {
     /// Only files whose path matches this glob, absolute or relative to an indexed folder, e.g. "**/*.rs" or "journal/2026/**".
     #[serde(default)]
     pub path: Option<String>,
+    /// Only files of these types, comma-separated: markdown, text, html, pdf, code, a language (rust, python, javascript, typescript, go, java, c, cpp, shell...) or an extension (toml).
+    #[serde(default, rename = "type")]
+    pub types: Option<String>,
+    /// Only notes whose frontmatter has every one of these tags (a tag also matches the tags nested under it: "cooking" matches "cooking/italian").
+    #[serde(default)]
+    pub tags: Option<Vec<String>>,
+    /// Only files modified since: a date (2026-11-01, today, yesterday) or a time ago (12h, 7d, 2w, 3months).
+    #[serde(default)]
+    pub since: Option<String>,
+    /// Only files modified before: a date (that day included) or a time ago.
+    #[serde(default)]
+    pub until: Option<String>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -96,11 +108,25 @@ impl Server {
         description = "Search the user's indexed notes, documents and code (local hybrid keyword + semantic search). \
         Returns hits best first, each with path, line (first matching line), end_line (end of the matching chunk), \
         heading, score, match (keyword, semantic or both), snippet and chunk_id; read more of a hit with `get`. \
-        `notes` says when results are keyword-only (the model is still loading) or partial.",
+        `notes` says when results are keyword-only (the model is still loading) or partial. Narrow with `path`, \
+        `type`, `tags` (frontmatter) and `since`/`until` (modification time).",
         annotations(title = "Search the index", read_only_hint = true, open_world_hint = false)
     )]
     async fn search(&self, Parameters(p): Parameters<SearchParams>) -> Result<CallToolResult, ErrorData> {
-        let req = SearchRequest { query: p.query, k: p.k.map(|k| k as usize), mode: p.mode.map(Mode::from), path_glob: p.path };
+        let filter = Filter::from_parts(
+            p.path.as_deref(),
+            p.types.as_slice(),
+            p.tags.as_deref().unwrap_or_default(),
+            p.since.as_deref(),
+            p.until.as_deref(),
+            chrono::Local::now(),
+        );
+        // A filter value that cannot be read is a tool error the agent reads, like a missing query.
+        let filter = match filter {
+            Ok(f) => f,
+            Err(e) => return Ok(CallToolResult::error(vec![ContentBlock::text(e.to_string())])),
+        };
+        let req = SearchRequest { query: p.query, k: p.k.map(|k| k as usize), mode: p.mode.map(Mode::from), filter };
         let engine = self.engine.clone();
         blocking(move || engine.search(&req).map(|out| structured(&out))).await
     }

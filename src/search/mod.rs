@@ -3,21 +3,24 @@
 //! a few hits. The searcher reads through the store's typed queries; it holds no SQL.
 
 pub mod answer;
+pub mod filter;
 pub mod fuse;
 pub mod snippet;
 
 use std::cell::RefCell;
+use std::sync::Arc;
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 use anyhow::Result;
 
 use crate::store::docs::Root;
-use crate::store::read::{ChunkSpan, HitRow};
+use crate::store::read::{ChunkSpan, DocConditions, HitRow};
 use crate::store::vectors::VectorIndex;
 use crate::store::{Fingerprint, Stats, Store};
 use crate::text::fts;
 
+pub use filter::Filter;
 pub use fuse::fuse;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
@@ -69,7 +72,8 @@ pub struct Query {
     pub text: String,
     pub k: usize,
     pub mode: Mode,
-    pub path_glob: Option<String>,
+    /// Which files to look in (path, type, tag, modification time).
+    pub filter: Filter,
     /// Most hits one document may place in the results.
     pub per_doc: usize,
 }
@@ -108,6 +112,15 @@ pub struct Results {
     pub pending: u64,
     /// Why semantic results are missing, when they are.
     pub semantic_note: Option<KeywordOnly>,
+    /// The filter held no indexed file, so nothing was searched: the filter in words.
+    pub no_file_matches: Option<String>,
+}
+
+impl Results {
+    /// When the filter held no indexed file: says so, and with which filter.
+    pub fn filter_note(&self) -> Option<String> {
+        self.no_file_matches.as_ref().map(|f| format!("no indexed file matches the filter ({f}): nothing was searched"))
+    }
 }
 
 /// Why a semantic or hybrid query was answered with keyword results alone. Each reason has one
@@ -168,6 +181,10 @@ pub struct KeywordHit {
 const COMMON_TERM_CHUNKS: f64 = 5_000.0;
 const COMMON_TERM_SHARE: f64 = 0.05;
 
+/// A filter allowing at most this many chunks is searched by meaning exactly, chunk by chunk,
+/// rather than by a filtered walk of the graph (benches/README.md, "Filters").
+const EXACT_AMONG: usize = 4_096;
+
 /// Most words a searcher remembers the chunks of (see [`TermChunks`]), and most chunk ids in all.
 const TERM_CHUNKS_KEPT: usize = 4_096;
 const TERM_IDS_KEPT: usize = 2_000_000;
@@ -218,13 +235,22 @@ pub struct Searcher {
     vectors: Option<VectorIndex>,
     data_version: i64,
     term_chunks: RefCell<TermChunks>,
+    filtered: RefCell<Option<Filtered>>,
+}
+
+/// The last filter's chunks, valid while the index's `data_version` stays `version` (the
+/// terminal UI asks again on every key).
+struct Filtered {
+    filter: Filter,
+    version: i64,
+    chunks: Arc<HashSet<i64>>,
 }
 
 impl Searcher {
     pub fn open(dir: &Path) -> Result<Searcher> {
         let store = Store::open_read(dir)?;
         let data_version = store.data_version()?;
-        Ok(Searcher { store, vectors: None, data_version, term_chunks: RefCell::default() })
+        Ok(Searcher { store, vectors: None, data_version, term_chunks: RefCell::default(), filtered: RefCell::default() })
     }
 
     pub fn dir(&self) -> &Path {
@@ -276,20 +302,24 @@ impl Searcher {
 
     pub fn search(&self, q: &Query, query_vector: Option<&[f32]>) -> Result<Results> {
         let mut results = Results { pending: self.store.pending_chunks()?, ..Default::default() };
-        let allowed = match &q.path_glob {
-            Some(glob) => Some(self.chunks_matching(glob)?),
-            None => None,
-        };
+        let allowed = if q.filter.is_empty() { None } else { Some(self.chunks_allowed(&q.filter)?) };
+        if allowed.as_ref().is_some_and(|a| a.is_empty()) {
+            results.no_file_matches = Some(q.filter.describe());
+            return Ok(results);
+        }
+        let allowed = allowed.as_deref();
         let fetch = (q.k * 4).max(40);
         let wants_keyword = q.mode != Mode::Semantic;
-        let keyword_side = || if wants_keyword { self.keyword(&q.text, fetch, allowed.as_ref()) } else { Ok(Vec::new()) };
+        let keyword_side = || if wants_keyword { self.keyword(&q.text, fetch, allowed) } else { Ok(Vec::new()) };
         let (keyword, semantic) = match (q.mode.needs_vectors(), query_vector, &self.vectors) {
             (false, _, _) => (keyword_side()?, Vec::new()),
             (true, Some(v), Some(index)) => {
-                let nearest = || {
-                    let filter = allowed.as_ref().map(|set| move |id: i64| set.contains(&id));
-                    let filter_ref: Option<&dyn Fn(i64) -> bool> = filter.as_ref().map(|f| f as &dyn Fn(i64) -> bool);
-                    index.search(v, fetch, filter_ref)
+                let nearest = || match allowed {
+                    // Few chunks allowed: compare with each of them (a filtered walk of the graph
+                    // visits most of it to find them: 115 ms for 10 of 100,000 chunks).
+                    Some(set) if set.len() <= EXACT_AMONG => index.search_among(v, fetch, set),
+                    Some(set) => index.search(v, fetch, Some(&|id: i64| set.contains(&id))),
+                    None => index.search(v, fetch, None),
                 };
                 // Hybrid: the graph is walked on a second thread while SQLite ranks the words
                 // (the two lists do not depend on each other, and each takes milliseconds).
@@ -419,25 +449,58 @@ impl Searcher {
 
     fn keyword_match(&self, terms: &[fts::Term], join: fts::Join, limit: usize, allowed: Option<&HashSet<i64>>) -> Result<Vec<(i64, f32)>> {
         let Some(expr) = fts::terms_expr(terms, join) else { return Ok(Vec::new()) };
-        let limit = if allowed.is_some() { limit * 20 } else { limit };
-        let mut out = self.store.keyword_match(&expr, limit)?;
-        if let Some(set) = allowed {
-            out.retain(|(id, _)| set.contains(id));
+        let Some(set) = allowed else { return self.store.keyword_match(&expr, limit, None) };
+        // The index's best matches, then the allowed ones among them: those are the allowed
+        // chunks' best too, as long as `limit` of them are left (or every match was seen).
+        let wide = limit * 20;
+        let mut out = self.store.keyword_match(&expr, wide, None)?;
+        let every_match = out.len() < wide;
+        out.retain(|(id, _)| set.contains(id));
+        if out.len() >= limit || every_match {
+            out.truncate(limit);
+            return Ok(out);
         }
-        Ok(out)
+        // A narrow filter: only its chunks are ranked.
+        self.store.keyword_match(&expr, limit, Some(set))
     }
 
-    fn chunks_matching(&self, glob: &str) -> Result<HashSet<i64>> {
-        let matcher = globset::GlobBuilder::new(glob).literal_separator(false).build()?.compile_matcher();
+    /// The chunks `filter` allows: SQLite narrows by time and tag, then each document's path
+    /// and type are checked here. Kept until the filter or the index changes.
+    fn chunks_allowed(&self, filter: &Filter) -> Result<Arc<HashSet<i64>>> {
+        if let Some(kept) = self.filtered.borrow().as_ref()
+            && kept.filter == *filter
+            && kept.version == self.data_version
+        {
+            return Ok(kept.chunks.clone());
+        }
+        let matcher = match &filter.path {
+            Some(glob) => Some(globset::GlobBuilder::new(glob).literal_separator(false).build()?.compile_matcher()),
+            None => None,
+        };
         let roots = self.store.roots()?;
+        let when = DocConditions { since_ns: filter.since_ns, until_ns: filter.until_ns, tags: &filter.tags };
         let mut out = HashSet::new();
-        for row in self.store.chunk_paths()? {
-            let path = Path::new(&row.path);
-            let relative = roots.iter().find_map(|r| path.strip_prefix(&r.path).ok());
-            if matcher.is_match(path) || relative.is_some_and(|r| matcher.is_match(r)) {
+        // Rows come grouped by document in practice, so each path is judged once.
+        let mut last: Option<(String, bool)> = None;
+        for row in self.store.chunk_docs(&when)? {
+            let keep = match &last {
+                Some((path, keep)) if *path == row.path => *keep,
+                _ => {
+                    let path = Path::new(&row.path);
+                    let by_path = matcher.as_ref().is_none_or(|m| {
+                        m.is_match(path) || roots.iter().find_map(|r| path.strip_prefix(&r.path).ok()).is_some_and(|r| m.is_match(r))
+                    });
+                    let keep = by_path && (filter.types.is_empty() || filter.types.iter().any(|t| t.matches(&row.kind, &row.path)));
+                    last = Some((row.path.clone(), keep));
+                    keep
+                }
+            };
+            if keep {
                 out.insert(row.chunk_id);
             }
         }
+        let out = Arc::new(out);
+        *self.filtered.borrow_mut() = Some(Filtered { filter: filter.clone(), version: self.data_version, chunks: out.clone() });
         Ok(out)
     }
 

@@ -39,6 +39,8 @@ pub struct NewDocument {
     pub kind: &'static str,
     pub title: String,
     pub lossy: bool,
+    /// From a note's frontmatter, normalised (`text::frontmatter`).
+    pub tags: Vec<String>,
 }
 
 /// One change to one document; a batch of them is one transaction.
@@ -156,6 +158,7 @@ impl Store {
                 }
                 DocOp::Delete { id } => {
                     changes.removed.extend(delete_chunks(&tx, *id)?);
+                    tx.execute("DELETE FROM doc_tags WHERE doc_id = ?1", [id])?;
                     tx.execute("DELETE FROM documents WHERE id = ?1", [id])?;
                 }
                 DocOp::Write { doc, chunks } => write_document(&tx, doc, chunks, &mut changes)?,
@@ -173,6 +176,7 @@ fn write_document(tx: &rusqlite::Transaction, doc: &NewDocument, chunks: &[NewCh
             tx.query_row("SELECT id FROM documents WHERE path = ?1", [path_bytes(&doc.path)], |r| r.get(0)).optional()?;
         if let Some(id) = existing {
             changes.removed.extend(delete_chunks(tx, id)?);
+            tx.execute("DELETE FROM doc_tags WHERE doc_id = ?1", [id])?;
             tx.execute("DELETE FROM documents WHERE id = ?1", [id])?;
         }
         tx.execute(
@@ -192,6 +196,10 @@ fn write_document(tx: &rusqlite::Transaction, doc: &NewDocument, chunks: &[NewCh
             ],
         )?;
         let doc_id = tx.last_insert_rowid();
+        let mut tag = tx.prepare_cached("INSERT OR IGNORE INTO doc_tags(tag, doc_id) VALUES (?1, ?2)")?;
+        for t in &doc.tags {
+            tag.execute(params![t, doc_id])?;
+        }
         let mut seq: i64 = tx.query_row("SELECT coalesce(max(vec_seq), 0) FROM chunks", [], |r| r.get(0))?;
         {
             let mut insert = tx.prepare_cached(

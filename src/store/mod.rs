@@ -19,6 +19,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ("0001_init", include_str!("../../migrations/0001_init.sql")),
     ("0002_vocab", include_str!("../../migrations/0002_vocab.sql")),
     ("0003_porter", include_str!("../../migrations/0003_porter.sql")),
+    ("0004_tags", include_str!("../../migrations/0004_tags.sql")),
 ];
 
 /// What the vectors in an index depend on. A change needs `--rebuild`.
@@ -151,7 +152,7 @@ impl Store {
     pub fn clear(&mut self) -> Result<()> {
         let tx = self.conn.transaction()?;
         tx.execute_batch(
-            "DELETE FROM chunks_fts; DELETE FROM chunks; DELETE FROM vectors; DELETE FROM documents;
+            "DELETE FROM chunks_fts; DELETE FROM chunks; DELETE FROM vectors; DELETE FROM doc_tags; DELETE FROM documents;
              DELETE FROM meta WHERE key IN ('fingerprint', 'vec_seq');",
         )?;
         tx.commit()?;
@@ -179,6 +180,8 @@ impl Store {
 
 fn configure(conn: &Connection) -> Result<()> {
     conn.busy_timeout(Duration::from_secs(10))?;
+    // `rarray(?)`: a search filter's chunk ids handed to a query as one value.
+    rusqlite::vtab::array::load_module(conn)?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
     Ok(())
 }

@@ -5,6 +5,7 @@
 //! exactly what it holds. Opening it adds whatever SQLite attached after that number; a file that
 //! does not match SQLite (wrong size, dimensions) is rebuilt from SQLite.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, anyhow};
@@ -167,6 +168,29 @@ impl VectorIndex {
             None => self.index.search(query, k).map_err(err)?,
         };
         Ok(matches.keys.iter().zip(&matches.distances).map(|(&k, &d)| (k as i64, 1.0 - d)).collect())
+    }
+
+    /// The `k` nearest of the chunks `among`, by exact cosine over their stored vectors: for a
+    /// filter that allows few chunks, which a walk of the graph would visit most of the graph to
+    /// find. Chunks without a vector are passed over.
+    pub fn search_among(&self, query: &[f32], k: usize, among: &HashSet<i64>) -> Result<Vec<(i64, f32)>> {
+        let norm = |v: &[f32]| v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
+        let qn = norm(query);
+        let mut buf = vec![0f32; self.dims];
+        let mut scored = Vec::with_capacity(among.len());
+        for &id in among {
+            if id < 0 || !self.index.contains(id as u64) {
+                continue;
+            }
+            if self.index.get(id as u64, &mut buf).map_err(err)? == 0 {
+                continue;
+            }
+            let dot: f32 = query.iter().zip(&buf).map(|(a, b)| a * b).sum();
+            scored.push((id, dot / (qn * norm(&buf))));
+        }
+        scored.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        scored.truncate(k);
+        Ok(scored)
     }
 
     /// Exact search, for measuring the graph's recall.

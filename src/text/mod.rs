@@ -3,6 +3,7 @@
 pub mod chunk;
 pub mod code;
 pub mod decode;
+pub mod frontmatter;
 pub mod fts;
 pub mod ident;
 pub mod kind;

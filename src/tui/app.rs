@@ -7,7 +7,8 @@ use std::time::Duration;
 use crossterm::event::{KeyEvent, MouseButton, MouseEvent, MouseEventKind};
 use ratatui::layout::{Position, Rect};
 
-use crate::search::{Hit, Mode, Query};
+use crate::search::filter::FilterError;
+use crate::search::{Filter, Hit, Mode, Query};
 use crate::text::fts;
 
 use super::input::LineInput;
@@ -89,6 +90,8 @@ pub struct App {
     pub searching: bool,
     /// Why the current query failed.
     pub error: Option<String>,
+    /// What is wrong with the filter line (nothing is searched until it is fixed).
+    pub filter_error: Option<String>,
     pub selected: usize,
     /// The first result row on screen.
     pub list_top: usize,
@@ -118,6 +121,7 @@ impl App {
             shown: None,
             searching: false,
             error: None,
+            filter_error: None,
             selected: 0,
             list_top: 0,
             preview_top: None,
@@ -242,35 +246,22 @@ impl App {
         self.selected = 0;
         self.list_top = 0;
         self.preview_top = None;
-        if self.query.text().trim().is_empty() {
+        let filter = self.filter_spec();
+        self.filter_error = filter.as_ref().err().map(ToString::to_string);
+        let (Ok(filter), false) = (filter, self.query.text().trim().is_empty()) else {
             self.shown = None;
             self.searching = false;
             return Vec::new();
-        }
+        };
         self.searching = true;
-        vec![Effect::Search { generation: self.generation, query: self.query_spec() }]
+        let query = Query { text: self.query.text().trim().to_string(), k: self.k, mode: self.mode, filter, per_doc: self.per_doc };
+        vec![Effect::Search { generation: self.generation, query }]
     }
 
-    pub fn query_spec(&self) -> Query {
-        Query {
-            text: self.query.text().trim().to_string(),
-            k: self.k,
-            mode: self.mode,
-            path_glob: self.path_glob(),
-            per_doc: self.per_doc,
-        }
-    }
-
-    /// The filter as a glob: as typed when it has glob characters, else `*text*`.
-    pub fn path_glob(&self) -> Option<String> {
-        let f = self.filter.text().trim();
-        if f.is_empty() {
-            None
-        } else if f.contains(['*', '?', '[', '{']) {
-            Some(f.to_string())
-        } else {
-            Some(format!("*{f}*"))
-        }
+    /// The filter line (Ctrl+F): `type:`, `tag:`, `since:`, `until:`, and a path, a glob when it
+    /// has glob characters, else text found anywhere in the path ([`Filter::parse_line`]).
+    pub fn filter_spec(&self) -> Result<Filter, FilterError> {
+        Filter::parse_line(self.filter.text(), chrono::Local::now())
     }
 
     fn on_reply(&mut self, reply: Reply) {
@@ -425,6 +416,9 @@ impl App {
     pub fn notice_line(&self) -> Option<String> {
         if let Some(n) = &self.notice {
             return Some(n.clone());
+        }
+        if let Some(e) = &self.filter_error {
+            return Some(format!("filter: {e}"));
         }
         if let Some(e) = &self.error {
             return Some(format!("search failed: {e}"));

@@ -131,7 +131,7 @@ fn the_path_filter_is_a_glob_or_text_anywhere() {
     assert_eq!(app.focus, Focus::Filter);
     let effects = type_text(&mut app, "git");
     assert!(
-        matches!(effects.last(), Some(Effect::Search { query, .. }) if query.path_glob.as_deref() == Some("*git*") && query.text == "x")
+        matches!(effects.last(), Some(Effect::Search { query, .. }) if query.filter.path.as_deref() == Some("*git*") && query.text == "x")
     );
     assert_eq!(app.query.text(), "x", "typing went into the filter");
     app.update(key(KeyCode::Esc));
@@ -139,10 +139,32 @@ fn the_path_filter_is_a_glob_or_text_anywhere() {
     app.update(ctrl('f'));
     app.update(ctrl('u'));
     let effects = type_text(&mut app, "*.md");
-    assert!(matches!(effects.last(), Some(Effect::Search { query, .. }) if query.path_glob.as_deref() == Some("*.md")));
+    assert!(matches!(effects.last(), Some(Effect::Search { query, .. }) if query.filter.path.as_deref() == Some("*.md")));
     app.update(key(KeyCode::Enter));
     assert_eq!(app.focus, Focus::Query);
     assert!(app.filter_shown(), "a set filter stays visible");
+}
+
+#[test]
+fn the_filter_line_takes_type_tag_and_time_and_a_bad_value_stops_the_search_with_the_reason() {
+    let mut app = app(80, 24);
+    type_text(&mut app, "x");
+    app.update(ctrl('f'));
+    let effects = type_text(&mut app, "src type:rust tag:#Ops");
+    assert!(matches!(effects.last(), Some(Effect::Search { query, .. })
+        if query.filter.path.as_deref() == Some("*src*") && query.filter.types.len() == 1 && query.filter.tags == ["ops"]));
+    type_text(&mut app, " since:soo");
+    let effects = type_text(&mut app, "n");
+    assert!(effects.iter().all(|e| !matches!(e, Effect::Search { .. })), "nothing is searched with a bad filter");
+    let notice = app.notice_line().unwrap_or_default();
+    assert!(notice.starts_with("filter: cannot read `soon` as a date"), "{notice}");
+    assert!(app.shown.is_none() && !app.searching);
+    for _ in 0.."soon".len() {
+        app.update(key(KeyCode::Backspace));
+    }
+    let effects = type_text(&mut app, "7d");
+    assert!(matches!(effects.last(), Some(Effect::Search { query, .. }) if query.filter.since_ns.is_some()));
+    assert_eq!(app.notice_line(), None);
 }
 
 #[test]

@@ -52,6 +52,12 @@ pub fn lines(app: &App, theme: &Theme) -> Vec<(String, Style)> {
             if let Some(e) = &app.error {
                 return vec![(format!("The search failed: {e}"), theme.error())];
             }
+            if let Some(e) = &app.filter_error {
+                return vec![
+                    (format!("The filter cannot be read: {e}"), theme.error()),
+                    plain("Nothing is searched until it is fixed (Ctrl+F).".into()),
+                ];
+            }
             if app.query.text().trim().is_empty() {
                 let mut out = vec![
                     (
@@ -60,7 +66,7 @@ pub fn lines(app: &App, theme: &Theme) -> Vec<(String, Style)> {
                     ),
                     plain(String::new()),
                     plain(format!("Mode: {} (Tab switches hybrid / semantic / keyword).", app.mode)),
-                    plain("Ctrl+F filters by path. Enter opens a hit in your editor. F1 lists every key.".into()),
+                    plain("Ctrl+F filters by path, type:, tag:, since:. Enter opens a hit in your editor. F1 lists every key.".into()),
                 ];
                 if let ModelState::Ready { notes, .. } = &app.model {
                     out.extend(notes.iter().map(|n| (format!("note: {n}"), theme.notice())));
@@ -71,11 +77,8 @@ pub fn lines(app: &App, theme: &Theme) -> Vec<(String, Style)> {
                 return vec![("Searching…".into(), theme.dim())];
             }
             let mut out = vec![(format!("No results for “{}”.", app.query.text().trim()), theme.heading())];
-            if app.path_glob().is_some() {
-                out.push(plain(format!(
-                    "Only paths matching {} are searched (Ctrl+F).",
-                    app.path_glob().unwrap_or_default()
-                )));
+            if let Some(filter) = app.filter_spec().ok().filter(|f| !f.is_empty()) {
+                out.push(plain(format!("Only files with {} are searched (Ctrl+F).", filter.describe())));
             }
             out
         }

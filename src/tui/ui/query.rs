@@ -11,7 +11,7 @@ use crate::tui::layout::Areas;
 use crate::tui::textwidth;
 
 const QUERY_PROMPT: &str = "search › ";
-const FILTER_PROMPT: &str = "  path › ";
+const FILTER_PROMPT: &str = "  filter › ";
 
 pub fn render(app: &App, theme: &Theme, areas: &Areas, frame: &mut Frame) {
     let chip = format!(" {} ", app.mode);
@@ -36,7 +36,7 @@ pub fn render(app: &App, theme: &Theme, areas: &Areas, frame: &mut Frame) {
         let c = field(theme, filter, area, frame);
         cursor = cursor.or(c);
         if app.focus == Focus::Filter && app.filter.is_empty() {
-            let hint = "a glob, or text found anywhere in the path · Enter returns";
+            let hint = "a path glob or text in the path, type:md tag:x since:7d until:2026-01-31 · Enter returns";
             let x = area.x + FILTER_PROMPT.chars().count() as u16;
             let hint = textwidth::truncate_end(hint, usize::from(area.right().saturating_sub(x)));
             draw_line(

@@ -1,0 +1,148 @@
+//! Search filters end to end through the CLI, on a real index (SQLite, usearch, the stand-in
+//! embedder): frontmatter tags and titles, file types, modification times, what a filter that
+//! holds no file says, values that cannot be read, and an index from before tags.
+
+mod common;
+
+use std::path::Path;
+use std::process::Output;
+use std::time::{Duration, SystemTime};
+
+fn corpus(root: &Path) {
+    common::write(root, "notes/hugo.md", "---\ntitle: \"Deploying with Fly\"\ntags: [Deploy, fly.io]\n---\n\nHow we deploy the app.\n\n## Steps\n\nRun fly deploy.\n");
+    common::write(
+        root,
+        "notes/recipes/carbonara.md",
+        "---\ntags:\n  - recipe\n  - '#cooking/italian'\n---\n# Carbonara\n\nEggs, guanciale and pecorino; never cream.\n",
+    );
+    common::write(root, "notes/gopher.md", "+++\ntitle = \"Go notes\"\ntags = [\"go\", \"cooking\"]\n+++\nGo deploy scripts and a carbonara.\n");
+    common::write(root, "notes/broken.md", "---\ntags: [a, b\n---\nA broken header, but the deploy notes are still found.\n");
+    common::write(root, "code/deploy.rs", "/// Deploys the app.\nfn deploy() {}\n");
+    common::write(root, "code/deploy.py", "def deploy():\n    \"\"\"Deploys the app.\"\"\"\n");
+    // An old file, for the time filters.
+    let old = SystemTime::UNIX_EPOCH + Duration::from_secs(1_577_836_800); // 2020-01-01
+    std::fs::File::options().write(true).open(root.join("code/deploy.rs")).unwrap().set_modified(old).unwrap();
+}
+
+fn search(index: &Path, query: &str, args: &[&str]) -> (Output, Vec<String>) {
+    let out = common::qsearch(index).args(["search", "--mode", "keyword", "--json", "-k", "20", query]).args(args).output().unwrap();
+    let mut files = Vec::new();
+    if let Ok(json) = serde_json::from_slice::<serde_json::Value>(&out.stdout) {
+        for h in json["hits"].as_array().unwrap() {
+            files.push(h["path"].as_str().unwrap().rsplit('/').next().unwrap().to_string());
+        }
+    }
+    files.sort();
+    (out, files)
+}
+
+fn files(index: &Path, query: &str, args: &[&str]) -> Vec<String> {
+    let (out, files) = search(index, query, args);
+    assert!(matches!(out.status.code(), Some(0 | 1)), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    files
+}
+
+fn index(index: &Path, root: &Path) -> serde_json::Value {
+    let out = common::qsearch(index).args(["index", "--model", "stand-in", "--json"]).arg(root).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn filters_narrow_a_search_by_tag_type_and_modification_time() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (root, idx) = (tmp.path().join("root"), tmp.path().join("index"));
+    corpus(&root);
+    let report = index(&idx, &root);
+    let partial = report["partial"].to_string();
+    assert!(partial.contains("broken.md") && partial.contains("frontmatter is not valid YAML"), "{report}");
+
+    let all = files(&idx, "deploy", &[]);
+    assert_eq!(all, ["broken.md", "deploy.py", "deploy.rs", "gopher.md", "hugo.md"]);
+    // Tags: as written or with `#`, any case; a tag takes in the tags nested under it, and only those.
+    assert_eq!(files(&idx, "deploy", &["--tag", "deploy"]), ["hugo.md"]);
+    assert_eq!(files(&idx, "carbonara", &["--tag", "#Cooking"]), ["carbonara.md", "gopher.md"]);
+    assert_eq!(files(&idx, "carbonara", &["--tag", "cooking/italian"]), ["carbonara.md"]);
+    assert_eq!(files(&idx, "carbonara", &["--tag", "cooking", "--tag", "go"]), ["gopher.md"], "every tag given");
+    assert!(files(&idx, "carbonara", &["--tag", "cook"]).is_empty());
+    // Types: a language, extensions, a kind.
+    assert_eq!(files(&idx, "deploy", &["--type", "rust"]), ["deploy.rs"]);
+    assert_eq!(files(&idx, "deploy", &["-t", "py,rs"]), ["deploy.py", "deploy.rs"]);
+    assert_eq!(files(&idx, "deploy", &["--type", "md"]), ["broken.md", "gopher.md", "hugo.md"]);
+    // Modification time: a time ago, a date (that day included in `until`).
+    assert_eq!(files(&idx, "deploy", &["--since", "30d"]), ["broken.md", "deploy.py", "gopher.md", "hugo.md"]);
+    assert_eq!(files(&idx, "deploy", &["--until", "2020-01-01"]), ["deploy.rs"]);
+    assert!(files(&idx, "deploy", &["--until", "2019-12-30"]).is_empty());
+    // With the path glob: every part holds.
+    assert_eq!(files(&idx, "deploy", &["--path", "code/**", "--since", "30d"]), ["deploy.py"]);
+
+    // A filter that holds no file says so, and the exit code is "no results".
+    let (out, hits) = search(&idx, "deploy", &["--tag", "deploy", "--type", "rust"]);
+    assert!(hits.is_empty() && out.status.code() == Some(1));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let notes = json["notes"].to_string();
+    assert!(notes.contains("no indexed file matches the filter (type rust, tag deploy): nothing was searched"), "{notes}");
+
+    // Values that cannot be read: an error (exit 2) that says what is accepted.
+    for (args, wording) in [
+        (["--type", "no/such"], "unknown file type `no/such`: use markdown, text, html, pdf, code"),
+        (["--since", "soon"], "cannot read `soon` as a date (2026-11-01, today, yesterday) or a time ago"),
+        (["--tag", "#"], "`#` is not a tag"),
+    ] {
+        let (out, _) = search(&idx, "deploy", &args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(wording), "{args:?}: {stderr}");
+    }
+
+    // The frontmatter's title is the document's title; a note without one keeps its heading.
+    let (out, _) = search(&idx, "deploy", &["--tag", "deploy"]);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["hits"][0]["title"], "Deploying with Fly");
+    let (out, _) = search(&idx, "guanciale", &[]);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["hits"][0]["title"], "Carbonara");
+
+    // A note's tags change with it, and go with it.
+    common::write(&root, "notes/hugo.md", "---\ntags: [ops]\n---\nHow we deploy the app.\n");
+    index(&idx, &root);
+    assert!(files(&idx, "deploy", &["--tag", "deploy"]).is_empty());
+    assert_eq!(files(&idx, "deploy", &["--tag", "ops"]), ["hugo.md"]);
+    std::fs::remove_file(root.join("notes/hugo.md")).unwrap();
+    index(&idx, &root);
+    assert!(files(&idx, "deploy", &["--tag", "ops"]).is_empty());
+    let db = rusqlite::Connection::open(idx.join("index.sqlite")).unwrap();
+    let orphans: i64 =
+        db.query_row("SELECT count(*) FROM doc_tags WHERE doc_id NOT IN (SELECT id FROM documents)", [], |r| r.get(0)).unwrap();
+    assert_eq!(orphans, 0, "a removed note's tags go with it");
+}
+
+/// An index written before qsearch read frontmatter (schema 3, no tag table): a tag filter
+/// says what to do; the next `index` reads the notes that have frontmatter again, embeds nothing
+/// again, and the filter works.
+#[test]
+fn an_index_from_before_tags_reads_its_notes_frontmatter_once_and_keeps_every_vector() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (root, idx) = (tmp.path().join("root"), tmp.path().join("index"));
+    corpus(&root);
+    let first = index(&idx, &root);
+    let db = rusqlite::Connection::open(idx.join("index.sqlite")).unwrap();
+    db.execute_batch("DROP TABLE doc_tags; PRAGMA user_version = 3;").unwrap();
+    drop(db);
+
+    let (out, _) = search(&idx, "deploy", &["--tag", "deploy"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("run `qsearch index` once"), "{stderr}");
+    assert_eq!(files(&idx, "deploy", &["--type", "rust"]), ["deploy.rs"], "filters without tags work meanwhile");
+
+    let again = index(&idx, &root);
+    assert_eq!(again["indexed"], 4, "the four notes with frontmatter are read again: {again}");
+    assert_eq!(again["unchanged"], first["indexed"].as_u64().unwrap() - 4, "{again}");
+    assert_eq!(again["embedded"], 0, "their chunks keep their vectors: {again}");
+    assert_eq!(files(&idx, "deploy", &["--tag", "deploy"]), ["hugo.md"]);
+    let out = common::qsearch(&idx).args(["search", "--mode", "semantic", "--json", "--tag", "deploy", "deploy"]).output().unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["hits"][0]["title"], "Deploying with Fly", "semantic search finds the re-read note: {json}");
+    assert_eq!(json["pending"], 0, "{json}");
+}
