@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::{Duration, SystemTime};
 
@@ -48,12 +48,18 @@ fn index(index: &Path, root: &Path) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
-#[test]
-fn filters_narrow_a_search_by_tag_type_and_modification_time() {
+/// The corpus in a fresh folder, indexed: the folder, the index and the index report.
+fn indexed_corpus() -> (tempfile::TempDir, PathBuf, PathBuf, serde_json::Value) {
     let tmp = tempfile::tempdir().unwrap();
     let (root, idx) = (tmp.path().join("root"), tmp.path().join("index"));
     corpus(&root);
     let report = index(&idx, &root);
+    (tmp, root, idx, report)
+}
+
+#[test]
+fn filters_narrow_a_search_by_tag_type_and_modification_time() {
+    let (_tmp, root, idx, report) = indexed_corpus();
     let partial = report["partial"].to_string();
     assert!(partial.contains("broken.md") && partial.contains("frontmatter is not valid YAML"), "{report}");
 
@@ -122,10 +128,7 @@ fn filters_narrow_a_search_by_tag_type_and_modification_time() {
 /// again, and the filter works.
 #[test]
 fn an_index_from_before_tags_reads_its_notes_frontmatter_once_and_keeps_every_vector() {
-    let tmp = tempfile::tempdir().unwrap();
-    let (root, idx) = (tmp.path().join("root"), tmp.path().join("index"));
-    corpus(&root);
-    let first = index(&idx, &root);
+    let (_tmp, root, idx, first) = indexed_corpus();
     let db = rusqlite::Connection::open(idx.join("index.sqlite")).unwrap();
     db.execute_batch("DROP TABLE doc_tags; PRAGMA user_version = 3;").unwrap();
     drop(db);
