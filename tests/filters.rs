@@ -13,7 +13,7 @@ fn corpus(root: &Path) {
     common::write(
         root,
         "notes/recipes/carbonara.md",
-        "---\ntags:\n  - recipe\n  - '#cooking/italian'\n---\n# Carbonara\n\nEggs, guanciale and pecorino; never cream.\n",
+        "---\ntags:\n  - recipe\n  - '#cooking/italian'\n---\n# Carbonara\n\nEggs, guanciale and pecorino; never cream. #Weeknight\n",
     );
     common::write(root, "notes/gopher.md", "+++\ntitle = \"Go notes\"\ntags = [\"go\", \"cooking\"]\n+++\nGo deploy scripts and a carbonara.\n");
     common::write(root, "notes/broken.md", "---\ntags: [a, b\n---\nA broken header, but the deploy notes are still found.\n");
@@ -71,6 +71,7 @@ fn filters_narrow_a_search_by_tag_type_and_modification_time() {
     assert_eq!(files(&idx, "carbonara", &["--tag", "cooking/italian"]), ["carbonara.md"]);
     assert_eq!(files(&idx, "carbonara", &["--tag", "cooking", "--tag", "go"]), ["gopher.md"], "every tag given");
     assert!(files(&idx, "carbonara", &["--tag", "cook"]).is_empty());
+    assert_eq!(files(&idx, "carbonara", &["--tag", "weeknight"]), ["carbonara.md"], "a #tag in the text");
     // Types: a language, extensions, a kind.
     assert_eq!(files(&idx, "deploy", &["--type", "rust"]), ["deploy.rs"]);
     assert_eq!(files(&idx, "deploy", &["-t", "py,rs"]), ["deploy.py", "deploy.rs"]);
@@ -124,8 +125,8 @@ fn filters_narrow_a_search_by_tag_type_and_modification_time() {
 }
 
 /// An index written before qsearch read frontmatter (schema 3, no tag table): a tag filter
-/// says what to do; the next `index` reads the notes that have frontmatter again, embeds nothing
-/// again, and the filter works.
+/// says what to do; the next `index` reads the Markdown notes again, embeds nothing again, and
+/// the filter works.
 #[test]
 fn an_index_from_before_tags_reads_its_notes_frontmatter_once_and_keeps_every_vector() {
     let (_tmp, root, idx, first) = indexed_corpus();
@@ -140,7 +141,7 @@ fn an_index_from_before_tags_reads_its_notes_frontmatter_once_and_keeps_every_ve
     assert_eq!(files(&idx, "deploy", &["--type", "rust"]), ["deploy.rs"], "filters without tags work meanwhile");
 
     let again = index(&idx, &root);
-    assert_eq!(again["indexed"], 4, "the four notes with frontmatter are read again: {again}");
+    assert_eq!(again["indexed"], 4, "the four Markdown notes are read again: {again}");
     assert_eq!(again["unchanged"], first["indexed"].as_u64().unwrap() - 4, "{again}");
     assert_eq!(again["embedded"], 0, "their chunks keep their vectors: {again}");
     assert_eq!(files(&idx, "deploy", &["--tag", "deploy"]), ["hugo.md"]);

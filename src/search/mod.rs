@@ -464,8 +464,9 @@ impl Searcher {
         self.store.keyword_match(&expr, limit, Some(set))
     }
 
-    /// The chunks `filter` allows: SQLite narrows by time and tag, then each document's path
-    /// and type are checked here. Kept until the filter or the index changes.
+    /// The chunks `filter` allows: SQLite narrows the documents by time and tag, each one's path
+    /// and type are checked here, then their chunks are looked up. Kept until the filter or the
+    /// index changes.
     fn chunks_allowed(&self, filter: &Filter) -> Result<Arc<HashSet<i64>>> {
         if let Some(kept) = self.filtered.borrow().as_ref()
             && kept.filter == *filter
@@ -479,26 +480,20 @@ impl Searcher {
         };
         let roots = self.store.roots()?;
         let when = DocConditions { since_ns: filter.since_ns, until_ns: filter.until_ns, tags: &filter.tags };
-        let mut out = HashSet::new();
-        // Rows come grouped by document in practice, so each path is judged once.
-        let mut last: Option<(String, bool)> = None;
-        for row in self.store.chunk_docs(&when)? {
-            let keep = match &last {
-                Some((path, keep)) if *path == row.path => *keep,
-                _ => {
-                    let path = Path::new(&row.path);
-                    let by_path = matcher.as_ref().is_none_or(|m| {
-                        m.is_match(path) || roots.iter().find_map(|r| path.strip_prefix(&r.path).ok()).is_some_and(|r| m.is_match(r))
-                    });
-                    let keep = by_path && (filter.types.is_empty() || filter.types.iter().any(|t| t.matches(&row.kind, &row.path)));
-                    last = Some((row.path.clone(), keep));
-                    keep
-                }
-            };
-            if keep {
-                out.insert(row.chunk_id);
-            }
-        }
+        let docs: Vec<i64> = self
+            .store
+            .docs_where(&when)?
+            .into_iter()
+            .filter(|d| {
+                let path = Path::new(&d.path);
+                let by_path = matcher.as_ref().is_none_or(|m| {
+                    m.is_match(path) || roots.iter().find_map(|r| path.strip_prefix(&r.path).ok()).is_some_and(|r| m.is_match(r))
+                });
+                by_path && (filter.types.is_empty() || filter.types.iter().any(|t| t.matches(&d.kind, &d.path)))
+            })
+            .map(|d| d.id)
+            .collect();
+        let out: HashSet<i64> = self.store.chunks_of(&docs)?.into_iter().collect();
         let out = Arc::new(out);
         *self.filtered.borrow_mut() = Some(Filtered { filter: filter.clone(), version: self.data_version, chunks: out.clone() });
         Ok(out)

@@ -32,10 +32,10 @@ pub struct ChunkSpan {
     pub text: String,
 }
 
-/// A chunk id with its document's path (as people see it) and kind, for a search filter.
+/// A document's id, path (as people see it) and kind, for a search filter.
 #[derive(Debug, Clone)]
-pub struct ChunkDoc {
-    pub chunk_id: i64,
+pub struct DocKind {
+    pub id: i64,
     pub path: String,
     pub kind: String,
 }
@@ -100,15 +100,15 @@ impl Store {
         Ok(rows)
     }
 
-    /// Every chunk whose document meets `when`, with the document's path and kind.
-    pub fn chunk_docs(&self, when: &DocConditions) -> Result<Vec<ChunkDoc>> {
+    /// Every document that meets `when`, with its path and kind.
+    pub fn docs_where(&self, when: &DocConditions) -> Result<Vec<DocKind>> {
         if !when.tags.is_empty() && !self.has_table("doc_tags")? {
             anyhow::bail!(
-                "this index was made before qsearch read tags: run `qsearch index` once (it reads the frontmatter \
-                 of notes again; nothing is embedded again)"
+                "this index was made before qsearch read tags: run `qsearch index` once (it reads Markdown notes \
+                 again for their tags; nothing is embedded again)"
             );
         }
-        let mut sql = String::from("SELECT c.id, d.display, d.kind FROM chunks c JOIN documents d ON d.id = c.doc_id WHERE 1");
+        let mut sql = String::from("SELECT d.id, d.display, d.kind FROM documents d WHERE 1");
         let mut args: Vec<rusqlite::types::Value> = Vec::new();
         if let Some(ns) = when.since_ns {
             sql.push_str(" AND d.mtime_ns >= ?");
@@ -124,7 +124,15 @@ impl Store {
             args.extend([tag.clone().into(), format!("{tag}/").into(), format!("{tag}0").into()]);
         }
         let mut stmt = self.conn.prepare(&sql)?;
-        let rows = stmt.query_map(params_from_iter(args), |r| Ok(ChunkDoc { chunk_id: r.get(0)?, path: r.get(1)?, kind: r.get(2)? }))?;
+        let rows = stmt.query_map(params_from_iter(args), |r| Ok(DocKind { id: r.get(0)?, path: r.get(1)?, kind: r.get(2)? }))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The chunk ids of these documents.
+    pub fn chunks_of(&self, doc_ids: &[i64]) -> Result<Vec<i64>> {
+        let ids: Rc<Vec<rusqlite::types::Value>> = Rc::new(doc_ids.iter().map(|&id| id.into()).collect());
+        let mut stmt = self.conn.prepare_cached("SELECT id FROM chunks WHERE doc_id IN rarray(?1)")?;
+        let rows = stmt.query_map([ids], |r| r.get(0))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 

@@ -1,9 +1,10 @@
-//! The metadata block at the top of a Markdown note: YAML between `---` lines (Obsidian, Jekyll,
+//! A Markdown note's metadata. The block at its top: YAML between `---` lines (Obsidian, Jekyll,
 //! Hugo, most static-site tools) or TOML between `+++` lines (Hugo). qsearch takes its title and
 //! its tags (`tags`, `tag`, `keywords`, `categories`); the block itself stays in the text, so
 //! keyword and semantic search still see it.
 //!
-//! Tags are kept as people filter on them: trimmed, without a leading `#`, lowercased. A tag
+//! Tags written in the text (`#tag`, as Obsidian and Bear read them) count too
+//! ([`inline_tags`]). Tags are kept as people filter on them: trimmed, without a leading `#`, lowercased. A tag
 //! given as one string is split on commas and spaces (`tags: rust, cli` or `tags: rust cli`).
 
 /// What a note's frontmatter says.
@@ -113,6 +114,55 @@ fn add_tags(tags: &mut Vec<String>, value: &str) {
     }
 }
 
+/// Tags written in a note's text, as Obsidian and Bear take them: `#` at the start of a line or
+/// after a space, then letters, digits, `_`, `-` and `/` with at least one that is not a
+/// digit (`#123` is an issue number, `# Title` a heading). Code blocks, code spans and link
+/// reference definitions are passed over.
+pub fn inline_tags(text: &str) -> Vec<String> {
+    let mut tags = Vec::new();
+    let mut fence: Option<&str> = None;
+    for line in text.lines() {
+        let trimmed = line.trim_start();
+        if let Some(m) = ["```", "~~~"].into_iter().find(|m| trimmed.starts_with(m)) {
+            fence = match fence {
+                None => Some(m),
+                Some(f) if f == m => None,
+                open => open,
+            };
+            continue;
+        }
+        // Code, and link reference definitions (`[name]: #anchor`).
+        if fence.is_some() || (trimmed.starts_with('[') && trimmed.contains("]:")) {
+            continue;
+        }
+        let mut in_code = false;
+        let mut prev = ' ';
+        let mut chars = line.char_indices().peekable();
+        while let Some((i, c)) = chars.next() {
+            if c == '`' {
+                in_code = !in_code;
+            } else if c == '#' && !in_code && prev.is_whitespace() {
+                let rest = &line[i + 1..];
+                let len = rest.find(|c: char| !(c.is_alphanumeric() || matches!(c, '_' | '-' | '/'))).unwrap_or(rest.len());
+                let word = &rest[..len];
+                if word.chars().any(|c| !c.is_ascii_digit())
+                    && let Some(t) = normalise(word)
+                    && !tags.contains(&t)
+                {
+                    tags.push(t);
+                }
+                for _ in 0..word.chars().count() {
+                    chars.next();
+                }
+                prev = word.chars().last().unwrap_or('#');
+                continue;
+            }
+            prev = c;
+        }
+    }
+    tags
+}
+
 /// A tag as stored and as asked for: trimmed, no leading `#`, lowercase; `None` when empty.
 pub fn normalise(tag: &str) -> Option<String> {
     let t = tag.trim().trim_start_matches('#').trim_end_matches('/').to_lowercase();
@@ -167,6 +217,15 @@ mod tests {
         assert!(fm.tags.is_empty() && fm.title.is_none());
         let fm = read("+++\ntitle = \n+++\n").unwrap();
         assert!(fm.error.as_deref().is_some_and(|e| e.starts_with("frontmatter is not valid TOML")), "{fm:?}");
+    }
+
+    #[test]
+    fn inline_tags_are_words_after_a_hash_outside_code() {
+        let text = "# Heading\n\nMet with #Alice about #project/alpha and #2024-plans.\n\
+                    Issue #123, color:#fff, a [link](#anchor), (#paren) and C# or x#y.\n\
+                    `#not-code` here ## nor this\n```\n#include <stdio.h>\n```\n~~~\n#nope\n~~~\n[ref]: #an-anchor\n#last";
+        assert_eq!(inline_tags(text), vec!["alice", "project/alpha", "2024-plans", "last"]);
+        assert!(inline_tags("no tags, #1 and # heading").is_empty());
     }
 
     #[test]
