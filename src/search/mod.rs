@@ -8,9 +8,9 @@ pub mod fuse;
 pub mod snippet;
 
 use std::cell::RefCell;
-use std::sync::Arc;
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
+use std::sync::Arc;
 
 use anyhow::Result;
 
