@@ -63,15 +63,8 @@ pub(super) fn prepare(work: &Work, tokenizer: Option<&tokenizers::Tokenizer>, se
     };
     drop(bytes);
     let file_name = found.path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
-    let frontmatter = if found.kind == Kind::Markdown { frontmatter::read(&text) } else { None };
-    let Frontmatter { title, mut tags, error } = frontmatter.unwrap_or_default();
-    if found.kind == Kind::Markdown {
-        for t in frontmatter::inline_tags(&text) {
-            if !tags.contains(&t) {
-                tags.push(t);
-            }
-        }
-    }
+    let Frontmatter { title, tags, error } =
+        if found.kind == Kind::Markdown { frontmatter::of_note(&text) } else { Frontmatter::default() };
     if let Some(why) = error {
         note = Some(format!("{why}: the title and tags it holds are not used"));
     }

@@ -171,16 +171,14 @@ impl Filter {
     /// and anything else as a path: a glob when it has glob characters, else a part of the path
     /// (`notes` -> `*notes*`).
     pub fn parse_line(line: &str, now: DateTime<Local>) -> Result<Filter, FilterError> {
-        let mut f = Filter::default();
-        let mut path_words = Vec::new();
+        let (mut types, mut tags, mut since, mut until, mut path_words) = (Vec::new(), Vec::new(), None, None, Vec::new());
         for word in line.split_whitespace() {
             let Some((key, value)) = word.split_once(':') else {
                 path_words.push(word);
                 continue;
             };
-            let known = ["type", "tag", "since", "until", "path"];
             let key = key.to_ascii_lowercase();
-            if !known.contains(&key.as_str()) {
+            if !["type", "tag", "since", "until", "path"].contains(&key.as_str()) {
                 path_words.push(word);
                 continue;
             }
@@ -188,22 +186,16 @@ impl Filter {
                 return Err(FilterError::Empty(word.into()));
             }
             match key.as_str() {
-                "type" => {
-                    for t in value.split(',').filter(|t| !t.is_empty()) {
-                        f.types.push(FileType::parse(t)?);
-                    }
-                }
-                "tag" => f.add_tag(value)?,
-                "since" => f.since_ns = Some(moment(value, now, false)?),
-                "until" => f.until_ns = Some(moment(value, now, true)?),
+                "type" => types.push(value.to_string()),
+                "tag" => tags.push(value.to_string()),
+                "since" => since = Some(value),
+                "until" => until = Some(value),
                 _ => path_words.push(value),
             }
         }
         let path = path_words.join(" ");
-        if !path.is_empty() {
-            f.path = Some(if path.contains(['*', '?', '[', '{']) { path } else { format!("*{path}*") });
-        }
-        Ok(f)
+        let glob = (!path.is_empty()).then(|| if path.contains(['*', '?', '[', '{']) { path.clone() } else { format!("*{path}*") });
+        Filter::from_parts(glob.as_deref(), &types, &tags, since, until, now)
     }
 
     /// The filter in a few words, for "no results" messages: `path *.md, type rust, tag x,

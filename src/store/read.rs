@@ -40,6 +40,11 @@ pub struct DocKind {
     pub kind: String,
 }
 
+/// Ids as one `rarray(?)` value.
+fn id_array(ids: impl Iterator<Item = i64>) -> Rc<Vec<rusqlite::types::Value>> {
+    Rc::new(ids.map(rusqlite::types::Value::from).collect())
+}
+
 /// What SQLite narrows a filter's chunks by: modification time and frontmatter tags (each tag
 /// itself or a tag nested under it, `tag/...`).
 #[derive(Debug, Clone, Default)]
@@ -86,7 +91,7 @@ impl Store {
                 stmt.query_map(params![expr, limit as i64], row)?.collect::<Result<_, _>>()?
             }
             Some(ids) => {
-                let ids: Rc<Vec<rusqlite::types::Value>> = Rc::new(ids.iter().map(|&id| id.into()).collect());
+                let ids = id_array(ids.iter().copied());
                 // `+rowid`: the ids filter what the full-text query finds. Offered to FTS5 as a
                 // rowid constraint they would drive the query instead, one full-text lookup per
                 // id (a second per search on 100,000 chunks).
@@ -130,9 +135,8 @@ impl Store {
 
     /// The chunk ids of these documents.
     pub fn chunks_of(&self, doc_ids: &[i64]) -> Result<Vec<i64>> {
-        let ids: Rc<Vec<rusqlite::types::Value>> = Rc::new(doc_ids.iter().map(|&id| id.into()).collect());
         let mut stmt = self.conn.prepare_cached("SELECT id FROM chunks WHERE doc_id IN rarray(?1)")?;
-        let rows = stmt.query_map([ids], |r| r.get(0))?;
+        let rows = stmt.query_map([id_array(doc_ids.iter().copied())], |r| r.get(0))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 

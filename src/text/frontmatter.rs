@@ -18,6 +18,17 @@ pub struct Frontmatter {
 
 const TAG_KEYS: &[&str] = &["tags", "tag", "keywords", "categories"];
 
+/// What a Markdown note says of itself: its frontmatter, with the `#tags` of its text added.
+pub fn of_note(text: &str) -> Frontmatter {
+    let mut fm = read(text).unwrap_or_default();
+    for t in inline_tags(text) {
+        if !fm.tags.contains(&t) {
+            fm.tags.push(t);
+        }
+    }
+    fm
+}
+
 /// The frontmatter of `text`, if it opens with one (a closing line is required).
 pub fn read(text: &str) -> Option<Frontmatter> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
