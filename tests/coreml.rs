@@ -3,7 +3,8 @@
 //! its runtime from; `onnx` and `numpy`, which it needs, are installed into target/check-py by
 //! scripts/test.sh): every graph qsearch prepares for CoreML must go to the MLProgram provider
 //! whole, one partition, no node refused for its operator or for a dynamic shape. Run on the tiny
-//! fixture and on a full-size Qwen3-shaped graph (scripts/qwen3_graph.py, cached under target/).
+//! fixture and on a full-size Qwen3-shaped graph (scripts/qwen3_graph.py, made in a temporary
+//! directory under target/ and deleted after).
 
 mod common;
 
@@ -51,9 +52,21 @@ fn mlprogram_partitions(model: &Path) -> (usize, usize, usize, String) {
     (taken.parse().unwrap(), all.parse().unwrap(), partitions, section)
 }
 
-fn check_every_bucket(source: &Path, root: &Path) {
+/// Prepares `source` for CoreML into `root`, runs `prepared` (which may delete the source), then
+/// checks every bucket's graph.
+fn check_every_bucket(source: &Path, root: &Path, prepared: impl FnOnce()) {
     let p = prepare::prepared(source, root, Target::Coreml, &mut |m| eprintln!("{m}")).unwrap();
     assert!(p.manifest.notes.is_empty(), "{:?}", p.manifest.notes);
+    // The graphs read their f16 weights from the prepared directory: none of the source's other
+    // files (its fp32 weights) is linked or copied there.
+    let source_dir = source.parent().unwrap();
+    for entry in std::fs::read_dir(source_dir).unwrap() {
+        let name = entry.unwrap().file_name();
+        if name != "model.onnx" {
+            assert!(!p.dir.join(&name).exists(), "{} was brought into {}", name.to_string_lossy(), p.dir.display());
+        }
+    }
+    prepared();
     assert_eq!(p.buckets().len(), prepare::BUCKETS.len());
     let buckets = p.buckets();
     for (_, file) in &buckets {
@@ -84,7 +97,7 @@ fn check_every_bucket(source: &Path, root: &Path) {
 #[test]
 fn every_coreml_graph_of_the_tiny_fixture_goes_to_coreml_whole() {
     let root = tempfile::tempdir().unwrap();
-    check_every_bucket(&common::fixture("qwen3-tiny/model.onnx"), root.path());
+    check_every_bucket(&common::fixture("qwen3-tiny/model.onnx"), root.path(), || {});
 }
 
 /// The export's operators, for contrast: the checker refuses them (what the preparation is for),
@@ -95,25 +108,26 @@ fn the_export_as_it_is_is_refused_by_the_checker() {
     assert!(taken < all, "the export's contrib operators should not pass: {taken}/{all}");
 }
 
-/// Full-size Qwen3 shapes (28 layers, 1,024 wide, random weights): made once with
-/// scripts/qwen3_graph.py into target/graphs/ (a few minutes), then prepared and checked.
+/// Full-size Qwen3 shapes (28 layers, 1,024 wide, random weights), made with
+/// scripts/qwen3_graph.py (a few minutes), then prepared and checked. Nothing is kept: the fp32
+/// source (2.4 GB) is deleted once prepared, before the checker's copies of the f16 graphs
+/// (1.2 GB each) are written, so that the test needs about 4 GB of disk at its peak.
 #[test]
 fn every_coreml_graph_of_a_full_size_qwen3_goes_to_coreml_whole() {
-    let dir = target_dir().join("graphs").join("qwen3-full");
-    let model = dir.join("model.onnx");
-    if !dir.join("done").exists() {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts").join("qwen3_graph.py");
-        let status = Command::new("python3")
-            .arg(script)
-            .args(["--size", "full", "--out"])
-            .arg(&model)
-            .env("PYTHONPATH", python_path())
-            .status()
-            .unwrap();
-        assert!(status.success(), "scripts/qwen3_graph.py failed");
-        std::fs::write(dir.join("done"), "").unwrap();
-    }
-    check_every_bucket(&model, &target_dir().join("graphs").join("prepared"));
+    let work = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let source = work.path().join("source");
+    let model = source.join("model.onnx");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts").join("qwen3_graph.py");
+    let status = Command::new("python3")
+        .arg(script)
+        .args(["--size", "full", "--out"])
+        .arg(&model)
+        .env("PYTHONPATH", python_path())
+        .status()
+        .unwrap();
+    assert!(status.success(), "scripts/qwen3_graph.py failed");
+    let prepared = work.path().join("prepared");
+    check_every_bucket(&model, &prepared, || std::fs::remove_dir_all(&source).unwrap());
 }
 
 /// An int8 export cannot become a CoreML graph: preparing says so and names the way out.

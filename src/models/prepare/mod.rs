@@ -421,8 +421,11 @@ fn coreml_graphs(model: &mut ModelProto, src_dir: &Path, out: &Path, manifest: &
              (qwen3-embedding-0.6b-fp32, the default on CoreML)"
         );
     }
+    // The weights are read where they are: only what stays outside after the f16 conversion is
+    // linked in (a 2.4 GB fp32 file would otherwise sit beside its f16 copy, or be copied where
+    // a hard link cannot be made).
+    fp16::initializers(graph, src_dir).map_err(anyhow::Error::msg)?;
     link_external_data(graph, src_dir, out)?;
-    fp16::initializers(graph, out).map_err(anyhow::Error::msg)?;
     manifest.fp16 = true;
     if let Some(table) = manifest.table.as_mut() {
         table.feed = TableType::F16;
