@@ -49,6 +49,58 @@ fn index_then_search_as_json() {
     assert_eq!(json["stats"]["pending"], 0);
 }
 
+/// An HTML page is read as the Markdown its author would have written: its headings head its
+/// hits, its first heading is its title (its `<title>` when it has none), and what a reader does
+/// not see as its text (scripts, the site's menu, link addresses) is not searched. Minified code
+/// beside it is left out with the reason. An index from before this (schema 4) reads its pages
+/// again at the next `index`.
+#[test]
+fn an_html_page_is_searched_by_its_text_and_headed_by_its_headings() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("site");
+    common::write(
+        &root,
+        "install.html",
+        "<!doctype html><html><head><title>Install &mdash; Foo 1.2 documentation</title>\
+         <script>var telemetry = 1;</script></head><body><nav><a href='/'>Sitemap</a></nav>\
+         <h1>Install</h1><p>Foo runs anywhere.</p><h2>On Linux</h2>\
+         <p>Run the <a href='https://dl.example.org/x'>installer</a> with sudo.</p></body></html>",
+    );
+    common::write(&root, "changes.html", "<title>Changelog of Foo</title><p>Fixed the frobnicator.</p>");
+    // Such sites ship their search index as one line of code (4.7 MB in the Rust book's): it is
+    // left out, and said to be.
+    common::write(&root, "searchindex.js", &format!("window.search={};\n", "{\"doc\":\"frobnicator\"},".repeat(1000)));
+    let index = tmp.path().join("index");
+    let out = common::qsearch(&index).args(["index", "--model", "stand-in", "--json"]).arg(&root).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["indexed"], 2, "{report}");
+    let skipped = &report["skipped"][0];
+    assert!(skipped[0].as_str().unwrap().ends_with("searchindex.js"), "{report}");
+    assert!(skipped[1].as_str().unwrap().starts_with("minified or generated code"), "{report}");
+    let search = |query: &str| {
+        let out = common::qsearch(&index).args(["search", "--mode", "keyword", "--json", query]).output().unwrap();
+        (out.status.code(), serde_json::from_slice::<Value>(&out.stdout).unwrap_or(Value::Null))
+    };
+    let (code, json) = search("installer sudo");
+    assert_eq!(code, Some(0), "{json}");
+    let hit = &json["hits"][0];
+    assert_eq!(hit["title"], "Install", "{hit}");
+    assert_eq!(hit["heading"], "Install", "the page's heading heads its chunk: {hit}");
+    assert_eq!(hit["line"], 7, "the line of the Markdown text the preview shows: {hit}");
+    assert_eq!(search("frobnicator").1["hits"][0]["title"], "Changelog of Foo");
+    for unseen in ["telemetry", "Sitemap", "dl.example.org", "documentation"] {
+        assert_eq!(search(unseen).0, Some(1), "{unseen} is not the page's text");
+    }
+
+    let db = rusqlite::Connection::open(index.join("index.sqlite")).unwrap();
+    db.execute_batch("PRAGMA user_version = 4;").unwrap();
+    drop(db);
+    let out = common::qsearch(&index).args(["index", "--model", "stand-in", "--json"]).arg(&root).output().unwrap();
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!((report["indexed"].as_u64(), report["unchanged"].as_u64()), (Some(2), Some(0)), "{report}");
+}
+
 #[test]
 fn estimate_measures_and_writes_nothing() {
     let tmp = tempfile::tempdir().unwrap();

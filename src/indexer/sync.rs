@@ -51,7 +51,7 @@ pub(super) fn prepare(work: &Work, tokenizer: Option<&tokenizers::Tokenizer>, se
     }
     // No text now: a stored text version of it goes.
     let skipped = |skip| Prepared { op: work.state.as_ref().map(|s| DocOp::Delete { id: s.id }), outcome: FileOutcome::Skipped(skip) };
-    let Readable { text, lossy, mut note } = match text::readable(&bytes, found.kind) {
+    let Readable { text, lossy, mut note, title: own_title } = match text::readable(&bytes, found.kind) {
         Ok(readable) => readable,
         // A broken PDF may be mid-write or damaged: what the index has of it is kept.
         Err(Unreadable::Pdf(e @ PdfError::Broken(_))) => {
@@ -59,7 +59,7 @@ pub(super) fn prepare(work: &Work, tokenizer: Option<&tokenizers::Tokenizer>, se
             return Ok(Prepared { op: None, outcome: FileOutcome::Failed(format!("{e}{kept}")) });
         }
         Err(Unreadable::Binary) => return Ok(skipped(Skip::Binary)),
-        Err(Unreadable::Pdf(e)) => return Ok(skipped(Skip::NoText(e.to_string()))),
+        Err(e @ (Unreadable::Pdf(_) | Unreadable::Minified { .. })) => return Ok(skipped(Skip::NoText(e.to_string()))),
     };
     drop(bytes);
     let file_name = found.path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
@@ -68,7 +68,9 @@ pub(super) fn prepare(work: &Work, tokenizer: Option<&tokenizers::Tokenizer>, se
     if let Some(why) = error {
         note = Some(format!("{why}: the title and tags it holds are not used"));
     }
-    let title = title.unwrap_or_else(|| chunk::title(&text, found.kind, &file_name));
+    // The frontmatter's title, else the first heading (an HTML page's is cleaner than its
+    // <title>: "Install" rather than "Install — Foo 1.2 documentation"), else the <title>.
+    let title = title.or_else(|| chunk::first_heading(&text, found.kind)).or(own_title).unwrap_or(file_name);
     let chunks = chunk_text(&text, found.kind, tokenizer, settings);
     let outcome = FileOutcome::Indexed { chunks: chunks.len(), lossy, note };
     let doc = NewDocument {

@@ -20,6 +20,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ("0002_vocab", include_str!("../../migrations/0002_vocab.sql")),
     ("0003_porter", include_str!("../../migrations/0003_porter.sql")),
     ("0004_tags", include_str!("../../migrations/0004_tags.sql")),
+    ("0005_html_as_markdown", include_str!("../../migrations/0005_html_as_markdown.sql")),
 ];
 
 /// What the vectors in an index depend on. A change needs `--rebuild`.

@@ -348,11 +348,11 @@ fn split_structure<S: ChunkSizer>(text: &str, kind: Kind, settings: Settings, si
         .with_overlap(overlap)
         .expect("overlap is below capacity");
     let pieces: Vec<(usize, &str)> = match kind {
-        Kind::Markdown => MarkdownSplitter::new(config).chunk_indices(text).collect(),
+        Kind::Markdown | Kind::Html => MarkdownSplitter::new(config).chunk_indices(text).collect(),
         _ => TextSplitter::new(config).chunk_indices(text).collect(),
     };
     let lines = LineIndex::new(text);
-    let headings = if kind == Kind::Markdown { markdown_headings(text) } else { Vec::new() };
+    let headings = if kind.reads_as_markdown() { markdown_headings(text) } else { Vec::new() };
     pieces
         .into_iter()
         .filter(|(_, piece)| !piece.trim().is_empty())
@@ -395,14 +395,12 @@ fn pdf_pages<S: ChunkSizer>(text: &str, settings: Settings, sizer: &S) -> Vec<Ch
     out
 }
 
-/// A document's title: its first markdown heading, else its file name.
-pub fn title(text: &str, kind: Kind, file_name: &str) -> String {
-    if kind == Kind::Markdown {
-        if let Some((_, _, t)) = markdown_headings(text).into_iter().next() {
-            return t;
-        }
+/// A document's first heading, the title it shows its reader.
+pub fn first_heading(text: &str, kind: Kind) -> Option<String> {
+    if !kind.reads_as_markdown() {
+        return None;
     }
-    file_name.to_string()
+    markdown_headings(text).into_iter().next().map(|(_, _, t)| t)
 }
 
 /// Line numbers of byte offsets.
@@ -492,7 +490,8 @@ mod tests {
         let chunks = split(DOC, Kind::Markdown, Settings::new(1000, 0), Sizer::Approx);
         assert_eq!(chunks.len(), 1);
         assert_eq!((chunks[0].start_line, chunks[0].end_line), (1, 16));
-        assert_eq!(title(DOC, Kind::Markdown, "x.md"), "Guide");
+        assert_eq!(first_heading(DOC, Kind::Markdown).as_deref(), Some("Guide"));
+        assert_eq!(first_heading(DOC, Kind::Text), None);
     }
 
     #[test]

@@ -57,6 +57,12 @@ impl Kind {
             Kind::Code(_) => "code",
         }
     }
+
+    /// Its readable text is Markdown (an HTML page is read as Markdown): cut by its structure
+    /// and headed by its headings.
+    pub fn reads_as_markdown(self) -> bool {
+        matches!(self, Kind::Markdown | Kind::Html)
+    }
 }
 
 const TEXT: &[&str] = &["txt", "text", "rst", "org", "adoc", "asciidoc", "tex", "log", "csv", "tsv"];
@@ -85,39 +91,6 @@ pub fn of(path: &Path) -> Option<Kind> {
     }
 }
 
-/// Visible text of an HTML page: tags dropped, `script` and `style` bodies dropped, common
-/// entities decoded (named and numeric, by html-escape). Byte offsets into the result are what
-/// chunks refer to.
-pub fn html_to_text(html: &str) -> String {
-    let mut out = String::with_capacity(html.len() / 2);
-    let lower = html.to_ascii_lowercase();
-    let mut i = 0;
-    while i < html.len() {
-        if html[i..].starts_with('<') {
-            let skip_to = ["script", "style"].iter().find_map(|t| {
-                lower[i + 1..].starts_with(t).then(|| lower[i..].find(&format!("</{t}")).map(|e| i + e))
-            });
-            let from = skip_to.flatten().unwrap_or(i);
-            match html[from..].find('>') {
-                Some(end) => {
-                    let tag = &lower[i..from + end];
-                    if ["<p", "<br", "<div", "<li", "<h", "<tr", "</p", "</div", "</h", "</li"].iter().any(|t| tag.starts_with(t)) {
-                        out.push('\n');
-                    }
-                    i = from + end + 1;
-                }
-                None => break,
-            }
-        } else {
-            let next = html[i..].find('<').map(|n| i + n).unwrap_or(html.len());
-            // A no-break space is a space to the reader (and to the tokenizers).
-            out.push_str(&html_escape::decode_html_entities(&html[i..next]).replace('\u{a0}', " "));
-            i = next;
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -131,17 +104,5 @@ mod tests {
         assert_eq!(of(Path::new("README")), Some(Kind::Text));
         assert_eq!(of(Path::new("paper.PDF")), Some(Kind::Pdf));
         assert_eq!(of(Path::new("photo.jpg")), None);
-    }
-
-    #[test]
-    fn html_keeps_text_only() {
-        let t = html_to_text("<html><style>p{}</style><p>Fish &amp; chips</p><script>var x=1<2;</script><b>ok</b>");
-        assert_eq!(t.split_whitespace().collect::<Vec<_>>(), vec!["Fish", "&", "chips", "ok"]);
-    }
-
-    #[test]
-    fn html_entities_named_and_numeric_are_characters() {
-        let t = html_to_text("<p>It&#8217;s 5&nbsp;&mdash; caf&eacute; &#x2192; &copy;</p>");
-        assert_eq!(t.trim(), "It\u{2019}s 5 \u{2014} café \u{2192} ©");
     }
 }

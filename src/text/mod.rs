@@ -5,6 +5,7 @@ pub mod code;
 pub mod decode;
 pub mod frontmatter;
 pub mod fts;
+pub mod html;
 pub mod ident;
 pub mod kind;
 pub mod pdf;
@@ -20,6 +21,8 @@ pub struct Readable {
     pub lossy: bool,
     /// Something of the file could not be read (pages of a PDF), for the index report.
     pub note: Option<String>,
+    /// The title the file gives itself outside its text (an HTML page's `<title>`).
+    pub title: Option<String>,
 }
 
 /// Why a file has no text to index.
@@ -27,21 +30,64 @@ pub struct Readable {
 pub enum Unreadable {
     #[error("binary content")]
     Binary,
+    /// Code whose lines are far longer than a person writes: minified or generated (a bundle,
+    /// a search index, a JSON dump). Its words are not a reader's, and cutting such lines into
+    /// chunks takes minutes.
+    #[error("minified or generated code (its lines average {line_bytes} bytes)")]
+    Minified { line_bytes: usize },
     #[error(transparent)]
     Pdf(#[from] pdf::PdfError),
 }
 
-/// The text a person reads in a file of this kind: HTML without its tags, a PDF's pages.
+/// The text a person reads in a file of this kind: an HTML page's text (as Markdown), a PDF's
+/// pages.
 pub fn readable(bytes: &[u8], kind: Kind) -> Result<Readable, Unreadable> {
     if kind == Kind::Pdf {
         let pdf = pdf::text_of(bytes)?;
         let note = (pdf.failed_pages > 0).then(|| format!("{} of its {} pages could not be read", pdf.failed_pages, pdf.pages));
-        return Ok(Readable { text: pdf.text, lossy: false, note });
+        return Ok(Readable { text: pdf.text, lossy: false, note, title: None });
     }
     let decoded = decode::decode(bytes).map_err(|decode::DecodeError::Binary| Unreadable::Binary)?;
-    let text = match kind {
-        Kind::Html => kind::html_to_text(&decoded.text),
-        _ => decoded.text,
-    };
-    Ok(Readable { text, lossy: decoded.lossy, note: None })
+    if let Kind::Code(_) = kind
+        && let Some(line_bytes) = minified(&decoded.text)
+    {
+        return Err(Unreadable::Minified { line_bytes });
+    }
+    if kind == Kind::Html {
+        let page = html::page(&decoded.text);
+        return Ok(Readable { text: page.text, lossy: decoded.lossy, note: None, title: page.title });
+    }
+    Ok(Readable { text: decoded.text, lossy: decoded.lossy, note: None, title: None })
+}
+
+/// The average line length of code that is minified or generated, if `code` is: at least 8 KiB
+/// whose lines average 1,000 bytes or more (hand-written code keeps to about 100).
+fn minified(code: &str) -> Option<usize> {
+    const SMALLEST: usize = 8 * 1024;
+    const LINE_BYTES: usize = 1000;
+    if code.len() < SMALLEST {
+        return None;
+    }
+    let lines = code.trim_end().lines().count().max(1);
+    let average = code.len() / lines;
+    (average >= LINE_BYTES).then_some(average)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kind::Lang;
+
+    #[test]
+    fn minified_code_is_left_out_and_hand_written_code_and_prose_are_not() {
+        let bundle = format!("!function(e){{{}}}();\n", "var a=1;".repeat(2000));
+        let js = Kind::Code(Some(Lang::JavaScript));
+        assert!(matches!(readable(bundle.as_bytes(), js), Err(Unreadable::Minified { line_bytes }) if line_bytes > 15_000));
+        let code = "fn main() {\n    println!(\"hi\");\n}\n".repeat(500);
+        assert!(readable(code.as_bytes(), Kind::Code(Some(Lang::Rust))).is_ok());
+        // A small one-liner, and prose written one paragraph a line, are read.
+        assert!(readable(b"module.exports={a:1};", js).is_ok());
+        let prose = format!("{}\n\n", "A long paragraph without hard wraps. ".repeat(40)).repeat(20);
+        assert!(readable(prose.as_bytes(), Kind::Markdown).is_ok());
+    }
 }

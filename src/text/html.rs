@@ -1,0 +1,249 @@
+//! An HTML page as the text a person reads, shaped as Markdown: html5ever parses it as a browser
+//! would (entities, comments, unclosed tags), then the tree is written out with `#` headings,
+//! fenced `<pre>` blocks, `- ` list items and ` | ` between table cells, so that a page is cut
+//! and headed like a note. Nothing is escaped: the text is for reading and searching, not for
+//! turning back into HTML.
+//!
+//! Left out, as a reader does not see them as the page's text: `<head>` (its `<title>` is kept
+//! apart), scripts, styles, templates, inline SVG and navigation menus (a site's menu, repeated
+//! on every page, would otherwise be every page's first chunk), and, where the page marks its
+//! main content (`<main>`), everything around it. Links keep their words, images their
+//! alternative text.
+
+use std::rc::Rc;
+
+use html5ever::tendril::TendrilSink;
+use markup5ever_rcdom::{Node, NodeData, RcDom};
+
+/// A page's text and its `<title>`.
+#[derive(Debug, PartialEq)]
+pub struct Page {
+    pub text: String,
+    pub title: Option<String>,
+}
+
+const HIDDEN: &[&str] = &["head", "script", "style", "noscript", "template", "svg", "nav", "iframe", "object", "canvas", "select"];
+
+/// Elements that start and end a block of text.
+const BLOCKS: &[&str] = &[
+    "address", "article", "aside", "blockquote", "body", "dd", "details", "div", "dl", "dt", "fieldset", "figcaption", "figure",
+    "footer", "form", "header", "hr", "main", "ol", "p", "section", "summary", "table", "ul",
+];
+
+pub fn page(html: &str) -> Page {
+    let dom = html5ever::parse_document(RcDom::default(), Default::default()).one(html);
+    let title = find(&dom.document, &|n| tag(n) == Some("title")).map(|t| collapse(&raw_text(&t))).filter(|t| !t.is_empty());
+    // A page that marks its main content (`<main>`, `role="main"`) is that content: the site's
+    // header, sidebars, help pop-ups and footer around it are the same on every page.
+    let main = find(&dom.document, &|n| tag(n) == Some("main") || attr(n, "role").as_deref() == Some("main"));
+    let mut out = Writer::default();
+    match main {
+        Some(main) => out.node(&main),
+        None => out.children(&dom.document),
+    }
+    Page { text: out.finish(), title }
+}
+
+fn tag(node: &Node) -> Option<&str> {
+    match &node.data {
+        NodeData::Element { name, .. } => Some(&name.local),
+        _ => None,
+    }
+}
+
+fn attr(node: &Node, key: &str) -> Option<String> {
+    match &node.data {
+        NodeData::Element { attrs, .. } => attrs.borrow().iter().find(|a| &*a.name.local == key).map(|a| a.value.to_string()),
+        _ => None,
+    }
+}
+
+/// The first element, in document order, that `wanted` holds for.
+fn find(node: &Rc<Node>, wanted: &dyn Fn(&Node) -> bool) -> Option<Rc<Node>> {
+    node.children.borrow().iter().find_map(|c| if wanted(c) { Some(c.clone()) } else { find(c, wanted) })
+}
+
+/// Every text node under `node`, as written.
+fn raw_text(node: &Node) -> String {
+    let mut out = String::new();
+    for child in node.children.borrow().iter() {
+        match &child.data {
+            NodeData::Text { contents } => out.push_str(&contents.borrow()),
+            _ => out.push_str(&raw_text(child)),
+        }
+    }
+    out
+}
+
+/// Runs of white space as one space (a no-break space is a space to the reader, and to the
+/// tokenizers), trimmed.
+fn collapse(text: &str) -> String {
+    text.split(|c: char| c.is_whitespace() || c == '\u{a0}').filter(|w| !w.is_empty()).collect::<Vec<_>>().join(" ")
+}
+
+#[derive(Default)]
+struct Writer {
+    out: String,
+}
+
+impl Writer {
+    /// Ends the current line (one empty line after it when `blank`), unless nothing has been
+    /// written on it but a list item's marker.
+    fn break_line(&mut self, blank: bool) {
+        self.out.truncate(self.out.trim_end_matches(' ').len());
+        if self.out.is_empty() {
+            return;
+        }
+        if self.out == "-" || self.out.ends_with("\n-") {
+            self.out.push(' ');
+            return;
+        }
+        let ends = self.out.len() - self.out.trim_end_matches('\n').len();
+        for _ in ends..if blank { 2 } else { 1 } {
+            self.out.push('\n');
+        }
+    }
+
+    fn at_line_start(&self) -> bool {
+        self.out.is_empty() || self.out.ends_with('\n')
+    }
+
+    fn words(&mut self, text: &str) {
+        let starts_with_space = text.starts_with(|c: char| c.is_whitespace() || c == '\u{a0}');
+        let ends_with_space = text.ends_with(|c: char| c.is_whitespace() || c == '\u{a0}');
+        let words = collapse(text);
+        if starts_with_space && !self.at_line_start() && !self.out.ends_with(' ') {
+            self.out.push(' ');
+        }
+        self.out.push_str(&words);
+        if ends_with_space && !words.is_empty() {
+            self.out.push(' ');
+        }
+    }
+
+    fn children(&mut self, node: &Node) {
+        for child in node.children.borrow().iter() {
+            self.node(child);
+        }
+    }
+
+    fn node(&mut self, node: &Node) {
+        let name = match &node.data {
+            NodeData::Text { contents } => return self.words(&contents.borrow()),
+            NodeData::Element { name, .. } => &*name.local,
+            NodeData::Document => return self.children(node),
+            _ => return,
+        };
+        match name {
+            _ if HIDDEN.contains(&name) => {}
+            "br" => self.break_line(false),
+            "img" => {
+                if let Some(alt) = attr(node, "alt").map(|a| collapse(&a)).filter(|a| !a.is_empty()) {
+                    self.words(&format!(" {alt} "));
+                }
+            }
+            "h1" | "h2" | "h3" | "h4" | "h5" | "h6" => {
+                let heading = collapse(&raw_text(node));
+                self.break_line(true);
+                if !heading.is_empty() {
+                    let level = usize::from(name.as_bytes()[1] - b'0');
+                    self.out.push_str(&format!("{} {heading}\n\n", "#".repeat(level)));
+                }
+            }
+            "pre" => {
+                let code = raw_text(node);
+                let code = code.trim_matches('\n');
+                self.break_line(true);
+                if !code.trim().is_empty() {
+                    let fence = if code.lines().any(|l| l.trim_start().starts_with("```")) { "~~~" } else { "```" };
+                    self.out.push_str(&format!("{fence}\n{code}\n{fence}\n\n"));
+                }
+            }
+            "li" => {
+                self.break_line(false);
+                self.out.push_str("- ");
+                self.children(node);
+                self.break_line(false);
+            }
+            "td" | "th" => {
+                if !self.at_line_start() {
+                    self.out.truncate(self.out.trim_end_matches(' ').len());
+                    self.out.push_str(" | ");
+                }
+                self.children(node);
+            }
+            "tr" => {
+                self.break_line(false);
+                self.children(node);
+                self.break_line(false);
+            }
+            _ if BLOCKS.contains(&name) => {
+                self.break_line(true);
+                self.children(node);
+                self.break_line(true);
+            }
+            _ => self.children(node),
+        }
+    }
+
+    fn finish(mut self) -> String {
+        self.out.truncate(self.out.trim_end_matches([' ', '\n']).len());
+        if !self.out.is_empty() {
+            self.out.push('\n');
+        }
+        self.out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn headings_code_lists_and_tables_keep_their_shape() {
+        let p = page(
+            "<html><head><title>Guide |\n Site</title><style>p{}</style></head><body>\
+             <nav><a href='/'>Home</a> <a href='/a'>All pages</a></nav>\
+             <h1>Install</h1><p>Run the <a href='https://x.org/dl'>installer</a> &amp; wait.</p>\
+             <h2>On <code>Linux</code></h2><pre><code class='language-sh'># build\nmake &amp;&amp; make install\n</code></pre>\
+             <ul><li>one</li><li>two <b>2</b></li></ul><img src='x.png' alt='a diagram'><img src='y.png'>\
+             <table><tr><th>key</th><th>value</th></tr><tr><td>a_b</td><td>1 * 2</td></tr></table>\
+             <script>var x = 1 < 2;</script></body></html>",
+        );
+        assert_eq!(p.title.as_deref(), Some("Guide | Site"));
+        assert_eq!(
+            p.text,
+            "# Install\n\nRun the installer & wait.\n\n## On Linux\n\n```\n# build\nmake && make install\n```\n\n\
+             - one\n- two 2\n\na diagram\n\nkey | value\na_b | 1 * 2\n"
+        );
+    }
+
+    #[test]
+    fn entities_comments_and_broken_markup() {
+        let p = page("<p>It&#8217;s 5&nbsp;&mdash; caf&eacute; &#x2192; &copy;<!-- <p>hidden</p> --> <b>bold <i>open");
+        assert_eq!(p.text, "It\u{2019}s 5 \u{2014} caf\u{e9} \u{2192} \u{a9} bold open\n");
+        assert_eq!(p.title, None);
+        assert_eq!(page("").text, "");
+        assert_eq!(page("<p>  </p><h2> </h2>").text, "");
+    }
+
+    /// A generated book's page (mdBook's shape): the menu bar's title, the help pop-up and the
+    /// footer are the same on every page; the chapter is in `<main>`.
+    #[test]
+    fn a_page_with_main_content_is_that_content() {
+        let p = page(
+            "<title>Strings - The Book</title><div id='help'><h2>Keyboard shortcuts</h2><p>Press S</p></div>\
+             <div class='menu'><h1 class='menu-title'>The Book</h1></div>\
+             <div id='content'><main><h2>Strings</h2><p>UTF-8 text.</p></main></div><footer>Edit this page</footer>",
+        );
+        assert_eq!(p.text, "## Strings\n\nUTF-8 text.\n");
+        assert_eq!(p.title.as_deref(), Some("Strings - The Book"));
+        assert_eq!(page("<body><div role=main><p>Only this</p></div><p>not this</p>").text, "Only this\n");
+    }
+
+    #[test]
+    fn a_fence_inside_code_gets_the_other_fence() {
+        let p = page("<pre>```\nx\n```</pre>");
+        assert_eq!(p.text, "~~~\n```\nx\n```\n~~~\n");
+    }
+}
