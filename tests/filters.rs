@@ -24,13 +24,17 @@ fn corpus(root: &Path) {
     std::fs::File::options().write(true).open(root.join("code/deploy.rs")).unwrap().set_modified(old).unwrap();
 }
 
-fn search(index: &Path, query: &str, args: &[&str]) -> (Output, Vec<String>) {
+fn search_json(index: &Path, query: &str, args: &[&str]) -> (Output, serde_json::Value) {
     let out = common::qsearch(index).args(["search", "--mode", "keyword", "--json", "-k", "20", query]).args(args).output().unwrap();
+    let json = serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
+    (out, json)
+}
+
+fn search(index: &Path, query: &str, args: &[&str]) -> (Output, Vec<String>) {
+    let (out, json) = search_json(index, query, args);
     let mut files = Vec::new();
-    if let Ok(json) = serde_json::from_slice::<serde_json::Value>(&out.stdout) {
-        for h in json["hits"].as_array().unwrap() {
-            files.push(h["path"].as_str().unwrap().rsplit('/').next().unwrap().to_string());
-        }
+    for h in json["hits"].as_array().into_iter().flatten() {
+        files.push(h["path"].as_str().unwrap().rsplit('/').next().unwrap().to_string());
     }
     files.sort();
     (out, files)
@@ -72,6 +76,10 @@ fn filters_narrow_a_search_by_tag_type_and_modification_time() {
     assert_eq!(files(&idx, "carbonara", &["--tag", "cooking", "--tag", "go"]), ["gopher.md"], "every tag given");
     assert!(files(&idx, "carbonara", &["--tag", "cook"]).is_empty());
     assert_eq!(files(&idx, "carbonara", &["--tag", "weeknight"]), ["carbonara.md"], "a #tag in the text");
+    // A hit lists its note's tags, for agents and scripts that filter next by them.
+    let (_, json) = search_json(&idx, "guanciale", &[]);
+    assert_eq!(json["hits"][0]["tags"], serde_json::json!(["cooking/italian", "recipe", "weeknight"]), "{json}");
+    assert_eq!(search_json(&idx, "fn deploy", &["--type", "rust"]).1["hits"][0]["tags"], serde_json::json!([]));
     // Types: a language, extensions, a kind.
     assert_eq!(files(&idx, "deploy", &["--type", "rust"]), ["deploy.rs"]);
     assert_eq!(files(&idx, "deploy", &["-t", "py,rs"]), ["deploy.py", "deploy.rs"]);

@@ -56,6 +56,7 @@ async def main():
             assert first["line"] == 5 and first["heading"] == "Git", first
             out = (await call(session, "search", {"query": "risotto", "mode": "keyword"})).structured_content
             assert [h["path"].rsplit("/", 1)[1] for h in out["hits"]] == ["cook.md"], out
+            assert out["hits"][0]["tags"] == ["food/italian", "kitchen"], out
             out = (await call(session, "search", {"query": "ownership borrow", "path": "code/**"})).structured_content
             assert out["hits"] and all("/code/" in h["path"] for h in out["hits"]), out
             out = (await call(session, "search", {"query": "borrow checker", "path": "nothing/**"})).structured_content
@@ -66,6 +67,7 @@ async def main():
             assert {"type", "tags", "since", "until"} <= set(schema["properties"]), schema
             out = (await call(session, "search", {"query": "constant stirring", "tags": ["#Food"], "type": "markdown", "since": "1d"})).structured_content
             assert [h["path"].rsplit("/", 1)[1] for h in out["hits"]] == ["cook.md"], out
+            assert out["hits"][0]["tags"] == ["food/italian", "kitchen"], out
             out = (await call(session, "search", {"query": "risotto", "tags": ["kitchen", "nothing"]})).structured_content
             assert out["hits"] == [] and any("no indexed file matches the filter (tag kitchen and nothing)" in n for n in out["notes"]), out
             out = (await call(session, "search", {"query": "risotto", "until": "2000-01-01"})).structured_content

@@ -68,6 +68,9 @@ pub struct HitOut {
     pub snippet: String,
     /// Pass to `get` to read the whole chunk.
     pub chunk_id: i64,
+    /// The note's tags (frontmatter and `#tags`), for a next search's `tags`; left out when none.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -220,6 +223,7 @@ impl Engine {
                 kind: h.kind,
                 snippet: h.snippet,
                 chunk_id: h.chunk_id,
+                tags: h.tags,
             })
             .collect();
         Ok(SearchOut { query: q.text, mode, hits, pending: results.pending, notes })

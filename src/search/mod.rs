@@ -101,6 +101,8 @@ pub struct Hit {
     pub snippet: String,
     /// Byte ranges in `snippet` where query words occur.
     pub marks: Vec<(usize, usize)>,
+    /// The document's tags (a Markdown note's frontmatter and `#tags`), sorted.
+    pub tags: Vec<String>,
     #[serde(skip)]
     pub text: String,
 }
@@ -533,6 +535,7 @@ impl Searcher {
                     kind,
                     snippet: shown.text,
                     marks: shown.marks,
+                    tags: row.tags,
                     text: row.text,
                 });
                 if hits.len() == q.k {

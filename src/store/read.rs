@@ -20,6 +20,8 @@ pub struct HitRow {
     pub start_line: usize,
     pub end_line: usize,
     pub text: String,
+    /// The document's tags, sorted.
+    pub tags: Vec<String>,
 }
 
 /// A chunk of a document with its place in the document (for previews).
@@ -151,8 +153,14 @@ impl Store {
             return Ok(HashMap::new());
         }
         let placeholders = vec!["?"; ids.len()].join(",");
+        // An index from before tags (read-only, not migrated yet) has no tag table.
+        let tags = if self.has_table("doc_tags")? {
+            "(SELECT group_concat(tag, char(10)) FROM doc_tags WHERE doc_id = d.id)"
+        } else {
+            "NULL"
+        };
         let sql = format!(
-            "SELECT c.id, c.doc_id, d.display, d.title, c.heading, c.start_line, c.end_line, c.text
+            "SELECT c.id, c.doc_id, d.display, d.title, c.heading, c.start_line, c.end_line, c.text, {tags}
              FROM chunks c JOIN documents d ON d.id = c.doc_id WHERE c.id IN ({placeholders})"
         );
         // Searches ask for batches of a few sizes: their statements are kept prepared.
@@ -166,6 +174,11 @@ impl Store {
                 start_line: r.get::<_, i64>(5)? as usize,
                 end_line: r.get::<_, i64>(6)? as usize,
                 text: r.get(7)?,
+                tags: {
+                    let mut tags: Vec<String> = r.get::<_, Option<String>>(8)?.unwrap_or_default().lines().map(str::to_string).collect();
+                    tags.sort();
+                    tags
+                },
             };
             Ok((r.get::<_, i64>(0)?, row))
         })?;

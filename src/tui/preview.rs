@@ -188,6 +188,7 @@ mod tests {
             kind: MatchKind::Keyword,
             snippet: text.into(),
             marks: Vec::new(),
+            tags: Vec::new(),
             text: text.into(),
         }
     }

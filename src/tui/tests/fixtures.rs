@@ -74,6 +74,7 @@ pub fn hit(chunk_id: i64, path: &str, heading: &str, line: usize, text: &str) ->
         kind: MatchKind::Both,
         snippet: text.into(),
         marks: Vec::new(),
+        tags: Vec::new(),
         text: text.into(),
     }
 }
