@@ -37,10 +37,9 @@ pub fn page(html: &str) -> Page {
     // header, sidebars, help pop-ups and footer around it are the same on every page.
     let main = find(&dom.document, &|n| tag(n) == Some("main") || attr(n, "role").as_deref() == Some("main"));
     let mut out = Writer::default();
-    match main {
-        Some(main) => out.node(&main),
-        None => out.children(&dom.document),
-    }
+    // The document stays alive until the end: dropping it empties every node under it, even
+    // those still held (markup5ever_rcdom's drop is iterative and takes their children).
+    out.write(main.as_ref().unwrap_or(&dom.document));
     Page { text: out.finish(), title }
 }
 
@@ -58,18 +57,30 @@ fn attr(node: &Node, key: &str) -> Option<String> {
     }
 }
 
+// The tree is walked with a stack of its own, never by recursion: a page of 200,000 nested
+// `<div>`s would otherwise overflow the thread's stack and abort the whole index.
+
+/// The nodes under `node` in document order.
+fn descendants(node: &Rc<Node>) -> impl Iterator<Item = Rc<Node>> {
+    let mut stack: Vec<Rc<Node>> = node.children.borrow().iter().rev().cloned().collect();
+    std::iter::from_fn(move || {
+        let next = stack.pop()?;
+        stack.extend(next.children.borrow().iter().rev().cloned());
+        Some(next)
+    })
+}
+
 /// The first element, in document order, that `wanted` holds for.
 fn find(node: &Rc<Node>, wanted: &dyn Fn(&Node) -> bool) -> Option<Rc<Node>> {
-    node.children.borrow().iter().find_map(|c| if wanted(c) { Some(c.clone()) } else { find(c, wanted) })
+    descendants(node).find(|n| wanted(n))
 }
 
 /// Every text node under `node`, as written.
-fn raw_text(node: &Node) -> String {
+fn raw_text(node: &Rc<Node>) -> String {
     let mut out = String::new();
-    for child in node.children.borrow().iter() {
-        match &child.data {
-            NodeData::Text { contents } => out.push_str(&contents.borrow()),
-            _ => out.push_str(&raw_text(child)),
+    for n in descendants(node) {
+        if let NodeData::Text { contents } = &n.data {
+            out.push_str(&contents.borrow());
         }
     }
     out
@@ -121,26 +132,52 @@ impl Writer {
         }
     }
 
-    fn children(&mut self, node: &Node) {
-        for child in node.children.borrow().iter() {
-            self.node(child);
+    fn write(&mut self, root: &Rc<Node>) {
+        enum Step {
+            Open(Rc<Node>),
+            /// A line break after an element's children, with an empty line when `true`.
+            Close(bool),
+        }
+        let mut stack = vec![Step::Open(root.clone())];
+        while let Some(step) = stack.pop() {
+            let node = match step {
+                Step::Close(blank) => {
+                    self.break_line(blank);
+                    continue;
+                }
+                Step::Open(node) => node,
+            };
+            let Some(close) = self.open(&node) else { continue };
+            if let Some(blank) = close {
+                stack.push(Step::Close(blank));
+            }
+            stack.extend(node.children.borrow().iter().rev().map(|c| Step::Open(c.clone())));
         }
     }
 
-    fn node(&mut self, node: &Node) {
+    /// Writes what `node` itself shows. `None`: its children are not read (they are hidden, or
+    /// were written here); else they are, then a line break when it holds `Some(blank)`.
+    fn open(&mut self, node: &Rc<Node>) -> Option<Option<bool>> {
         let name = match &node.data {
-            NodeData::Text { contents } => return self.words(&contents.borrow()),
+            NodeData::Text { contents } => {
+                self.words(&contents.borrow());
+                return None;
+            }
             NodeData::Element { name, .. } => &*name.local,
-            NodeData::Document => return self.children(node),
-            _ => return,
+            NodeData::Document => return Some(None),
+            _ => return None,
         };
         match name {
-            _ if HIDDEN.contains(&name) => {}
-            "br" => self.break_line(false),
+            _ if HIDDEN.contains(&name) => None,
+            "br" => {
+                self.break_line(false);
+                None
+            }
             "img" => {
                 if let Some(alt) = attr(node, "alt").map(|a| collapse(&a)).filter(|a| !a.is_empty()) {
                     self.words(&format!(" {alt} "));
                 }
+                None
             }
             "h1" | "h2" | "h3" | "h4" | "h5" | "h6" => {
                 let heading = collapse(&raw_text(node));
@@ -149,6 +186,7 @@ impl Writer {
                     let level = usize::from(name.as_bytes()[1] - b'0');
                     self.out.push_str(&format!("{} {heading}\n\n", "#".repeat(level)));
                 }
+                None
             }
             "pre" => {
                 let code = raw_text(node);
@@ -158,31 +196,29 @@ impl Writer {
                     let fence = if code.lines().any(|l| l.trim_start().starts_with("```")) { "~~~" } else { "```" };
                     self.out.push_str(&format!("{fence}\n{code}\n{fence}\n\n"));
                 }
+                None
             }
             "li" => {
                 self.break_line(false);
                 self.out.push_str("- ");
-                self.children(node);
-                self.break_line(false);
+                Some(Some(false))
             }
             "td" | "th" => {
                 if !self.at_line_start() {
                     self.out.truncate(self.out.trim_end_matches(' ').len());
                     self.out.push_str(" | ");
                 }
-                self.children(node);
+                Some(None)
             }
             "tr" => {
                 self.break_line(false);
-                self.children(node);
-                self.break_line(false);
+                Some(Some(false))
             }
             _ if BLOCKS.contains(&name) => {
                 self.break_line(true);
-                self.children(node);
-                self.break_line(true);
+                Some(Some(true))
             }
-            _ => self.children(node),
+            _ => Some(None),
         }
     }
 
@@ -239,6 +275,14 @@ mod tests {
         assert_eq!(p.text, "## Strings\n\nUTF-8 text.\n");
         assert_eq!(p.title.as_deref(), Some("Strings - The Book"));
         assert_eq!(page("<body><div role=main><p>Only this</p></div><p>not this</p>").text, "Only this\n");
+    }
+
+    #[test]
+    fn a_page_nested_deeper_than_any_stack_is_read() {
+        let depth = 20_000;
+        let html = format!("<title>t</title>{}deep words{}", "<div>".repeat(depth), "</div>".repeat(depth));
+        let p = std::thread::Builder::new().stack_size(256 * 1024).spawn(move || page(&html)).unwrap().join().unwrap();
+        assert_eq!(p.text, "deep words\n");
     }
 
     #[test]
