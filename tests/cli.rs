@@ -69,7 +69,7 @@ fn an_html_page_is_searched_by_its_text_and_headed_by_its_headings() {
     common::write(&root, "changes.html", "<title>Changelog of Foo</title><p>Fixed the frobnicator.</p>");
     // Such sites ship their search index as one line of code (4.7 MB in the Rust book's): it is
     // left out, and said to be.
-    common::write(&root, "searchindex.js", &format!("window.search={};\n", "{\"doc\":\"frobnicator\"},".repeat(1000)));
+    common::write(&root, "searchindex.js", format!("window.search={};\n", "{\"doc\":\"frobnicator\"},".repeat(1000)));
     let index = tmp.path().join("index");
     let out = common::qsearch(&index).args(["index", "--model", "stand-in", "--json"]).arg(&root).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
