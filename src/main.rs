@@ -4,11 +4,26 @@ mod cli;
 
 use std::process::ExitCode;
 
+/// The first argument that makes this process a PDF-reading child: no command of the CLI.
+const PDF_CHILD: &str = "__read-pdf";
+
 fn main() -> ExitCode {
     // Like other Unix filters: output piped into `head` ends the program quietly, not in a panic.
     #[cfg(unix)]
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+    // A child reading one PDF for the process that started it (qsearch::text::pdf).
+    if std::env::args_os().nth(1).is_some_and(|a| a == PDF_CHILD) {
+        return match qsearch::text::pdf::child_main() {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(_) => ExitCode::from(2),
+        };
+    }
+    // Every PDF this process reads, it reads in such a child: a PDF that crashes or hangs the
+    // reader costs that child, not the index.
+    if let Ok(me) = std::env::current_exe() {
+        qsearch::text::pdf::read_in_child(me, vec![PDF_CHILD.into()]);
     }
     match cli::run() {
         Ok(code) => code,

@@ -65,6 +65,33 @@ fn damaged_pdfs_give_an_error_or_text_never_a_panic() {
     assert!(read > 0 && refused > 0, "read {read}, refused {refused}");
 }
 
+/// A PDF that crashes the reader (a stack overflow, which aborts whatever process it is in) is
+/// read in a child process: the index goes on, the PDF is reported with what happened, and the
+/// other files are indexed. So is a reader that never ends, stopped after its time.
+#[test]
+fn a_pdf_that_crashes_the_reader_costs_a_child_process_not_the_index() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("docs");
+    let index = tmp.path().join("index");
+    common::write(&root, "notes.md", "# Notes\n\nThe kitchen rota.\n");
+    common::write(&root, "paper.pdf", common::pdf::with_pages(&["Risotto needs constant stirring."]));
+    common::write(&root, "loop.pdf", common::pdf::self_drawing_form());
+    let (code, report) = index_json(&index, &root);
+    assert_eq!(code, Some(1), "{report}");
+    assert_eq!(report["indexed"], 2, "{report}");
+    let crashed = why(&report, "failed", "loop.pdf").unwrap();
+    assert!(crashed.contains("the PDF reader crashed on it"), "{report}");
+    assert!(first_hit(&index, "risotto")["path"].as_str().unwrap().ends_with("paper.pdf"));
+
+    // The time limit, with a reader that never answers (a real child process, killed).
+    let started = std::time::Instant::now();
+    let never = pdf::in_child(b"%PDF", std::path::Path::new("sleep"), &["30".into()], std::time::Duration::from_millis(300));
+    assert!(matches!(&never, Err(PdfError::Broken(why)) if why.contains("took longer than")), "{never:?}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(10), "the child was stopped at its limit");
+    let nonsense = pdf::in_child(b"%PDF", std::path::Path::new("echo"), &["{}".into()], std::time::Duration::from_secs(10));
+    assert!(matches!(&nonsense, Err(PdfError::Broken(why)) if why.contains("gave no answer")), "{nonsense:?}");
+}
+
 fn index_json(index: &std::path::Path, root: &std::path::Path) -> (Option<i32>, serde_json::Value) {
     let out = common::qsearch(index).args(["index", "--model", "stand-in", "--json"]).arg(root).output().unwrap();
     let report = serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stderr)));

@@ -43,7 +43,7 @@ pub enum Unreadable {
 /// pages.
 pub fn readable(bytes: &[u8], kind: Kind) -> Result<Readable, Unreadable> {
     if kind == Kind::Pdf {
-        let pdf = pdf::text_of(bytes)?;
+        let pdf = pdf::read(bytes)?;
         let note = (pdf.failed_pages > 0).then(|| format!("{} of its {} pages could not be read", pdf.failed_pages, pdf.pages));
         return Ok(Readable { text: pdf.text, lossy: false, note, title: None });
     }

@@ -3,11 +3,18 @@
 //!
 //! A PDF that cannot be read is an answer, not a crash: pdf-extract panics on some malformed
 //! fonts and streams, so each page is read under `catch_unwind` (quietly: the panic message
-//! would break the progress line), and a page that fails is counted and left out.
+//! would break the progress line), and a page that fails is counted and left out. What no
+//! `catch_unwind` stops, a stack overflow (a form that draws itself: 600 bytes abort the process)
+//! or a reader that never ends, is stopped by reading in a child process ([`read_in_child`]):
+//! the `qsearch` binary reads every PDF so, the child killed after [`CHILD_LIMIT`].
 
 use std::cell::Cell;
+use std::io::{Read, Write};
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::Once;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::{Once, OnceLock};
+use std::time::Duration;
 
 use pdf_extract::{Document, PlainTextOutput};
 use unicode_normalization::UnicodeNormalization;
@@ -15,7 +22,7 @@ use unicode_normalization::UnicodeNormalization;
 /// Between two pages' text.
 pub const PAGE_BREAK: char = '\u{c}';
 
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
 pub enum PdfError {
     #[error("not a readable PDF ({0})")]
     Broken(String),
@@ -26,11 +33,114 @@ pub enum PdfError {
 }
 
 /// A PDF's text, and how many of its pages could not be read.
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub struct PdfText {
     pub text: String,
     pub pages: usize,
     pub failed_pages: usize,
+}
+
+/// How long a child may read one PDF: pdf-extract reads a 300-page book in seconds here.
+pub const CHILD_LIMIT: Duration = Duration::from_secs(120);
+
+/// The program (and its arguments) that reads a PDF from its stdin and writes [`ChildAnswer`]
+/// as JSON, when PDFs are read in a child process.
+static CHILD: OnceLock<(PathBuf, Vec<String>)> = OnceLock::new();
+
+/// From now on, this process reads PDFs in a child: `program args...` (the `qsearch` binary
+/// passes itself and the argument [`child_main`] answers to).
+pub fn read_in_child(program: PathBuf, args: Vec<String>) {
+    let _ = CHILD.set((program, args));
+}
+
+/// A PDF's text: in a child process if [`read_in_child`] was called, else here.
+pub fn read(bytes: &[u8]) -> Result<PdfText, PdfError> {
+    match CHILD.get() {
+        Some((program, args)) => in_child(bytes, program, args, CHILD_LIMIT),
+        None => text_of(bytes),
+    }
+}
+
+/// What a child answers.
+pub type ChildAnswer = Result<PdfText, PdfError>;
+
+/// The child's side: the PDF on stdin, the answer on stdout.
+pub fn child_main() -> std::io::Result<()> {
+    let mut bytes = Vec::new();
+    std::io::stdin().read_to_end(&mut bytes)?;
+    let answer: ChildAnswer = text_of(&bytes);
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer(&mut out, &answer)?;
+    out.flush()
+}
+
+/// Reads `bytes` with `program args...`, killed after `limit`. A child that crashes, hangs or
+/// answers nonsense makes the PDF [`PdfError::Broken`], with what happened.
+pub fn in_child(bytes: &[u8], program: &std::path::Path, args: &[String], limit: Duration) -> Result<PdfText, PdfError> {
+    use wait_timeout::ChildExt;
+    let failed = |what: String| PdfError::Broken(format!("the PDF reader {what}"));
+    let mut child = Command::new(program)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| failed(format!("could not be started ({}: {e})", program.display())))?;
+    let (mut stdin, mut stdout) = (child.stdin.take().expect("piped"), child.stdout.take().expect("piped"));
+    let answer = std::thread::scope(|s| {
+        // Fed and drained beside the wait, so that neither pipe fills and blocks the child. A
+        // child that stops reading early breaks the pipe: its exit says why.
+        s.spawn(move || {
+            block_sigpipe();
+            let _ = stdin.write_all(bytes);
+        });
+        let reader = s.spawn(move || {
+            let mut out = Vec::new();
+            stdout.read_to_end(&mut out).map(|_| out)
+        });
+        let status = match child.wait_timeout(limit) {
+            Ok(Some(status)) => status,
+            Ok(None) | Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(failed(format!("took longer than {} s on it and was stopped", limit.as_secs())));
+            }
+        };
+        let out = reader.join().expect("the reader thread does not panic").unwrap_or_default();
+        if !status.success() {
+            return Err(failed(format!("crashed on it: {}", exit_words(status))));
+        }
+        serde_json::from_slice::<ChildAnswer>(&out).map_err(|e| failed(format!("gave no answer ({e})")))
+    });
+    answer?
+}
+
+/// A write into the pipe of a child that died gives this thread an error, not the process its
+/// SIGPIPE (which the `qsearch` binary leaves fatal, so that `qsearch search | head` ends quietly).
+/// The signal a write raises goes to the thread that wrote; blocked here, it is dropped with it.
+fn block_sigpipe() {
+    #[cfg(unix)]
+    // SAFETY: plain libc calls on a signal set this function owns; only this thread's mask
+    // changes.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGPIPE);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+    }
+}
+
+fn exit_words(status: std::process::ExitStatus) -> String {
+    #[cfg(unix)]
+    if let Some(signal) = std::os::unix::process::ExitStatusExt::signal(&status) {
+        return match signal {
+            libc::SIGABRT => "it aborted: a stack overflow, say".into(),
+            libc::SIGSEGV => "a segmentation fault".into(),
+            libc::SIGKILL => "it was killed: out of memory, say".into(),
+            _ => format!("signal {signal}"),
+        };
+    }
+    status.to_string()
 }
 
 pub fn text_of(bytes: &[u8]) -> Result<PdfText, PdfError> {

@@ -1,6 +1,6 @@
 //! Real PDF files written by lopdf (re-exported by pdf-extract), for the PDF tests: pages of
 //! text in a standard font, a page with only a drawing (what a scan without OCR looks like to a
-//! text extractor), and password encryption.
+//! text extractor), password encryption, and a form that draws itself.
 
 use pdf_extract::content::{Content, Operation};
 use pdf_extract::{Dictionary, Document, Object, Stream, dictionary};
@@ -24,6 +24,28 @@ pub fn drawing_only() -> Vec<u8> {
         Operation::new("f", vec![]),
     ];
     save(document(vec![encode(ops)]))
+}
+
+/// A one-page PDF whose page draws a form that draws itself (`/X1 Do` inside `X1`), as damaged
+/// and hostile files do: pdf-extract follows it until the stack overflows, which aborts the
+/// process (no `catch_unwind` stops that).
+pub fn self_drawing_form() -> Vec<u8> {
+    let mut doc = document(vec![b"/X1 Do".to_vec()]);
+    let form_id = doc.new_object_id();
+    let form = Stream::new(
+        dictionary! {
+            "Type" => "XObject",
+            "Subtype" => "Form",
+            "BBox" => vec![0.into(), 0.into(), 10.into(), 10.into()],
+            "Resources" => dictionary! { "XObject" => dictionary! { "X1" => form_id } },
+        },
+        b"/X1 Do".to_vec(),
+    );
+    doc.objects.insert(form_id, Object::Stream(form));
+    let page_id = doc.page_iter().next().expect("one page");
+    let page = doc.get_object_mut(page_id).and_then(Object::as_dict_mut).expect("the page");
+    page.set("Resources", dictionary! { "XObject" => dictionary! { "X1" => form_id } });
+    save(doc)
 }
 
 /// A PDF of these pages that opens only with `user_password` ("" opens it for anyone).
