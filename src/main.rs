@@ -22,7 +22,7 @@ fn main() -> ExitCode {
     }
     // Every PDF this process reads, it reads in such a child: a PDF that crashes or hangs the
     // reader costs that child, not the index.
-    if let Ok(me) = std::env::current_exe() {
+    if let Some(me) = this_binary() {
         qsearch::text::pdf::read_in_child(me, vec![PDF_CHILD.into()]);
     }
     match cli::run() {
@@ -39,4 +39,14 @@ fn main() -> ExitCode {
 
 fn is_broken_pipe(e: &anyhow::Error) -> bool {
     e.chain().any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe))
+}
+
+/// This process's own program. On Linux `/proc/self/exe`, which stays this very binary when an
+/// upgrade replaces the file on disk under a watcher that has run for weeks.
+fn this_binary() -> Option<std::path::PathBuf> {
+    let proc_exe = std::path::Path::new("/proc/self/exe");
+    if cfg!(target_os = "linux") && proc_exe.exists() {
+        return Some(proc_exe.to_path_buf());
+    }
+    std::env::current_exe().ok()
 }
