@@ -16,6 +16,7 @@ fn corpus(root: &Path) {
         "---\ntags:\n  - recipe\n  - '#cooking/italian'\n---\n# Carbonara\n\nEggs, guanciale and pecorino; never cream. #Weeknight\n",
     );
     common::write(root, "notes/gopher.md", "+++\ntitle = \"Go notes\"\ntags = [\"go\", \"cooking\"]\n+++\nGo deploy scripts and a carbonara.\n");
+    common::write(root, "notes/golang.md", "---\ntags: [go]\n---\nGoroutines and channels.\n");
     common::write(root, "notes/broken.md", "---\ntags: [a, b\n---\nA broken header, but the deploy notes are still found.\n");
     common::write(root, "code/deploy.rs", "/// Deploys the app.\nfn deploy() {}\n");
     common::write(root, "code/deploy.py", "def deploy():\n    \"\"\"Deploys the app.\"\"\"\n");
@@ -76,6 +77,14 @@ fn filters_narrow_a_search_by_tag_type_and_modification_time() {
     assert_eq!(files(&idx, "carbonara", &["--tag", "cooking", "--tag", "go"]), ["gopher.md"], "every tag given");
     assert!(files(&idx, "carbonara", &["--tag", "cook"]).is_empty());
     assert_eq!(files(&idx, "carbonara", &["--tag", "weeknight"]), ["carbonara.md"], "a #tag in the text");
+    // `status` lists the tags there are to filter by, the most used first.
+    let out = common::qsearch(&idx).args(["status", "--json"]).output().unwrap();
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(status["stats"]["tags_total"], 7, "{status}");
+    assert_eq!(status["stats"]["tags"][0], serde_json::json!({"tag": "go", "documents": 2}), "{status}");
+    let out = common::qsearch(&idx).arg("status").output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("tags:     7: go (2), cooking (1), cooking/italian (1), deploy (1)"), "{text}");
     // A hit lists its note's tags, for agents and scripts that filter next by them.
     let (_, json) = search_json(&idx, "guanciale", &[]);
     assert_eq!(json["hits"][0]["tags"], serde_json::json!(["cooking/italian", "recipe", "weeknight"]), "{json}");
@@ -149,8 +158,8 @@ fn an_index_from_before_tags_reads_its_notes_frontmatter_once_and_keeps_every_ve
     assert_eq!(files(&idx, "deploy", &["--type", "rust"]), ["deploy.rs"], "filters without tags work meanwhile");
 
     let again = index(&idx, &root);
-    assert_eq!(again["indexed"], 4, "the four Markdown notes are read again: {again}");
-    assert_eq!(again["unchanged"], first["indexed"].as_u64().unwrap() - 4, "{again}");
+    assert_eq!(again["indexed"], 5, "the five Markdown notes are read again: {again}");
+    assert_eq!(again["unchanged"], first["indexed"].as_u64().unwrap() - 5, "{again}");
     assert_eq!(again["embedded"], 0, "their chunks keep their vectors: {again}");
     assert_eq!(files(&idx, "deploy", &["--tag", "deploy"]), ["hugo.md"]);
     let out = common::qsearch(&idx).args(["search", "--mode", "semantic", "--json", "--tag", "deploy", "deploy"]).output().unwrap();

@@ -118,6 +118,7 @@ async def main():
             status = (await call(session, "status")).structured_content
             assert status["folders"] == [ROOT], status
             assert status["files"] == 3 and status["chunks"] == 3 and status["pending"] == 0, status
+            assert status["tags"] == [{"tag": "food/italian", "documents": 1}, {"tag": "kitchen", "documents": 1}], status
             assert status["watcher"] is not None and status["writer"]["role"] == "watch", status
             assert status["model"]["state"] in ("ready", "loading"), status
             step("status: folders, files, chunks, pending, model, watcher")

@@ -47,6 +47,11 @@ pub fn status(config: &Config, args: StatusArgs) -> Result<ExitCode> {
         Some(fp) => println!("indexed:  {fp}"),
         None => println!("model:    none yet"),
     }
+    if stats.tags_total > 0 {
+        let top: Vec<String> = stats.tags.iter().map(|t| format!("{} ({})", t.tag, t.documents)).collect();
+        let more = if stats.tags_total as usize > top.len() { ", ..." } else { "" };
+        println!("tags:     {}: {}{more}", stats.tags_total, top.join(", "));
+    }
     println!("on disk:  {:.1} MB", stats.bytes_on_disk as f64 / 1e6);
     match writer {
         Some(h) if h.role == Role::Watch => {

@@ -16,6 +16,7 @@ use super::access;
 use super::model::{ModelPlan, ModelState, WarmModel};
 use crate::indexer::{self, Report, Writer};
 use crate::search::{Filter, KeywordOnly, MatchKind, Mode, Query, Searcher};
+use crate::store::TagCount;
 use crate::store::lock::{self, Holder, Role};
 use crate::watch;
 
@@ -107,6 +108,8 @@ pub struct StatusOut {
     pub writer: Option<Holder>,
     /// A running watcher's state.
     pub watcher: Option<watch::State>,
+    /// The most used tags (a search's `tags` filter), with how many files carry each.
+    pub tags: Vec<TagCount>,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -278,6 +281,7 @@ impl Engine {
             model: self.model.state(),
             writer,
             watcher,
+            tags: stats.tags,
         })
     }
 

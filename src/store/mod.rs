@@ -175,6 +175,8 @@ impl Store {
             vectors: one("SELECT count(*) FROM vectors")? as u64,
             bytes_on_disk: files_on_disk,
             fingerprint: self.fingerprint()?,
+            tags_total: if self.has_table("doc_tags")? { one("SELECT count(DISTINCT tag) FROM doc_tags")? as u64 } else { 0 },
+            tags: self.top_tags(TOP_TAGS)?,
         })
     }
 }
@@ -187,6 +189,16 @@ fn configure(conn: &Connection) -> Result<()> {
     Ok(())
 }
 
+/// How many of the most used tags [`Stats`] lists.
+pub const TOP_TAGS: usize = 20;
+
+/// A tag and how many documents carry it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct TagCount {
+    pub tag: String,
+    pub documents: u64,
+}
+
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Stats {
     pub roots: Vec<String>,
@@ -197,4 +209,7 @@ pub struct Stats {
     pub vectors: u64,
     pub bytes_on_disk: u64,
     pub fingerprint: Option<Fingerprint>,
+    /// Distinct tags (a note's frontmatter and `#tags`), and the most used of them.
+    pub tags_total: u64,
+    pub tags: Vec<TagCount>,
 }

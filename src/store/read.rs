@@ -8,7 +8,7 @@ use std::rc::Rc;
 use anyhow::Result;
 use rusqlite::{OptionalExtension, params, params_from_iter};
 
-use super::Store;
+use super::{Store, TagCount};
 
 /// What a hit shows of its chunk and document.
 #[derive(Debug, Clone)]
@@ -142,7 +142,18 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    fn has_table(&self, name: &str) -> Result<bool> {
+    /// The `limit` tags most documents carry, most first (then by name).
+    pub fn top_tags(&self, limit: usize) -> Result<Vec<TagCount>> {
+        if !self.has_table("doc_tags")? {
+            return Ok(Vec::new());
+        }
+        let mut stmt =
+            self.conn.prepare("SELECT tag, count(*) AS n FROM doc_tags GROUP BY tag ORDER BY n DESC, tag LIMIT ?1")?;
+        let rows = stmt.query_map([limit as i64], |r| Ok(TagCount { tag: r.get(0)?, documents: r.get::<_, i64>(1)? as u64 }))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    pub(super) fn has_table(&self, name: &str) -> Result<bool> {
         let n: i64 = self.conn.query_row("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1", [name], |r| r.get(0))?;
         Ok(n > 0)
     }

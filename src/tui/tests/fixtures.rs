@@ -38,6 +38,8 @@ pub fn ready(writer: Option<&str>) -> IndexState {
             vectors: 7,
             bytes_on_disk: 0,
             fingerprint: None,
+            tags_total: 0,
+            tags: Vec::new(),
         },
         writer: writer.map(String::from),
         vectors_error: None,
