@@ -101,6 +101,35 @@ fn an_html_page_is_searched_by_its_text_and_headed_by_its_headings() {
     assert_eq!((report["indexed"].as_u64(), report["unchanged"].as_u64()), (Some(2), Some(0)), "{report}");
 }
 
+/// A photo pasted into a note as a data URI is a line of a million base64 letters: it is read as
+/// `…`, so it costs no chunks and no model time, and its letters are not searched. An index from
+/// before this (schema 5) reads such notes again.
+#[test]
+fn an_image_pasted_into_a_note_is_not_read_as_text() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("notes");
+    let payload = "iVBORw0KGgoAAAANSUhEUgAAB".repeat(12_000);
+    common::write(&root, "trip.md", format!("# Trip\n\nThe lake was cold.\n\n![lake](data:image/png;base64,{payload}=)\n\nWe swam anyway.\n"));
+    let index = tmp.path().join("index");
+    let out = common::qsearch(&index).args(["index", "--model", "stand-in", "--json"]).arg(&root).output().unwrap();
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["chunks_written"], 1, "{report}");
+    let search = |query: &str| common::qsearch(&index).args(["search", "--mode", "keyword", "--json", query]).output().unwrap();
+    let out = search("swam anyway");
+    let hit = &serde_json::from_slice::<Value>(&out.stdout).unwrap()["hits"][0];
+    assert_eq!(hit["line"], 7, "lines are where they are in the file: {hit}");
+    assert_eq!(search("iVBORw0KGgoAAAANSUhEUgAAB").status.code(), Some(1), "the payload is not searched");
+    let db = rusqlite::Connection::open(index.join("index.sqlite")).unwrap();
+    let text: String = db.query_row("SELECT text FROM chunks", [], |r| r.get(0)).unwrap();
+    assert!(text.contains("![lake](data:image/png;base64,…)") && text.len() < 200, "{text}");
+
+    db.execute_batch("PRAGMA user_version = 5;").unwrap();
+    drop(db);
+    let out = common::qsearch(&index).args(["index", "--model", "stand-in", "--json"]).arg(&root).output().unwrap();
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!((report["indexed"].as_u64(), report["embedded"].as_u64()), (Some(1), Some(0)), "read again, same chunk: {report}");
+}
+
 #[test]
 fn estimate_measures_and_writes_nothing() {
     let tmp = tempfile::tempdir().unwrap();

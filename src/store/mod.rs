@@ -21,6 +21,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ("0003_porter", include_str!("../../migrations/0003_porter.sql")),
     ("0004_tags", include_str!("../../migrations/0004_tags.sql")),
     ("0005_html_as_markdown", include_str!("../../migrations/0005_html_as_markdown.sql")),
+    ("0006_data_uri_payloads", include_str!("../../migrations/0006_data_uri_payloads.sql")),
 ];
 
 /// What the vectors in an index depend on. A change needs `--rebuild`.

@@ -11,7 +11,11 @@ pub mod kind;
 pub mod pdf;
 pub mod tokens;
 
+use std::borrow::Cow;
+use std::sync::LazyLock;
+
 use kind::Kind;
+use regex::Regex;
 
 /// A file's text as qsearch reads it: what chunks, line numbers and the MCP `get` tool refer to.
 #[derive(Debug)]
@@ -40,14 +44,19 @@ pub enum Unreadable {
 }
 
 /// The text a person reads in a file of this kind: an HTML page's text (as Markdown), a PDF's
-/// pages.
+/// pages; in any of them, a data URI's base64 payload as `…` ([`without_data_payloads`]).
 pub fn readable(bytes: &[u8], kind: Kind) -> Result<Readable, Unreadable> {
     if kind == Kind::Pdf {
         let pdf = pdf::read(bytes)?;
         let note = (pdf.failed_pages > 0).then(|| format!("{} of its {} pages could not be read", pdf.failed_pages, pdf.pages));
         return Ok(Readable { text: pdf.text, lossy: false, note, title: None });
     }
-    let decoded = decode::decode(bytes).map_err(|decode::DecodeError::Binary| Unreadable::Binary)?;
+    let mut decoded = decode::decode(bytes).map_err(|decode::DecodeError::Binary| Unreadable::Binary)?;
+    if kind != Kind::Html
+        && let Cow::Owned(text) = without_data_payloads(&decoded.text)
+    {
+        decoded.text = text;
+    }
     if let Kind::Code(_) = kind
         && let Some(line_bytes) = minified(&decoded.text)
     {
@@ -58,6 +67,33 @@ pub fn readable(bytes: &[u8], kind: Kind) -> Result<Readable, Unreadable> {
         return Ok(Readable { text: page.text, lossy: decoded.lossy, note: None, title: page.title });
     }
     Ok(Readable { text: decoded.text, lossy: decoded.lossy, note: None, title: None })
+}
+
+/// `text` with the base64 payload of each data URI (`data:image/png;base64,iVBOR…`, an image
+/// pasted into a note) as `…`. A 750 KB photo pasted so is a line of a million letters: about
+/// 700 chunks of noise, and minutes of a model's time, for nothing anyone would search. Lines
+/// stay where they were (a payload holds no line break). Short payloads (under 256 letters, an
+/// icon) are left as they are.
+pub fn without_data_payloads(text: &str) -> Cow<'_, str> {
+    static DATA_URI: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r"data:[A-Za-z0-9.+-]+/[A-Za-z0-9.+-]+(?:;[A-Za-z0-9.+=-]+)*;base64,([A-Za-z0-9+/]{256,}=*)").expect("a valid pattern")
+    });
+    if !text.contains(";base64,") {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut copied = 0;
+    for found in DATA_URI.captures_iter(text) {
+        let payload = found.get(1).expect("the payload group");
+        out.push_str(&text[copied..payload.start()]);
+        out.push('…');
+        copied = payload.end();
+    }
+    if copied == 0 {
+        return Cow::Borrowed(text);
+    }
+    out.push_str(&text[copied..]);
+    Cow::Owned(out)
 }
 
 /// The average line length of code that is minified or generated, if `code` is: at least 8 KiB
@@ -77,6 +113,17 @@ fn minified(code: &str) -> Option<usize> {
 mod tests {
     use super::*;
     use kind::Lang;
+
+    #[test]
+    fn a_data_uri_keeps_its_type_and_loses_its_payload() {
+        let photo = "iVBORw0KGgo".repeat(100);
+        let note = format!("# Trip\n\n![lake](data:image/png;base64,{photo}==) and ![icon](data:image/gif;base64,R0lGOD==)\nCold water.\n");
+        let read = readable(note.as_bytes(), Kind::Markdown).unwrap().text;
+        assert_eq!(read, "# Trip\n\n![lake](data:image/png;base64,…) and ![icon](data:image/gif;base64,R0lGOD==)\nCold water.\n");
+        let css = format!("@font-face {{ src: url(data:font/woff2;charset=utf-8;base64,{photo}) }}\n");
+        assert_eq!(without_data_payloads(&css), "@font-face { src: url(data:font/woff2;charset=utf-8;base64,…) }\n");
+        assert!(matches!(without_data_payloads("no uri here; base64, plain"), Cow::Borrowed(_)));
+    }
 
     #[test]
     fn minified_code_is_left_out_and_hand_written_code_and_prose_are_not() {
