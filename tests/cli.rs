@@ -71,9 +71,8 @@ fn an_html_page_is_searched_by_its_text_and_headed_by_its_headings() {
     // left out, and said to be.
     common::write(&root, "searchindex.js", format!("window.search={};\n", "{\"doc\":\"frobnicator\"},".repeat(1000)));
     let index = tmp.path().join("index");
-    let out = common::qsearch(&index).args(["index", "--model", "stand-in", "--json"]).arg(&root).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (code, report) = common::index_json(&index, &root);
+    assert_eq!(code, Some(0), "{report}");
     assert_eq!(report["indexed"], 2, "{report}");
     let skipped = &report["skipped"][0];
     assert!(skipped[0].as_str().unwrap().ends_with("searchindex.js"), "{report}");
@@ -93,11 +92,8 @@ fn an_html_page_is_searched_by_its_text_and_headed_by_its_headings() {
         assert_eq!(search(unseen).0, Some(1), "{unseen} is not the page's text");
     }
 
-    let db = rusqlite::Connection::open(index.join("index.sqlite")).unwrap();
-    db.execute_batch("PRAGMA user_version = 4;").unwrap();
-    drop(db);
-    let out = common::qsearch(&index).args(["index", "--model", "stand-in", "--json"]).arg(&root).output().unwrap();
-    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    common::set_schema(&index, 4);
+    let (_, report) = common::index_json(&index, &root);
     assert_eq!((report["indexed"].as_u64(), report["unchanged"].as_u64()), (Some(2), Some(0)), "{report}");
 }
 
@@ -111,8 +107,7 @@ fn an_image_pasted_into_a_note_is_not_read_as_text() {
     let payload = "iVBORw0KGgoAAAANSUhEUgAAB".repeat(12_000);
     common::write(&root, "trip.md", format!("# Trip\n\nThe lake was cold.\n\n![lake](data:image/png;base64,{payload}=)\n\nWe swam anyway.\n"));
     let index = tmp.path().join("index");
-    let out = common::qsearch(&index).args(["index", "--model", "stand-in", "--json"]).arg(&root).output().unwrap();
-    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (_, report) = common::index_json(&index, &root);
     assert_eq!(report["chunks_written"], 1, "{report}");
     let search = |query: &str| common::qsearch(&index).args(["search", "--mode", "keyword", "--json", query]).output().unwrap();
     let out = search("swam anyway");
@@ -122,11 +117,10 @@ fn an_image_pasted_into_a_note_is_not_read_as_text() {
     let db = rusqlite::Connection::open(index.join("index.sqlite")).unwrap();
     let text: String = db.query_row("SELECT text FROM chunks", [], |r| r.get(0)).unwrap();
     assert!(text.contains("![lake](data:image/png;base64,…)") && text.len() < 200, "{text}");
-
-    db.execute_batch("PRAGMA user_version = 5;").unwrap();
     drop(db);
-    let out = common::qsearch(&index).args(["index", "--model", "stand-in", "--json"]).arg(&root).output().unwrap();
-    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+
+    common::set_schema(&index, 5);
+    let (_, report) = common::index_json(&index, &root);
     assert_eq!((report["indexed"].as_u64(), report["embedded"].as_u64()), (Some(1), Some(0)), "read again, same chunk: {report}");
 }
 

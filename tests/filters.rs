@@ -48,9 +48,9 @@ fn files(index: &Path, query: &str, args: &[&str]) -> Vec<String> {
 }
 
 fn index(index: &Path, root: &Path) -> serde_json::Value {
-    let out = common::qsearch(index).args(["index", "--model", "stand-in", "--json"]).arg(root).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout).unwrap()
+    let (code, report) = common::index_json(index, root);
+    assert_eq!(code, Some(0), "{report}");
+    report
 }
 
 /// The corpus in a fresh folder, indexed: the folder, the index and the index report.

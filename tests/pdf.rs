@@ -76,7 +76,7 @@ fn a_pdf_that_crashes_the_reader_costs_a_child_process_not_the_index() {
     common::write(&root, "notes.md", "# Notes\n\nThe kitchen rota.\n");
     common::write(&root, "paper.pdf", common::pdf::with_pages(&["Risotto needs constant stirring."]));
     common::write(&root, "loop.pdf", common::pdf::self_drawing_form());
-    let (code, report) = index_json(&index, &root);
+    let (code, report) = common::index_json(&index, &root);
     assert_eq!(code, Some(1), "{report}");
     assert_eq!(report["indexed"], 2, "{report}");
     let crashed = why(&report, "failed", "loop.pdf").unwrap();
@@ -90,12 +90,6 @@ fn a_pdf_that_crashes_the_reader_costs_a_child_process_not_the_index() {
     assert!(started.elapsed() < std::time::Duration::from_secs(10), "the child was stopped at its limit");
     let nonsense = pdf::in_child(b"%PDF", std::path::Path::new("echo"), &["{}".into()], std::time::Duration::from_secs(10));
     assert!(matches!(&nonsense, Err(PdfError::Broken(why)) if why.contains("gave no answer")), "{nonsense:?}");
-}
-
-fn index_json(index: &std::path::Path, root: &std::path::Path) -> (Option<i32>, serde_json::Value) {
-    let out = common::qsearch(index).args(["index", "--model", "stand-in", "--json"]).arg(root).output().unwrap();
-    let report = serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stderr)));
-    (out.status.code(), report)
 }
 
 /// The `why` of the note on `name` in a report's list (`skipped`, `failed`, `partial`).
@@ -126,7 +120,7 @@ fn pdfs_are_searched_by_page_and_a_damaged_one_keeps_its_last_version() {
     common::write(&root, "broken.pdf", "%PDF-1.5\nthe rest never arrived");
     common::write(&root, "patchy.pdf", common::pdf::with_unparsable_pages(&[Some("Rye bread."), None]));
 
-    let (code, report) = index_json(&index, &root);
+    let (code, report) = common::index_json(&index, &root);
     assert_eq!(code, Some(1), "a failed file makes the exit code 1: {report}");
     assert_eq!(report["indexed"], 3, "{report}");
     assert_eq!(why(&report, "partial", "patchy.pdf"), Some("1 of its 2 pages could not be read"), "{report}");
@@ -147,14 +141,14 @@ fn pdfs_are_searched_by_page_and_a_damaged_one_keeps_its_last_version() {
 
     // The PDF is rewritten and the new file is cut short: the version indexed stays searchable.
     common::write(&root, "paper.pdf", &paper[..paper.len() / 3]);
-    let (_, report) = index_json(&index, &root);
+    let (_, report) = common::index_json(&index, &root);
     assert!(why(&report, "failed", "paper.pdf").unwrap().contains("the version indexed before stays searchable"), "{report}");
     assert!(first_hit(&index, "risotto stirring")["path"].as_str().unwrap().ends_with("paper.pdf"));
 
     // Whole again, with a fourth page.
     let longer = common::pdf::with_pages(&["Kitchen science.", "Risotto needs stirring.", "More.", "Saffron threads bloom in warm water."]);
     common::write(&root, "paper.pdf", longer);
-    let (code, report) = index_json(&index, &root);
+    let (code, report) = common::index_json(&index, &root);
     assert_eq!((code, &report["failed"].as_array().unwrap().len()), (Some(1), &1), "only broken.pdf fails: {report}");
     assert_eq!(first_hit(&index, "saffron")["heading"], "page 4");
 }

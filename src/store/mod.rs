@@ -164,6 +164,7 @@ impl Store {
 
     pub fn stats(&self) -> Result<Stats> {
         let one = |sql: &str| -> Result<i64> { Ok(self.conn.query_row(sql, [], |r| r.get(0))?) };
+        let (tags_total, tags) = self.tag_counts(TOP_TAGS)?;
         let mut files_on_disk = 0u64;
         for entry in std::fs::read_dir(&self.dir)?.flatten() {
             files_on_disk += entry.metadata().map(|m| m.len()).unwrap_or(0);
@@ -176,8 +177,8 @@ impl Store {
             vectors: one("SELECT count(*) FROM vectors")? as u64,
             bytes_on_disk: files_on_disk,
             fingerprint: self.fingerprint()?,
-            tags_total: if self.has_table("doc_tags")? { one("SELECT count(DISTINCT tag) FROM doc_tags")? as u64 } else { 0 },
-            tags: self.top_tags(TOP_TAGS)?,
+            tags_total,
+            tags,
         })
     }
 }

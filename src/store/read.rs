@@ -142,18 +142,20 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// The `limit` tags most documents carry, most first (then by name).
-    pub fn top_tags(&self, limit: usize) -> Result<Vec<TagCount>> {
+    /// How many distinct tags there are, and the `limit` that most documents carry, most first
+    /// (then by name). None in an index from before tags.
+    pub fn tag_counts(&self, limit: usize) -> Result<(u64, Vec<TagCount>)> {
         if !self.has_table("doc_tags")? {
-            return Ok(Vec::new());
+            return Ok((0, Vec::new()));
         }
+        let total: i64 = self.conn.query_row("SELECT count(DISTINCT tag) FROM doc_tags", [], |r| r.get(0))?;
         let mut stmt =
             self.conn.prepare("SELECT tag, count(*) AS n FROM doc_tags GROUP BY tag ORDER BY n DESC, tag LIMIT ?1")?;
         let rows = stmt.query_map([limit as i64], |r| Ok(TagCount { tag: r.get(0)?, documents: r.get::<_, i64>(1)? as u64 }))?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        Ok((total as u64, rows.collect::<Result<_, _>>()?))
     }
 
-    pub(super) fn has_table(&self, name: &str) -> Result<bool> {
+    fn has_table(&self, name: &str) -> Result<bool> {
         let n: i64 = self.conn.query_row("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1", [name], |r| r.get(0))?;
         Ok(n > 0)
     }

@@ -347,9 +347,10 @@ fn split_structure<S: ChunkSizer>(text: &str, kind: Kind, settings: Settings, si
         .with_sizer(sizer)
         .with_overlap(overlap)
         .expect("overlap is below capacity");
-    let pieces: Vec<(usize, &str)> = match kind {
-        Kind::Markdown | Kind::Html => MarkdownSplitter::new(config).chunk_indices(text).collect(),
-        _ => TextSplitter::new(config).chunk_indices(text).collect(),
+    let pieces: Vec<(usize, &str)> = if kind.reads_as_markdown() {
+        MarkdownSplitter::new(config).chunk_indices(text).collect()
+    } else {
+        TextSplitter::new(config).chunk_indices(text).collect()
     };
     let lines = LineIndex::new(text);
     let headings = if kind.reads_as_markdown() { markdown_headings(text) } else { Vec::new() };

@@ -76,24 +76,9 @@ pub fn readable(bytes: &[u8], kind: Kind) -> Result<Readable, Unreadable> {
 /// icon) are left as they are.
 pub fn without_data_payloads(text: &str) -> Cow<'_, str> {
     static DATA_URI: LazyLock<Regex> = LazyLock::new(|| {
-        Regex::new(r"data:[A-Za-z0-9.+-]+/[A-Za-z0-9.+-]+(?:;[A-Za-z0-9.+=-]+)*;base64,([A-Za-z0-9+/]{256,}=*)").expect("a valid pattern")
+        Regex::new(r"(data:[A-Za-z0-9.+-]+/[A-Za-z0-9.+-]+(?:;[A-Za-z0-9.+=-]+)*;base64,)[A-Za-z0-9+/]{256,}=*").expect("a valid pattern")
     });
-    if !text.contains(";base64,") {
-        return Cow::Borrowed(text);
-    }
-    let mut out = String::with_capacity(text.len());
-    let mut copied = 0;
-    for found in DATA_URI.captures_iter(text) {
-        let payload = found.get(1).expect("the payload group");
-        out.push_str(&text[copied..payload.start()]);
-        out.push('…');
-        copied = payload.end();
-    }
-    if copied == 0 {
-        return Cow::Borrowed(text);
-    }
-    out.push_str(&text[copied..]);
-    Cow::Owned(out)
+    DATA_URI.replace_all(text, "${1}…")
 }
 
 /// The average line length of code that is minified or generated, if `code` is: at least 8 KiB

@@ -37,6 +37,20 @@ pub fn fixture(path: &str) -> PathBuf {
 }
 
 /// The `qsearch` binary with an isolated index and the shared data directory.
+/// `qsearch index --model stand-in --json ROOT` into `index`: its exit code and its report.
+pub fn index_json(index: &Path, root: &Path) -> (Option<i32>, serde_json::Value) {
+    let out = qsearch(index).args(["index", "--model", "stand-in", "--json"]).arg(root).output().unwrap();
+    let report = serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stderr)));
+    (out.status.code(), report)
+}
+
+/// Marks the index in `index` as written at schema `version`, so that the next writer runs the
+/// migrations after it.
+pub fn set_schema(index: &Path, version: u32) {
+    let db = rusqlite::Connection::open(index.join(qsearch::store::DB_FILE)).unwrap();
+    db.pragma_update(None, "user_version", version).unwrap();
+}
+
 pub fn qsearch(index: &Path) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_qsearch"));
     cmd.env("QSEARCH_DATA_DIR", data_dir())
