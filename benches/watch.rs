@@ -1,7 +1,11 @@
 //! The watcher's latency and idle cost: from a file saved to its words found by keyword search,
 //! and to its vectors being searchable; then CPU used while nothing changes.
 //!
-//!     cargo bench --bench watch -- [MODEL]        (default all-minilm-l6-v2; `stand-in` for none)
+//!     cargo bench --bench watch -- [MODEL] [DIR]  (default all-minilm-l6-v2; `stand-in` for none)
+//!
+//! DIR's files are copied beside the 200 notes (a folder of PDFs, say: each batch syncs the whole
+//! folder). `QSEARCH_BIN=PATH` runs that qsearch binary instead of this build's (a build of an
+//! earlier commit, to compare side by side).
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -15,10 +19,26 @@ fn cpu_ticks(pid: u32) -> u64 {
     fields.get(11).and_then(|u| u.parse::<u64>().ok()).unwrap_or(0) + fields.get(12).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0)
 }
 
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap().flatten() {
+        let (path, dest) = (entry.path(), to.join(entry.file_name()));
+        if entry.file_type().unwrap().is_dir() {
+            copy_tree(&path, &dest);
+        } else {
+            std::fs::copy(&path, &dest).unwrap();
+        }
+    }
+}
+
 fn main() {
-    let model = std::env::args().skip(1).find(|a| !a.starts_with("--")).unwrap_or_else(|| "all-minilm-l6-v2".into());
+    let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
+    let model = args.first().cloned().unwrap_or_else(|| "all-minilm-l6-v2".into());
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("notes");
+    if let Some(beside) = args.get(1) {
+        copy_tree(Path::new(beside), &root.join("beside"));
+    }
     for i in 0..200 {
         let p = root.join(format!("n{i}.md"));
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();
@@ -28,7 +48,8 @@ fn main() {
     let data = std::env::var_os("QSEARCH_DATA_DIR")
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-data"));
-    let mut child = Command::new(env!("CARGO_BIN_EXE_qsearch"))
+    let bin = std::env::var_os("QSEARCH_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_qsearch").into());
+    let mut child = Command::new(bin)
         .args(["watch", "--model", &model, "--no-nice"])
         .arg(&root)
         .env("QSEARCH_INDEX", &index)

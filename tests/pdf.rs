@@ -83,6 +83,29 @@ fn a_pdf_that_crashes_the_reader_costs_a_child_process_not_the_index() {
     assert!(crashed.contains("the PDF reader crashed on it"), "{report}");
     assert!(first_hit(&index, "risotto")["path"].as_str().unwrap().ends_with("paper.pdf"));
 
+    // Unchanged, it is not read again (a PDF that hangs the reader would cost its time limit
+    // at every sync and watcher batch): a readable PDF of the same size and mtime in its
+    // place is still reported as it was.
+    let path = root.join("loop.pdf");
+    let (mut good, mut bad) = (common::pdf::with_pages(&["Tagliatelle by hand."]), std::fs::read(&path).unwrap());
+    let size = good.len().max(bad.len());
+    good.resize(size, b'\n');
+    bad.resize(size, b'\n');
+    std::fs::write(&path, &bad).unwrap();
+    let (code, _) = common::index_json(&index, &root);
+    assert_eq!(code, Some(1));
+    let mtime = std::fs::metadata(&path).unwrap().modified().unwrap();
+    std::fs::write(&path, &good).unwrap();
+    std::fs::File::options().write(true).open(&path).unwrap().set_modified(mtime).unwrap();
+    let (code, report) = common::index_json(&index, &root);
+    assert_eq!((code, &report["indexed"], &report["unchanged"]), (Some(1), &0.into(), &2.into()), "{report}");
+    assert_eq!(why(&report, "failed", "loop.pdf"), Some(crashed), "{report}");
+    // Once it changes, it is read again.
+    std::fs::File::options().write(true).open(&path).unwrap().set_modified(mtime + std::time::Duration::from_secs(5)).unwrap();
+    let (code, report) = common::index_json(&index, &root);
+    assert_eq!((code, &report["indexed"]), (Some(0), &1.into()), "{report}");
+    assert!(first_hit(&index, "tagliatelle")["path"].as_str().unwrap().ends_with("loop.pdf"));
+
     // The time limit, with a reader that never answers (a real child process, killed).
     let started = std::time::Instant::now();
     let never = pdf::in_child(b"%PDF", std::path::Path::new("sleep"), &["30".into()], std::time::Duration::from_millis(300));

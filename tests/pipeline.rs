@@ -299,3 +299,68 @@ fn an_index_of_an_older_chunker_is_told_to_rebuild() {
     assert!(err.contains("chunker v1") && err.contains("--rebuild"), "{err}");
     assert!(writer(&env, 64, indexer::Options::default(), true).is_ok());
 }
+
+/// Sets a file's content without changing its size or modification time: the sync sees no
+/// change unless it reads the file.
+fn rewrite_unseen(path: &Path, content: &[u8]) {
+    let mtime = std::fs::metadata(path).unwrap().modified().unwrap();
+    assert_eq!(std::fs::metadata(path).unwrap().len(), content.len() as u64, "same size");
+    std::fs::write(path, content).unwrap();
+    std::fs::File::options().write(true).open(path).unwrap().set_modified(mtime).unwrap();
+}
+
+fn passed_over_rows(index: &Path) -> Vec<String> {
+    let conn = rusqlite::Connection::open(index.join(qsearch::store::DB_FILE)).unwrap();
+    let mut stmt = conn.prepare("SELECT path FROM passed_over ORDER BY path").unwrap();
+    stmt.query_map([], |r| r.get::<_, Vec<u8>>(0)).unwrap().map(|p| file_name(&String::from_utf8(p.unwrap()).unwrap())).collect()
+}
+
+#[test]
+fn a_file_that_cannot_be_indexed_is_not_read_again_until_it_changes() {
+    // Before, every sync (each watcher batch too) read every skipped or failed file again: a
+    // folder of scanned PDFs was parsed at each saved note, a PDF that hangs the reader cost
+    // its time limit each time.
+    let env = env();
+    let binary = b"\x00\x01 kayak manifest \x00\x02";
+    let text = b"the kayak manifest.\n";
+    assert_eq!(binary.len(), text.len());
+    common::write(&env.root, "good.md", "# Good\n\nA note about kayaks.\n");
+    common::write(&env.root, "manifest.txt", binary);
+    common::write(&env.root, "gone.txt", binary);
+    let first = index(&env);
+    let skipped = |r: &Report| r.skipped.iter().map(|s| (file_name(&s.path.to_string_lossy()), s.why.to_string())).collect::<Vec<_>>();
+    assert_eq!(skipped(&first), [("gone.txt".into(), "binary content".into()), ("manifest.txt".into(), "binary content".into())]);
+    assert_eq!(passed_over_rows(&env.index), ["gone.txt", "manifest.txt"]);
+    let stats = Searcher::open(&env.index).unwrap().stats().unwrap();
+    assert_eq!((stats.documents, stats.skipped, stats.failed), (1, 2, 0), "status counts them");
+
+    // Text now, but the same size and mtime: not read, reported as before.
+    rewrite_unseen(&env.root.join("manifest.txt"), text);
+    std::fs::remove_file(env.root.join("gone.txt")).unwrap();
+    let second = index(&env);
+    assert_eq!(skipped(&second), [("manifest.txt".into(), "binary content".into())]);
+    assert_eq!((second.indexed, second.unchanged), (0, 1));
+    assert!(search(&env, "manifest", Mode::Keyword).is_empty());
+    assert_eq!(passed_over_rows(&env.index), ["manifest.txt"], "a file gone from disk is forgotten");
+
+    // Once it changes (its mtime here), it is read again, indexed and no longer passed over.
+    let later = std::time::SystemTime::now() + std::time::Duration::from_secs(5);
+    std::fs::File::options().write(true).open(env.root.join("manifest.txt")).unwrap().set_modified(later).unwrap();
+    let third = index(&env);
+    assert!(third.skipped.is_empty(), "{:?}", third.skipped);
+    assert_eq!(third.indexed, 1);
+    assert_eq!(search(&env, "manifest", Mode::Keyword), ["manifest.txt"]);
+    assert!(passed_over_rows(&env.index).is_empty());
+
+    // Binary again: its text version goes, and it is remembered; a rebuild (another model)
+    // reads everything.
+    common::write(&env.root, "manifest.txt", binary);
+    assert_eq!(skipped(&index(&env)).len(), 1);
+    assert!(search(&env, "manifest", Mode::Keyword).is_empty());
+    rewrite_unseen(&env.root.join("manifest.txt"), text);
+    let mut w = writer(&env, 32, indexer::Options::default(), true).unwrap();
+    let rebuilt = w.update(std::slice::from_ref(&env.root), &mut |_| {}, &AtomicBool::new(false)).unwrap();
+    assert_eq!((rebuilt.indexed, rebuilt.skipped.len()), (2, 0));
+    drop(w);
+    assert!(passed_over_rows(&env.index).is_empty());
+}

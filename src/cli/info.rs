@@ -42,6 +42,9 @@ pub fn status(config: &Config, args: StatusArgs) -> Result<ExitCode> {
         println!("folder:   {root}");
     }
     println!("files:    {}", stats.documents);
+    if stats.skipped + stats.failed > 0 {
+        println!("left out: {} files without text, {} that failed; `qsearch index` lists them with the reason", stats.skipped, stats.failed);
+    }
     println!("chunks:   {} ({} pending embedding)", stats.chunks, stats.pending);
     match &stats.fingerprint {
         Some(fp) => println!("indexed:  {fp}"),

@@ -219,9 +219,6 @@ fn attach(store: &mut Store, vectors: &mut VectorIndex, items: &[(String, Vec<f3
     vectors.apply(&changes)
 }
 
-impl Writer {
-}
-
 /// The chunk settings an embedder can take: no chunk, with its heading path in front, longer
 /// than the model reads.
 pub fn effective_chunking(wanted: chunk::Settings, embedder: &dyn Embedder) -> chunk::Settings {

@@ -208,8 +208,8 @@ impl Loop<'_> {
             self.files_left -= 1;
             let path = self.work[i].found.path.clone();
             match prepared {
-                Ok(Prepared { op, outcome }) => {
-                    ops.extend(op);
+                Ok(Prepared { ops: file_ops, outcome }) => {
+                    ops.extend(file_ops);
                     report.record(path, outcome);
                 }
                 Err(e) => report.record(path, super::FileOutcome::Failed(format!("{e:#}"))),
@@ -272,7 +272,13 @@ impl Loop<'_> {
 /// Bytes of chunk text a prepared file writes (to bound a transaction).
 fn op_bytes(prepared: &Result<Prepared>) -> usize {
     match prepared {
-        Ok(Prepared { op: Some(DocOp::Write { chunks, .. }), .. }) => chunks.iter().map(|c| c.text.len()).sum(),
-        _ => 0,
+        Ok(Prepared { ops, .. }) => ops
+            .iter()
+            .map(|op| match op {
+                DocOp::Write { chunks, .. } => chunks.iter().map(|c| c.text.len()).sum(),
+                _ => 0,
+            })
+            .sum(),
+        Err(_) => 0,
     }
 }

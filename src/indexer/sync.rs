@@ -8,7 +8,7 @@ use anyhow::Result;
 
 use super::{FileOutcome, Progress, Report, Writer};
 use crate::scan::{self, Found, Skip};
-use crate::store::docs::{DocOp, DocState, NewChunk, NewDocument};
+use crate::store::docs::{DocOp, DocState, NewChunk, NewDocument, PassedOver};
 use crate::text::chunk::{self, Sizer};
 use crate::text::frontmatter::{self, Frontmatter};
 use crate::text::kind::Kind;
@@ -32,9 +32,9 @@ pub(super) fn chunk_text(text: &str, kind: Kind, tokenizer: Option<&tokenizers::
     chunks.into_iter().map(NewChunk::from).collect()
 }
 
-/// What became of a changed file, and what the store should do about it.
+/// What became of a changed file, and what the store should do about it (in order).
 pub(super) struct Prepared {
-    pub op: Option<DocOp>,
+    pub ops: Vec<DocOp>,
     pub outcome: FileOutcome,
 }
 
@@ -47,19 +47,35 @@ pub(super) fn prepare(work: &Work, tokenizer: Option<&tokenizers::Tokenizer>, se
     let size = bytes.len() as u64;
     if let Some(s) = work.state.as_ref().filter(|s| s.hash == hash) {
         let op = DocOp::Touch { id: s.id, size, mtime_ns: found.mtime_ns };
-        return Ok(Prepared { op: Some(op), outcome: FileOutcome::Unchanged });
+        return Ok(Prepared { ops: vec![op], outcome: FileOutcome::Unchanged });
     }
-    // No text now: a stored text version of it goes.
-    let skipped = |skip| Prepared { op: work.state.as_ref().map(|s| DocOp::Delete { id: s.id }), outcome: FileOutcome::Skipped(skip) };
+    // Read and not indexed: remembered, so it is not read again until it changes.
+    let passed_over = |failed, reason: String| PassedOver {
+        root_id: work.root_id,
+        path: found.path.clone(),
+        size,
+        mtime_ns: found.mtime_ns,
+        failed,
+        reason,
+    };
     let Readable { text, lossy, mut note, title: own_title } = match text::readable(&bytes, found.kind) {
         Ok(readable) => readable,
         // A broken PDF may be mid-write or damaged: what the index has of it is kept.
         Err(Unreadable::Pdf(e @ PdfError::Broken(_))) => {
             let kept = if work.state.is_some() { "; the version indexed before stays searchable" } else { "" };
-            return Ok(Prepared { op: None, outcome: FileOutcome::Failed(format!("{e}{kept}")) });
+            let why = format!("{e}{kept}");
+            return Ok(Prepared { ops: vec![DocOp::PassOver(passed_over(true, why.clone()))], outcome: FileOutcome::Failed(why) });
         }
-        Err(Unreadable::Binary) => return Ok(skipped(Skip::Binary)),
-        Err(e @ (Unreadable::Pdf(_) | Unreadable::Minified { .. })) => return Ok(skipped(Skip::NoText(e.to_string()))),
+        Err(e) => {
+            let skip = match e {
+                Unreadable::Binary => Skip::Binary,
+                e @ (Unreadable::Pdf(_) | Unreadable::Minified { .. }) => Skip::NoText(e.to_string()),
+            };
+            // No text now: a stored text version of it goes.
+            let delete = work.state.as_ref().map(|s| DocOp::Delete { id: s.id });
+            let ops = delete.into_iter().chain([DocOp::PassOver(passed_over(false, skip.to_string()))]).collect();
+            return Ok(Prepared { ops, outcome: FileOutcome::Skipped(skip) });
+        }
     };
     drop(bytes);
     let file_name = found.path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
@@ -84,12 +100,13 @@ pub(super) fn prepare(work: &Work, tokenizer: Option<&tokenizers::Tokenizer>, se
         lossy,
         tags,
     };
-    Ok(Prepared { op: Some(DocOp::Write { doc, chunks }), outcome })
+    Ok(Prepared { ops: vec![DocOp::Write { doc, chunks }], outcome })
 }
 
 impl Writer {
     /// Scans `roots` and compares them with the store: unchanged files (same size and mtime)
-    /// are counted, documents no longer on disk are removed, and the rest is returned as work.
+    /// are counted, files passed over before and unchanged since are reported as they were,
+    /// documents no longer on disk are removed, and the rest is returned as work.
     pub(super) fn plan(&mut self, roots: &[PathBuf], report: &mut Report, progress: &mut dyn FnMut(Progress)) -> Result<Vec<Work>> {
         let mut work = Vec::new();
         for root in roots {
@@ -105,26 +122,32 @@ impl Writer {
                 report.record(path, FileOutcome::Skipped(why));
             }
             let mut known = self.store.documents_of_root(root_id)?;
+            let mut passed = self.store.passed_over_of_root(root_id)?;
             for found in scanned.files {
-                let state = known.remove(&crate::util::path_bytes(&found.path));
-                if state.as_ref().is_some_and(|s| s.size == found.size && s.mtime_ns == found.mtime_ns) {
+                let key = crate::util::path_bytes(&found.path);
+                let state = known.remove(&key);
+                let passed = passed.remove(&key);
+                let same = |size, mtime_ns| size == found.size && mtime_ns == found.mtime_ns;
+                if state.as_ref().is_some_and(|s| same(s.size, s.mtime_ns)) {
                     report.record(found.path, FileOutcome::Unchanged);
+                } else if let Some(p) = passed.filter(|p| same(p.size, p.mtime_ns)) {
+                    let outcome = if p.failed { FileOutcome::Failed(p.reason) } else { FileOutcome::Skipped(Skip::NoText(p.reason)) };
+                    report.record(found.path, outcome);
                 } else {
                     work.push(Work { root_id, found, state });
                 }
             }
             // What is left was not found on disk: removed, renamed, or now ignored. Files under a
             // folder that could not be read are kept rather than dropped.
-            let gone: Vec<DocOp> = known
-                .iter()
-                .filter(|(p, _)| {
-                    let p = crate::util::path_from_bytes(p);
-                    !scanned.errors.iter().any(|(u, _)| p.starts_with(u))
-                })
-                .map(|(_, s)| DocOp::Delete { id: s.id })
-                .collect();
+            let unreadable = |p: &Vec<u8>| {
+                let p = crate::util::path_from_bytes(p);
+                scanned.errors.iter().any(|(u, _)| p.starts_with(u))
+            };
+            let gone: Vec<DocOp> = known.iter().filter(|(p, _)| !unreadable(p)).map(|(_, s)| DocOp::Delete { id: s.id }).collect();
             report.removed += gone.len();
             self.apply(&gone)?;
+            let forgotten: Vec<&[u8]> = passed.keys().filter(|p| !unreadable(p)).map(Vec::as_slice).collect();
+            self.store.forget_passed_over(&forgotten)?;
             for (path, why) in scanned.errors {
                 report.record(path, FileOutcome::Failed(why));
             }

@@ -52,6 +52,21 @@ pub enum DocOp {
     Delete { id: i64 },
     /// Replaces a document (or adds it) with its chunks.
     Write { doc: NewDocument, chunks: Vec<NewChunk> },
+    /// A file read and not indexed, remembered so it is not read again while unchanged. A
+    /// document at its path is not touched: a broken PDF's version indexed before stays.
+    PassOver(PassedOver),
+}
+
+/// A file that was read and could not be indexed, with the size and mtime it had then.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PassedOver {
+    pub root_id: i64,
+    pub path: PathBuf,
+    pub size: u64,
+    pub mtime_ns: i64,
+    /// It could not be read (an error), rather than being left out on purpose (no text).
+    pub failed: bool,
+    pub reason: String,
 }
 
 #[derive(Debug, Clone)]
@@ -145,6 +160,37 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    /// Every file under a root that was read and not indexed, by raw path.
+    pub fn passed_over_of_root(&self, root_id: i64) -> Result<HashMap<Vec<u8>, PassedOver>> {
+        let mut stmt = self.conn.prepare("SELECT path, size, mtime_ns, failed, reason FROM passed_over WHERE root_id = ?1")?;
+        let rows = stmt.query_map([root_id], |r| {
+            let path: Vec<u8> = r.get(0)?;
+            let file = PassedOver {
+                root_id,
+                path: path_from_bytes(&path),
+                size: r.get::<_, i64>(1)? as u64,
+                mtime_ns: r.get(2)?,
+                failed: r.get(3)?,
+                reason: r.get(4)?,
+            };
+            Ok((path, file))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Forgets files passed over that are gone from disk (or now left out by the scan).
+    pub fn forget_passed_over(&mut self, paths: &[&[u8]]) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        {
+            let mut delete = tx.prepare_cached("DELETE FROM passed_over WHERE path = ?1")?;
+            for path in paths {
+                delete.execute([path])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
     /// Applies document changes in one transaction (many small files commit together; each
     /// document is still all old or all new). Written chunks whose text already has a vector get
     /// it at once; the others are left pending.
@@ -155,6 +201,8 @@ impl Store {
             match op {
                 DocOp::Touch { id, size, mtime_ns } => {
                     tx.execute("UPDATE documents SET size = ?2, mtime_ns = ?3 WHERE id = ?1", params![id, *size as i64, mtime_ns])?;
+                    // Back to the content indexed before a failed read: that failure is over.
+                    tx.execute("DELETE FROM passed_over WHERE path = (SELECT path FROM documents WHERE id = ?1)", [id])?;
                 }
                 DocOp::Delete { id } => {
                     changes.removed.extend(delete_chunks(&tx, *id)?);
@@ -162,6 +210,13 @@ impl Store {
                     tx.execute("DELETE FROM documents WHERE id = ?1", [id])?;
                 }
                 DocOp::Write { doc, chunks } => write_document(&tx, doc, chunks, &mut changes)?,
+                DocOp::PassOver(file) => {
+                    tx.execute(
+                        "INSERT INTO passed_over(path, root_id, size, mtime_ns, failed, reason) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                         ON CONFLICT(path) DO UPDATE SET root_id = ?2, size = ?3, mtime_ns = ?4, failed = ?5, reason = ?6",
+                        params![path_bytes(&file.path), file.root_id, file.size as i64, file.mtime_ns, file.failed, file.reason],
+                    )?;
+                }
             }
         }
         tx.commit()?;
@@ -179,6 +234,7 @@ fn write_document(tx: &rusqlite::Transaction, doc: &NewDocument, chunks: &[NewCh
             tx.execute("DELETE FROM doc_tags WHERE doc_id = ?1", [id])?;
             tx.execute("DELETE FROM documents WHERE id = ?1", [id])?;
         }
+        tx.execute("DELETE FROM passed_over WHERE path = ?1", [path_bytes(&doc.path)])?;
         tx.execute(
             "INSERT INTO documents(root_id, path, display, size, mtime_ns, hash, kind, title, lossy, indexed_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",

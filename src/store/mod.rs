@@ -22,6 +22,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ("0004_tags", include_str!("../../migrations/0004_tags.sql")),
     ("0005_html_as_markdown", include_str!("../../migrations/0005_html_as_markdown.sql")),
     ("0006_data_uri_payloads", include_str!("../../migrations/0006_data_uri_payloads.sql")),
+    ("0007_passed_over", include_str!("../../migrations/0007_passed_over.sql")),
 ];
 
 /// What the vectors in an index depend on. A change needs `--rebuild`.
@@ -154,7 +155,7 @@ impl Store {
     pub fn clear(&mut self) -> Result<()> {
         let tx = self.conn.transaction()?;
         tx.execute_batch(
-            "DELETE FROM chunks_fts; DELETE FROM chunks; DELETE FROM vectors; DELETE FROM doc_tags; DELETE FROM documents;
+            "DELETE FROM chunks_fts; DELETE FROM chunks; DELETE FROM vectors; DELETE FROM doc_tags; DELETE FROM documents; DELETE FROM passed_over;
              DELETE FROM meta WHERE key IN ('fingerprint', 'vec_seq');",
         )?;
         tx.commit()?;
@@ -165,6 +166,7 @@ impl Store {
     pub fn stats(&self) -> Result<Stats> {
         let one = |sql: &str| -> Result<i64> { Ok(self.conn.query_row(sql, [], |r| r.get(0))?) };
         let (tags_total, tags) = self.tag_counts(TOP_TAGS)?;
+        let (skipped, failed) = self.passed_over_counts()?;
         let mut files_on_disk = 0u64;
         for entry in std::fs::read_dir(&self.dir)?.flatten() {
             files_on_disk += entry.metadata().map(|m| m.len()).unwrap_or(0);
@@ -179,6 +181,8 @@ impl Store {
             fingerprint: self.fingerprint()?,
             tags_total,
             tags,
+            skipped,
+            failed,
         })
     }
 }
@@ -214,4 +218,8 @@ pub struct Stats {
     /// Distinct tags (a note's frontmatter and `#tags`), and the most used of them.
     pub tags_total: u64,
     pub tags: Vec<TagCount>,
+    /// Files read and not indexed: left out (no text in them) and failed (a broken PDF). They
+    /// are read again once they change; `qsearch index` lists them with the reason.
+    pub skipped: u64,
+    pub failed: u64,
 }

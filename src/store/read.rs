@@ -155,6 +155,20 @@ impl Store {
         Ok((total as u64, rows.collect::<Result<_, _>>()?))
     }
 
+    /// Files read and not indexed: (skipped, failed). An index from before they were
+    /// remembered (read-only, not migrated yet) has none.
+    pub fn passed_over_counts(&self) -> Result<(u64, u64)> {
+        if !self.has_table("passed_over")? {
+            return Ok((0, 0));
+        }
+        let (skipped, failed): (i64, i64) = self.conn.query_row(
+            "SELECT count(*) FILTER (WHERE NOT failed), count(*) FILTER (WHERE failed) FROM passed_over",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        Ok((skipped as u64, failed as u64))
+    }
+
     fn has_table(&self, name: &str) -> Result<bool> {
         let n: i64 = self.conn.query_row("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1", [name], |r| r.get(0))?;
         Ok(n > 0)

@@ -39,6 +39,8 @@ pub fn ready(writer: Option<&str>) -> IndexState {
             bytes_on_disk: 0,
             fingerprint: None,
             tags_total: 0,
+            skipped: 0,
+            failed: 0,
             tags: Vec::new(),
         },
         writer: writer.map(String::from),
