@@ -20,6 +20,9 @@ fn corpus(root: &Path) {
     common::write(root, "notes/broken.md", "---\ntags: [a, b\n---\nA broken header, but the deploy notes are still found.\n");
     common::write(root, "code/deploy.rs", "/// Deploys the app.\nfn deploy() {}\n");
     common::write(root, "code/deploy.py", "def deploy():\n    \"\"\"Deploys the app.\"\"\"\n");
+    // Copied today, written in 2020: its frontmatter says so.
+    common::write(root, "notes/plain.md", "# Plain\n\nA note without a header block.\n");
+    common::write(root, "notes/retro.md", "---\ndate: 2020-03-01\n---\nThe 2020 deploy retrospective.\n");
     // An old file, for the time filters.
     let old = SystemTime::UNIX_EPOCH + Duration::from_secs(1_577_836_800); // 2020-01-01
     std::fs::File::options().write(true).open(root.join("code/deploy.rs")).unwrap().set_modified(old).unwrap();
@@ -69,7 +72,7 @@ fn filters_narrow_a_search_by_tag_type_and_modification_time() {
     assert!(partial.contains("broken.md") && partial.contains("frontmatter is not valid YAML"), "{report}");
 
     let all = files(&idx, "deploy", &[]);
-    assert_eq!(all, ["broken.md", "deploy.py", "deploy.rs", "gopher.md", "hugo.md"]);
+    assert_eq!(all, ["broken.md", "deploy.py", "deploy.rs", "gopher.md", "hugo.md", "retro.md"]);
     // Tags: as written or with `#`, any case; a tag takes in the tags nested under it, and only those.
     assert_eq!(files(&idx, "deploy", &["--tag", "deploy"]), ["hugo.md"]);
     assert_eq!(files(&idx, "carbonara", &["--tag", "#Cooking"]), ["carbonara.md", "gopher.md"]);
@@ -92,10 +95,13 @@ fn filters_narrow_a_search_by_tag_type_and_modification_time() {
     // Types: a language, extensions, a kind.
     assert_eq!(files(&idx, "deploy", &["--type", "rust"]), ["deploy.rs"]);
     assert_eq!(files(&idx, "deploy", &["-t", "py,rs"]), ["deploy.py", "deploy.rs"]);
-    assert_eq!(files(&idx, "deploy", &["--type", "md"]), ["broken.md", "gopher.md", "hugo.md"]);
-    // Modification time: a time ago, a date (that day included in `until`).
+    assert_eq!(files(&idx, "deploy", &["--type", "md"]), ["broken.md", "gopher.md", "hugo.md", "retro.md"]);
+    // Modification time: a time ago, a date (that day included in `until`). A note's own date
+    // (its frontmatter's) comes before its file's.
     assert_eq!(files(&idx, "deploy", &["--since", "30d"]), ["broken.md", "deploy.py", "gopher.md", "hugo.md"]);
     assert_eq!(files(&idx, "deploy", &["--until", "2020-01-01"]), ["deploy.rs"]);
+    assert_eq!(files(&idx, "deploy", &["--until", "2020-03-01"]), ["deploy.rs", "retro.md"]);
+    assert_eq!(files(&idx, "deploy", &["--since", "2020-03-02", "--until", "2020-12-31"]), Vec::<String>::new());
     assert!(files(&idx, "deploy", &["--until", "2019-12-30"]).is_empty());
     // With the path glob: every part holds.
     assert_eq!(files(&idx, "deploy", &["--path", "code/**", "--since", "30d"]), ["deploy.py"]);
@@ -158,12 +164,34 @@ fn an_index_from_before_tags_reads_its_notes_frontmatter_once_and_keeps_every_ve
     assert_eq!(files(&idx, "deploy", &["--type", "rust"]), ["deploy.rs"], "filters without tags work meanwhile");
 
     let again = index(&idx, &root);
-    assert_eq!(again["indexed"], 5, "the five Markdown notes are read again: {again}");
-    assert_eq!(again["unchanged"], first["indexed"].as_u64().unwrap() - 5, "{again}");
+    assert_eq!(again["indexed"], 7, "the seven Markdown notes are read again: {again}");
+    assert_eq!(again["unchanged"], first["indexed"].as_u64().unwrap() - 7, "{again}");
     assert_eq!(again["embedded"], 0, "their chunks keep their vectors: {again}");
     assert_eq!(files(&idx, "deploy", &["--tag", "deploy"]), ["hugo.md"]);
     let out = common::qsearch(&idx).args(["search", "--mode", "semantic", "--json", "--tag", "deploy", "deploy"]).output().unwrap();
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(json["hits"][0]["title"], "Deploying with Fly", "semantic search finds the re-read note: {json}");
     assert_eq!(json["pending"], 0, "{json}");
+}
+
+/// An index written before notes' dates were read (schema 7, no date table): time filters
+/// go by the files' mtimes meanwhile; the next `index` reads the notes with a frontmatter
+/// block again, embeds nothing again, and their own dates count.
+#[test]
+fn an_index_from_before_note_dates_reads_them_once_and_keeps_every_vector() {
+    let (_tmp, root, idx, _) = indexed_corpus();
+    let db = rusqlite::Connection::open(idx.join("index.sqlite")).unwrap();
+    db.execute_batch("DROP TABLE doc_dates; PRAGMA user_version = 7;").unwrap();
+    drop(db);
+    assert_eq!(files(&idx, "retrospective", &["--since", "30d"]), ["retro.md"], "its file's mtime, meanwhile");
+
+    let again = index(&idx, &root);
+    assert_eq!(again["indexed"], 6, "the six notes with a frontmatter block are read again, not plain.md: {again}");
+    assert_eq!(again["embedded"], 0, "their chunks keep their vectors: {again}");
+    assert!(files(&idx, "retrospective", &["--since", "30d"]).is_empty());
+    assert_eq!(files(&idx, "retrospective", &["--until", "2020-03-01"]), ["retro.md"]);
+    let db = rusqlite::Connection::open(idx.join("index.sqlite")).unwrap();
+    let orphans: i64 =
+        db.query_row("SELECT count(*) FROM doc_dates WHERE doc_id NOT IN (SELECT id FROM documents)", [], |r| r.get(0)).unwrap();
+    assert_eq!(orphans, 0, "a note read again has one date");
 }

@@ -30,7 +30,8 @@ pub struct Args {
     /// Only notes whose frontmatter has this tag (and the tags nested under it); repeat to require several
     #[arg(long = "tag", value_name = "TAG")]
     tags: Vec<String>,
-    /// Only files modified since: a date (2026-11-01, today, yesterday) or a time ago (12h, 7d, 2w, 3months)
+    /// Only files modified since: a date (2026-11-01, today, yesterday) or a time ago (12h, 7d, 2w, 3months).
+    /// A note's frontmatter date (date, updated, lastmod...) counts before its file's
     #[arg(long, value_name = "WHEN")]
     since: Option<String>,
     /// Only files modified before: a date (that day included) or a time ago

@@ -79,7 +79,7 @@ pub(super) fn prepare(work: &Work, tokenizer: Option<&tokenizers::Tokenizer>, se
     };
     drop(bytes);
     let file_name = found.path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
-    let Frontmatter { title, tags, error } =
+    let Frontmatter { title, tags, date_ns, error } =
         if found.kind == Kind::Markdown { frontmatter::of_note(&text) } else { Frontmatter::default() };
     if let Some(why) = error {
         note = Some(format!("{why}: the title and tags it holds are not used"));
@@ -99,6 +99,7 @@ pub(super) fn prepare(work: &Work, tokenizer: Option<&tokenizers::Tokenizer>, se
         title,
         lossy,
         tags,
+        stated_ns: date_ns,
     };
     Ok(Prepared { ops: vec![DocOp::Write { doc, chunks }], outcome })
 }

@@ -58,7 +58,7 @@ pub struct SearchParams {
     /// Only notes whose frontmatter has every one of these tags (a tag also matches the tags nested under it: "cooking" matches "cooking/italian").
     #[serde(default)]
     pub tags: Option<Vec<String>>,
-    /// Only files modified since: a date (2026-11-01, today, yesterday) or a time ago (12h, 7d, 2w, 3months).
+    /// Only files modified since: a date (2026-11-01, today, yesterday) or a time ago (12h, 7d, 2w, 3months). A note's frontmatter date (date, updated, lastmod...) counts before its file's.
     #[serde(default)]
     pub since: Option<String>,
     /// Only files modified before: a date (that day included) or a time ago.
@@ -109,7 +109,7 @@ impl Server {
         Returns hits best first, each with path, line (first matching line), end_line (end of the matching chunk), \
         heading, score, match (keyword, semantic or both), snippet and chunk_id; read more of a hit with `get`. \
         `notes` says when results are keyword-only (the model is still loading) or partial. Narrow with `path`, \
-        `type`, `tags` (frontmatter) and `since`/`until` (modification time).",
+        `type`, `tags` (frontmatter) and `since`/`until` (the note's frontmatter date, else the file's modification time).",
         annotations(title = "Search the index", read_only_hint = true, open_world_hint = false)
     )]
     async fn search(&self, Parameters(p): Parameters<SearchParams>) -> Result<CallToolResult, ErrorData> {

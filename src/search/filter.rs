@@ -1,4 +1,5 @@
-//! Which files a search looks in: by path (a glob), type, frontmatter tag and modification time.
+//! Which files a search looks in: by path (a glob), type, frontmatter tag and date (a note's
+//! frontmatter date, else the file's modification time).
 //! The same filter comes from the command line's flags, the MCP tool's arguments and the
 //! terminal UI's filter line ([`Filter::parse_line`]). Pure: the searcher turns a filter into the
 //! chunks it allows.
@@ -17,9 +18,10 @@ pub struct Filter {
     /// Frontmatter tags, normalised; a tag also matches its nested tags (`cooking` matches
     /// `cooking/italian`).
     pub tags: Vec<String>,
-    /// Modified at or after, in nanoseconds since the Unix epoch.
+    /// Dated at or after, in nanoseconds since the Unix epoch: a note's frontmatter date, else
+    /// the file's modification time.
     pub since_ns: Option<i64>,
-    /// Modified before.
+    /// Dated before.
     pub until_ns: Option<i64>,
 }
 

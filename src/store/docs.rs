@@ -41,6 +41,8 @@ pub struct NewDocument {
     pub lossy: bool,
     /// From a note's frontmatter, normalised (`text::frontmatter`).
     pub tags: Vec<String>,
+    /// The date a note's frontmatter gives (ns since the epoch): time filters take it over `mtime_ns`.
+    pub stated_ns: Option<i64>,
 }
 
 /// One change to one document; a batch of them is one transaction.
@@ -207,6 +209,7 @@ impl Store {
                 DocOp::Delete { id } => {
                     changes.removed.extend(delete_chunks(&tx, *id)?);
                     tx.execute("DELETE FROM doc_tags WHERE doc_id = ?1", [id])?;
+                    tx.execute("DELETE FROM doc_dates WHERE doc_id = ?1", [id])?;
                     tx.execute("DELETE FROM documents WHERE id = ?1", [id])?;
                 }
                 DocOp::Write { doc, chunks } => write_document(&tx, doc, chunks, &mut changes)?,
@@ -232,6 +235,7 @@ fn write_document(tx: &rusqlite::Transaction, doc: &NewDocument, chunks: &[NewCh
         if let Some(id) = existing {
             changes.removed.extend(delete_chunks(tx, id)?);
             tx.execute("DELETE FROM doc_tags WHERE doc_id = ?1", [id])?;
+            tx.execute("DELETE FROM doc_dates WHERE doc_id = ?1", [id])?;
             tx.execute("DELETE FROM documents WHERE id = ?1", [id])?;
         }
         tx.execute("DELETE FROM passed_over WHERE path = ?1", [path_bytes(&doc.path)])?;
@@ -252,6 +256,9 @@ fn write_document(tx: &rusqlite::Transaction, doc: &NewDocument, chunks: &[NewCh
             ],
         )?;
         let doc_id = tx.last_insert_rowid();
+        if let Some(ns) = doc.stated_ns {
+            tx.execute("INSERT INTO doc_dates(doc_id, stated_ns) VALUES (?1, ?2)", params![doc_id, ns])?;
+        }
         let mut tag = tx.prepare_cached("INSERT OR IGNORE INTO doc_tags(tag, doc_id) VALUES (?1, ?2)")?;
         for t in &doc.tags {
             tag.execute(params![t, doc_id])?;

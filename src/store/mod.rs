@@ -23,6 +23,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ("0005_html_as_markdown", include_str!("../../migrations/0005_html_as_markdown.sql")),
     ("0006_data_uri_payloads", include_str!("../../migrations/0006_data_uri_payloads.sql")),
     ("0007_passed_over", include_str!("../../migrations/0007_passed_over.sql")),
+    ("0008_note_dates", include_str!("../../migrations/0008_note_dates.sql")),
 ];
 
 /// What the vectors in an index depend on. A change needs `--rebuild`.
@@ -155,7 +156,7 @@ impl Store {
     pub fn clear(&mut self) -> Result<()> {
         let tx = self.conn.transaction()?;
         tx.execute_batch(
-            "DELETE FROM chunks_fts; DELETE FROM chunks; DELETE FROM vectors; DELETE FROM doc_tags; DELETE FROM documents; DELETE FROM passed_over;
+            "DELETE FROM chunks_fts; DELETE FROM chunks; DELETE FROM vectors; DELETE FROM doc_tags; DELETE FROM doc_dates; DELETE FROM documents; DELETE FROM passed_over;
              DELETE FROM meta WHERE key IN ('fingerprint', 'vec_seq');",
         )?;
         tx.commit()?;

@@ -115,14 +115,22 @@ impl Store {
                  again for their tags; nothing is embedded again)"
             );
         }
-        let mut sql = String::from("SELECT d.id, d.display, d.kind FROM documents d WHERE 1");
+        // A note's own date where it gives one; else the file's. An index from before note
+        // dates (read-only, not migrated yet) has only the file's.
+        let timed = when.since_ns.is_some() || when.until_ns.is_some();
+        let (mut sql, date) = if timed && self.has_table("doc_dates")? {
+            let from = "SELECT d.id, d.display, d.kind FROM documents d LEFT JOIN doc_dates n ON n.doc_id = d.id WHERE 1";
+            (String::from(from), "coalesce(n.stated_ns, d.mtime_ns)")
+        } else {
+            (String::from("SELECT d.id, d.display, d.kind FROM documents d WHERE 1"), "d.mtime_ns")
+        };
         let mut args: Vec<rusqlite::types::Value> = Vec::new();
         if let Some(ns) = when.since_ns {
-            sql.push_str(" AND d.mtime_ns >= ?");
+            sql.push_str(&format!(" AND {date} >= ?"));
             args.push(ns.into());
         }
         if let Some(ns) = when.until_ns {
-            sql.push_str(" AND d.mtime_ns < ?");
+            sql.push_str(&format!(" AND {date} < ?"));
             args.push(ns.into());
         }
         for tag in when.tags {

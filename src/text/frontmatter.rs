@@ -1,7 +1,7 @@
 //! A Markdown note's metadata. The block at its top: YAML between `---` lines (Obsidian, Jekyll,
-//! Hugo, most static-site tools) or TOML between `+++` lines (Hugo). qsearch takes its title and
-//! its tags (`tags`, `tag`, `keywords`, `categories`); the block itself stays in the text, so
-//! keyword and semantic search still see it.
+//! Hugo, most static-site tools) or TOML between `+++` lines (Hugo). qsearch takes its title,
+//! its tags (`tags`, `tag`, `keywords`, `categories`) and its date (`date`, `updated`,
+//! `lastmod`...); the block itself stays in the text, so keyword and semantic search still see it.
 //!
 //! Tags written in the text (`#tag`, as Obsidian and Bear read them) count too
 //! ([`inline_tags`]). Tags are kept as people filter on them: trimmed, without a leading `#`, lowercased. A tag
@@ -12,11 +12,20 @@
 pub struct Frontmatter {
     pub title: Option<String>,
     pub tags: Vec<String>,
+    /// The latest of the dates the block gives ([`DATE_KEYS`]), in nanoseconds since the Unix
+    /// epoch: when the note says it was written or last changed. Time filters prefer it to the
+    /// file's mtime, which a copy or a `git clone` resets.
+    pub date_ns: Option<i64>,
     /// The block could not be parsed (its title and tags are then unknown), in words.
     pub error: Option<String>,
 }
 
 const TAG_KEYS: &[&str] = &["tags", "tag", "keywords", "categories"];
+
+/// Keys whose value is a date the note gives itself: written, published, last changed
+/// (Obsidian templates, Jekyll, Hugo, Zola, Docusaurus, Astro), lowercased.
+pub const DATE_KEYS: &[&str] =
+    &["date", "created", "updated", "modified", "lastmod", "last_modified", "published", "pubdate", "updateddate"];
 
 /// What a Markdown note says of itself: its frontmatter, with the `#tags` of its text added.
 pub fn of_note(text: &str) -> Frontmatter {
@@ -65,6 +74,8 @@ fn from_yaml(block: &str) -> Frontmatter {
         let Some(key) = key.as_str().map(str::to_ascii_lowercase) else { continue };
         if key == "title" {
             fm.title = yaml_scalar(&value).filter(|t| !t.trim().is_empty()).map(|t| t.trim().to_string());
+        } else if DATE_KEYS.contains(&key.as_str()) {
+            add_date(&mut fm.date_ns, yaml_scalar(&value).as_deref());
         } else if TAG_KEYS.contains(&key.as_str()) {
             match value {
                 Yaml::Array(items) => items.iter().filter_map(yaml_scalar).for_each(|t| add_tags(&mut fm.tags, &t)),
@@ -99,6 +110,12 @@ fn from_toml(block: &str) -> Frontmatter {
         let key = key.to_ascii_lowercase();
         if key == "title" {
             fm.title = value.as_str().map(str::trim).filter(|t| !t.is_empty()).map(str::to_string);
+        } else if DATE_KEYS.contains(&key.as_str()) {
+            let text = match &value {
+                toml::Value::Datetime(d) => Some(d.to_string()),
+                other => other.as_str().map(str::to_string),
+            };
+            add_date(&mut fm.date_ns, text.as_deref());
         } else if TAG_KEYS.contains(&key.as_str()) {
             match value {
                 toml::Value::Array(items) => items.iter().filter_map(toml::Value::as_str).for_each(|t| add_tags(&mut fm.tags, t)),
@@ -108,6 +125,38 @@ fn from_toml(block: &str) -> Frontmatter {
         }
     }
     fm
+}
+
+/// Keeps the later of `date` and what `value` says (a value that is not a date is passed over).
+fn add_date(date: &mut Option<i64>, value: Option<&str>) {
+    if let Some(ns) = value.and_then(moment) {
+        *date = Some(date.map_or(ns, |d| d.max(ns)));
+    }
+}
+
+/// A date or time as notes write them, in nanoseconds since the Unix epoch: RFC 3339
+/// (`2026-11-27T10:30:00Z`, `2026-11-27 10:30:00+01:00`), or a local date and time
+/// (`2026-11-27`, `2026-11-27 10:30`, `2026-11-27T10:30:00`), or a date in English words
+/// (`Nov 27 2026`, `November 27, 2026`); local midnight for a bare date, as the search filters
+/// take `2026-11-27`.
+pub fn moment(value: &str) -> Option<i64> {
+    use chrono::{DateTime, Local, NaiveDate, NaiveDateTime, TimeZone};
+    let v = value.trim();
+    if let Ok(at) = DateTime::parse_from_rfc3339(v) {
+        return at.timestamp_nanos_opt();
+    }
+    let naive = ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M"]
+        .iter()
+        .find_map(|f| NaiveDateTime::parse_from_str(v, f).ok())
+        .or_else(|| {
+            ["%Y-%m-%d", "%b %d %Y", "%b %d, %Y", "%B %d %Y", "%B %d, %Y"]
+                .iter()
+                .find_map(|f| NaiveDate::parse_from_str(v, f).ok())
+                .and_then(|d| d.and_hms_opt(0, 0, 0))
+        })?;
+    // A local time skipped by a clock change: the earliest one of it that exists, else UTC.
+    let at = Local.from_local_datetime(&naive).earliest().unwrap_or_else(|| Local.from_utc_datetime(&naive));
+    at.timestamp_nanos_opt()
 }
 
 fn broken(why: String) -> Frontmatter {
@@ -203,6 +252,73 @@ mod tests {
         let fm = read("\u{feff}---\r\ntitle: \"Deploying with Fly\"\r\ndate: 2024-03-02\r\n---\r\n# Steps\n").unwrap();
         assert_eq!(fm.title.as_deref(), Some("Deploying with Fly"));
         assert_eq!(read("---\ntitle: '  '\n---\n").unwrap().title, None);
+    }
+
+    #[test]
+    fn a_note_s_date_is_the_latest_it_gives_in_any_common_form() {
+        use chrono::{Local, TimeZone};
+        let local = |y, m, d, h, min| Local.with_ymd_and_hms(y, m, d, h, min, 0).earliest().unwrap().timestamp_nanos_opt();
+        let date = |text: &str| read(text).unwrap().date_ns;
+        assert_eq!(date("---
+date: 2024-03-02
+---
+"), local(2024, 3, 2, 0, 0), "a bare date: local midnight");
+        assert_eq!(date("---
+created: 2024-03-02 10:30
+---
+"), local(2024, 3, 2, 10, 30));
+        assert_eq!(date("---
+Date: '2024-03-02T10:30:15'
+---
+"), local(2024, 3, 2, 10, 30).map(|ns| ns + 15_000_000_000));
+        assert_eq!(date("---
+date: 2024-03-02T10:30:00Z
+---
+"), Some(1_709_375_400_000_000_000));
+        assert_eq!(date("---
+date: 2024-03-02 11:30:00+01:00
+---
+"), Some(1_709_375_400_000_000_000));
+        // Written, then updated: the note last changed when it was updated, in either order.
+        let both = local(2025, 1, 15, 0, 0);
+        assert_eq!(date("---
+date: 2024-03-02
+updated: 2025-01-15
+---
+"), both);
+        assert_eq!(date("---
+lastmod: 2025-01-15
+date: 2024-03-02
+---
+"), both);
+        // Astro's blog template.
+        assert_eq!(date("---\npubDate: 'Jul 08 2022'\nupdatedDate: 'January 15, 2025'\n---\n"), both);
+        assert_eq!(date("---\npubDate: 'Jul 08 2022'\n---\n"), local(2022, 7, 8, 0, 0));
+        // TOML's own date and time values, and strings.
+        assert_eq!(date("+++
+date = 2024-03-02T10:30:00Z
++++
+"), Some(1_709_375_400_000_000_000));
+        assert_eq!(date("+++
+date = 2024-03-02
++++
+"), local(2024, 3, 2, 0, 0));
+        assert_eq!(date("+++
+lastmod = \"2025-01-15\"
++++
+"), both);
+        // What is not a date is passed over, and the block still gives the rest.
+        let fm = read("---
+date: next week
+updated: [2024]
+title: Plans
+---
+").unwrap();
+        assert_eq!((fm.date_ns, fm.title.as_deref(), fm.error), (None, Some("Plans"), None));
+        assert_eq!(date("---
+deadline: 2024-03-02
+---
+"), None, "only the note's own dates");
     }
 
     #[test]
