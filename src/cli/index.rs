@@ -106,6 +106,7 @@ pub fn run(config: &Config, args: Args) -> Result<ExitCode> {
         }
     };
     let report = writer.update(&roots, &mut on, &cancel)?;
+    writer.save()?;
     bar.finish_and_clear();
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);

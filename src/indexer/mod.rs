@@ -158,8 +158,10 @@ impl Writer {
         Ok(registered)
     }
 
-    /// Syncs `roots`, embeds what is new, drops unused vectors and saves the vector file. The
-    /// watcher runs this for each batch of changes, with the writer kept open between batches.
+    /// Syncs `roots`, embeds what is new and drops unused vectors. The vector file is written
+    /// once enough changes wait ([`crate::store::vectors::SAVE_AFTER`]); a command that ends
+    /// calls [`Writer::save`]. The watcher runs this for each batch of changes, with the writer
+    /// kept open between batches.
     pub fn update(&mut self, roots: &[PathBuf], progress: &mut dyn FnMut(Progress), cancel: &AtomicBool) -> Result<Report> {
         let mut report = Report::default();
         let scan = std::time::Instant::now();
@@ -170,12 +172,13 @@ impl Writer {
         if !report.interrupted {
             self.store.collect_garbage()?;
         }
-        self.save()?;
+        self.vectors.save_if_due(&self.store)?;
         report.pending = self.store.pending_chunks()?;
         Ok(report)
     }
 
-    /// Writes the vector file (atomically) if it changed since the last save.
+    /// Writes the vector file (atomically) if it lacks changes, so that the next reader loads
+    /// it as it is.
     pub fn save(&mut self) -> Result<()> {
         self.vectors.save(&self.store)
     }

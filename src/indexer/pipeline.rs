@@ -252,7 +252,7 @@ impl Loop<'_> {
             syncing: self.files_left > 0,
         });
         if self.last_save.elapsed() >= self.opts.save_every {
-            self.vectors.save(self.store)?;
+            self.vectors.save_if_due(self.store)?;
             self.last_save = Instant::now();
         }
         Ok(())

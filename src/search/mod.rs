@@ -234,7 +234,8 @@ impl TermChunks {
 
 pub struct Searcher {
     store: Store,
-    vectors: Option<VectorIndex>,
+    /// The vector graph, and the fingerprint of the index it was loaded for.
+    vectors: Option<(VectorIndex, Fingerprint)>,
     data_version: i64,
     term_chunks: RefCell<TermChunks>,
     filtered: RefCell<Option<Filtered>>,
@@ -275,14 +276,14 @@ impl Searcher {
 
     /// The vector graph as loaded (for benchmarks that measure its recall).
     pub fn vectors(&self) -> Option<&VectorIndex> {
-        self.vectors.as_ref()
+        self.vectors.as_ref().map(|(v, _)| v)
     }
 
     /// Loads the vector graph (needed for semantic and hybrid search).
     pub fn load_vectors(&mut self) -> Result<()> {
         if self.vectors.is_none() {
             if let Some(fp) = self.store.fingerprint()? {
-                self.vectors = Some(VectorIndex::open_for_search(&self.store, fp.dims)?);
+                self.vectors = Some((VectorIndex::open_for_search(&self.store, fp.dims)?, fp));
             }
         }
         Ok(())
@@ -295,9 +296,16 @@ impl Searcher {
             return Ok(false);
         }
         self.data_version = v;
-        if self.vectors.is_some() {
-            self.vectors = None;
-            self.load_vectors()?;
+        // The same model and chunking: what changed is added and removed; else (a rebuild)
+        // the graph is loaded again.
+        let fp = self.store.fingerprint()?;
+        match (&mut self.vectors, fp) {
+            (Some((vectors, loaded)), Some(fp)) if *loaded == fp => vectors.refresh(&self.store)?,
+            (Some(_), _) => {
+                self.vectors = None;
+                self.load_vectors()?;
+            }
+            (None, _) => {}
         }
         Ok(true)
     }
@@ -313,7 +321,7 @@ impl Searcher {
         let fetch = (q.k * 4).max(40);
         let wants_keyword = q.mode != Mode::Semantic;
         let keyword_side = || if wants_keyword { self.keyword(&q.text, fetch, allowed) } else { Ok(Vec::new()) };
-        let (keyword, semantic) = match (q.mode.needs_vectors(), query_vector, &self.vectors) {
+        let (keyword, semantic) = match (q.mode.needs_vectors(), query_vector, self.vectors()) {
             (false, _, _) => (keyword_side()?, Vec::new()),
             (true, Some(v), Some(index)) => {
                 let nearest = || match allowed {

@@ -7,6 +7,7 @@ pub mod lock;
 pub mod read;
 pub mod vectors;
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -24,6 +25,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ("0006_data_uri_payloads", include_str!("../../migrations/0006_data_uri_payloads.sql")),
     ("0007_passed_over", include_str!("../../migrations/0007_passed_over.sql")),
     ("0008_note_dates", include_str!("../../migrations/0008_note_dates.sql")),
+    ("0009_graph_removals", include_str!("../../migrations/0009_graph_removals.sql")),
 ];
 
 /// What the vectors in an index depend on. A change needs `--rebuild`.
@@ -57,7 +59,17 @@ impl std::fmt::Display for Fingerprint {
 pub struct Store {
     conn: Connection,
     dir: PathBuf,
+    /// Texts (hashes) whose chunks this process removed: their vectors may now be unused, and
+    /// [`Store::collect_garbage`] looks at them alone.
+    unused: HashSet<String>,
+    /// An earlier writer removed chunks and stopped before collecting their vectors.
+    garbage_left: bool,
 }
+
+/// The `meta` key set in the transaction that removes chunks and cleared once their unused
+/// vectors are collected: a process that stopped between the two (a crash, Ctrl-C) leaves it,
+/// and the next collection looks at every vector.
+const GARBAGE_DUE: &str = "garbage_due";
 
 impl Store {
     /// Opens (creating if needed) the index in `dir` for writing. Only
@@ -76,8 +88,9 @@ impl Store {
         // checkpoint is the only fsync, and a first index made the writer wait on one every few
         // hundred files (benches/README, "Checkpoints").
         conn.pragma_update(None, "wal_autocheckpoint", 16_384)?;
-        let store = Store { conn, dir: dir.to_path_buf() };
+        let mut store = Store { conn, dir: dir.to_path_buf(), unused: HashSet::new(), garbage_left: false };
         store.migrate()?;
+        store.garbage_left = store.meta(GARBAGE_DUE)?.is_some();
         Ok(store)
     }
 
@@ -90,7 +103,7 @@ impl Store {
         let conn = Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
             .with_context(|| format!("cannot open index {}", path.display()))?;
         configure(&conn)?;
-        let store = Store { conn, dir: dir.to_path_buf() };
+        let store = Store { conn, dir: dir.to_path_buf(), unused: HashSet::new(), garbage_left: false };
         let version: i64 = store.conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
         if version as usize > MIGRATIONS.len() {
             bail!("the index at {} was written by a newer qsearch (schema {version})", dir.display());
@@ -156,7 +169,7 @@ impl Store {
     pub fn clear(&mut self) -> Result<()> {
         let tx = self.conn.transaction()?;
         tx.execute_batch(
-            "DELETE FROM chunks_fts; DELETE FROM chunks; DELETE FROM vectors; DELETE FROM doc_tags; DELETE FROM doc_dates; DELETE FROM documents; DELETE FROM passed_over;
+            "DELETE FROM chunks_fts; DELETE FROM chunks; DELETE FROM vectors; DELETE FROM doc_tags; DELETE FROM doc_dates; DELETE FROM documents; DELETE FROM graph_removals; DELETE FROM passed_over;
              DELETE FROM meta WHERE key IN ('fingerprint', 'vec_seq');",
         )?;
         tx.commit()?;

@@ -177,7 +177,7 @@ impl Store {
         Ok((skipped as u64, failed as u64))
     }
 
-    fn has_table(&self, name: &str) -> Result<bool> {
+    pub(crate) fn has_table(&self, name: &str) -> Result<bool> {
         let n: i64 = self.conn.query_row("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1", [name], |r| r.get(0))?;
         Ok(n > 0)
     }

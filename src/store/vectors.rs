@@ -2,8 +2,10 @@
 //!
 //! The file is named after the last vector sequence number it covers (`vectors-<seq>.usearch`)
 //! and written to a temporary name then renamed, so a file on disk is always whole and says
-//! exactly what it holds. Opening it adds whatever SQLite attached after that number; a file that
-//! does not match SQLite (wrong size, dimensions) is rebuilt from SQLite.
+//! exactly what it holds. Opening it adds whatever SQLite attached after that number and removes
+//! the chunks removed since it was written (`graph_removals`); a file that still does not match
+//! SQLite (wrong size, dimensions) is rebuilt from SQLite. So the file need not be written after
+//! every change: it is written once [`SAVE_AFTER`] changes wait, and when a command ends.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -28,9 +30,15 @@ pub struct VectorIndex {
     dims: usize,
     /// Highest `vec_seq` whose vector is in `index`.
     covered: i64,
-    /// Chunks removed since the last save are still in the graph until then; readers filter them.
-    unsaved: bool,
+    /// Vectors added or removed since the graph was loaded or saved: what the file lacks.
+    unsaved: usize,
 }
+
+/// Changes not in the file after which [`VectorIndex::save_if_due`] writes it. Whoever opens the
+/// index redoes them from SQLite (a thousand additions to the graph take a fraction of a
+/// second); writing the file costs its whole size (hundreds of MB for a large index), which a
+/// watcher used to pay at every saved note.
+pub const SAVE_AFTER: usize = 1_000;
 
 fn options(dims: usize) -> IndexOptions {
     IndexOptions {
@@ -54,17 +62,18 @@ impl VectorIndex {
     pub(crate) fn open(store: &Store, dims: usize) -> Result<VectorIndex> {
         let mut vi = VectorIndex::open_for_search(store, dims)?;
         if vi.index.size() as u64 != store.embedded_chunks()? {
+            tracing::warn!("the vector file disagrees with the database; rebuilding it");
             vi.rebuild(store)?;
         }
         Ok(vi)
     }
 
-    /// For readers: the newest vector file plus what SQLite attached since. It may still hold
-    /// chunks removed since it was written (the writer has not saved yet); searches skip those,
-    /// since their rows are gone.
+    /// For readers: the newest vector file, with what SQLite attached and removed since. Should
+    /// it still hold a removed chunk (a crash before `graph_removals` existed), searches skip
+    /// it, since its row is gone.
     pub fn open_for_search(store: &Store, dims: usize) -> Result<VectorIndex> {
         let index = Index::new(&options(dims)).map_err(err)?;
-        let mut vi = VectorIndex { index, dims, covered: 0, unsaved: false };
+        let mut vi = VectorIndex { index, dims, covered: 0, unsaved: 0 };
         if let Some((path, seq)) = newest_file(store.dir()) {
             let loaded = vi.index.load(&path.to_string_lossy()).map_err(err);
             match loaded {
@@ -79,15 +88,26 @@ impl VectorIndex {
         Ok(vi)
     }
 
+    /// For readers, after a writer committed: adds and removes what changed since, without
+    /// loading the file again (a watcher's batch used to make every open reader load it whole).
+    /// A graph that still disagrees with SQLite (the index was rebuilt, or the writer saved
+    /// and cleared removals this graph never saw) is loaded again.
+    pub fn refresh(&mut self, store: &Store) -> Result<()> {
+        self.catch_up(store)?;
+        if self.index.size() as u64 != store.embedded_chunks()? {
+            *self = VectorIndex::open_for_search(store, self.dims)?;
+        }
+        Ok(())
+    }
+
+    /// Adds what SQLite attached after `covered`, and removes what was removed since the file
+    /// was saved.
     fn catch_up(&mut self, store: &Store) -> Result<()> {
         let missing = store.vectors_after(self.covered)?;
-        if missing.is_empty() {
-            return Ok(());
-        }
-        self.unsaved = true;
-        let last = missing.last().map(|m| m.vec_seq).unwrap_or(self.covered);
+        let last = missing.last().map_or(self.covered, |m| m.vec_seq);
         let added: Vec<(i64, Vec<f32>)> = missing.into_iter().map(|m| (m.chunk_id, m.vector)).collect();
-        self.apply(&VectorChanges { removed: Vec::new(), added })?;
+        let removed: Vec<i64> = store.graph_removals()?.into_iter().filter(|&id| self.index.contains(id as u64)).collect();
+        self.apply(&VectorChanges { added, removed, ..VectorChanges::default() })?;
         self.covered = last;
         Ok(())
     }
@@ -97,7 +117,7 @@ impl VectorIndex {
         self.index = Index::new(&options(self.dims)).map_err(err)?;
         self.covered = 0;
         self.catch_up(store)?;
-        self.unsaved = true;
+        self.unsaved = self.unsaved.max(1);
         Ok(())
     }
 
@@ -105,6 +125,7 @@ impl VectorIndex {
         for &id in &changes.removed {
             self.index.remove(id as u64).map_err(err)?;
         }
+        self.unsaved += changes.removed.len() + changes.added.len();
         let needed = self.index.size() + changes.added.len();
         if needed > self.index.capacity() {
             self.index.reserve(needed.max(self.index.capacity() * 2).max(1024)).map_err(err)?;
@@ -118,16 +139,18 @@ impl VectorIndex {
             }
             self.index.add(*id as u64, v).map_err(err)?;
         }
-        if !changes.removed.is_empty() || !changes.added.is_empty() {
-            self.unsaved = true;
-        }
         Ok(())
+    }
+
+    /// Saves once [`SAVE_AFTER`] changes are not in the file.
+    pub fn save_if_due(&mut self, store: &Store) -> Result<()> {
+        if self.unsaved >= SAVE_AFTER { self.save(store) } else { Ok(()) }
     }
 
     /// Writes the graph atomically, marked as covering `store`'s vectors up to now.
     pub fn save(&mut self, store: &Store) -> Result<()> {
         let seq = store.max_vec_seq()?;
-        if !self.unsaved && newest_file(store.dir()).is_some_and(|(_, s)| s == seq) {
+        if self.unsaved == 0 && newest_file(store.dir()).is_some_and(|(_, s)| s == seq) {
             return Ok(());
         }
         let dir = store.dir();
@@ -139,13 +162,15 @@ impl VectorIndex {
         if let Ok(d) = std::fs::File::open(dir) {
             let _ = d.sync_all();
         }
+        // The file in place holds none of the removed chunks.
+        store.clear_graph_removals()?;
         for (path, s) in files(dir) {
             if s != seq {
                 let _ = std::fs::remove_file(path);
             }
         }
         self.covered = seq;
-        self.unsaved = false;
+        self.unsaved = 0;
         Ok(())
     }
 
@@ -197,6 +222,10 @@ impl VectorIndex {
     pub fn exact_search(&self, query: &[f32], k: usize) -> Result<Vec<(i64, f32)>> {
         let matches = self.index.exact_search(query, k).map_err(err)?;
         Ok(matches.keys.iter().zip(&matches.distances).map(|(&k, &d)| (k as i64, 1.0 - d)).collect())
+    }
+
+    pub fn dims(&self) -> usize {
+        self.dims
     }
 
     pub fn len(&self) -> usize {
