@@ -19,6 +19,12 @@ fn cpu_ticks(pid: u32) -> u64 {
     fields.get(11).and_then(|u| u.parse::<u64>().ok()).unwrap_or(0) + fields.get(12).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0)
 }
 
+/// Bytes the process has caused to be written to storage (`/proc/PID/io`, `write_bytes`).
+fn written_bytes(pid: u32) -> u64 {
+    let io = std::fs::read_to_string(format!("/proc/{pid}/io")).unwrap_or_default();
+    io.lines().find_map(|l| l.strip_prefix("write_bytes: ")).and_then(|n| n.trim().parse().ok()).unwrap_or(0)
+}
+
 fn copy_tree(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for entry in std::fs::read_dir(from).unwrap().flatten() {
@@ -62,6 +68,7 @@ fn main() {
     }
     let mut searcher = Searcher::open(&index).unwrap();
     let (mut keyword_ms, mut vector_ms) = (Vec::new(), Vec::new());
+    let written_before = written_bytes(child.id());
     for i in 0..10 {
         let word = format!("zqx{i}marker");
         let t = Instant::now();
@@ -82,12 +89,15 @@ fn main() {
         vector_ms.push(t.elapsed().as_secs_f64() * 1000.0);
         std::thread::sleep(Duration::from_millis(300));
     }
+    // Let the last batch finish before reading what the batches wrote.
+    std::thread::sleep(Duration::from_secs(3));
+    let written_mb = (written_bytes(child.id()) - written_before) as f64 / 1e6 / 10.0;
+    eprintln!("written to storage per batch: {written_mb:.2} MB");
     keyword_ms.sort_by(f64::total_cmp);
     vector_ms.sort_by(f64::total_cmp);
     eprintln!("save -> keyword hit: median {:.0} ms, max {:.0} ms", keyword_ms[5], keyword_ms[9]);
     eprintln!("save -> vector stored: median {:.0} ms, max {:.0} ms", vector_ms[5], vector_ms[9]);
-    // Let the last batch finish (vector file, state), then measure 20 s of nothing happening.
-    std::thread::sleep(Duration::from_secs(3));
+    // Then measure 20 s of nothing happening.
     let before = cpu_ticks(child.id());
     std::thread::sleep(Duration::from_secs(20));
     let idle = (cpu_ticks(child.id()) - before) as f64 / 100.0 / 20.0 * 100.0;
@@ -95,7 +105,8 @@ fn main() {
     println!(
         "{}",
         serde_json::json!({"model": model, "keyword_ms_median": keyword_ms[5], "keyword_ms_max": keyword_ms[9],
-            "vector_ms_median": vector_ms[5], "vector_ms_max": vector_ms[9], "idle_cpu_percent": idle})
+            "vector_ms_median": vector_ms[5], "vector_ms_max": vector_ms[9], "idle_cpu_percent": idle,
+            "written_mb_per_batch": written_mb})
     );
     let _ = child.kill();
     let _ = child.wait();
