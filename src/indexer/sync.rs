@@ -127,11 +127,11 @@ impl Writer {
             for found in scanned.files {
                 let key = crate::util::path_bytes(&found.path);
                 let state = known.remove(&key);
-                let passed = passed.remove(&key);
+                let passed_before = passed.remove(&key);
                 let same = |size, mtime_ns| size == found.size && mtime_ns == found.mtime_ns;
                 if state.as_ref().is_some_and(|s| same(s.size, s.mtime_ns)) {
                     report.record(found.path, FileOutcome::Unchanged);
-                } else if let Some(p) = passed.filter(|p| same(p.size, p.mtime_ns)) {
+                } else if let Some(p) = passed_before.filter(|p| same(p.size, p.mtime_ns)) {
                     let outcome = if p.failed { FileOutcome::Failed(p.reason) } else { FileOutcome::Skipped(Skip::NoText(p.reason)) };
                     report.record(found.path, outcome);
                 } else {
