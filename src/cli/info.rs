@@ -62,16 +62,25 @@ pub fn status(config: &Config, args: StatusArgs) -> Result<ExitCode> {
             println!(
                 "watcher:  running (pid {}) since {}; events: {}; last change seen {}; queue {}",
                 h.pid,
-                h.since,
+                local_time(h.since),
                 state.backend,
-                state.last_event.map(|t| t.to_string()).unwrap_or("never".into()),
+                state.last_event.map(local_time).unwrap_or("never".into()),
                 state.queued
             );
         }
-        Some(h) => println!("writer:   {} (pid {}) since {}", h.role, h.pid, h.since),
+        Some(h) => println!("writer:   {} (pid {}) since {}", h.role, h.pid, local_time(h.since)),
         None => println!("watcher:  not running"),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Seconds since the Unix epoch as people read them: local date and time.
+fn local_time(secs: u64) -> String {
+    use chrono::TimeZone;
+    match chrono::Local.timestamp_opt(secs as i64, 0).single() {
+        Some(t) => t.format("%Y-%m-%d %H:%M:%S").to_string(),
+        None => secs.to_string(),
+    }
 }
 
 pub fn config(config: &Config, args: ConfigArgs) -> Result<ExitCode> {
