@@ -73,6 +73,24 @@ fn snapshot(index: &Path) -> (BTreeSet<(String, String, bool)>, u64) {
     (rows, embedded)
 }
 
+/// After a kill: the index opens and is consistent, or the kill came before its schema was
+/// written (the database file exists, its version is still 0), and readers say it is empty.
+fn check_after_kill(index: &Path) {
+    let db = index.join(qsearch::store::DB_FILE);
+    if !db.exists() {
+        return;
+    }
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
+    drop(conn);
+    if version == 0 {
+        let err = Store::open_read(index).err().expect("a schema-less index is refused");
+        assert!(err.to_string().contains("is empty"), "{err}");
+        return;
+    }
+    snapshot(index);
+}
+
 enum Outcome {
     Killed,
     Finished(Duration),
@@ -107,6 +125,14 @@ fn killed_at_any_moment_the_index_stays_consistent_and_finishes_equal() {
     let expected = snapshot(&reference);
     assert!(expected.1 > 1000, "enough work to interrupt: {} chunks", expected.1);
 
+    // The earliest kill: the database file exists, no migration has committed yet.
+    let unborn = tmp.path().join("unborn");
+    std::fs::create_dir_all(&unborn).unwrap();
+    rusqlite::Connection::open(unborn.join(qsearch::store::DB_FILE)).unwrap().execute_batch("PRAGMA journal_mode = WAL").unwrap();
+    check_after_kill(&unborn);
+    assert!(run_index(&unborn, &root).wait().unwrap().success());
+    assert_eq!(snapshot(&unborn), expected, "after a kill before the schema");
+
     // Kills at many points of a fresh run; each killed index is checked, then finished. The
     // reference run's time is only an estimate (the first run pays for a cold cache, the machine
     // is shared): a run that ends before its kill teaches a shorter time, and the step is retried
@@ -127,9 +153,7 @@ fn killed_at_any_moment_the_index_stays_consistent_and_finishes_equal() {
                 Outcome::Finished(took) => full = full.min(took),
             }
         }
-        if index.join(qsearch::store::DB_FILE).exists() {
-            snapshot(&index);
-        }
+        check_after_kill(&index);
         assert!(run_index(&index, &root).wait().unwrap().success());
         assert_eq!(snapshot(&index), expected, "after a kill at step {step}");
     }
@@ -142,9 +166,7 @@ fn killed_at_any_moment_the_index_stays_consistent_and_finishes_equal() {
         std::thread::sleep(full / 6);
         let _ = child.kill();
         child.wait().unwrap();
-        if index.join(qsearch::store::DB_FILE).exists() {
-            snapshot(&index);
-        }
+        check_after_kill(&index);
     }
     assert!(run_index(&index, &root).wait().unwrap().success());
     assert_eq!(snapshot(&index), expected);
