@@ -2,6 +2,7 @@
 //! files off unless asked, a size cap, symlinks never followed (so nothing outside the root is
 //! reached, and loops cannot happen).
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use crate::text::kind::{self, Kind};
@@ -62,7 +63,53 @@ pub struct Scan {
     pub unsupported: usize,
 }
 
-pub fn walker(root: &Path, opts: &Options) -> ignore::WalkBuilder {
+/// Some paths under a root, files or folders: where a scan looks when only they changed. It
+/// walks from the root down to them, so the ignore files of every folder on the way apply as
+/// in a whole scan, and lists only the folders on the way.
+#[derive(Debug, Clone, Default)]
+pub struct Within {
+    /// None inside another.
+    paths: BTreeSet<PathBuf>,
+}
+
+impl Within {
+    pub fn insert(&mut self, path: PathBuf) {
+        if self.holds(&path) {
+            return;
+        }
+        let inside: Vec<PathBuf> = self.paths.range(path.clone()..).take_while(|p| p.starts_with(&path)).cloned().collect();
+        for p in inside {
+            self.paths.remove(&p);
+        }
+        self.paths.insert(path);
+    }
+
+    pub fn len(&self) -> usize {
+        self.paths.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.paths.is_empty()
+    }
+
+    pub fn paths(&self) -> impl Iterator<Item = &Path> {
+        self.paths.iter().map(PathBuf::as_path)
+    }
+
+    /// `path` is one of the paths or lies inside one.
+    pub fn holds(&self, path: &Path) -> bool {
+        path.ancestors().any(|a| self.paths.contains(a))
+    }
+
+    /// `path` is a folder on the way to one of the paths (or one of them). Paths under a folder
+    /// sort together (`Path` compares by component), so the first path from `path` on decides.
+    fn leads_to(&self, path: &Path) -> bool {
+        self.paths.range(path.to_path_buf()..).next().is_some_and(|p| p.starts_with(path))
+    }
+}
+
+/// The walk of a root: what [`scan`] reads, and in what order it finds it.
+pub fn walker(root: &Path, opts: &Options, within: Option<Within>) -> ignore::WalkBuilder {
     let mut builder = ignore::WalkBuilder::new(root);
     builder
         .hidden(!opts.hidden)
@@ -72,13 +119,16 @@ pub fn walker(root: &Path, opts: &Options) -> ignore::WalkBuilder {
         .git_exclude(true)
         .git_global(true)
         .add_custom_ignore_filename(IGNORE_FILE)
-        .filter_entry(|e| e.file_name() != ".git");
+        .filter_entry(move |e| {
+            e.file_name() != ".git" && within.as_ref().is_none_or(|w| w.leads_to(e.path()) || w.holds(e.path()))
+        });
     builder
 }
 
-pub fn scan(root: &Path, opts: &Options) -> Scan {
+/// Every file under `root` qsearch reads, or with `within`, those at or under its paths.
+pub fn scan(root: &Path, opts: &Options, within: Option<&Within>) -> Scan {
     let mut out = Scan::default();
-    for entry in walker(root, opts).build() {
+    for entry in walker(root, opts, within.cloned()).build() {
         let entry = match entry {
             Ok(e) => e,
             Err(e) => {
@@ -122,5 +172,28 @@ fn error_path(e: &ignore::Error) -> Option<PathBuf> {
         ignore::Error::WithPath { path, .. } => Some(path.clone()),
         ignore::Error::WithDepth { err, .. } | ignore::Error::WithLineNumber { err, .. } => error_path(err),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn within_holds_what_is_under_its_paths_and_leads_to_them() {
+        let mut w = Within::default();
+        for p in ["/r/notes/a.md", "/r/dir", "/r/dir/b.md", "/r/deep/x/y"] {
+            w.insert(PathBuf::from(p));
+        }
+        assert_eq!(w.paths().collect::<Vec<_>>(), [Path::new("/r/deep/x/y"), Path::new("/r/dir"), Path::new("/r/notes/a.md")]);
+        w.insert("/r/deep".into());
+        assert_eq!(w.len(), 3, "a folder takes the place of the paths inside it");
+        assert!(w.holds(Path::new("/r/dir/sub/c.md")));
+        assert!(!w.holds(Path::new("/r/dir-old/c.md")), "a name that only starts alike is elsewhere");
+        assert!(!w.holds(Path::new("/r/notes")));
+        assert!(w.leads_to(Path::new("/r/notes")));
+        assert!(w.leads_to(Path::new("/r")));
+        assert!(!w.leads_to(Path::new("/r/note")));
+        assert!(!w.leads_to(Path::new("/r/other")));
     }
 }

@@ -1,11 +1,12 @@
 //! Keeping the index fresh. The watcher first reconciles the index with the disk (the same code
 //! path as `qsearch index`), then follows file-system events. Events are only a hint of *where*
-//! to look: each batch (debounced) re-syncs the roots it touched, comparing size and mtime, so
+//! to look: each batch (debounced) re-syncs the paths it touched, comparing size and mtime, so
 //! creates, edits, deletes, renames, editors' save-by-rename, moved folders and changed ignore
-//! files all end in the state a fresh index would have. Memory stays bounded in a burst: a batch
-//! keeps only which roots were touched and a count.
+//! files all end in the state a fresh index would have. A changed ignore file re-syncs its
+//! folder; an event that says events were lost, the whole root. Memory stays bounded in a
+//! burst: past [`MAX_PATHS`] paths a root is re-synced whole.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
@@ -15,10 +16,15 @@ use anyhow::{Context, Result};
 use notify::event::{AccessKind, AccessMode};
 use notify::{RecursiveMode, Watcher};
 
-use crate::indexer::{Report, Writer};
+use crate::indexer::{Area, Report, Writer};
+use crate::scan::{IGNORE_FILE, Within};
 use crate::util::now_secs;
 
 pub const STATE_FILE: &str = "watch.json";
+
+/// Paths a batch keeps per root; past that, the root is re-synced whole (a checkout of a
+/// branch, say, where walking it is as cheap as looking at each path).
+pub const MAX_PATHS: usize = 1_000;
 
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -137,7 +143,7 @@ pub fn run(
     state.write(&index_dir)?;
     on_batch(&report, &state);
 
-    let mut touched: BTreeSet<PathBuf> = BTreeSet::new();
+    let mut touched = Touched::default();
     let mut first: Option<Instant> = None;
     let mut last = Instant::now();
     while !cancel.load(Ordering::Relaxed) {
@@ -145,10 +151,10 @@ pub fn run(
         let wait = if first.is_some() { Duration::from_millis(20) } else { Duration::from_secs(1) };
         match rx.recv_timeout(wait) {
             Ok(event) => {
-                for root in roots_touched(&event, roots, &index_dir) {
-                    touched.insert(root);
+                for (root, place) in places_touched(&event, roots, &index_dir) {
+                    touched.add(root, place);
                 }
-                if !touched.is_empty() {
+                if !touched.0.is_empty() {
                     first.get_or_insert_with(Instant::now);
                     last = Instant::now();
                     state.queued += 1;
@@ -163,10 +169,10 @@ pub fn run(
         if !due {
             continue;
         }
-        let batch_roots: Vec<PathBuf> = std::mem::take(&mut touched).into_iter().collect();
+        let areas: Vec<Area> = std::mem::take(&mut touched).0.into_iter().map(|(root, within)| Area { root, within }).collect();
         first = None;
         state.write(&index_dir)?;
-        let report = writer.update(&batch_roots, &mut |_| {}, cancel)?;
+        let report = writer.update_areas(&areas, &mut |_| {}, cancel)?;
         state.queued = 0;
         state.batches += 1;
         state.last_batch = Some(now_secs());
@@ -178,13 +184,44 @@ pub fn run(
     Ok(())
 }
 
-/// The roots an event concerns; events inside the index directory itself are ignored (the
-/// index may live under a watched folder).
-fn roots_touched(event: &notify::Result<notify::Event>, roots: &[PathBuf], index_dir: &Path) -> Vec<PathBuf> {
+/// Where a batch re-syncs: per root, some paths under it, or the whole root (None).
+#[derive(Default)]
+struct Touched(BTreeMap<PathBuf, Option<Within>>);
+
+impl Touched {
+    fn add(&mut self, root: PathBuf, place: Place) {
+        let entry = self.0.entry(root).or_insert_with(|| Some(Within::default()));
+        match place {
+            Place::Whole => *entry = None,
+            Place::At(path) => {
+                if let Some(within) = entry {
+                    within.insert(path);
+                    if within.len() > MAX_PATHS {
+                        *entry = None;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// What under a root an event asks to look at again.
+#[derive(Debug, PartialEq, Eq)]
+enum Place {
+    Whole,
+    /// A file or a folder (all under it).
+    At(PathBuf),
+}
+
+/// The places an event concerns. Events inside the index directory (the index may live under a
+/// watched folder) and inside `.git` (never read) are dropped, except a change to
+/// `.git/info/exclude`, whose rules cover its repository.
+fn places_touched(event: &notify::Result<notify::Event>, roots: &[PathBuf], index_dir: &Path) -> Vec<(PathBuf, Place)> {
+    let everywhere = || roots.iter().map(|r| (r.clone(), Place::Whole)).collect();
     match event {
         // An error or an overflow: we do not know what changed, so look everywhere.
-        Err(_) => roots.to_vec(),
-        Ok(e) if e.need_rescan() => roots.to_vec(),
+        Err(_) => everywhere(),
+        Ok(e) if e.need_rescan() => everywhere(),
         // Opening or reading a file changes nothing, and the watcher's own scans cause them;
         // closing a file written to does count.
         Ok(e) if matches!(e.kind, notify::EventKind::Access(a) if a != AccessKind::Close(AccessMode::Write)) => Vec::new(),
@@ -192,9 +229,31 @@ fn roots_touched(event: &notify::Result<notify::Event>, roots: &[PathBuf], index
             .paths
             .iter()
             .filter(|p| !p.starts_with(index_dir))
-            .filter_map(|p| roots.iter().find(|r| p.starts_with(r)).cloned())
+            .filter_map(|p| {
+                let root = roots.iter().find(|r| p.starts_with(r))?;
+                Some((root.clone(), place_of(root, p)?))
+            })
             .collect(),
     }
+}
+
+/// What a change at `path` (under `root`) asks to look at again, if anything.
+fn place_of(root: &Path, path: &Path) -> Option<Place> {
+    let rel = path.strip_prefix(root).ok()?;
+    if let Some(git) = rel.components().position(|c| c.as_os_str() == ".git") {
+        let repo: PathBuf = root.join(rel.components().take(git).collect::<PathBuf>());
+        return (rel.ends_with(".git/info/exclude")).then(|| at(root, repo));
+    }
+    let name = path.file_name()?;
+    if name == ".gitignore" || name == ".ignore" || name == IGNORE_FILE {
+        // Its rules cover its folder.
+        return Some(at(root, path.parent()?.to_path_buf()));
+    }
+    Some(at(root, path.to_path_buf()))
+}
+
+fn at(root: &Path, path: PathBuf) -> Place {
+    if path == root { Place::Whole } else { Place::At(path) }
 }
 
 /// Lowers this process's CPU priority, so embedding yields to interactive work.
@@ -202,5 +261,40 @@ pub fn lower_priority() {
     #[cfg(unix)]
     unsafe {
         libc::setpriority(libc::PRIO_PROCESS, 0, 10);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_change_asks_to_look_where_its_rules_reach() {
+        let root = Path::new("/r");
+        let place = |p: &str| place_of(root, Path::new(p));
+        assert_eq!(place("/r/notes/a.md"), Some(Place::At("/r/notes/a.md".into())));
+        assert_eq!(place("/r/notes/.gitignore"), Some(Place::At("/r/notes".into())));
+        assert_eq!(place("/r/notes/.qsearchignore"), Some(Place::At("/r/notes".into())));
+        assert_eq!(place("/r/.ignore"), Some(Place::Whole));
+        assert_eq!(place("/r/.git/index"), None, "git's own files are never read");
+        assert_eq!(place("/r/.git/info/exclude"), Some(Place::Whole));
+        assert_eq!(place("/r/repos/x/.git/info/exclude"), Some(Place::At("/r/repos/x".into())));
+        assert_eq!(place("/r"), Some(Place::Whole));
+    }
+
+    #[test]
+    fn a_burst_past_the_cap_looks_at_the_whole_root() {
+        let mut touched = Touched::default();
+        let root = PathBuf::from("/r");
+        for i in 0..MAX_PATHS {
+            touched.add(root.clone(), Place::At(root.join(format!("f{i}.md"))));
+        }
+        assert_eq!(touched.0[&root].as_ref().map(Within::len), Some(MAX_PATHS));
+        touched.add(root.clone(), Place::At(root.join("f0.md")));
+        assert!(touched.0[&root].is_some(), "a path seen again is not counted twice");
+        touched.add(root.clone(), Place::At(root.join("one-more.md")));
+        assert!(touched.0[&root].is_none());
+        touched.add(root.clone(), Place::At(root.join("after.md")));
+        assert!(touched.0[&root].is_none(), "whole stays whole");
     }
 }

@@ -119,6 +119,69 @@ fn add_change_delete_and_rename() {
     assert_consistent(&env.index);
 }
 
+/// The indexed files, relative to the root, each with its content hash.
+fn indexed_files(env: &Env) -> Vec<(String, String)> {
+    let conn = rusqlite::Connection::open(env.index.join(qsearch::store::DB_FILE)).unwrap();
+    let mut stmt = conn.prepare("SELECT display, hash FROM documents ORDER BY display").unwrap();
+    let root = format!("{}/", env.root.display());
+    stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .map(|(p, h)| (p.strip_prefix(&root).unwrap_or(&p).to_string(), h))
+        .collect()
+}
+
+#[test]
+fn a_batch_looks_only_where_it_is_told_and_ends_as_a_whole_sync_would() {
+    let env = env();
+    let w = |rel: &str, text: &str| common::write(&env.root, rel, text);
+    w("a.md", "# A\n\napples\n");
+    w("dir/b.md", "# B\n\nbananas\n");
+    w("dir/gone.md", "# Gone\n\ngooseberries\n");
+    w("dir-old/c.md", "# C\n\ncherries\n");
+    w("deep/x/y/z.md", "# Z\n\nzucchini\n");
+    w("sub/.gitignore", "skip.md\n");
+    w("sub/keep.md", "# Keep\n\nkale\n");
+    index(&env);
+    let before = indexed_files(&env);
+    assert_eq!(before.len(), 6, "{before:?}");
+
+    w("a.md", "# A\n\napricots, outside the batch\n");
+    w("dir/b.md", "# B\n\nblueberries\n");
+    std::fs::remove_file(env.root.join("dir/gone.md")).unwrap();
+    w("deep/x/y/new.md", "# New\n\nnectarines\n");
+    w("sub/skip.md", "# Skip\n\nignored by sub/.gitignore\n");
+    w(".hidden/h.md", "# Hidden\n\nnot read\n");
+    let mut within = qsearch::scan::Within::default();
+    for rel in ["dir", "deep/x/y/new.md", "sub/skip.md", ".hidden/h.md", "dir/b.md"] {
+        within.insert(env.root.join(rel));
+    }
+    assert_eq!(within.len(), 4, "a path inside another is not kept twice");
+    let area = indexer::Area { root: env.root.clone(), within: Some(within) };
+    let mut writer = writer(&env, 64, indexer::Options::default(), false).unwrap();
+    let r = writer.update_areas(&[area], &mut |_| {}, &AtomicBool::new(false)).unwrap();
+    writer.save().unwrap();
+    drop(writer);
+    assert_eq!((r.indexed, r.removed), (2, 1), "b.md and new.md written, gone.md removed");
+    let after = indexed_files(&env);
+    let names: Vec<&str> = after.iter().map(|(p, _)| p.as_str()).collect();
+    assert_eq!(names, ["a.md", "deep/x/y/new.md", "deep/x/y/z.md", "dir-old/c.md", "dir/b.md", "sub/keep.md"]);
+    assert_eq!(after[0], before[0], "a.md, outside the batch, is not looked at");
+    assert!(search(&env, "apricots", Mode::Keyword).is_empty());
+    assert_eq!(search(&env, "blueberries", Mode::Keyword), vec!["b.md"]);
+    assert_consistent(&env.index);
+
+    // The whole sync sees the rest, and the index equals a fresh one.
+    let r = index(&env);
+    assert_eq!((r.indexed, r.removed), (1, 0));
+    let whole = indexed_files(&env);
+    let fresh = Env { _tmp: tempfile::tempdir().unwrap(), root: env.root.clone(), index: PathBuf::new() };
+    let fresh = Env { index: fresh._tmp.path().join("index"), ..fresh };
+    index(&fresh);
+    assert_eq!(whole, indexed_files(&fresh));
+    assert_consistent(&env.index);
+}
+
 #[test]
 fn hostile_files_are_reported_and_nothing_is_lost() {
     let env = env();

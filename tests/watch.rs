@@ -146,6 +146,22 @@ fn every_kind_of_change_ends_equal_to_a_fresh_index() {
     std::fs::remove_file(root.join("renamed.md")).unwrap();
     assert_converges(&index, &root, tmp.path(), "delete");
 
+    // A batch looks only where events were; an ignore file's rules reach its whole folder.
+    common::write(&root, "sub/keep.md", "# Keep\n\nkale\n");
+    common::write(&root, "sub/skip.md", "# Skip\n\nskipped soon\n");
+    assert_converges(&index, &root, tmp.path(), "a new folder");
+    common::write(&root, "sub/.gitignore", "skip.md\n");
+    assert_converges(&index, &root, tmp.path(), "a folder's own .gitignore");
+    assert!(!snapshot(&index, &root).iter().any(|(p, _, _)| p.ends_with("skip.md")));
+
+    // A folder moved in from outside, files and all, and git's exclude file.
+    common::write(tmp.path(), "outside/inbox/deep/x.md", "# X\n\nxigua\n");
+    std::fs::rename(tmp.path().join("outside/inbox"), root.join("inbox")).unwrap();
+    assert_converges(&index, &root, tmp.path(), "a folder moved in");
+    common::write(&root, ".git/info/exclude", "keep.md\n");
+    assert_converges(&index, &root, tmp.path(), ".git/info/exclude");
+    assert!(!snapshot(&index, &root).iter().any(|(p, _, _)| p.ends_with("keep.md")));
+
     // Regression: the watcher's own reads once triggered batch after batch. Idle means idle.
     std::thread::sleep(Duration::from_millis(500));
     let before = qsearch::watch::State::read(&index).unwrap().batches;

@@ -4,6 +4,8 @@
 use std::process::ExitCode;
 
 use anyhow::Result;
+
+use super::local_time;
 use qsearch::config::{Config, DEFAULT_FILE};
 use qsearch::models::catalog;
 use qsearch::models::{prepare, source};
@@ -75,14 +77,6 @@ pub fn status(config: &Config, args: StatusArgs) -> Result<ExitCode> {
 }
 
 /// Seconds since the Unix epoch as people read them: local date and time.
-fn local_time(secs: u64) -> String {
-    use chrono::TimeZone;
-    match chrono::Local.timestamp_opt(secs as i64, 0).single() {
-        Some(t) => t.format("%Y-%m-%d %H:%M:%S").to_string(),
-        None => secs.to_string(),
-    }
-}
-
 pub fn config(config: &Config, args: ConfigArgs) -> Result<ExitCode> {
     if args.default {
         print!("{DEFAULT_FILE}");

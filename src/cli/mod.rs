@@ -249,3 +249,12 @@ fn stop_on_signal() -> std::sync::Arc<std::sync::atomic::AtomicBool> {
 fn color_enabled() -> bool {
     std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
+
+/// Seconds since the epoch as the local date and time, for people.
+pub(crate) fn local_time(secs: u64) -> String {
+    use chrono::TimeZone;
+    match chrono::Local.timestamp_opt(secs as i64, 0).single() {
+        Some(t) => t.format("%Y-%m-%d %H:%M:%S").to_string(),
+        None => secs.to_string(),
+    }
+}

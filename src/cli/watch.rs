@@ -47,7 +47,7 @@ pub fn run(config: &Config, args: Args) -> Result<ExitCode> {
         if report.indexed + report.removed > 0 || !report.failed.is_empty() || first {
             eprintln!(
                 "[{}] indexed {}, removed {}, embedded {}, failed {}{}",
-                state.last_batch.unwrap_or(0),
+                super::local_time(state.last_batch.unwrap_or(0)),
                 report.indexed,
                 report.removed,
                 report.embedded,

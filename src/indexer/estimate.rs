@@ -33,7 +33,7 @@ pub fn estimate(embedder: &mut dyn Embedder, roots: &[PathBuf], opts: &Options) 
     let mut est = Estimate::default();
     let mut texts: Vec<String> = Vec::new();
     for root in roots {
-        let scanned = scan::scan(root, &opts.scan);
+        let scanned = scan::scan(root, &opts.scan, None);
         est.skipped += scanned.skipped.len() + scanned.errors.len();
         for found in &scanned.files {
             let Some(Readable { text, .. }) = std::fs::read(&found.path).ok().and_then(|b| text::readable(&b, found.kind).ok()) else {

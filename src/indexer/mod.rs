@@ -37,6 +37,7 @@ use crate::text::chunk;
 pub use embedding::Rate;
 pub use estimate::{Estimate, estimate};
 pub use report::{FileNote, FileOutcome, Progress, Report};
+pub use sync::Area;
 
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -163,9 +164,16 @@ impl Writer {
     /// calls [`Writer::save`]. The watcher runs this for each batch of changes, with the writer
     /// kept open between batches.
     pub fn update(&mut self, roots: &[PathBuf], progress: &mut dyn FnMut(Progress), cancel: &AtomicBool) -> Result<Report> {
+        let areas: Vec<Area> = roots.iter().cloned().map(Area::whole).collect();
+        self.update_areas(&areas, progress, cancel)
+    }
+
+    /// [`Writer::update`] of some paths under the roots only (what a watcher saw change): the
+    /// index ends as a whole update would leave it, if nothing changed elsewhere.
+    pub fn update_areas(&mut self, areas: &[Area], progress: &mut dyn FnMut(Progress), cancel: &AtomicBool) -> Result<Report> {
         let mut report = Report::default();
         let scan = std::time::Instant::now();
-        let work = self.plan(roots, &mut report, progress)?;
+        let work = self.plan(areas, &mut report, progress)?;
         // Sync time is the scan plus the run until the last file is written (added by `run`).
         report.sync_secs += scan.elapsed().as_secs_f64();
         self.run(work, &mut report, progress, cancel)?;

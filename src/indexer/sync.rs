@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 
 use super::{FileOutcome, Progress, Report, Writer};
-use crate::scan::{self, Found, Skip};
+use crate::scan::{self, Found, Skip, Within};
 use crate::store::docs::{DocOp, DocState, NewChunk, NewDocument, PassedOver};
 use crate::text::chunk::{self, Sizer};
 use crate::text::frontmatter::{self, Frontmatter};
@@ -104,26 +104,41 @@ pub(super) fn prepare(work: &Work, tokenizer: Option<&tokenizers::Tokenizer>, se
     Ok(Prepared { ops: vec![DocOp::Write { doc, chunks }], outcome })
 }
 
+/// Where a sync looks: a whole folder, or only some paths under it (a watcher's batch).
+#[derive(Debug, Clone)]
+pub struct Area {
+    pub root: PathBuf,
+    pub within: Option<Within>,
+}
+
+impl Area {
+    pub fn whole(root: PathBuf) -> Area {
+        Area { root, within: None }
+    }
+}
+
 impl Writer {
-    /// Scans `roots` and compares them with the store: unchanged files (same size and mtime)
+    /// Scans the areas and compares them with the store: unchanged files (same size and mtime)
     /// are counted, files passed over before and unchanged since are reported as they were,
-    /// documents no longer on disk are removed, and the rest is returned as work.
-    pub(super) fn plan(&mut self, roots: &[PathBuf], report: &mut Report, progress: &mut dyn FnMut(Progress)) -> Result<Vec<Work>> {
+    /// documents no longer on disk are removed, and the rest is returned as work. A document
+    /// outside an area's paths is not looked at.
+    pub(super) fn plan(&mut self, areas: &[Area], report: &mut Report, progress: &mut dyn FnMut(Progress)) -> Result<Vec<Work>> {
         let mut work = Vec::new();
-        for root in roots {
+        for Area { root, within } in areas {
             if !root.is_dir() {
                 report.record(root.clone(), FileOutcome::Failed("folder not found (its documents are kept)".into()));
                 continue;
             }
             let root_id = self.store.add_root(root)?;
-            let scanned = scan::scan(root, &self.opts.scan);
+            let within = within.as_ref();
+            let scanned = scan::scan(root, &self.opts.scan, within);
             progress(Progress::Scanned { root: root.clone(), files: scanned.files.len() });
             report.unsupported += scanned.unsupported;
             for (path, why) in scanned.skipped {
                 report.record(path, FileOutcome::Skipped(why));
             }
-            let mut known = self.store.documents_of_root(root_id)?;
-            let mut passed = self.store.passed_over_of_root(root_id)?;
+            let mut known = self.store.documents_of_root(root_id, within)?;
+            let mut passed = self.store.passed_over_of_root(root_id, within)?;
             for found in scanned.files {
                 let key = crate::util::path_bytes(&found.path);
                 let state = known.remove(&key);

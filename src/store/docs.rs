@@ -9,6 +9,7 @@ use anyhow::Result;
 use rusqlite::{OptionalExtension, params};
 
 use super::Store;
+use crate::scan::Within;
 use crate::text::chunk::{self, Chunk};
 use crate::text::fts;
 use crate::util::{now_secs, path_bytes, path_from_bytes};
@@ -154,33 +155,53 @@ impl Store {
     }
 
     /// Every document under a root, by raw path.
-    pub fn documents_of_root(&self, root_id: i64) -> Result<HashMap<Vec<u8>, DocState>> {
-        let mut stmt = self.conn.prepare("SELECT path, id, size, mtime_ns, hash FROM documents WHERE root_id = ?1")?;
-        let rows = stmt.query_map([root_id], |r| {
-            Ok((
-                r.get::<_, Vec<u8>>(0)?,
-                DocState { id: r.get(1)?, size: r.get::<_, i64>(2)? as u64, mtime_ns: r.get(3)?, hash: r.get(4)? },
-            ))
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+    pub fn documents_of_root(&self, root_id: i64, within: Option<&Within>) -> Result<HashMap<Vec<u8>, DocState>> {
+        let sql = "SELECT path, id, size, mtime_ns, hash FROM documents WHERE root_id = ?1 AND path >= ?2 AND path < ?3";
+        self.rows_within(sql, root_id, within, |r| {
+            Ok(DocState { id: r.get(1)?, size: r.get::<_, i64>(2)? as u64, mtime_ns: r.get(3)?, hash: r.get(4)? })
+        })
+    }
+
+    /// Runs `sql` (its first column the path; ?1 the root, ?2..?3 a range of paths) over the
+    /// whole root, or over the ranges that hold `within`'s paths, keeping the rows at or under them.
+    fn rows_within<T>(
+        &self,
+        sql: &str,
+        root_id: i64,
+        within: Option<&Within>,
+        row: impl Fn(&rusqlite::Row) -> rusqlite::Result<T>,
+    ) -> Result<HashMap<Vec<u8>, T>> {
+        let mut stmt = self.conn.prepare_cached(sql)?;
+        let mut out = HashMap::new();
+        let ranges: Vec<(Vec<u8>, Vec<u8>)> = match within {
+            None => vec![(Vec::new(), vec![0xff; 8])],
+            Some(w) => w.paths().map(path_range).collect(),
+        };
+        for (from, to) in ranges {
+            let mut rows = stmt.query(params![root_id, from, to])?;
+            while let Some(r) = rows.next()? {
+                let path: Vec<u8> = r.get(0)?;
+                if within.is_none_or(|w| w.holds(&path_from_bytes(&path))) {
+                    out.insert(path, row(r)?);
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// Every file under a root that was read and not indexed, by raw path.
-    pub fn passed_over_of_root(&self, root_id: i64) -> Result<HashMap<Vec<u8>, PassedOver>> {
-        let mut stmt = self.conn.prepare("SELECT path, size, mtime_ns, failed, reason FROM passed_over WHERE root_id = ?1")?;
-        let rows = stmt.query_map([root_id], |r| {
-            let path: Vec<u8> = r.get(0)?;
-            let file = PassedOver {
+    pub fn passed_over_of_root(&self, root_id: i64, within: Option<&Within>) -> Result<HashMap<Vec<u8>, PassedOver>> {
+        let sql = "SELECT path, size, mtime_ns, failed, reason FROM passed_over WHERE root_id = ?1 AND path >= ?2 AND path < ?3";
+        self.rows_within(sql, root_id, within, |r| {
+            Ok(PassedOver {
                 root_id,
-                path: path_from_bytes(&path),
+                path: path_from_bytes(&r.get::<_, Vec<u8>>(0)?),
                 size: r.get::<_, i64>(1)? as u64,
                 mtime_ns: r.get(2)?,
                 failed: r.get(3)?,
                 reason: r.get(4)?,
-            };
-            Ok((path, file))
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+            })
+        })
     }
 
     /// Forgets files passed over that are gone from disk (or now left out by the scan).
@@ -489,4 +510,14 @@ pub fn vec_to_blob(v: &[f32]) -> Vec<u8> {
 
 pub fn blob_to_vec(b: &[u8]) -> Vec<f32> {
     b.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
+}
+
+/// The byte range of raw paths that holds `path` and everything under it (and some siblings
+/// that share its name as a prefix, such as `notes-old` for `notes`, which callers drop).
+fn path_range(path: &Path) -> (Vec<u8>, Vec<u8>) {
+    let from = path_bytes(path);
+    let mut to = from.clone();
+    // Just past the separator: every `path/...` sorts below it.
+    to.push(std::path::MAIN_SEPARATOR as u8 + 1);
+    (from, to)
 }
