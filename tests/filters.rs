@@ -103,6 +103,12 @@ fn filters_narrow_a_search_by_tag_type_and_modification_time() {
     assert_eq!(files(&idx, "deploy", &["--until", "2020-03-01"]), ["deploy.rs", "retro.md"]);
     assert_eq!(files(&idx, "deploy", &["--since", "2020-03-02", "--until", "2020-12-31"]), Vec::<String>::new());
     assert!(files(&idx, "deploy", &["--until", "2019-12-30"]).is_empty());
+    // A hit says the date the filters go by: the note's own (a bare date is local midnight),
+    // else the file's modification time; RFC 3339 in local time.
+    let date = |query| search_json(&idx, query, &[]).1["hits"][0]["date"].as_str().unwrap().to_string();
+    assert!(date("retrospective").starts_with("2020-03-01T00:00:00"), "{}", date("retrospective"));
+    let mtime = chrono::DateTime::from_timestamp(1_577_836_800, 0).unwrap().with_timezone(&chrono::Local);
+    assert_eq!(date("fn deploy"), mtime.to_rfc3339_opts(chrono::SecondsFormat::Secs, false));
     // With the path glob: every part holds.
     assert_eq!(files(&idx, "deploy", &["--path", "code/**", "--since", "30d"]), ["deploy.py"]);
 

@@ -6,6 +6,7 @@ Prints one line per step; any failed check raises, and the exit status is not 0.
 """
 
 import asyncio
+import datetime
 import json
 import sys
 import time
@@ -51,8 +52,11 @@ async def main():
             out = (await call(session, "search", {"query": "lost commit reflog", "k": 5})).structured_content
             first = out["hits"][0]
             assert first["path"].endswith("git.md"), out
-            for key in ("line", "end_line", "heading", "score", "match", "snippet", "chunk_id"):
+            for key in ("line", "end_line", "heading", "score", "match", "snippet", "chunk_id", "date"):
                 assert key in first, (key, first)
+            # The file's modification time (no frontmatter date), RFC 3339: written a moment ago.
+            age = datetime.datetime.now(datetime.timezone.utc) - datetime.datetime.fromisoformat(first["date"])
+            assert datetime.timedelta(0) <= age < datetime.timedelta(hours=1), first["date"]
             assert first["line"] == 5 and first["heading"] == "Git", first
             out = (await call(session, "search", {"query": "risotto", "mode": "keyword"})).structured_content
             assert [h["path"].rsplit("/", 1)[1] for h in out["hits"]] == ["cook.md"], out

@@ -72,6 +72,8 @@ pub struct HitOut {
     /// The note's tags (frontmatter and `#tags`), for a next search's `tags`; left out when none.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub tags: Vec<String>,
+    /// The note's own date, else the file's modification time (RFC 3339, local time).
+    pub date: String,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -227,6 +229,7 @@ impl Engine {
                 snippet: h.snippet,
                 chunk_id: h.chunk_id,
                 tags: h.tags,
+                date: h.date,
             })
             .collect();
         Ok(SearchOut { query: q.text, mode, hits, pending: results.pending, notes })

@@ -103,6 +103,9 @@ pub struct Hit {
     pub marks: Vec<(usize, usize)>,
     /// The document's tags (a Markdown note's frontmatter and `#tags`), sorted.
     pub tags: Vec<String>,
+    /// The note's own date (its frontmatter's), else the file's modification time: RFC 3339 in
+    /// local time, the date `since` and `until` filter by.
+    pub date: String,
     #[serde(skip)]
     pub text: String,
 }
@@ -544,6 +547,7 @@ impl Searcher {
                     snippet: shown.text,
                     marks: shown.marks,
                     tags: row.tags,
+                    date: local_date(row.date_ns),
                     text: row.text,
                 });
                 if hits.len() == q.k {
@@ -553,6 +557,11 @@ impl Searcher {
         }
         Ok(hits)
     }
+}
+
+/// Nanoseconds since the epoch as RFC 3339 in local time, to the second.
+fn local_date(ns: i64) -> String {
+    chrono::DateTime::from_timestamp_nanos(ns).with_timezone(&chrono::Local).to_rfc3339_opts(chrono::SecondsFormat::Secs, false)
 }
 
 /// Runs `a` here and `b` on a scoped thread at once (both here, one after the other, when no

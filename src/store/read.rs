@@ -22,6 +22,8 @@ pub struct HitRow {
     pub text: String,
     /// The document's tags, sorted.
     pub tags: Vec<String>,
+    /// The note's own date, else the file's mtime (ns since the epoch): what time filters take.
+    pub date_ns: i64,
 }
 
 /// A chunk of a document with its place in the document (for previews).
@@ -194,8 +196,13 @@ impl Store {
         } else {
             "NULL"
         };
+        let date = if self.has_table("doc_dates")? {
+            "coalesce((SELECT stated_ns FROM doc_dates WHERE doc_id = d.id), d.mtime_ns)"
+        } else {
+            "d.mtime_ns"
+        };
         let sql = format!(
-            "SELECT c.id, c.doc_id, d.display, d.title, c.heading, c.start_line, c.end_line, c.text, {tags}
+            "SELECT c.id, c.doc_id, d.display, d.title, c.heading, c.start_line, c.end_line, c.text, {tags}, {date}
              FROM chunks c JOIN documents d ON d.id = c.doc_id WHERE c.id IN ({placeholders})"
         );
         // Searches ask for batches of a few sizes: their statements are kept prepared.
@@ -214,6 +221,7 @@ impl Store {
                     tags.sort();
                     tags
                 },
+                date_ns: r.get(9)?,
             };
             Ok((r.get::<_, i64>(0)?, row))
         })?;

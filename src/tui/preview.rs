@@ -189,6 +189,7 @@ mod tests {
             snippet: text.into(),
             marks: Vec::new(),
             tags: Vec::new(),
+            date: "2026-11-01T10:30:00+00:00".into(),
             text: text.into(),
         }
     }

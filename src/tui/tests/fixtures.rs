@@ -79,6 +79,7 @@ pub fn hit(chunk_id: i64, path: &str, heading: &str, line: usize, text: &str) ->
         snippet: text.into(),
         marks: Vec::new(),
         tags: Vec::new(),
+        date: "2026-11-01T10:30:00+00:00".into(),
         text: text.into(),
     }
 }

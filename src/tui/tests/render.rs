@@ -59,7 +59,7 @@ fn results_preview_and_status_at_80x24() {
     assert!(rows[2].starts_with("› Note 0"), "{}", rows[2]);
     assert!(rows[2].contains("note-0.md:1") && rows[2].contains("0.0325") && rows[2].contains("both"), "{}", rows[2]);
     assert!(rows[9].starts_with("  Note 7"), "8 rows of results: {}", rows[9]);
-    assert!(rows[10].starts_with("── note-0.md:1 · Note 0 ──"), "{}", rows[10]);
+    assert!(rows[10].starts_with("── note-0.md:1 · Note 0 · 2026-11-01 ──"), "the day of the note: {}", rows[10]);
     assert!(rows[11].starts_with("1 line 0 of note 0 about git reflog"), "{}", rows[11]);
     let status = &rows[23];
     for part in ["3 files · 7 chunks", "watching", "stand-in", "4.0 ms", "F1 help"] {

@@ -22,13 +22,16 @@ pub fn render(app: &App, theme: &Theme, areas: &Areas, frame: &mut Frame) {
     };
     let location = format!("{}:{}", app.relative(&hit.path), hit.line);
     let heading = clean(if hit.heading.is_empty() { &hit.title } else { &hit.heading });
-    let room = usize::from(areas.preview_title.width).saturating_sub(8 + position.len());
+    // The day of the note (or of the file's last change), as time filters see it.
+    let day = hit.date.get(..10).map(|d| format!(" · {d}")).unwrap_or_default();
+    let room = usize::from(areas.preview_title.width).saturating_sub(8 + position.len() + day.len());
     let location = truncate_start(&location, room);
     let heading = truncate_end(&heading, room.saturating_sub(width(&location) + 3));
     let mut spans = vec![Span::styled(location, theme.path())];
     if !heading.is_empty() {
         spans.push(Span::styled(format!(" · {heading}"), theme.heading()));
     }
+    spans.push(Span::styled(day, theme.dim()));
     spans.push(Span::styled(position, theme.dim()));
     draw_line(frame, title_bar(spans, areas.preview_title.width, theme), areas.preview_title);
     for (i, row) in preview.rows.iter().skip(top).take(height).enumerate() {
