@@ -242,7 +242,7 @@ fn index_run(dirs: &[PathBuf], model: Model) -> Result<()> {
     if let Some(n) = std::env::var("BENCH_THREADS").ok().and_then(|n| n.parse().ok()) {
         options.threads = n;
     }
-    let settings = indexer::Settings { role: WriterRole::Index, rebuild: true, options };
+    let settings = indexer::Settings { role: WriterRole::Index, rebuild: indexer::Rebuild::Always, options };
     let mut writer = Writer::open(&index, settings, |_| Ok(embedder))?;
     // Sync alone ends the run once every file is written: what follows is the stand-in's.
     let stop = AtomicBool::new(false);

@@ -165,6 +165,13 @@ fn clear_messages_for_common_mistakes() {
     let out = common::qsearch(&index).args(["index", "--model", "all-minilm-l6-v2"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--rebuild"), "{}", String::from_utf8_lossy(&out.stderr));
+    // `--rebuild` alone starts afresh with the index's own model.
+    let out = common::qsearch(&index).args(["index", "--rebuild", "--json"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!((report["indexed"].as_u64(), report["embedded"].as_u64()), (Some(1), Some(1)), "{report}");
+    let status = common::qsearch(&index).args(["status", "--json"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&status.stdout).contains("stand-in"), "{}", String::from_utf8_lossy(&status.stdout));
 }
 
 #[test]

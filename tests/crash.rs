@@ -66,7 +66,7 @@ fn snapshot(index: &Path) -> (BTreeSet<(String, String, bool)>, u64) {
     let embedded = store.embedded_chunks().unwrap();
     if let Some(fp) = store.fingerprint().unwrap() {
         // The writer's open: it repairs the graph from SQLite if the kill left them apart.
-        let settings = indexer::Settings { role: Role::Index, rebuild: false, options: crash_options() };
+        let settings = indexer::Settings { role: Role::Index, rebuild: indexer::Rebuild::No, options: crash_options() };
         let w = Writer::open(index, settings, |_| Ok(Box::new(StandIn::new(fp.dims)))).expect("index opens for writing after a kill");
         assert_eq!(w.vector_count() as u64, embedded, "vector index and database disagree");
     }

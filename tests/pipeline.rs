@@ -8,7 +8,7 @@ use std::sync::atomic::AtomicBool;
 
 use qsearch::embed::stand_in::StandIn;
 use qsearch::embed::{Embedder, InputKind};
-use qsearch::indexer::{self, Report, Writer};
+use qsearch::indexer::{self, Rebuild, Report, Writer};
 use qsearch::search::{Mode, Query, Searcher};
 use qsearch::store::Store;
 use qsearch::store::lock::Role;
@@ -28,13 +28,13 @@ fn env() -> Env {
 }
 
 /// Opens the index for writing with the stand-in embedder of `dims` dimensions.
-fn writer(env: &Env, dims: usize, options: indexer::Options, rebuild: bool) -> anyhow::Result<Writer> {
+fn writer(env: &Env, dims: usize, options: indexer::Options, rebuild: Rebuild) -> anyhow::Result<Writer> {
     let settings = indexer::Settings { role: Role::Index, rebuild, options };
     Writer::open(&env.index, settings, |_| Ok(Box::new(StandIn::new(dims))))
 }
 
 fn index_with(env: &Env, options: indexer::Options) -> Report {
-    let mut w = writer(env, 64, options, false).unwrap();
+    let mut w = writer(env, 64, options, Rebuild::No).unwrap();
     w.update(std::slice::from_ref(&env.root), &mut |_| {}, &AtomicBool::new(false)).unwrap()
 }
 
@@ -158,7 +158,7 @@ fn a_batch_looks_only_where_it_is_told_and_ends_as_a_whole_sync_would() {
     }
     assert_eq!(within.len(), 4, "a path inside another is not kept twice");
     let area = indexer::Area { root: env.root.clone(), within: Some(within) };
-    let mut writer = writer(&env, 64, indexer::Options::default(), false).unwrap();
+    let mut writer = writer(&env, 64, indexer::Options::default(), Rebuild::No).unwrap();
     let r = writer.update_areas(&[area], &mut |_| {}, &AtomicBool::new(false)).unwrap();
     writer.save().unwrap();
     drop(writer);
@@ -252,10 +252,29 @@ fn a_different_model_is_refused_without_rebuild() {
     let env = env();
     common::write(&env.root, "a.md", "alpha");
     index(&env);
-    let err = writer(&env, 32, indexer::Options::default(), false).err().unwrap().to_string();
+    let err = writer(&env, 32, indexer::Options::default(), Rebuild::No).err().unwrap().to_string();
     assert!(err.contains("--rebuild"), "{err}");
-    let w = writer(&env, 32, indexer::Options::default(), true).unwrap();
+    let w = writer(&env, 32, indexer::Options::default(), Rebuild::IfOther).unwrap();
     assert_eq!(w.stats().unwrap().chunks, 0, "rebuild starts from nothing");
+}
+
+#[test]
+fn a_rebuild_with_the_same_model_starts_afresh_and_eval_keeps_what_it_can() {
+    let env = env();
+    common::write(&env.root, "a.md", "# A\n\nalpha\n");
+    common::write(&env.root, "b.md", "# B\n\nbeta\n");
+    let first = index(&env);
+    let update = |rebuild| {
+        let mut w = writer(&env, 64, indexer::Options::default(), rebuild).unwrap();
+        let r = w.update(std::slice::from_ref(&env.root), &mut |_| {}, &AtomicBool::new(false)).unwrap();
+        w.save().unwrap();
+        r
+    };
+    let r = update(Rebuild::IfOther);
+    assert_eq!((r.indexed, r.unchanged, r.embedded), (0, 2, 0), "the same model: nothing redone");
+    let r = update(Rebuild::Always);
+    assert_eq!((r.indexed, r.embedded), (2, first.embedded), "every file read and every chunk embedded again");
+    assert_consistent(&env.index);
 }
 
 #[test]
@@ -315,7 +334,7 @@ beacon beacon beacon {i}
 #[test]
 fn one_writer_at_a_time() {
     let env = env();
-    let settings = |role| indexer::Settings { role, rebuild: false, options: indexer::Options::default() };
+    let settings = |role| indexer::Settings { role, rebuild: indexer::Rebuild::No, options: indexer::Options::default() };
     let held = Writer::open(&env.index, settings(Role::Watch), |_| Ok(Box::new(StandIn::new(64)))).unwrap();
     let err = Writer::open(&env.index, settings(Role::Index), |_| Ok(Box::new(StandIn::new(64)))).err().unwrap().to_string();
     assert!(err.contains("watcher"), "{err}");
@@ -358,9 +377,9 @@ fn an_index_of_an_older_chunker_is_told_to_rebuild() {
     fp["chunker_version"] = 1.into();
     conn.execute("UPDATE meta SET value = ?1 WHERE key = 'fingerprint'", [fp.to_string()]).unwrap();
     drop(conn);
-    let err = writer(&env, 64, indexer::Options::default(), false).err().unwrap().to_string();
+    let err = writer(&env, 64, indexer::Options::default(), Rebuild::No).err().unwrap().to_string();
     assert!(err.contains("chunker v1") && err.contains("--rebuild"), "{err}");
-    assert!(writer(&env, 64, indexer::Options::default(), true).is_ok());
+    assert!(writer(&env, 64, indexer::Options::default(), Rebuild::Always).is_ok());
 }
 
 /// Sets a file's content without changing its size or modification time: the sync sees no
@@ -421,7 +440,7 @@ fn a_file_that_cannot_be_indexed_is_not_read_again_until_it_changes() {
     assert_eq!(skipped(&index(&env)).len(), 1);
     assert!(search(&env, "manifest", Mode::Keyword).is_empty());
     rewrite_unseen(&env.root.join("manifest.txt"), text);
-    let mut w = writer(&env, 32, indexer::Options::default(), true).unwrap();
+    let mut w = writer(&env, 32, indexer::Options::default(), Rebuild::IfOther).unwrap();
     let rebuilt = w.update(std::slice::from_ref(&env.root), &mut |_| {}, &AtomicBool::new(false)).unwrap();
     assert_eq!((rebuilt.indexed, rebuilt.skipped.len()), (2, 0));
     drop(w);
@@ -475,7 +494,7 @@ fn the_vector_file_is_written_once_changes_add_up_and_readers_follow_without_it(
     common::write(&env.root, "a.md", "# A\n\nAlpha text.\n");
     common::write(&env.root, "b.md", "# B\n\nBravo text.\n");
     let update = |w: &mut Writer| w.update(std::slice::from_ref(&env.root), &mut |_| {}, &AtomicBool::new(false)).unwrap();
-    let mut w = writer(&env, 64, indexer::Options::default(), false).unwrap();
+    let mut w = writer(&env, 64, indexer::Options::default(), Rebuild::No).unwrap();
     update(&mut w);
     w.save().unwrap();
     let saved = vector_files(&env.index);
@@ -508,7 +527,7 @@ fn the_vector_file_is_written_once_changes_add_up_and_readers_follow_without_it(
 
     // A writer that stops without saving (killed): the next one starts from the file and SQLite.
     drop(w);
-    let mut w = writer(&env, 64, indexer::Options::default(), false).unwrap();
+    let mut w = writer(&env, 64, indexer::Options::default(), Rebuild::No).unwrap();
     assert_eq!(w.vector_count(), chunks);
     // Saving writes a file holding everything, and clears the removals it holds.
     w.save().unwrap();

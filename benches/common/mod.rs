@@ -79,7 +79,7 @@ pub fn synthetic_index(n: usize, dims: usize) -> Synthetic {
         let t = Instant::now();
         // Written through the writer like any index; the stand-in embedder only names the
         // vectors' model: they are the random ones below.
-        let settings = indexer::Settings { role: Role::Index, rebuild: true, options: indexer::Options::default() };
+        let settings = indexer::Settings { role: Role::Index, rebuild: indexer::Rebuild::Always, options: indexer::Options::default() };
         let mut writer = Writer::open(&s.dir, settings, |_| Ok(Box::new(StandIn::new(dims)))).unwrap();
         let root = writer.add_root(&s.dir).unwrap();
         let per_doc = 10;

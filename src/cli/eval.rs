@@ -74,7 +74,7 @@ pub fn run(config: &Config, args: Args) -> Result<ExitCode> {
     let t0 = Instant::now();
     let mut embedder = {
         // Another model or chunking than last time starts the set afresh; the same one re-embeds nothing.
-        let settings = indexer::Settings { role: Role::Eval, rebuild: true, options: super::index_options(config) };
+        let settings = indexer::Settings { role: Role::Eval, rebuild: indexer::Rebuild::IfOther, options: super::index_options(config) };
         let mut writer = Writer::open(&index_dir, settings, |_| {
             super::load_embedder(config, super::choose_model(config, None), config.dims, InputKind::Document, false)
         })?;

@@ -9,7 +9,7 @@ use anyhow::Result;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use qsearch::embed::InputKind;
 use qsearch::config::Config;
-use qsearch::indexer::{self, Progress, Report};
+use qsearch::indexer::{self, Progress, Rebuild, Report};
 use qsearch::store::Store;
 use qsearch::store::lock::Role;
 
@@ -17,7 +17,8 @@ use qsearch::store::lock::Role;
 pub struct Args {
     /// Folders to index; with none, the folders already registered are refreshed
     paths: Vec<PathBuf>,
-    /// Drop every chunk and vector and re-embed (needed after a model or chunking change)
+    /// Start afresh: read every file and embed every chunk again, with the index's model unless
+    /// --model names another (needed after a model or chunking change)
     #[arg(long)]
     rebuild: bool,
     /// No progress and no summary (errors still go to stderr)
@@ -60,7 +61,7 @@ pub fn run(config: &Config, args: Args) -> Result<ExitCode> {
     let dir = config.index_dir();
     // Named folders are checked before the model loads.
     indexer::canonical_roots(&args.paths)?;
-    let mut writer = super::open_writer(config, Role::Index, args.rebuild, args.quiet)?;
+    let mut writer = super::open_writer(config, Role::Index, if args.rebuild { Rebuild::Always } else { Rebuild::No }, args.quiet)?;
     let roots = writer.roots_or_registered(&args.paths, "no folders to index: run `qsearch index PATH`")?;
     let fp = writer.fingerprint().clone();
 

@@ -25,7 +25,7 @@ use qsearch::embed::load::{self, Settings};
 use qsearch::embed::onnx::Options;
 use qsearch::models::choice::{self, Choice};
 use qsearch::models::source::{Event, Sources};
-use qsearch::indexer::Writer;
+use qsearch::indexer::{Rebuild, Writer};
 use qsearch::store::{Fingerprint, Store};
 use qsearch::store::lock::Role;
 
@@ -218,7 +218,7 @@ fn index_options(config: &Config) -> qsearch::indexer::Options {
 
 /// Opens the index for writing: the lock, then the model the index needs (see
 /// [`choose_model`]), loaded with visible progress.
-fn open_writer(config: &Config, role: Role, rebuild: bool, quiet: bool) -> Result<Writer> {
+fn open_writer(config: &Config, role: Role, rebuild: Rebuild, quiet: bool) -> Result<Writer> {
     let settings = qsearch::indexer::Settings { role, rebuild, options: index_options(config) };
     let writer = Writer::open(&config.index_dir(), settings, |existing| {
         load_embedder(config, choose_model(config, existing), config.dims, InputKind::Document, quiet)

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 use qsearch::config::Config;
+use qsearch::indexer::Rebuild;
 use qsearch::store::lock::Role;
 use qsearch::watch;
 
@@ -27,7 +28,7 @@ pub struct Args {
 pub fn run(config: &Config, args: Args) -> Result<ExitCode> {
     let dir = config.index_dir();
     qsearch::indexer::canonical_roots(&args.paths)?;
-    let mut writer = super::open_writer(config, Role::Watch, false, false)?;
+    let mut writer = super::open_writer(config, Role::Watch, Rebuild::No, false)?;
     let roots = writer
         .roots_or_registered(&args.paths, "no folders to watch: run `qsearch watch PATH` or `qsearch index PATH` first")?;
     if !args.no_nice {

@@ -68,9 +68,19 @@ impl Default for Options {
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub role: Role,
-    /// Start afresh: drop every chunk and vector (needed after a model or chunking change).
-    pub rebuild: bool,
+    pub rebuild: Rebuild,
     pub options: Options,
+}
+
+/// What becomes of what an index holds when a writer opens it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rebuild {
+    /// Kept; another model or chunking is refused.
+    No,
+    /// Dropped only when the model or chunking differs (`eval`: the same model re-embeds nothing).
+    IfOther,
+    /// Dropped: every file read and every chunk embedded again (`index --rebuild`).
+    Always,
 }
 
 /// The one owner of a writable index.
@@ -86,9 +96,9 @@ pub struct Writer {
 
 impl Writer {
     /// Takes the writer lock on `dir` (creating the index if needed), then loads the embedder:
-    /// `load` hears the model the index was built with (none when rebuilding) and returns the
-    /// embedder to use. The index must have been built with the same model and chunking, or
-    /// `settings.rebuild` starts it afresh; vectors of two models never mix.
+    /// `load` hears the model the index was built with (none with [`Rebuild::IfOther`]) and
+    /// returns the embedder to use. The index must have been built with the same model and
+    /// chunking, or `settings.rebuild` starts it afresh; vectors of two models never mix.
     pub fn open(
         dir: &Path,
         settings: Settings,
@@ -96,7 +106,7 @@ impl Writer {
     ) -> Result<Writer> {
         let lock = WriterLock::acquire(dir, settings.role)?;
         let mut store = Store::open_write(dir)?;
-        let existing = if settings.rebuild { None } else { store.fingerprint()? };
+        let existing = if settings.rebuild == Rebuild::IfOther { None } else { store.fingerprint()? };
         let embedder = load(existing.as_ref())?;
         let mut opts = settings.options;
         opts.chunk = effective_chunking(opts.chunk, embedder.as_ref());
@@ -254,12 +264,12 @@ fn fingerprint(embedder: &dyn Embedder, chunking: chunk::Settings) -> Fingerprin
     }
 }
 
-/// Checks that the index was built with the same model and chunking, or starts it afresh when
-/// `rebuild` is set.
-fn check_fingerprint(store: &mut Store, wanted: &Fingerprint, rebuild: bool) -> Result<()> {
+/// Checks that the index was built with the same model and chunking, or starts it afresh as
+/// `rebuild` says.
+fn check_fingerprint(store: &mut Store, wanted: &Fingerprint, rebuild: Rebuild) -> Result<()> {
     match store.fingerprint()? {
-        Some(have) if &have == wanted => Ok(()),
-        Some(have) if !rebuild => bail!(
+        Some(have) if &have == wanted && rebuild != Rebuild::Always => Ok(()),
+        Some(have) if rebuild == Rebuild::No => bail!(
             "this index was built with {have}\nbut this run would use {wanted}.\n\
              Vectors of different models or chunking cannot be mixed: rerun with --rebuild to re-embed \
              everything, or use --model to match the index"

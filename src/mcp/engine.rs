@@ -316,7 +316,7 @@ impl Engine {
             Some(h) => bail!("another qsearch {} (pid {}) is writing this index: try again when it is done", h.role, h.pid),
             None => {}
         }
-        let settings = indexer::Settings { role: Role::Mcp, rebuild: false, options: self.index_options.clone() };
+        let settings = indexer::Settings { role: Role::Mcp, rebuild: indexer::Rebuild::No, options: self.index_options.clone() };
         let mut writer = Writer::open(&self.dir, settings, |fp| self.model.for_writer(fp))?;
         let report = writer.update(&roots, &mut |_| {}, cancel)?;
         drop(writer);
