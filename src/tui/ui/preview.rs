@@ -16,17 +16,19 @@ pub fn render(app: &App, theme: &Theme, areas: &Areas, frame: &mut Frame) {
     let Some((preview, top)) = app.preview_in(areas.preview) else { return };
     let height = usize::from(areas.preview.height);
     let position = if preview.rows.len() > height {
-        format!(" {}-{}/{}", top + 1, (top + height).min(preview.rows.len()), preview.rows.len())
+        format!("  {}-{}/{}", top + 1, (top + height).min(preview.rows.len()), preview.rows.len())
     } else {
         String::new()
     };
     let location = format!("{}:{}", app.relative(&hit.path), hit.line);
     let heading = clean(if hit.heading.is_empty() { &hit.title } else { &hit.heading });
-    // The day of the note (or of the file's last change), as time filters see it.
-    let day = hit.date.get(..10).map(|d| format!(" · {d}")).unwrap_or_default();
-    let room = usize::from(areas.preview_title.width).saturating_sub(8 + position.len() + day.len());
+    let room = usize::from(areas.preview_title.width).saturating_sub(8 + position.len());
     let location = truncate_start(&location, room);
-    let heading = truncate_end(&heading, room.saturating_sub(width(&location) + 3));
+    // The day of the note (or of the file's last change), as time filters see it; left out
+    // before the heading is cut.
+    let day = hit.date.get(..10).map(|d| format!(" · {d}")).unwrap_or_default();
+    let day = if width(&location) + 3 + width(&heading) + day.len() <= room { day } else { String::new() };
+    let heading = truncate_end(&heading, room.saturating_sub(width(&location) + 3 + day.len()));
     let mut spans = vec![Span::styled(location, theme.path())];
     if !heading.is_empty() {
         spans.push(Span::styled(format!(" · {heading}"), theme.heading()));
