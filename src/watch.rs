@@ -242,7 +242,7 @@ fn place_of(root: &Path, path: &Path) -> Option<Place> {
     let rel = path.strip_prefix(root).ok()?;
     if let Some(git) = rel.components().position(|c| c.as_os_str() == ".git") {
         let repo: PathBuf = root.join(rel.components().take(git).collect::<PathBuf>());
-        return (rel.ends_with(".git/info/exclude")).then(|| at(root, repo));
+        return rel.ends_with(".git/info/exclude").then(|| at(root, repo));
     }
     let name = path.file_name()?;
     if name == ".gitignore" || name == ".ignore" || name == IGNORE_FILE {

@@ -135,7 +135,7 @@ fn print_human(results: &Results, notes: &[String]) -> std::io::Result<()> {
     for (i, hit) in results.hits.iter().enumerate() {
         let heading = if hit.heading.is_empty() { hit.title.as_str() } else { hit.heading.as_str() };
         let loc = format!("{}:{}", hit.path, hit.line);
-        let day = hit.date.get(..10).unwrap_or(&hit.date);
+        let day = hit.day();
         if color {
             writeln!(out, "{:>2}. \x1b[35m{loc}\x1b[0m  \x1b[1m{heading}\x1b[0m  \x1b[2m{:.4} {:?} {day}\x1b[0m", i + 1, hit.score, hit.kind)?;
         } else {

@@ -110,6 +110,13 @@ pub struct Hit {
     pub text: String,
 }
 
+impl Hit {
+    /// The day of [`Hit::date`] (`2026-11-01`).
+    pub fn day(&self) -> &str {
+        self.date.get(..10).unwrap_or(&self.date)
+    }
+}
+
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct Results {
     pub hits: Vec<Hit>,

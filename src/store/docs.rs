@@ -154,7 +154,7 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// Every document under a root, by raw path.
+    /// Every document under a root (or only at and under `within`'s paths), by raw path.
     pub fn documents_of_root(&self, root_id: i64, within: Option<&Within>) -> Result<HashMap<Vec<u8>, DocState>> {
         let sql = "SELECT path, id, size, mtime_ns, hash FROM documents WHERE root_id = ?1 AND path >= ?2 AND path < ?3";
         self.rows_within(sql, root_id, within, |r| {
@@ -189,7 +189,7 @@ impl Store {
         Ok(out)
     }
 
-    /// Every file under a root that was read and not indexed, by raw path.
+    /// Every file under a root (or `within`'s paths) that was read and not indexed, by raw path.
     pub fn passed_over_of_root(&self, root_id: i64, within: Option<&Within>) -> Result<HashMap<Vec<u8>, PassedOver>> {
         let sql = "SELECT path, size, mtime_ns, failed, reason FROM passed_over WHERE root_id = ?1 AND path >= ?2 AND path < ?3";
         self.rows_within(sql, root_id, within, |r| {
@@ -247,7 +247,7 @@ impl Store {
             }
         }
         if !changes.unused.is_empty() {
-            tx.execute("INSERT INTO meta(key, value) VALUES (?1, '1') ON CONFLICT(key) DO NOTHING", [super::GARBAGE_DUE])?;
+            super::write_meta(&tx, super::GARBAGE_DUE, "1")?;
         }
         tx.commit()?;
         self.unused.extend(changes.unused.iter().cloned());
@@ -473,14 +473,16 @@ impl Store {
 /// or a reader that loaded a vector file named after them would never add the new ones.
 fn last_vec_seq(conn: &rusqlite::Connection) -> Result<i64> {
     let in_chunks: i64 = conn.query_row("SELECT coalesce(max(vec_seq), 0) FROM chunks", [], |r| r.get(0))?;
-    let kept: Option<String> = conn.query_row("SELECT value FROM meta WHERE key = 'vec_seq'", [], |r| r.get(0)).optional()?;
-    Ok(in_chunks.max(kept.and_then(|v| v.parse().ok()).unwrap_or(0)))
+    let kept = super::read_meta(conn, VEC_SEQ)?.and_then(|v| v.parse().ok()).unwrap_or(0);
+    Ok(in_chunks.max(kept))
 }
 
 fn set_last_vec_seq(tx: &rusqlite::Transaction, seq: i64) -> Result<()> {
-    tx.execute("INSERT INTO meta(key, value) VALUES ('vec_seq', ?1) ON CONFLICT(key) DO UPDATE SET value = ?1", [seq.to_string()])?;
-    Ok(())
+    super::write_meta(tx, VEC_SEQ, &seq.to_string())
 }
+
+/// The `meta` key of the last `vec_seq` given.
+const VEC_SEQ: &str = "vec_seq";
 
 /// Removes a document's chunks and keyword entries inside `tx`, noting the graph keys that go
 /// and the texts whose vectors may now be unused.

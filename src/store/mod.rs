@@ -133,15 +133,11 @@ impl Store {
     }
 
     pub fn meta(&self, key: &str) -> Result<Option<String>> {
-        Ok(self.conn.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0)).optional()?)
+        read_meta(&self.conn, key)
     }
 
     pub fn set_meta(&self, key: &str, value: &str) -> Result<()> {
-        self.conn.execute(
-            "INSERT INTO meta(key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-            params![key, value],
-        )?;
-        Ok(())
+        write_meta(&self.conn, key, value)
     }
 
     pub fn fingerprint(&self) -> Result<Option<Fingerprint>> {
@@ -236,4 +232,18 @@ pub struct Stats {
     /// are read again once they change; `qsearch index` lists them with the reason.
     pub skipped: u64,
     pub failed: u64,
+}
+
+/// A `meta` value, read on any connection or inside a transaction.
+fn read_meta(conn: &Connection, key: &str) -> Result<Option<String>> {
+    Ok(conn.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0)).optional()?)
+}
+
+/// Sets a `meta` value, on any connection or inside a transaction.
+fn write_meta(conn: &Connection, key: &str, value: &str) -> Result<()> {
+    conn.execute(
+        "INSERT INTO meta(key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+        params![key, value],
+    )?;
+    Ok(())
 }

@@ -26,7 +26,7 @@ pub fn render(app: &App, theme: &Theme, areas: &Areas, frame: &mut Frame) {
     let location = truncate_start(&location, room);
     // The day of the note (or of the file's last change), as time filters see it; left out
     // before the heading is cut.
-    let day = hit.date.get(..10).map(|d| format!(" · {d}")).unwrap_or_default();
+    let day = format!(" · {}", hit.day());
     let day = if width(&location) + 3 + width(&heading) + day.len() <= room { day } else { String::new() };
     let heading = truncate_end(&heading, room.saturating_sub(width(&location) + 3 + day.len()));
     let mut spans = vec![Span::styled(location, theme.path())];
