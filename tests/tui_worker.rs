@@ -37,6 +37,7 @@ fn worker(index: &Path) -> (Worker, Receiver<Reply>) {
             Ok(Settings {
                 choice: Choice::Named("stand-in".into()),
                 sources: Sources::default(),
+                server: Default::default(),
                 ort_lib: None,
                 options: qsearch::embed::onnx::Options { dims: Some(fp.dims), ..Default::default() },
             })

@@ -7,6 +7,8 @@ use anyhow::Result;
 
 use super::local_time;
 use qsearch::config::{Config, DEFAULT_FILE};
+use qsearch::embed::Embedder;
+use qsearch::embed::server;
 use qsearch::models::catalog;
 use qsearch::models::{prepare, source};
 use qsearch::paths;
@@ -33,9 +35,14 @@ pub fn status(config: &Config, args: StatusArgs) -> Result<ExitCode> {
     let store = Store::open_read(&dir)?;
     let stats = store.stats()?;
     let writer = lock::holder(&dir);
+    // The server an `openai:` model is asked; an index of a local model has none.
+    let server = match &stats.fingerprint {
+        Some(fp) if fp.model_id().starts_with(qsearch::embed::server::PREFIX) => store.endpoint()?,
+        _ => None,
+    };
     if args.json {
         let watcher = writer.as_ref().filter(|h| h.role == Role::Watch).and_then(|_| qsearch::watch::State::read(&dir));
-        let out = serde_json::json!({ "index": dir, "stats": stats, "writer": writer, "watcher": watcher });
+        let out = serde_json::json!({ "index": dir, "stats": stats, "writer": writer, "watcher": watcher, "endpoint": server });
         println!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(ExitCode::SUCCESS);
     }
@@ -51,6 +58,9 @@ pub fn status(config: &Config, args: StatusArgs) -> Result<ExitCode> {
     match &stats.fingerprint {
         Some(fp) => println!("indexed:  {fp}"),
         None => println!("model:    none yet"),
+    }
+    if let Some(url) = server {
+        println!("server:   {url}");
     }
     if stats.tags_total > 0 {
         let top: Vec<String> = stats.tags.iter().map(|t| format!("{} ({})", t.tag, t.documents)).collect();
@@ -167,6 +177,17 @@ pub fn doctor(config: &Config) -> Result<ExitCode> {
         }
     }
     let dir = config.index_dir();
+    let index_model = Store::open_read(&dir).ok().and_then(|s| s.stats().ok()?.fingerprint).map(|fp| fp.model_id().to_string());
+    if let Some(id) = config.model.clone().or(index_model).filter(|m| m.starts_with(server::PREFIX)) {
+        let at = super::server(config);
+        match server::ServerEmbedder::connect(&id, at.clone(), None, "") {
+            Ok(e) => println!("server:   {} answers for {id} ({} dimensions)", at.url, e.dims()),
+            Err(e) => {
+                problems += 1;
+                println!("server:   PROBLEM: {e:#}");
+            }
+        }
+    }
     match Store::open_read(&dir) {
         Ok(store) => {
             let s = store.stats()?;

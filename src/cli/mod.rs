@@ -23,6 +23,7 @@ use qsearch::embed::Embedder;
 use qsearch::embed::device::Device;
 use qsearch::embed::load::{self, Settings};
 use qsearch::embed::onnx::Options;
+use qsearch::embed::server::{self, Server};
 use qsearch::models::choice::{self, Choice};
 use qsearch::models::source::{Event, Sources};
 use qsearch::indexer::{Rebuild, Writer};
@@ -35,12 +36,17 @@ struct Cli {
     /// Index directory [env: QSEARCH_INDEX]
     #[arg(long, global = true)]
     index: Option<PathBuf>,
-    /// Embedding model id (see `qsearch model list`) [env: QSEARCH_MODEL]
+    /// Embedding model id (see `qsearch model list`), or openai:NAME for a model on an embedding
+    /// server (Ollama, LM Studio, llama.cpp, vLLM, OpenAI) [env: QSEARCH_MODEL]
     #[arg(long, global = true)]
     model: Option<String>,
     /// Directory holding the model's files, looked at first
     #[arg(long, global = true)]
     model_dir: Option<PathBuf>,
+    /// The embedding server openai:NAME models are asked, up to its /v1 (default: Ollama on this
+    /// machine); its key in QSEARCH_API_KEY [env: QSEARCH_ENDPOINT]
+    #[arg(long, global = true)]
+    endpoint: Option<String>,
     /// Where the model runs
     #[arg(long, global = true, value_parser = device_parser())]
     device: Option<Device>,
@@ -100,9 +106,16 @@ pub fn run() -> Result<ExitCode> {
     if let Some(v) = cli.model_dir {
         config.model_dir = Some(v);
     }
-    if config.model_dir.is_none() {
-        // The folder an earlier `index --model-dir` took the model from.
-        config.model_dir = Store::open_read(&config.index_dir()).ok().and_then(|s| s.model_dir().ok().flatten());
+    if let Some(v) = cli.endpoint {
+        config.endpoint = Some(v);
+    }
+    if config.model_dir.is_none() || config.endpoint.is_none() {
+        // The folder an earlier `index --model-dir` took the model from, the server an earlier
+        // `index --endpoint` asked.
+        if let Ok(store) = Store::open_read(&config.index_dir()) {
+            config.model_dir = config.model_dir.take().or_else(|| store.model_dir().ok().flatten());
+            config.endpoint = config.endpoint.take().or_else(|| store.endpoint().ok().flatten());
+        }
     }
     if let Some(v) = cli.device {
         config.device = v;
@@ -161,9 +174,15 @@ fn settings(config: &Config, choice: Choice, dims: Option<usize>, purpose: Input
     Settings {
         choice,
         sources: Sources { user_dir: config.model_dir.clone(), allow_pip: true, allow_download: true },
+        server: server(config),
         ort_lib: config.ort_lib.clone(),
         options,
     }
+}
+
+/// The embedding server of the configuration (default: Ollama on this machine).
+fn server(config: &Config) -> Server {
+    Server { url: config.endpoint.clone().unwrap_or_else(|| server::DEFAULT_URL.into()), key: config.api_key.clone() }
 }
 
 /// Loads an embedder, telling the user on stderr what is being fetched and any fallback.
@@ -225,6 +244,9 @@ fn open_writer(config: &Config, role: Role, rebuild: Rebuild, quiet: bool) -> Re
     })?;
     if let Some(dir) = &config.model_dir {
         writer.remember_model_dir(dir)?;
+    }
+    if writer.fingerprint().model_id().starts_with(server::PREFIX) {
+        writer.remember_endpoint(&server(config).url)?;
     }
     Ok(writer)
 }

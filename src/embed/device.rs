@@ -65,6 +65,8 @@ pub enum Backend {
     CoreMl,
     /// No model at all: the hash stand-in.
     StandIn,
+    /// A server's model, wherever the server runs it (`embed::server`).
+    Server,
 }
 
 impl fmt::Display for Backend {
@@ -74,6 +76,7 @@ impl fmt::Display for Backend {
             Backend::Cuda => "CUDA",
             Backend::CoreMl => "CoreML",
             Backend::StandIn => "none (stand-in)",
+            Backend::Server => "embedding server",
         })
     }
 }

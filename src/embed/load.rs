@@ -9,6 +9,7 @@ use anyhow::{Context, Result};
 
 use super::device::{self, Device, Placement};
 use super::onnx::{OnnxEmbedder, Options};
+use super::server::{self, Server, ServerEmbedder};
 use super::{Embedder, stand_in};
 use crate::models::catalog::{self, ACCELERATOR_MODEL, DEFAULT_MODEL, FALLBACK_MODEL};
 use crate::models::choice::Choice;
@@ -19,6 +20,8 @@ use crate::runtime;
 pub struct Settings {
     pub choice: Choice,
     pub sources: Sources,
+    /// Where `openai:NAME` models are asked for vectors.
+    pub server: Server,
     pub ort_lib: Option<PathBuf>,
     pub options: Options,
 }
@@ -37,6 +40,8 @@ pub enum LoadNote {
     DefaultFellBack { default: String, error: String },
     /// The device asked for could not be used: the model runs on the CPU.
     DeviceUnavailable(Placement),
+    /// The texts go to an embedding server on another machine (its URL).
+    Remote(String),
 }
 
 impl fmt::Display for LoadNote {
@@ -49,6 +54,7 @@ impl fmt::Display for LoadNote {
                  Name a model with --model to stop this fallback."
             ),
             LoadNote::DeviceUnavailable(placement) => write!(f, "running on {placement}"),
+            LoadNote::Remote(url) => write!(f, "texts are sent to {url} to be embedded: that server is not on this machine"),
         }
     }
 }
@@ -59,6 +65,15 @@ pub fn load(settings: &Settings, on: &mut dyn FnMut(Event)) -> Result<Loaded> {
         Choice::Named(id) if id == stand_in::ID => {
             let dims = settings.options.dims.unwrap_or(256);
             return Ok(Loaded { embedder: Box::new(stand_in::StandIn::new(dims)), notes });
+        }
+        Choice::Named(id) if id.starts_with(server::PREFIX) => {
+            let default_task = catalog::find(DEFAULT_MODEL)?.task.unwrap_or_default();
+            let task = settings.options.task.as_deref().unwrap_or(&default_task);
+            let embedder = ServerEmbedder::connect(id, settings.server.clone(), settings.options.dims, task)?;
+            if !settings.server.is_local() {
+                notes.push(LoadNote::Remote(settings.server.url.clone()));
+            }
+            return Ok(Loaded { embedder: Box::new(embedder), notes });
         }
         Choice::Named(id) => id.clone(),
         Choice::Default => {

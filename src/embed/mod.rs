@@ -1,7 +1,7 @@
 //! Text to vectors. The [`Embedder`] trait is what the rest of qsearch sees; [`onnx`] implements it
 //! with ONNX Runtime for the model families of the catalog, [`stand_in`] with a deterministic hash
-//! for pipeline tests (it is only ever used when asked for by name); [`load`] turns a model choice
-//! into one.
+//! for pipeline tests (it is only ever used when asked for by name), [`server`] by asking a server
+//! with OpenAI's embeddings API (Ollama and the like); [`load`] turns a model choice into one.
 
 pub mod batch;
 pub mod device;
@@ -9,6 +9,7 @@ mod fixed;
 pub mod load;
 pub mod onnx;
 pub mod pool;
+pub mod server;
 pub mod stand_in;
 pub mod table;
 

@@ -127,6 +127,11 @@ impl Writer {
         self.store.set_model_dir(&dir)
     }
 
+    /// Records the embedding server the index's `openai:` model is asked, for later commands.
+    pub fn remember_endpoint(&self, url: &str) -> Result<()> {
+        self.store.set_endpoint(url)
+    }
+
     /// What the index's vectors depend on.
     pub fn fingerprint(&self) -> &Fingerprint {
         &self.fingerprint

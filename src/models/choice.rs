@@ -48,6 +48,9 @@ mod tests {
         assert_eq!(choose(Some("stand-in"), Some(&index)), Choice::Named("stand-in".into()));
         assert_eq!(choose(None, Some(&index)), Choice::Named("all-minilm-l6-v2".into()));
         assert_eq!(choose(None, None), Choice::Default);
+        // A server's model names may hold colons of their own.
+        let served = fp("openai:qwen3-embedding:0.6b:1024d");
+        assert_eq!(choose(None, Some(&served)), Choice::Named("openai:qwen3-embedding:0.6b".into()));
     }
 
     #[test]

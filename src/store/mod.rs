@@ -39,10 +39,13 @@ pub struct Fingerprint {
 }
 
 impl Fingerprint {
-    /// The model's id, without what the embedder adds to it ("all-minilm-l6-v2:384d" ->
-    /// "all-minilm-l6-v2").
+    /// The model's id, without the dimensions the embedder adds to it ("all-minilm-l6-v2:384d"
+    /// -> "all-minilm-l6-v2", "openai:qwen3-embedding:0.6b:1024d" -> "openai:qwen3-embedding:0.6b").
     pub fn model_id(&self) -> &str {
-        self.model.split(':').next().unwrap_or(&self.model)
+        match self.model.rsplit_once(':') {
+            Some((id, dims)) if dims.strip_suffix('d').is_some_and(|n| n.parse::<usize>().is_ok()) => id,
+            _ => &self.model,
+        }
     }
 }
 
@@ -155,6 +158,16 @@ impl Store {
 
     pub fn set_model_dir(&self, dir: &Path) -> Result<()> {
         self.set_meta("model_dir", &dir.to_string_lossy())
+    }
+
+    /// The embedding server the index's `openai:` model was asked (`--endpoint`), so that later
+    /// commands ask it without the flag.
+    pub fn endpoint(&self) -> Result<Option<String>> {
+        self.meta("endpoint")
+    }
+
+    pub fn set_endpoint(&self, url: &str) -> Result<()> {
+        self.set_meta("endpoint", url)
     }
 
     pub fn set_fingerprint(&self, fp: &Fingerprint) -> Result<()> {

@@ -92,6 +92,7 @@ pub fn stand_in_plan() -> qsearch::mcp::ModelPlan {
         Ok(qsearch::embed::load::Settings {
             choice: qsearch::models::choice::Choice::Named("stand-in".into()),
             sources: qsearch::models::source::Sources { user_dir: None, allow_pip: false, allow_download: false },
+            server: Default::default(),
             ort_lib: None,
             options: qsearch::embed::onnx::Options { dims: fp.map(|f| f.dims), ..Default::default() },
         })
