@@ -36,7 +36,13 @@ pub struct Options {
     pub poll_interval: Duration,
     /// Poll even when native events are available (network file systems).
     pub force_poll: bool,
+    /// After the model failed (its server down, say), the texts left pending are tried again
+    /// this long after, events or not; the wait doubles at each failure, up to 5 minutes.
+    pub retry: Duration,
 }
+
+/// The longest wait between tries of a model that keeps failing.
+const RETRY_MAX: Duration = Duration::from_secs(300);
 
 impl Default for Options {
     fn default() -> Self {
@@ -45,6 +51,7 @@ impl Default for Options {
             max_delay: Duration::from_secs(2),
             poll_interval: Duration::from_secs(2),
             force_poll: false,
+            retry: Duration::from_secs(10),
         }
     }
 }
@@ -63,6 +70,8 @@ pub struct State {
     pub batches: u64,
     /// Events waiting for the next batch.
     pub queued: usize,
+    /// Why the model failed the last batch (its texts wait as pending), until one succeeds.
+    pub model_error: Option<String>,
 }
 
 impl State {
@@ -140,6 +149,8 @@ pub fn run(
     let report = writer.update(roots, &mut |_| {}, cancel)?;
     state.ready = true;
     state.last_batch = Some(now_secs());
+    let mut retry = next_retry(&report, None, opts);
+    state.model_error = report.embed_error.clone();
     state.write(&index_dir)?;
     on_batch(&report, &state);
 
@@ -165,7 +176,8 @@ pub fn run(
             Err(mpsc::RecvTimeoutError::Timeout) => {}
             Err(mpsc::RecvTimeoutError::Disconnected) => anyhow::bail!("the file watcher stopped"),
         }
-        let due = first.is_some_and(|f| last.elapsed() >= opts.debounce || f.elapsed() >= opts.max_delay);
+        let due = first.is_some_and(|f| last.elapsed() >= opts.debounce || f.elapsed() >= opts.max_delay)
+            || retry.is_some_and(|(at, _)| Instant::now() >= at);
         if !due {
             continue;
         }
@@ -176,12 +188,22 @@ pub fn run(
         state.queued = 0;
         state.batches += 1;
         state.last_batch = Some(now_secs());
+        retry = next_retry(&report, retry, opts);
+        state.model_error = report.embed_error.clone();
         state.write(&index_dir)?;
         on_batch(&report, &state);
     }
     writer.save()?;
     let _ = std::fs::remove_file(index_dir.join(STATE_FILE));
     Ok(())
+}
+
+/// When to try the pending texts again, and the wait that led there: none after a batch the
+/// model finished, else the last wait doubled (the first: `opts.retry`).
+fn next_retry(report: &Report, last: Option<(Instant, Duration)>, opts: &Options) -> Option<(Instant, Duration)> {
+    report.embed_error.as_ref()?;
+    let wait = last.map_or(opts.retry, |(_, wait)| (wait * 2).min(RETRY_MAX));
+    Some((Instant::now() + wait, wait))
 }
 
 /// Where a batch re-syncs: per root, some paths under it, or the whole root (None).

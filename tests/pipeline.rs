@@ -550,3 +550,107 @@ fn the_vector_file_is_written_once_changes_add_up_and_readers_follow_without_it(
     assert_ne!(vector_files(&env.index), before);
     assert_consistent(&env.index);
 }
+
+/// The stand-in behind a server that can stop: each batch spends one of `budget`'s calls, and
+/// with none left the batch fails as a server that went away does.
+struct Stopping {
+    inner: StandIn,
+    budget: std::sync::Arc<std::sync::atomic::AtomicI64>,
+}
+
+impl Embedder for Stopping {
+    fn fingerprint(&self) -> String {
+        self.inner.fingerprint()
+    }
+    fn model_id(&self) -> &str {
+        self.inner.model_id()
+    }
+    fn dims(&self) -> usize {
+        self.inner.dims()
+    }
+    fn max_tokens(&self) -> usize {
+        self.inner.max_tokens()
+    }
+    fn device(&self) -> qsearch::embed::device::Placement {
+        self.inner.device()
+    }
+    fn tokenizer(&self) -> Option<&tokenizers::Tokenizer> {
+        None
+    }
+    fn embed(&mut self, texts: &[&str], kind: InputKind) -> anyhow::Result<qsearch::embed::Embedded> {
+        if self.budget.fetch_sub(1, std::sync::atomic::Ordering::SeqCst) <= 0 {
+            anyhow::bail!("cannot reach the embedding server: connection refused");
+        }
+        self.inner.embed(texts, kind)
+    }
+}
+
+fn stopping_writer(env: &Env, budget: &std::sync::Arc<std::sync::atomic::AtomicI64>, role: Role) -> Writer {
+    let settings = indexer::Settings { role, rebuild: Rebuild::No, options: indexer::Options::default() };
+    let budget = budget.clone();
+    Writer::open(&env.index, settings, move |_| Ok(Box::new(Stopping { inner: StandIn::new(64), budget }))).unwrap()
+}
+
+#[test]
+fn a_model_that_stops_midway_leaves_every_file_written_and_the_rest_pending() {
+    let env = env();
+    for i in 0..300 {
+        common::write(&env.root, &format!("n{i:03}.md"), format!("# Note {i}\n\nword{i} about gardening\n"));
+    }
+    let budget = std::sync::Arc::new(std::sync::atomic::AtomicI64::new(1));
+    let mut w = stopping_writer(&env, &budget, Role::Index);
+    let r = w.update(std::slice::from_ref(&env.root), &mut |_| {}, &AtomicBool::new(false)).unwrap();
+    drop(w);
+    let error = r.embed_error.as_deref().expect("the model's failure is reported");
+    assert!(error.contains("connection refused"), "{error}");
+    assert_eq!(r.indexed, 300, "every file is written though the model stopped");
+    assert!(r.embedded > 0 && r.pending > 0 && r.embedded + r.pending == 300, "{} embedded, {} pending", r.embedded, r.pending);
+    assert_eq!(search(&env, "word299", Mode::Keyword), vec!["n299.md"], "keyword search has them all");
+    assert_consistent(&env.index);
+
+    // The model is back: the next run embeds what waited, and reads no file again.
+    budget.store(1_000, std::sync::atomic::Ordering::SeqCst);
+    let mut w = stopping_writer(&env, &budget, Role::Index);
+    let again = w.update(std::slice::from_ref(&env.root), &mut |_| {}, &AtomicBool::new(false)).unwrap();
+    w.save().unwrap();
+    drop(w);
+    assert_eq!((again.indexed, again.embed_error.as_deref()), (0, None));
+    assert_eq!((again.embedded, again.pending), (r.pending, 0));
+    assert_consistent(&env.index);
+    assert_eq!(search(&env, "word299 gardening", Mode::Semantic)[0], "n299.md");
+}
+
+#[test]
+fn a_watcher_tries_a_stopped_model_again_without_events_until_it_is_back() {
+    let env = env();
+    for i in 0..5 {
+        common::write(&env.root, &format!("n{i}.md"), format!("# Note {i}\n\nword{i}\n"));
+    }
+    let budget = std::sync::Arc::new(std::sync::atomic::AtomicI64::new(0));
+    let mut w = stopping_writer(&env, &budget, Role::Watch);
+    let cancel = std::sync::Arc::new(AtomicBool::new(false));
+    let (tx, rx) = std::sync::mpsc::channel();
+    let (root, stop) = (env.root.clone(), cancel.clone());
+    let watcher = std::thread::spawn(move || {
+        let opts = qsearch::watch::Options { retry: std::time::Duration::from_millis(100), ..Default::default() };
+        qsearch::watch::run(&mut w, &[root], &opts, &stop, &mut |report, state| {
+            let _ = tx.send((report.embed_error.is_some(), report.pending, state.model_error.clone()));
+        })
+    });
+    let next = || rx.recv_timeout(std::time::Duration::from_secs(20)).expect("a batch within 20 s");
+    let (failed, pending, said) = next();
+    assert!(failed && pending == 5 && said.is_some_and(|e| e.contains("connection refused")));
+    let (failed, pending, _) = next();
+    assert!(failed && pending == 5, "tried again with no event");
+    budget.store(1_000, std::sync::atomic::Ordering::SeqCst);
+    let back = loop {
+        let (failed, pending, said) = next();
+        if !failed {
+            break (pending, said);
+        }
+    };
+    assert_eq!(back, (0, None), "embedded once the model is back, and the error is cleared");
+    cancel.store(true, std::sync::atomic::Ordering::SeqCst);
+    watcher.join().unwrap().unwrap();
+    assert_consistent(&env.index);
+}

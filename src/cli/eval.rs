@@ -80,6 +80,9 @@ pub fn run(config: &Config, args: Args) -> Result<ExitCode> {
         })?;
         let roots = indexer::canonical_roots(std::slice::from_ref(&corpus_dir))?;
         let report = writer.update(&roots, &mut |_| {}, &AtomicBool::new(false))?;
+        if let Some(e) = &report.embed_error {
+            anyhow::bail!("the model stopped: {e}");
+        }
         writer.save()?;
         eprintln!(
             "indexed in {:.0}s: {} files, {} chunks embedded, {} tokens ({} cut at the model's limit)",

@@ -114,8 +114,17 @@ pub fn run(config: &Config, args: Args) -> Result<ExitCode> {
     } else if !args.quiet {
         print_summary(&report);
     }
+    if let Some(e) = &report.embed_error {
+        eprintln!(
+            "qsearch: the model stopped: {e}\n{} chunks wait for their vectors (keyword search finds them meanwhile): \
+             run `qsearch index` again to embed them",
+            report.pending
+        );
+    }
     Ok(if report.interrupted {
         ExitCode::from(130)
+    } else if report.embed_error.is_some() {
+        ExitCode::from(2)
     } else if report.failed.is_empty() {
         ExitCode::SUCCESS
     } else {

@@ -79,6 +79,9 @@ pub fn status(config: &Config, args: StatusArgs) -> Result<ExitCode> {
                 state.last_event.map(local_time).unwrap_or("never".into()),
                 state.queued
             );
+            if let Some(e) = &state.model_error {
+                println!("          the model stopped: {e}; its texts wait and are tried again");
+            }
         }
         Some(h) => println!("writer:   {} (pid {}) since {}", h.role, h.pid, local_time(h.since)),
         None => println!("watcher:  not running"),

@@ -45,7 +45,7 @@ pub fn run(config: &Config, args: Args) -> Result<ExitCode> {
             eprintln!("events: {}", state.backend);
             first = false;
         }
-        if report.indexed + report.removed > 0 || !report.failed.is_empty() || first {
+        if report.indexed + report.removed + report.embedded as usize > 0 || !report.failed.is_empty() || report.embed_error.is_some() || first {
             eprintln!(
                 "[{}] indexed {}, removed {}, embedded {}, failed {}{}",
                 super::local_time(state.last_batch.unwrap_or(0)),
@@ -58,6 +58,9 @@ pub fn run(config: &Config, args: Args) -> Result<ExitCode> {
         }
         for f in &report.failed {
             eprintln!("  failed {}: {}", f.path.display(), f.why);
+        }
+        if let Some(e) = &report.embed_error {
+            eprintln!("  the model stopped: {e}\n  its texts wait (keyword search finds them meanwhile) and are tried again soon");
         }
     })?;
     eprintln!("watcher stopped; the index is saved");

@@ -154,7 +154,8 @@ impl Loop<'_> {
             while let Some(msg) = next.take() {
                 match msg {
                     Msg::File(i, prepared) => files.push((i, prepared)),
-                    Msg::Vectors(done) => self.attach(done?, report, progress)?,
+                    Msg::Vectors(Ok(done)) => self.attach(done, report, progress)?,
+                    Msg::Vectors(Err(e)) => self.model_failed(e, report),
                 }
                 let bytes: usize = files.iter().map(|(_, p)| op_bytes(p)).sum();
                 if files.len() < GROUP_DOCS && bytes < GROUP_BYTES {
@@ -216,6 +217,16 @@ impl Loop<'_> {
             }
         }
         apply_ops(self.store, self.vectors, &ops)
+    }
+
+    /// The model failed a batch (a server gone, say): nothing more goes to it in this run, but
+    /// every file is still written, so keyword search has them all; their texts stay pending for
+    /// the next run. The first error is the one reported.
+    fn model_failed(&mut self, e: anyhow::Error, report: &mut Report) {
+        self.batches_out -= 1;
+        self.sent_while_syncing.pop_front();
+        self.batches = None;
+        report.embed_error.get_or_insert_with(|| format!("{e:#}"));
     }
 
     /// Stores a batch's vectors and reports the progress.

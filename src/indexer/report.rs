@@ -61,6 +61,9 @@ pub struct Report {
     pub tokens: u64,
     pub truncated: usize,
     pub pending: u64,
+    /// Why the model stopped embedding in this run; its texts are `pending` (searched by
+    /// keyword meanwhile) until a later run embeds them.
+    pub embed_error: Option<String>,
     pub interrupted: bool,
     pub sync_secs: f64,
     pub embed_secs: f64,

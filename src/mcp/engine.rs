@@ -320,8 +320,15 @@ impl Engine {
         let mut writer = Writer::open(&self.dir, settings, |fp| self.model.for_writer(fp))?;
         let report = writer.update(&roots, &mut |_| {}, cancel)?;
         drop(writer);
-        let note = if report.interrupted { "interrupted: the work done so far is kept" } else { "the index is up to date" };
-        Ok(IndexOut { refreshed: true, folders, note: note.into(), report: Some(report) })
+        let note = match &report.embed_error {
+            Some(e) => format!(
+                "the files are indexed, but the model stopped ({e}): {} chunks wait for their vectors and are found by keyword meanwhile; index again to embed them",
+                report.pending
+            ),
+            None if report.interrupted => "interrupted: the work done so far is kept".into(),
+            None => "the index is up to date".into(),
+        };
+        Ok(IndexOut { refreshed: true, folders, note, report: Some(report) })
     }
 }
 
