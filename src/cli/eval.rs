@@ -64,7 +64,8 @@ fn list_json(searcher: &Searcher, text: &str, ranked: &[(String, &Hit)]) -> Resu
 pub fn run(config: &Config, args: Args) -> Result<ExitCode> {
     let data = eval::load(&args.beir, args.split.as_deref())?;
     let name = args.beir.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or("beir".into());
-    let model_tag = config.model.clone().unwrap_or_else(|| "default".into());
+    // A folder name: a server's model names hold `:` and `/` (`openai:BAAI/bge-small-en-v1.5`).
+    let model_tag = config.model.as_deref().unwrap_or("default").replace(['/', ':', '\\'], "-");
     let work = args.work.clone().unwrap_or_else(|| qsearch::paths::data_dir().join("eval").join(format!("{name}-{model_tag}-{}", args.ext)));
     let corpus_dir = work.join("corpus");
     let index_dir = work.join("index");

@@ -62,6 +62,12 @@ pub fn run(config: &Config, cmd: ModelCommand) -> Result<ExitCode> {
                     spec.name
                 );
             }
+            println!(
+                "{:<28} {:>5}       {:<10} a model on an embedding server with OpenAI's API (Ollama...; --endpoint URL)",
+                format!("{}NAME", qsearch::embed::server::PREFIX),
+                "",
+                ""
+            );
         }
         ModelCommand::Pull { id } => {
             let spec = catalog::find(&id)?;
