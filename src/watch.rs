@@ -263,8 +263,13 @@ fn places_touched(event: &notify::Result<notify::Event>, roots: &[PathBuf], inde
 fn place_of(root: &Path, path: &Path) -> Option<Place> {
     let rel = path.strip_prefix(root).ok()?;
     if let Some(git) = rel.components().position(|c| c.as_os_str() == ".git") {
+        // Git's own files are never read, but its exclude file is a set of ignore rules for the
+        // repository's folder. A `.git` or `.git/info` that appears brings one along, whose own
+        // event can come before the new folder is watched (`git init`, a repository moved in).
         let repo: PathBuf = root.join(rel.components().take(git).collect::<PathBuf>());
-        return rel.ends_with(".git/info/exclude").then(|| at(root, repo));
+        let inside: PathBuf = rel.components().skip(git + 1).collect();
+        let rules = [Path::new(""), Path::new("info"), Path::new("info/exclude")].contains(&inside.as_path());
+        return rules.then(|| at(root, repo));
     }
     let name = path.file_name()?;
     if name == ".gitignore" || name == ".ignore" || name == IGNORE_FILE {
@@ -300,6 +305,9 @@ mod tests {
         assert_eq!(place("/r/.ignore"), Some(Place::Whole));
         assert_eq!(place("/r/.git/index"), None, "git's own files are never read");
         assert_eq!(place("/r/.git/info/exclude"), Some(Place::Whole));
+        assert_eq!(place("/r/.git"), Some(Place::Whole), "a repository appearing brings its exclude file");
+        assert_eq!(place("/r/repos/x/.git/info"), Some(Place::At("/r/repos/x".into())));
+        assert_eq!(place("/r/.git/objects/info"), None);
         assert_eq!(place("/r/repos/x/.git/info/exclude"), Some(Place::At("/r/repos/x".into())));
         assert_eq!(place("/r"), Some(Place::Whole));
     }

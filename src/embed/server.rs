@@ -98,12 +98,15 @@ impl ServerEmbedder {
         let Some(name) = id.strip_prefix(PREFIX).filter(|n| !n.is_empty()) else {
             bail!("`{id}` names no model: use {PREFIX}NAME, NAME as the server calls it");
         };
-        let agent = ureq::Agent::config_builder()
+        let mut config = ureq::Agent::config_builder()
             .timeout_connect(Some(Duration::from_secs(5)))
             .timeout_global(Some(Duration::from_secs(300)))
-            .http_status_as_error(false)
-            .build()
-            .into();
+            .http_status_as_error(false);
+        if server.is_local() {
+            // Texts for a server on this machine never leave it through an HTTP_PROXY.
+            config = config.proxy(None);
+        }
+        let agent = config.build().into();
         let mut e = ServerEmbedder {
             id: id.to_string(),
             name: name.to_string(),

@@ -92,7 +92,7 @@ pub fn find(id: &str) -> Result<ModelSpec> {
         return Ok(m.clone());
     }
     let known: Vec<_> = models.iter().map(|m| m.id.as_str()).collect();
-    bail!("unknown model `{id}`; known models: {}", known.join(", "))
+    bail!("unknown model `{id}`; known models: {}, or openai:NAME for a model on an embedding server", known.join(", "))
 }
 
 impl ModelSpec {

