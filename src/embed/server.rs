@@ -19,8 +19,10 @@ pub const DEFAULT_URL: &str = "http://localhost:11434/v1";
 const PER_REQUEST: usize = 64;
 /// Tries of a request that failed in a way that may pass (no connection, 429, 5xx, a timeout).
 const TRIES: u32 = 4;
-/// The server is not asked how long its model's inputs may be; chunks are sized by estimate
-/// (4 bytes a token), and a server cuts what is longer than its model takes.
+/// The server is not asked how long its model's inputs may be (OpenAI's API does not say): models
+/// known to read fewer tokens than a chunk holds are listed in [`max_tokens_for`]; the rest get
+/// this, and a server cuts what is longer than its model takes. Chunks are sized by estimate
+/// (4 bytes a token).
 const MAX_TOKENS: usize = 8192;
 
 /// Where the server is, and the key it wants (sent as a bearer token).
@@ -80,12 +82,26 @@ pub fn prompts_for(name: &str, task: &str) -> Prompts {
     }
 }
 
+/// The tokens a model reads, for the models that read fewer than a default chunk (384) holds
+/// (from their model cards and Ollama's library), so that chunks are cut to fit them.
+pub fn max_tokens_for(name: &str) -> usize {
+    let name = name.to_ascii_lowercase();
+    if name.contains("paraphrase-multilingual") {
+        128
+    } else if name.contains("all-minilm") {
+        256
+    } else {
+        MAX_TOKENS
+    }
+}
+
 pub struct ServerEmbedder {
     id: String,
     name: String,
     server: Server,
     agent: ureq::Agent,
     dims: usize,
+    max_tokens: usize,
     /// Sent as `dimensions` (a Matryoshka model cut by the server) when the model's own differ.
     ask_dims: Option<usize>,
     prompts: Prompts,
@@ -111,6 +127,7 @@ impl ServerEmbedder {
             id: id.to_string(),
             name: name.to_string(),
             prompts: prompts_for(name, task),
+            max_tokens: max_tokens_for(name),
             server,
             agent,
             dims: 0,
@@ -255,7 +272,7 @@ impl Embedder for ServerEmbedder {
         self.dims
     }
     fn max_tokens(&self) -> usize {
-        MAX_TOKENS
+        self.max_tokens
     }
     fn device(&self) -> Placement {
         Placement::on(Backend::Server)
@@ -308,6 +325,14 @@ mod tests {
         assert_eq!(prompts_for("intfloat/multilingual-e5-large", "").query, "query: ");
         assert_eq!(prompts_for("text-embedding-3-small", ""), Prompts::default());
         assert_eq!(prompts_for("all-minilm", ""), Prompts::default());
+    }
+
+    #[test]
+    fn short_models_get_chunks_that_fit_them() {
+        assert_eq!(max_tokens_for("all-minilm:l6-v2"), 256);
+        assert_eq!(max_tokens_for("all-MiniLM-L6-v2"), 256);
+        assert_eq!(max_tokens_for("paraphrase-multilingual"), 128);
+        assert_eq!(max_tokens_for("qwen3-embedding:0.6b"), MAX_TOKENS);
     }
 
     #[test]
