@@ -143,8 +143,9 @@ fn run(cmd: &mut std::process::Command) -> (Option<i32>, String, String) {
     (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
 }
 
-fn semantic(index: &Path, query: &str) -> Vec<(String, f64)> {
-    let (code, out, err) = run(common::qsearch(index).args(["search", "--json", "--mode", "semantic", query]));
+/// `qsearch search --mode semantic` with `cmd` (an index, its environment): paths and scores.
+fn semantic(mut cmd: std::process::Command, query: &str) -> Vec<(String, f64)> {
+    let (code, out, err) = run(cmd.args(["search", "--json", "--mode", "semantic", query]));
     assert_eq!(code, Some(0), "{err}");
     let json: Value = serde_json::from_str(&out).unwrap();
     json["hits"].as_array().unwrap().iter().map(|h| (h["path"].as_str().unwrap().to_string(), h["score"].as_f64().unwrap())).collect()
@@ -180,22 +181,17 @@ fn a_folder_indexed_through_a_server_is_searched_as_with_the_model_itself() {
 
     // No --model, no --endpoint: the index remembers both.
     for query in ["how long should bread rise", "putting a service into production"] {
-        let through_server = {
-            let mut cmd = common::qsearch(&remote);
-            cmd.env("QSEARCH_API_KEY", "sekret");
-            let (code, out, err) = run(cmd.args(["search", "--json", "--mode", "semantic", query]));
-            assert_eq!(code, Some(0), "{err}");
-            let json: Value = serde_json::from_str(&out).unwrap();
-            json["hits"].as_array().unwrap().iter().map(|h| (h["path"].as_str().unwrap().to_string(), h["score"].as_f64().unwrap())).collect::<Vec<_>>()
-        };
-        let here = semantic(&local, query);
+        let mut cmd = common::qsearch(&remote);
+        cmd.env("QSEARCH_API_KEY", "sekret");
+        let through_server = semantic(cmd, query);
+        let here = semantic(common::qsearch(&local), query);
         assert_eq!(through_server.len(), here.len());
         for ((a, x), (b, y)) in through_server.iter().zip(&here) {
             assert_eq!(a, b, "{query}: {through_server:?} vs {here:?}");
             assert!((x - y).abs() < 1e-4, "{query}: {through_server:?} vs {here:?}");
         }
     }
-    assert!(semantic(&local, "how long should bread rise")[0].0.ends_with("bread.md"));
+    assert!(semantic(common::qsearch(&local), "how long should bread rise")[0].0.ends_with("bread.md"));
     let last = server.seen().pop().unwrap();
     assert_eq!(last.inputs, vec!["putting a service into production"], "the query went as typed (MiniLM takes no prompt)");
 
@@ -276,5 +272,5 @@ fn a_server_that_fails_is_said_and_nothing_is_lost() {
     let stats: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(stats["stats"]["pending"], 0, "{stats}");
     assert_eq!(stats["stats"]["documents"], 154, "{stats}");
-    assert!(semantic(&index, "how long should bread rise")[0].0.ends_with("bread.md"));
+    assert!(semantic(common::qsearch(&index), "how long should bread rise")[0].0.ends_with("bread.md"));
 }

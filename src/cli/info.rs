@@ -36,13 +36,13 @@ pub fn status(config: &Config, args: StatusArgs) -> Result<ExitCode> {
     let stats = store.stats()?;
     let writer = lock::holder(&dir);
     // The server an `openai:` model is asked; an index of a local model has none.
-    let server = match &stats.fingerprint {
-        Some(fp) if fp.model_id().starts_with(qsearch::embed::server::PREFIX) => store.endpoint()?,
+    let endpoint = match &stats.fingerprint {
+        Some(fp) if fp.model_id().starts_with(server::PREFIX) => store.endpoint()?,
         _ => None,
     };
     if args.json {
         let watcher = writer.as_ref().filter(|h| h.role == Role::Watch).and_then(|_| qsearch::watch::State::read(&dir));
-        let out = serde_json::json!({ "index": dir, "stats": stats, "writer": writer, "watcher": watcher, "endpoint": server });
+        let out = serde_json::json!({ "index": dir, "stats": stats, "writer": writer, "watcher": watcher, "endpoint": endpoint });
         println!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(ExitCode::SUCCESS);
     }
@@ -59,7 +59,7 @@ pub fn status(config: &Config, args: StatusArgs) -> Result<ExitCode> {
         Some(fp) => println!("indexed:  {fp}"),
         None => println!("model:    none yet"),
     }
-    if let Some(url) = server {
+    if let Some(url) = endpoint {
         println!("server:   {url}");
     }
     if stats.tags_total > 0 {
@@ -180,7 +180,8 @@ pub fn doctor(config: &Config) -> Result<ExitCode> {
         }
     }
     let dir = config.index_dir();
-    let index_model = Store::open_read(&dir).ok().and_then(|s| s.stats().ok()?.fingerprint).map(|fp| fp.model_id().to_string());
+    let store = Store::open_read(&dir);
+    let index_model = store.as_ref().ok().and_then(|s| s.fingerprint().ok().flatten()).map(|fp| fp.model_id().to_string());
     if let Some(id) = config.model.clone().or(index_model).filter(|m| m.starts_with(server::PREFIX)) {
         let at = super::server(config);
         match server::ServerEmbedder::connect(&id, at.clone(), None, "") {
@@ -191,7 +192,7 @@ pub fn doctor(config: &Config) -> Result<ExitCode> {
             }
         }
     }
-    match Store::open_read(&dir) {
+    match store {
         Ok(store) => {
             let s = store.stats()?;
             println!(
