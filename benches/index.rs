@@ -129,10 +129,18 @@ fn chunk_speed(dirs: &[PathBuf], before: bool) -> Result<()> {
             }
             best[i] = best[i].min(t.elapsed().as_secs_f64());
             chunks[i] = n;
-            eprintln!("round {round} {name:<10} {:.2} s, {:.2} MB/s, {n} chunks", t.elapsed().as_secs_f64(), bytes as f64 / 1e6 / t.elapsed().as_secs_f64());
+            eprintln!(
+                "round {round} {name:<10} {:.2} s, {:.2} MB/s, {n} chunks",
+                t.elapsed().as_secs_f64(),
+                bytes as f64 / 1e6 / t.elapsed().as_secs_f64()
+            );
         }
     }
-    eprintln!("one tokenization per document: {:.1}x faster; chunks over {} tokens when re-tokenized: {over}", best[0] / best[1], settings.tokens);
+    eprintln!(
+        "one tokenization per document: {:.1}x faster; chunks over {} tokens when re-tokenized: {over}",
+        best[0] / best[1],
+        settings.tokens
+    );
     // What the tokenizer alone costs (with offsets, as the chunker calls it).
     let t = Instant::now();
     for (text, _) in &docs {
@@ -303,9 +311,19 @@ fn generate(mb: usize, tree: Tree) -> Result<()> {
     let templates: Vec<(String, &str)> = texts(&[root.join("src"), root.join("benches")])
         .into_iter()
         .map(|(t, _)| (t, "rs"))
-        .chain([root.join("README.md"), root.join("ARCHITECTURE.md"), root.join("benches/README.md"), root.join("scripts/README.md")].iter().filter_map(|p| Some((std::fs::read_to_string(p).ok()?, "md"))))
+        .chain(
+            [
+                root.join("README.md"),
+                root.join("ARCHITECTURE.md"),
+                root.join("benches/README.md"),
+                root.join("scripts/README.md"),
+            ]
+            .iter()
+            .filter_map(|p| Some((std::fs::read_to_string(p).ok()?, "md"))),
+        )
         .collect();
-    let mut names: Vec<&str> = templates.iter().filter(|t| t.1 == "rs").flat_map(|(t, _)| identifiers(t)).filter(|w| renamable(w)).collect();
+    let mut names: Vec<&str> =
+        templates.iter().filter(|t| t.1 == "rs").flat_map(|(t, _)| identifiers(t)).filter(|w| renamable(w)).collect();
     names.sort_unstable();
     names.dedup();
     let suffix = match tree {
@@ -326,7 +344,11 @@ fn generate(mb: usize, tree: Tree) -> Result<()> {
             Tree::Mixed => rust[rng.below(rust.len())],
             _ => &templates[rng.below(templates.len())],
         };
-        let text = if *ext == "rs" && tree != Tree::Shuffled { renamed(template, &names, &mut rng) } else { shuffled_words(template, &mut rng) };
+        let text = if *ext == "rs" && tree != Tree::Shuffled {
+            renamed(template, &names, &mut rng)
+        } else {
+            shuffled_words(template, &mut rng)
+        };
         if *ext == "md" {
             markdown_bytes += text.len();
         }
@@ -336,7 +358,12 @@ fn generate(mb: usize, tree: Tree) -> Result<()> {
         written += text.len();
         files += 1;
     }
-    eprintln!("wrote {files} files, {:.1} MB ({:.0}% Markdown), to {}", written as f64 / 1e6, 100.0 * markdown_bytes as f64 / written as f64, out.display());
+    eprintln!(
+        "wrote {files} files, {:.1} MB ({:.0}% Markdown), to {}",
+        written as f64 / 1e6,
+        100.0 * markdown_bytes as f64 / written as f64,
+        out.display()
+    );
     Ok(())
 }
 
@@ -356,14 +383,52 @@ fn shuffled_words(template: &str, rng: &mut Rng) -> String {
 
 /// Runs of identifier characters that start with a letter or `_` (not `1u32`'s `u32`).
 fn identifiers(text: &str) -> impl Iterator<Item = &str> {
-    text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).filter(|w| w.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_'))
+    text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .filter(|w| w.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_'))
 }
 
 fn renamable(word: &str) -> bool {
     const KEYWORDS: &[&str] = &[
-        "Self", "as", "async", "await", "break", "const", "continue", "crate", "dyn", "else", "enum", "extern", "false", "fn", "for", "if",
-        "impl", "in", "let", "loop", "macro_rules", "match", "mod", "move", "mut", "pub", "ref", "return", "self", "static", "struct",
-        "super", "trait", "true", "type", "union", "unsafe", "use", "where", "while",
+        "Self",
+        "as",
+        "async",
+        "await",
+        "break",
+        "const",
+        "continue",
+        "crate",
+        "dyn",
+        "else",
+        "enum",
+        "extern",
+        "false",
+        "fn",
+        "for",
+        "if",
+        "impl",
+        "in",
+        "let",
+        "loop",
+        "macro_rules",
+        "match",
+        "mod",
+        "move",
+        "mut",
+        "pub",
+        "ref",
+        "return",
+        "self",
+        "static",
+        "struct",
+        "super",
+        "trait",
+        "true",
+        "type",
+        "union",
+        "unsafe",
+        "use",
+        "where",
+        "while",
     ];
     word.len() > 2 && !KEYWORDS.contains(&word)
 }

@@ -13,6 +13,7 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use qsearch::embed::load::Settings;
 use qsearch::embed::onnx::Options;
 use qsearch::embed::stand_in::StandIn;
 use qsearch::embed::{Embedder, InputKind};
@@ -20,7 +21,6 @@ use qsearch::mcp::engine::SearchRequest;
 use qsearch::mcp::model::ModelState;
 use qsearch::mcp::{self, Engine, ModelPlan, Setup};
 use qsearch::models::choice::Choice;
-use qsearch::embed::load::Settings;
 use qsearch::models::source::Sources;
 use qsearch::search::Mode;
 use rmcp::ServiceExt;
@@ -88,14 +88,18 @@ fn main() {
             let mut ms = Vec::new();
             for (text, _) in &queries {
                 let arguments = json!({ "query": text, "k": 10, "mode": mode.to_string() });
-                let params = CallToolRequestParams::new("search").with_arguments(arguments.as_object().unwrap().clone());
+                let params =
+                    CallToolRequestParams::new("search").with_arguments(arguments.as_object().unwrap().clone());
                 let t = Instant::now();
                 let result = client.call_tool(params).await.unwrap();
                 ms.push(t.elapsed().as_secs_f64() * 1e3);
                 assert_eq!(result.is_error, Some(false), "{result:?}");
             }
             let (p50, p95) = common::percentiles(ms);
-            eprintln!("search tool call, {mode:<8} p50 {p50:.2} ms  p95 {p95:.2} ms  (beyond the embedding: p50 {:.2} ms)", p50 - embed_p50);
+            eprintln!(
+                "search tool call, {mode:<8} p50 {p50:.2} ms  p95 {p95:.2} ms  (beyond the embedding: p50 {:.2} ms)",
+                p50 - embed_p50
+            );
             out.insert(format!("tool_{mode}_p50_ms"), p50.into());
             out.insert(format!("tool_{mode}_p95_ms"), p95.into());
         }
@@ -103,7 +107,8 @@ fn main() {
         // the JSON-RPC round trip and the hop to a blocking thread and back.
         let mut ms = Vec::new();
         for _ in &queries {
-            let params = CallToolRequestParams::new("search").with_arguments(json!({ "query": " " }).as_object().unwrap().clone());
+            let params = CallToolRequestParams::new("search")
+                .with_arguments(json!({ "query": " " }).as_object().unwrap().clone());
             let t = Instant::now();
             let result = client.call_tool(params).await.unwrap();
             ms.push(t.elapsed().as_secs_f64() * 1e3);
@@ -118,7 +123,8 @@ fn main() {
         for chunk in queries.chunks(4) {
             let calls = chunk.iter().map(|(text, _)| {
                 let arguments = json!({ "query": text, "k": 10 });
-                let params = CallToolRequestParams::new("search").with_arguments(arguments.as_object().unwrap().clone());
+                let params =
+                    CallToolRequestParams::new("search").with_arguments(arguments.as_object().unwrap().clone());
                 let peer = client.peer().clone();
                 async move { peer.call_tool(params).await }
             });
@@ -137,7 +143,8 @@ fn main() {
         let ms: Vec<f64> = queries
             .iter()
             .map(|(text, _)| {
-                let req = SearchRequest { query: text.clone(), k: Some(10), mode: Some(mode), filter: Default::default() };
+                let req =
+                    SearchRequest { query: text.clone(), k: Some(10), mode: Some(mode), filter: Default::default() };
                 let t = Instant::now();
                 std::hint::black_box(engine.search(&req).unwrap());
                 t.elapsed().as_secs_f64() * 1e3

@@ -76,7 +76,11 @@ fn main() {
     let filters = [
         ("one-document", path("docs/1234.md"), path("docs/2345.md")),
         ("path", path("docs/1*.md"), path("docs/2*.md")),
-        ("tag", Filter { tags: vec!["t3".into()], ..Filter::default() }, Filter { tags: vec!["t4".into()], ..Filter::default() }),
+        (
+            "tag",
+            Filter { tags: vec!["t3".into()], ..Filter::default() },
+            Filter { tags: vec!["t4".into()], ..Filter::default() },
+        ),
         (
             "since",
             Filter { since_ns: Some(docs / 2 * 86_400_000_000_000), ..Filter::default() },

@@ -16,7 +16,8 @@ use qsearch::search::{Mode, Query, Searcher};
 fn cpu_ticks(pid: u32) -> u64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or("").split_whitespace().collect();
-    fields.get(11).and_then(|u| u.parse::<u64>().ok()).unwrap_or(0) + fields.get(12).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0)
+    fields.get(11).and_then(|u| u.parse::<u64>().ok()).unwrap_or(0)
+        + fields.get(12).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0)
 }
 
 /// Bytes the process has caused to be written to storage (`/proc/PID/io`, `write_bytes`).
@@ -72,7 +73,8 @@ fn main() {
     for i in 0..10 {
         let word = format!("zqx{i}marker");
         let t = Instant::now();
-        std::fs::write(root.join(format!("new{i}.md")), format!("# New {i}\n\nA fresh note with {word} inside.\n")).unwrap();
+        std::fs::write(root.join(format!("new{i}.md")), format!("# New {i}\n\nA fresh note with {word} inside.\n"))
+            .unwrap();
         let q = Query { text: word.clone(), k: 5, mode: Mode::Keyword, filter: Default::default(), per_doc: 1 };
         loop {
             searcher.refresh().unwrap();

@@ -74,10 +74,8 @@ pub fn load(dir: &Path, split: Option<&str>) -> Result<Dataset> {
             qrels.entry(cols[0].to_string()).or_default().insert(cols[1].to_string(), cols[2].trim().parse()?);
         }
     }
-    let queries: Vec<QueryRow> = jsonl::<QueryRow>(&dir.join("queries.jsonl"))?
-        .into_iter()
-        .filter(|q| qrels.contains_key(&q.id))
-        .collect();
+    let queries: Vec<QueryRow> =
+        jsonl::<QueryRow>(&dir.join("queries.jsonl"))?.into_iter().filter(|q| qrels.contains_key(&q.id)).collect();
     Ok(Dataset { corpus: jsonl(&dir.join("corpus.jsonl"))?, queries, qrels, split })
 }
 
@@ -131,7 +129,13 @@ pub fn score(ranking: &[String], relevant: &HashMap<String, i32>) -> (f64, f64, 
 pub fn average(scores: &[(f64, f64, f64, f64)]) -> Metrics {
     let n = scores.len().max(1) as f64;
     let sum = scores.iter().fold((0.0, 0.0, 0.0, 0.0), |a, s| (a.0 + s.0, a.1 + s.1, a.2 + s.2, a.3 + s.3));
-    Metrics { ndcg_at_10: sum.0 / n, recall_at_10: sum.1 / n, recall_at_100: sum.2 / n, mrr_at_10: sum.3 / n, queries: scores.len() }
+    Metrics {
+        ndcg_at_10: sum.0 / n,
+        recall_at_10: sum.1 / n,
+        recall_at_100: sum.2 / n,
+        mrr_at_10: sum.3 / n,
+        queries: scores.len(),
+    }
 }
 
 /// How one mode fared against another, query by query, on nDCG@10.

@@ -36,10 +36,7 @@ pub fn install(requirement: &str, dir: &Path) -> Result<PathBuf> {
         .output()
         .with_context(|| format!("could not run {python} -m pip"))?;
     if !out.status.success() {
-        bail!(
-            "`{python} -m pip install {requirement}` failed:\n{}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
+        bail!("`{python} -m pip install {requirement}` failed:\n{}", String::from_utf8_lossy(&out.stderr).trim());
     }
     let _ = std::fs::remove_dir_all(dir);
     std::fs::rename(&staging, dir)?;
@@ -54,10 +51,6 @@ pub fn folder_name(requirement: &str) -> String {
 
 fn find_python() -> Option<String> {
     ["python3", "python"].into_iter().map(String::from).find(|p| {
-        Command::new(p)
-            .args(["-m", "pip", "--version"])
-            .output()
-            .map(|o| o.status.success())
-            .unwrap_or(false)
+        Command::new(p).args(["-m", "pip", "--version"]).output().map(|o| o.status.success()).unwrap_or(false)
     })
 }

@@ -74,10 +74,7 @@ pub fn locate_or_install(explicit: Option<&Path>, notify: &mut dyn FnMut(&str)) 
         return Ok(found);
     }
     let target = paths::runtime_dir().join(pip::folder_name(ORT_REQUIREMENT));
-    notify(&format!(
-        "ONNX Runtime not found; installing {ORT_REQUIREMENT} from PyPI into {}",
-        target.display()
-    ));
+    notify(&format!("ONNX Runtime not found; installing {ORT_REQUIREMENT} from PyPI into {}", target.display()));
     pip::install(ORT_REQUIREMENT, &target).map_err(|e| {
         anyhow!(
             "{e:#}\n\nqsearch needs the ONNX Runtime shared library (1.31 or newer). Get it with\n  \
@@ -153,7 +150,10 @@ impl Runtime {
     pub fn version(&self) -> String {
         let from_name = self.lib.path.file_name().and_then(|n| {
             let n = n.to_string_lossy();
-            n.split(['-', '_']).chain(n.split(".so.")).map(|p| p.trim_end_matches(".dylib").to_string()).find(|p| is_version(p))
+            n.split(['-', '_'])
+                .chain(n.split(".so."))
+                .map(|p| p.trim_end_matches(".dylib").to_string())
+                .find(|p| is_version(p))
         });
         let from_wheel = || {
             let root = self.lib.path.parent()?.parent()?.parent()?;

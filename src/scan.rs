@@ -34,7 +34,9 @@ pub struct Found {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Skip {
     Symlink,
-    TooLarge { limit_mb: u64 },
+    TooLarge {
+        limit_mb: u64,
+    },
     /// Found to be binary when read.
     Binary,
     /// Found when read: no text in it, or none qsearch may read.
@@ -77,7 +79,8 @@ impl Within {
         if self.holds(&path) {
             return;
         }
-        let inside: Vec<PathBuf> = self.paths.range(path.clone()..).take_while(|p| p.starts_with(&path)).cloned().collect();
+        let inside: Vec<PathBuf> =
+            self.paths.range(path.clone()..).take_while(|p| p.starts_with(&path)).cloned().collect();
         for p in inside {
             self.paths.remove(&p);
         }
@@ -159,7 +162,9 @@ pub fn scan(root: &Path, opts: &Options, within: Option<&Within>) -> Scan {
             Ok(meta) if meta.len() > opts.max_file_bytes => {
                 out.skipped.push((path.to_path_buf(), Skip::TooLarge { limit_mb: opts.max_file_bytes / (1024 * 1024) }))
             }
-            Ok(meta) => out.files.push(Found { path: path.to_path_buf(), kind, size: meta.len(), mtime_ns: mtime_ns(&meta) }),
+            Ok(meta) => {
+                out.files.push(Found { path: path.to_path_buf(), kind, size: meta.len(), mtime_ns: mtime_ns(&meta) })
+            }
             Err(e) => out.errors.push((path.to_path_buf(), e.to_string())),
         }
     }
@@ -185,7 +190,10 @@ mod tests {
         for p in ["/r/notes/a.md", "/r/dir", "/r/dir/b.md", "/r/deep/x/y"] {
             w.insert(PathBuf::from(p));
         }
-        assert_eq!(w.paths().collect::<Vec<_>>(), [Path::new("/r/deep/x/y"), Path::new("/r/dir"), Path::new("/r/notes/a.md")]);
+        assert_eq!(
+            w.paths().collect::<Vec<_>>(),
+            [Path::new("/r/deep/x/y"), Path::new("/r/dir"), Path::new("/r/notes/a.md")]
+        );
         w.insert("/r/deep".into());
         assert_eq!(w.len(), 3, "a folder takes the place of the paths inside it");
         assert!(w.holds(Path::new("/r/dir/sub/c.md")));

@@ -181,7 +181,8 @@ pub fn run(
         if !due {
             continue;
         }
-        let areas: Vec<Area> = std::mem::take(&mut touched).0.into_iter().map(|(root, within)| Area { root, within }).collect();
+        let areas: Vec<Area> =
+            std::mem::take(&mut touched).0.into_iter().map(|(root, within)| Area { root, within }).collect();
         first = None;
         state.write(&index_dir)?;
         let report = writer.update_areas(&areas, &mut |_| {}, cancel)?;
@@ -246,7 +247,9 @@ fn places_touched(event: &notify::Result<notify::Event>, roots: &[PathBuf], inde
         Ok(e) if e.need_rescan() => everywhere(),
         // Opening or reading a file changes nothing, and the watcher's own scans cause them;
         // closing a file written to does count.
-        Ok(e) if matches!(e.kind, notify::EventKind::Access(a) if a != AccessKind::Close(AccessMode::Write)) => Vec::new(),
+        Ok(e) if matches!(e.kind, notify::EventKind::Access(a) if a != AccessKind::Close(AccessMode::Write)) => {
+            Vec::new()
+        }
         Ok(e) => e
             .paths
             .iter()

@@ -30,8 +30,26 @@ impl Rng {
 }
 
 const WORDS: &[&str] = &[
-    "the", "borrow", "checker", "keeps", "references", "valid", "indexing", "semantic", "search", "über", "naïve",
-    "café", "don't", "e.g.", "3.14159", "2026-11-26", "https://example.com/a?b=c", "x", "I", "résumé",
+    "the",
+    "borrow",
+    "checker",
+    "keeps",
+    "references",
+    "valid",
+    "indexing",
+    "semantic",
+    "search",
+    "über",
+    "naïve",
+    "café",
+    "don't",
+    "e.g.",
+    "3.14159",
+    "2026-11-26",
+    "https://example.com/a?b=c",
+    "x",
+    "I",
+    "résumé",
 ];
 const CJK: &[&str] = &["向量数据库", "语义搜索", "東京で寿司を食べました", "한국어 텍스트", "今天学习了", "。", "，"];
 const CODE: &[&str] = &[
@@ -46,14 +64,26 @@ const CODE: &[&str] = &[
     "#include <stdio.h>",
     "SELECT c.id, d.display FROM chunks c JOIN documents d ON d.id = c.doc_id;",
 ];
-const ODD: &[&str] = &["🦀🦀🦀", "👩‍👩‍👧‍👦", "————", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "0xDEADBEEFCAFEBABE", "  \t  ", "\u{200b}"];
+const ODD: &[&str] = &[
+    "🦀🦀🦀",
+    "👩‍👩‍👧‍👦",
+    "————",
+    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+    "0xDEADBEEFCAFEBABE",
+    "  \t  ",
+    "\u{200b}",
+];
 
 fn line(rng: &mut Rng) -> String {
     match rng.below(10) {
         0..=3 => (0..rng.below(30) + 1).map(|_| rng.pick(WORDS)).collect::<Vec<_>>().join(" "),
         4 => (0..rng.below(6) + 1).map(|_| rng.pick(CJK)).collect::<String>(),
         5 | 6 => rng.pick(CODE).to_string(),
-        7 => format!("{} {}", "#".repeat(rng.below(3) + 1), (0..rng.below(12) + 1).map(|_| rng.pick(WORDS)).collect::<Vec<_>>().join(" ")),
+        7 => format!(
+            "{} {}",
+            "#".repeat(rng.below(3) + 1),
+            (0..rng.below(12) + 1).map(|_| rng.pick(WORDS)).collect::<Vec<_>>().join(" ")
+        ),
         8 => (0..rng.below(8) + 1).map(|_| rng.pick(ODD)).collect::<String>(),
         _ => String::new(),
     }
@@ -74,15 +104,24 @@ fn every_chunk_fits_the_budget_when_tokenized_alone() {
     let mut rng = Rng(0x5DEECE66D);
     let (mut checked, mut squeezed) = (0, 0);
     for round in 0..1000 {
-        let kinds = [Kind::Markdown, Kind::Text, Kind::Code(None), Kind::Code(Some(Lang::Rust)), Kind::Code(Some(Lang::Python)), Kind::Pdf];
+        let kinds = [
+            Kind::Markdown,
+            Kind::Text,
+            Kind::Code(None),
+            Kind::Code(Some(Lang::Rust)),
+            Kind::Code(Some(Lang::Python)),
+            Kind::Pdf,
+        ];
         let kind = kinds[round % kinds.len()];
         let mut doc = document(&mut rng);
         if kind == Kind::Pdf {
             // Pages, as `text::pdf` joins them.
-            doc = doc.lines().map(|l| if rng.below(8) == 0 { format!("{l}{}", pdf::PAGE_BREAK) } else { format!("{l}\n") }).collect();
+            doc = doc
+                .lines()
+                .map(|l| if rng.below(8) == 0 { format!("{l}{}", pdf::PAGE_BREAK) } else { format!("{l}\n") })
+                .collect();
         }
-        let mut settings = [Settings::new(16, 0), Settings::new(64, 8), Settings::new(384, 32)]
-            [rng.below(3)];
+        let mut settings = [Settings::new(16, 0), Settings::new(64, 8), Settings::new(384, 32)][rng.below(3)];
         if (round / kinds.len()) % 2 == 1 {
             // What a model reads, a little more than the chunk: headings take the rest.
             settings.room = settings.tokens + 2 + rng.below(settings.tokens);
@@ -91,7 +130,8 @@ fn every_chunk_fits_the_budget_when_tokenized_alone() {
             let alone = tokenizer.encode_fast(c.text.as_str(), false).unwrap().len();
             assert!(alone <= settings.tokens, "{alone} tokens > {} in a {kind:?} chunk: {:?}", settings.tokens, c.text);
             let path = c.heading_path();
-            let context = if path.is_empty() { 0 } else { tokenizer.encode_fast(path.as_str(), false).unwrap().len() + 1 };
+            let context =
+                if path.is_empty() { 0 } else { tokenizer.encode_fast(path.as_str(), false).unwrap().len() + 1 };
             if settings.room != usize::MAX && context + settings.tokens / 2 <= settings.room {
                 let embedded = tokenizer.encode_fast(chunk::embed_text(&path, &c.text).as_str(), false).unwrap().len();
                 assert!(embedded <= settings.room, "{embedded} tokens with the heading > {}: {c:?}", settings.room);
@@ -174,7 +214,10 @@ fn fast_token_offsets_are_the_tokenizers_own() {
         let mut doc = document(&mut rng);
         for _ in 0..rng.below(4) + 1 {
             let at = doc.char_indices().map(|(i, _)| i).nth(rng.below(doc.chars().count().max(1))).unwrap_or(doc.len());
-            doc.insert_str(at, rng.pick(&["<|endoftext|>", "<|im_start|>", "<think>", " <|im_end|> ", "\n<|file_sep|>"]));
+            doc.insert_str(
+                at,
+                rng.pick(&["<|endoftext|>", "<|im_start|>", "<think>", " <|im_end|> ", "\n<|file_sep|>"]),
+            );
         }
         assert!(same(&doc), "documents with added tokens stay on the fast path");
     }

@@ -105,11 +105,16 @@ fn an_image_pasted_into_a_note_is_not_read_as_text() {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("notes");
     let payload = "iVBORw0KGgoAAAANSUhEUgAAB".repeat(12_000);
-    common::write(&root, "trip.md", format!("# Trip\n\nThe lake was cold.\n\n![lake](data:image/png;base64,{payload}=)\n\nWe swam anyway.\n"));
+    common::write(
+        &root,
+        "trip.md",
+        format!("# Trip\n\nThe lake was cold.\n\n![lake](data:image/png;base64,{payload}=)\n\nWe swam anyway.\n"),
+    );
     let index = tmp.path().join("index");
     let (_, report) = common::index_json(&index, &root);
     assert_eq!(report["chunks_written"], 1, "{report}");
-    let search = |query: &str| common::qsearch(&index).args(["search", "--mode", "keyword", "--json", query]).output().unwrap();
+    let search =
+        |query: &str| common::qsearch(&index).args(["search", "--mode", "keyword", "--json", query]).output().unwrap();
     let out = search("swam anyway");
     let hit = &serde_json::from_slice::<Value>(&out.stdout).unwrap()["hits"][0];
     assert_eq!(hit["line"], 7, "lines are where they are in the file: {hit}");
@@ -121,7 +126,11 @@ fn an_image_pasted_into_a_note_is_not_read_as_text() {
 
     common::set_schema(&index, 5);
     let (_, report) = common::index_json(&index, &root);
-    assert_eq!((report["indexed"].as_u64(), report["embedded"].as_u64()), (Some(1), Some(0)), "read again, same chunk: {report}");
+    assert_eq!(
+        (report["indexed"].as_u64(), report["embedded"].as_u64()),
+        (Some(1), Some(0)),
+        "read again, same chunk: {report}"
+    );
 }
 
 #[test]
@@ -132,7 +141,11 @@ fn estimate_measures_and_writes_nothing() {
         common::write(&root, &format!("n{i}.md"), format!("# Note {i}\n\nsome words about topic {i}\n"));
     }
     let index = tmp.path().join("index");
-    let out = common::qsearch(&index).args(["index", "--estimate", "--json", "--model", "stand-in"]).arg(&root).output().unwrap();
+    let out = common::qsearch(&index)
+        .args(["index", "--estimate", "--json", "--model", "stand-in"])
+        .arg(&root)
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let est: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(est["files"], 20);
@@ -152,7 +165,11 @@ fn clear_messages_for_common_mistakes() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("qsearch index PATH"), "{err}");
 
-    let out = common::qsearch(&index).args(["index", "--model", "stand-in"]).arg(tmp.path().join("missing")).output().unwrap();
+    let out = common::qsearch(&index)
+        .args(["index", "--model", "stand-in"])
+        .arg(tmp.path().join("missing"))
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot index"), "{}", String::from_utf8_lossy(&out.stderr));
 
@@ -171,7 +188,11 @@ fn clear_messages_for_common_mistakes() {
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!((report["indexed"].as_u64(), report["embedded"].as_u64()), (Some(1), Some(1)), "{report}");
     let status = common::qsearch(&index).args(["status", "--json"]).output().unwrap();
-    assert!(String::from_utf8_lossy(&status.stdout).contains("stand-in"), "{}", String::from_utf8_lossy(&status.stdout));
+    assert!(
+        String::from_utf8_lossy(&status.stdout).contains("stand-in"),
+        "{}",
+        String::from_utf8_lossy(&status.stdout)
+    );
 }
 
 #[test]
@@ -184,7 +205,8 @@ fn without_its_model_search_still_answers_by_keyword_and_says_why() {
     // The index says it was built with a model this qsearch cannot load.
     let conn = rusqlite::Connection::open(index.join(qsearch::store::DB_FILE)).unwrap();
     let fp: String = conn.query_row("SELECT value FROM meta WHERE key = 'fingerprint'", [], |r| r.get(0)).unwrap();
-    conn.execute("UPDATE meta SET value = ?1 WHERE key = 'fingerprint'", [fp.replace("stand-in:", "gone-model:")]).unwrap();
+    conn.execute("UPDATE meta SET value = ?1 WHERE key = 'fingerprint'", [fp.replace("stand-in:", "gone-model:")])
+        .unwrap();
     drop(conn);
     let out = common::qsearch(&index).args(["search", "kayak", "--json"]).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));

@@ -46,7 +46,17 @@ fn chunk_with<'a>(chunks: &'a [Chunk], needle: &str) -> &'a Chunk {
 
 #[test]
 fn every_language_stays_within_budget_and_keeps_lines() {
-    for name in ["store.rs", "parser.py", "events.js", "cache.ts", "server.go", "Inventory.java", "ring.c", "matrix.cpp", "deploy.sh"] {
+    for name in [
+        "store.rs",
+        "parser.py",
+        "events.js",
+        "cache.ts",
+        "server.go",
+        "Inventory.java",
+        "ring.c",
+        "matrix.cpp",
+        "deploy.sh",
+    ] {
         for tokens in [24, 48, 96, 200, 2000] {
             split_checked(name, tokens);
         }
@@ -64,7 +74,11 @@ const HEADED: &[(&str, &str, &str)] = &[
     ("server.go", "func (s *Server) ServeHTTP(", "func (s *Server) ServeHTTP"),
     ("Inventory.java", "public void addStock(", "class Inventory > method addStock"),
     ("ring.c", "struct ring *ring_new(size_t cap) {", "function ring_new"),
-    ("matrix.cpp", "Matrix multiply(const Matrix &other) const {", "namespace linalg > class Matrix > function multiply"),
+    (
+        "matrix.cpp",
+        "Matrix multiply(const Matrix &other) const {",
+        "namespace linalg > class Matrix > function multiply",
+    ),
     ("deploy.sh", "upload() {", "function upload"),
 ];
 

@@ -41,7 +41,8 @@ fn mlprogram_partitions(model: &Path) -> (usize, usize, usize, String) {
         .expect("python3 runs");
     let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "the checker failed on {}:\n{text}", model.display());
-    let section = text.split("Checking CoreML MLProgram").nth(1).unwrap_or_else(|| panic!("no MLProgram section:\n{text}"));
+    let section =
+        text.split("Checking CoreML MLProgram").nth(1).unwrap_or_else(|| panic!("no MLProgram section:\n{text}"));
     let line = section.lines().find(|l| l.contains("can be handled by the CoreML MLProgram EP")).expect("verdict line");
     // "1 partitions with a total of 238/238 nodes can be handled by the CoreML MLProgram EP."
     let words: Vec<&str> = line.split_whitespace().collect();
@@ -79,7 +80,8 @@ fn check_every_bucket(source: &Path, root: &Path, prepared: impl FnOnce()) {
     let at_once = std::thread::available_parallelism().map_or(1, |n| n.get()).min(4);
     for group in buckets.chunks(at_once) {
         std::thread::scope(|s| {
-            let runs: Vec<_> = group.iter().map(|(bucket, file)| (bucket, file, s.spawn(|| mlprogram_partitions(file)))).collect();
+            let runs: Vec<_> =
+                group.iter().map(|(bucket, file)| (bucket, file, s.spawn(|| mlprogram_partitions(file)))).collect();
             for (bucket, file, run) in runs {
                 let (taken, all, partitions, section) = run.join().unwrap();
                 eprintln!("{}x{}: {partitions} partition(s), {taken}/{all} nodes", bucket.rows, bucket.tokens);
@@ -134,8 +136,9 @@ fn every_coreml_graph_of_a_full_size_qwen3_goes_to_coreml_whole() {
 #[test]
 fn a_quantised_export_is_refused_with_the_way_out() {
     let root = tempfile::tempdir().unwrap();
-    let err = prepare::prepared(&common::fixture("qwen3-tiny-int8/model.onnx"), root.path(), Target::Coreml, &mut |_| {})
-        .unwrap_err()
-        .to_string();
+    let err =
+        prepare::prepared(&common::fixture("qwen3-tiny-int8/model.onnx"), root.path(), Target::Coreml, &mut |_| {})
+            .unwrap_err()
+            .to_string();
     assert!(err.contains("quantised") && err.contains("qwen3-embedding-0.6b-fp32"), "{err}");
 }

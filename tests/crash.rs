@@ -28,7 +28,13 @@ fn crash_options() -> indexer::Options {
 fn make_tree(root: &Path) {
     for i in 0..300 {
         let body: String = (0..12)
-            .map(|p| format!("## Section {p}\n\nNote {i} paragraph {p}: words about topic{} and item{}.\n\n", (i * 7 + p) % 50, i * 13 + p))
+            .map(|p| {
+                format!(
+                    "## Section {p}\n\nNote {i} paragraph {p}: words about topic{} and item{}.\n\n",
+                    (i * 7 + p) % 50,
+                    i * 13 + p
+                )
+            })
             .collect();
         common::write(root, &format!("dir{}/note{i}.md", i % 10), format!("# Note {i}\n\n{body}"));
     }
@@ -67,7 +73,8 @@ fn snapshot(index: &Path) -> (BTreeSet<(String, String, bool)>, u64) {
     if let Some(fp) = store.fingerprint().unwrap() {
         // The writer's open: it repairs the graph from SQLite if the kill left them apart.
         let settings = indexer::Settings { role: Role::Index, rebuild: indexer::Rebuild::No, options: crash_options() };
-        let w = Writer::open(index, settings, |_| Ok(Box::new(StandIn::new(fp.dims)))).expect("index opens for writing after a kill");
+        let w = Writer::open(index, settings, |_| Ok(Box::new(StandIn::new(fp.dims))))
+            .expect("index opens for writing after a kill");
         assert_eq!(w.vector_count() as u64, embedded, "vector index and database disagree");
     }
     (rows, embedded)
@@ -128,7 +135,10 @@ fn killed_at_any_moment_the_index_stays_consistent_and_finishes_equal() {
     // The earliest kill: the database file exists, no migration has committed yet.
     let unborn = tmp.path().join("unborn");
     std::fs::create_dir_all(&unborn).unwrap();
-    rusqlite::Connection::open(unborn.join(qsearch::store::DB_FILE)).unwrap().execute_batch("PRAGMA journal_mode = WAL").unwrap();
+    rusqlite::Connection::open(unborn.join(qsearch::store::DB_FILE))
+        .unwrap()
+        .execute_batch("PRAGMA journal_mode = WAL")
+        .unwrap();
     check_after_kill(&unborn);
     assert!(run_index(&unborn, &root).wait().unwrap().success());
     assert_eq!(snapshot(&unborn), expected, "after a kill before the schema");

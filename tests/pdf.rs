@@ -7,12 +7,16 @@ use qsearch::text::pdf::{self, PdfError};
 
 #[test]
 fn pages_come_out_in_order_with_a_break_between() {
-    let bytes = common::pdf::with_pages(&["First page about risotto.", "Second page about\nthe borrow checker.", "Third."]);
+    let bytes =
+        common::pdf::with_pages(&["First page about risotto.", "Second page about\nthe borrow checker.", "Third."]);
     let got = pdf::text_of(&bytes).unwrap();
     assert_eq!((got.pages, got.failed_pages), (3, 0));
     let pages: Vec<&str> = got.text.split(pdf::PAGE_BREAK).collect();
     assert_eq!(pages.len(), 3, "{:?}", got.text);
-    assert!(pages[0].contains("risotto") && pages[1].contains("borrow checker") && pages[2].contains("Third"), "{pages:?}");
+    assert!(
+        pages[0].contains("risotto") && pages[1].contains("borrow checker") && pages[2].contains("Third"),
+        "{pages:?}"
+    );
     assert_eq!(pdf::page_starts(&got.text).len(), 3);
 }
 
@@ -34,7 +38,10 @@ fn a_page_the_reader_panics_on_is_left_out_and_counted() {
     let pages: Vec<&str> = got.text.split(pdf::PAGE_BREAK).collect();
     assert!(pages[0].contains("sourdough") && pages[1].is_empty() && pages[2].contains("rye"), "{pages:?}");
     let none = common::pdf::with_unparsable_pages(&[None, None]);
-    assert_eq!(pdf::text_of(&none).unwrap_err(), PdfError::Broken("the PDF reader failed on all 2 of its pages".into()));
+    assert_eq!(
+        pdf::text_of(&none).unwrap_err(),
+        PdfError::Broken("the PDF reader failed on all 2 of its pages".into())
+    );
 }
 
 #[test]
@@ -101,17 +108,24 @@ fn a_pdf_that_crashes_the_reader_costs_a_child_process_not_the_index() {
     assert_eq!((code, &report["indexed"], &report["unchanged"]), (Some(1), &0.into(), &2.into()), "{report}");
     assert_eq!(why(&report, "failed", "loop.pdf"), Some(crashed), "{report}");
     // Once it changes, it is read again.
-    std::fs::File::options().write(true).open(&path).unwrap().set_modified(mtime + std::time::Duration::from_secs(5)).unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_modified(mtime + std::time::Duration::from_secs(5))
+        .unwrap();
     let (code, report) = common::index_json(&index, &root);
     assert_eq!((code, &report["indexed"]), (Some(0), &1.into()), "{report}");
     assert!(first_hit(&index, "tagliatelle")["path"].as_str().unwrap().ends_with("loop.pdf"));
 
     // The time limit, with a reader that never answers (a real child process, killed).
     let started = std::time::Instant::now();
-    let never = pdf::in_child(b"%PDF", std::path::Path::new("sleep"), &["30".into()], std::time::Duration::from_millis(300));
+    let never =
+        pdf::in_child(b"%PDF", std::path::Path::new("sleep"), &["30".into()], std::time::Duration::from_millis(300));
     assert!(matches!(&never, Err(PdfError::Broken(why)) if why.contains("took longer than")), "{never:?}");
     assert!(started.elapsed() < std::time::Duration::from_secs(10), "the child was stopped at its limit");
-    let nonsense = pdf::in_child(b"%PDF", std::path::Path::new("echo"), &["{}".into()], std::time::Duration::from_secs(10));
+    let nonsense =
+        pdf::in_child(b"%PDF", std::path::Path::new("echo"), &["{}".into()], std::time::Duration::from_secs(10));
     assert!(matches!(&nonsense, Err(PdfError::Broken(why)) if why.contains("gave no answer")), "{nonsense:?}");
 }
 
@@ -165,11 +179,19 @@ fn pdfs_are_searched_by_page_and_a_damaged_one_keeps_its_last_version() {
     // The PDF is rewritten and the new file is cut short: the version indexed stays searchable.
     common::write(&root, "paper.pdf", &paper[..paper.len() / 3]);
     let (_, report) = common::index_json(&index, &root);
-    assert!(why(&report, "failed", "paper.pdf").unwrap().contains("the version indexed before stays searchable"), "{report}");
+    assert!(
+        why(&report, "failed", "paper.pdf").unwrap().contains("the version indexed before stays searchable"),
+        "{report}"
+    );
     assert!(first_hit(&index, "risotto stirring")["path"].as_str().unwrap().ends_with("paper.pdf"));
 
     // Whole again, with a fourth page.
-    let longer = common::pdf::with_pages(&["Kitchen science.", "Risotto needs stirring.", "More.", "Saffron threads bloom in warm water."]);
+    let longer = common::pdf::with_pages(&[
+        "Kitchen science.",
+        "Risotto needs stirring.",
+        "More.",
+        "Saffron threads bloom in warm water.",
+    ]);
     common::write(&root, "paper.pdf", longer);
     let (code, report) = common::index_json(&index, &root);
     assert_eq!((code, &report["failed"].as_array().unwrap().len()), (Some(1), &1), "only broken.pdf fails: {report}");

@@ -189,7 +189,8 @@ fn hostile_files_are_reported_and_nothing_is_lost() {
     common::write(&env.root, "binary.txt", b"\x00\x01\x02\x03ELF binary\x00\x00");
     common::write(&env.root, "latin1.txt", b"caf\xe9 cr\xe8me br\xfbl\xe9e recipe\n");
     common::write(&env.root, "empty.md", "");
-    let utf16: Vec<u8> = [0xFF, 0xFE].into_iter().chain("utf sixteen kayaks".encode_utf16().flat_map(u16::to_le_bytes)).collect();
+    let utf16: Vec<u8> =
+        [0xFF, 0xFE].into_iter().chain("utf sixteen kayaks".encode_utf16().flat_map(u16::to_le_bytes)).collect();
     common::write(&env.root, "utf16.txt", utf16);
     common::write(&env.root, "bom.md", b"\xEF\xBB\xBF# Bom\n\nbyte order mark text\n");
     common::write(&env.root, "huge.txt", vec![b'a'; 11 * 1024 * 1024]);
@@ -207,8 +208,11 @@ fn hostile_files_are_reported_and_nothing_is_lost() {
         let name = std::ffi::OsStr::from_bytes(b"non-utf8-\xff.md");
         std::fs::write(env.root.join(name), "# Odd name\n\nkayaks again\n").unwrap();
         common::write(&env.root, "locked/secret.md", "no access");
-        std::fs::set_permissions(env.root.join("locked/secret.md"), std::os::unix::fs::PermissionsExt::from_mode(0o000))
-            .unwrap();
+        std::fs::set_permissions(
+            env.root.join("locked/secret.md"),
+            std::os::unix::fs::PermissionsExt::from_mode(0o000),
+        )
+        .unwrap();
     }
     let r = index(&env);
     let skipped: Vec<String> = r.skipped.iter().map(|s| file_name(&s.path.to_string_lossy())).collect();
@@ -218,7 +222,10 @@ fn hostile_files_are_reported_and_nothing_is_lost() {
     let hits = search(&env, "kayaks", Mode::Keyword);
     assert!(hits.contains(&"good.md".into()) && hits.contains(&"utf16.txt".into()), "{hits:?}");
     assert!(hits.iter().any(|h| h.starts_with("non-utf8-")), "{hits:?}");
-    assert!(search(&env, "crème", Mode::Keyword).contains(&"latin1.txt".into()) || !search(&env, "recipe", Mode::Keyword).is_empty());
+    assert!(
+        search(&env, "crème", Mode::Keyword).contains(&"latin1.txt".into())
+            || !search(&env, "recipe", Mode::Keyword).is_empty()
+    );
     assert!(search(&env, "ignored gitignore", Mode::Keyword).is_empty());
     assert!(search(&env, "confidential", Mode::Keyword).is_empty());
     assert!(search(&env, "hidden", Mode::Keyword).is_empty());
@@ -292,7 +299,13 @@ fn one_document_cannot_flood_results_and_path_filter_applies() {
     assert!(hits.contains(&"lighthouse.md".into()));
     let mut s = Searcher::open(&env.index).unwrap();
     s.load_vectors().unwrap();
-    let q = Query { text: "lighthouse".into(), k: 10, mode: Mode::Keyword, filter: qsearch::search::Filter { path: Some("other/**".into()), ..Default::default() }, per_doc: 5 };
+    let q = Query {
+        text: "lighthouse".into(),
+        k: 10,
+        mode: Mode::Keyword,
+        filter: qsearch::search::Filter { path: Some("other/**".into()), ..Default::default() },
+        per_doc: 5,
+    };
     let hits = s.search(&q, None).unwrap().hits;
     assert_eq!(hits.len(), 1);
     assert!(hits[0].path.ends_with("other/lighthouse.md"));
@@ -305,21 +318,34 @@ fn one_document_cannot_flood_results_and_path_filter_applies() {
 fn a_narrow_filter_finds_its_chunk_however_low_the_index_ranks_it() {
     let env = env();
     for i in 0..1000 {
-        common::write(&env.root, &format!("many/{i}.md"), format!("# Beacon {i}
+        common::write(
+            &env.root,
+            &format!("many/{i}.md"),
+            format!(
+                "# Beacon {i}
 
 beacon beacon beacon {i}
-"));
+"
+            ),
+        );
     }
     let filler: String = (0..40).map(|i| format!("word{i} ")).collect();
-    common::write(&env.root, "other/rare.md", format!("# Notes
+    common::write(
+        &env.root,
+        "other/rare.md",
+        format!(
+            "# Notes
 
 {filler} beacon {filler}
-"));
+"
+        ),
+    );
     index(&env);
     let mut s = Searcher::open(&env.index).unwrap();
     s.load_vectors().unwrap();
     let filter = qsearch::search::Filter { path: Some("other/**".into()), ..Default::default() };
-    let unfiltered = Query { text: "beacon".into(), k: 1000, mode: Mode::Keyword, filter: Default::default(), per_doc: 1 };
+    let unfiltered =
+        Query { text: "beacon".into(), k: 1000, mode: Mode::Keyword, filter: Default::default(), per_doc: 1 };
     let ranked = s.search(&unfiltered, None).unwrap().hits;
     let at = ranked.iter().position(|h| h.path.ends_with("other/rare.md"));
     assert!(at.is_none_or(|at| at >= 800), "the note ranks below the 800 best: {at:?}");
@@ -334,9 +360,11 @@ beacon beacon beacon {i}
 #[test]
 fn one_writer_at_a_time() {
     let env = env();
-    let settings = |role| indexer::Settings { role, rebuild: indexer::Rebuild::No, options: indexer::Options::default() };
+    let settings =
+        |role| indexer::Settings { role, rebuild: indexer::Rebuild::No, options: indexer::Options::default() };
     let held = Writer::open(&env.index, settings(Role::Watch), |_| Ok(Box::new(StandIn::new(64)))).unwrap();
-    let err = Writer::open(&env.index, settings(Role::Index), |_| Ok(Box::new(StandIn::new(64)))).err().unwrap().to_string();
+    let err =
+        Writer::open(&env.index, settings(Role::Index), |_| Ok(Box::new(StandIn::new(64)))).err().unwrap().to_string();
     assert!(err.contains("watcher"), "{err}");
     assert_eq!(qsearch::store::lock::holder(&env.index).unwrap().role, Role::Watch);
     drop(held);
@@ -352,7 +380,11 @@ fn identifiers_are_found_by_their_parts_and_whole() {
                pub fn parse_config(path: &Path) -> Config {\n    let text = read(path);\n    let mut config = Config::new();\n    \
                for line in text.lines() {\n        config.add(line);\n    }\n    config\n}\n";
     common::write(&env.root, "config.rs", def);
-    common::write(&env.root, "main.rs", "fn main() {\n    let c = parse_config(Path::new(\"a.toml\"));\n    let h = HttpClient::new();\n}\n");
+    common::write(
+        &env.root,
+        "main.rs",
+        "fn main() {\n    let c = parse_config(Path::new(\"a.toml\"));\n    let h = HttpClient::new();\n}\n",
+    );
     common::write(&env.root, "notes.md", "# Notes\n\nWe parse the config file, then the http client starts.\n");
     index(&env);
     // The exact identifier ranks its definition first (its heading names it), then its uses.
@@ -394,7 +426,10 @@ fn rewrite_unseen(path: &Path, content: &[u8]) {
 fn passed_over_rows(index: &Path) -> Vec<String> {
     let conn = rusqlite::Connection::open(index.join(qsearch::store::DB_FILE)).unwrap();
     let mut stmt = conn.prepare("SELECT path FROM passed_over ORDER BY path").unwrap();
-    stmt.query_map([], |r| r.get::<_, Vec<u8>>(0)).unwrap().map(|p| file_name(&String::from_utf8(p.unwrap()).unwrap())).collect()
+    stmt.query_map([], |r| r.get::<_, Vec<u8>>(0))
+        .unwrap()
+        .map(|p| file_name(&String::from_utf8(p.unwrap()).unwrap()))
+        .collect()
 }
 
 #[test]
@@ -410,8 +445,13 @@ fn a_file_that_cannot_be_indexed_is_not_read_again_until_it_changes() {
     common::write(&env.root, "manifest.txt", binary);
     common::write(&env.root, "gone.txt", binary);
     let first = index(&env);
-    let skipped = |r: &Report| r.skipped.iter().map(|s| (file_name(&s.path.to_string_lossy()), s.why.to_string())).collect::<Vec<_>>();
-    assert_eq!(skipped(&first), [("gone.txt".into(), "binary content".into()), ("manifest.txt".into(), "binary content".into())]);
+    let skipped = |r: &Report| {
+        r.skipped.iter().map(|s| (file_name(&s.path.to_string_lossy()), s.why.to_string())).collect::<Vec<_>>()
+    };
+    assert_eq!(
+        skipped(&first),
+        [("gone.txt".into(), "binary content".into()), ("manifest.txt".into(), "binary content".into())]
+    );
     assert_eq!(passed_over_rows(&env.index), ["gone.txt", "manifest.txt"]);
     let stats = Searcher::open(&env.index).unwrap().stats().unwrap();
     assert_eq!((stats.documents, stats.skipped, stats.failed), (1, 2, 0), "status counts them");
@@ -493,7 +533,8 @@ fn the_vector_file_is_written_once_changes_add_up_and_readers_follow_without_it(
     let env = env();
     common::write(&env.root, "a.md", "# A\n\nAlpha text.\n");
     common::write(&env.root, "b.md", "# B\n\nBravo text.\n");
-    let update = |w: &mut Writer| w.update(std::slice::from_ref(&env.root), &mut |_| {}, &AtomicBool::new(false)).unwrap();
+    let update =
+        |w: &mut Writer| w.update(std::slice::from_ref(&env.root), &mut |_| {}, &AtomicBool::new(false)).unwrap();
     let mut w = writer(&env, 64, indexer::Options::default(), Rebuild::No).unwrap();
     update(&mut w);
     w.save().unwrap();
@@ -604,7 +645,12 @@ fn a_model_that_stops_midway_leaves_every_file_written_and_the_rest_pending() {
     let error = r.embed_error.as_deref().expect("the model's failure is reported");
     assert!(error.contains("connection refused"), "{error}");
     assert_eq!(r.indexed, 300, "every file is written though the model stopped");
-    assert!(r.embedded > 0 && r.pending > 0 && r.embedded + r.pending == 300, "{} embedded, {} pending", r.embedded, r.pending);
+    assert!(
+        r.embedded > 0 && r.pending > 0 && r.embedded + r.pending == 300,
+        "{} embedded, {} pending",
+        r.embedded,
+        r.pending
+    );
     assert_eq!(search(&env, "word299", Mode::Keyword), vec!["n299.md"], "keyword search has them all");
     assert_consistent(&env.index);
 

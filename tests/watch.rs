@@ -31,9 +31,7 @@ impl Watcher {
             .spawn()
             .unwrap();
         let w = Watcher { child, index: index.to_path_buf() };
-        wait_for("the watcher to be ready", || {
-            qsearch::watch::State::read(index).is_some_and(|s| s.ready)
-        });
+        wait_for("the watcher to be ready", || qsearch::watch::State::read(index).is_some_and(|s| s.ready));
         w
     }
 }
@@ -81,7 +79,10 @@ fn snapshot(index: &Path, root: &Path) -> BTreeSet<(String, String, bool)> {
 }
 
 fn fresh(root: &Path, tmp: &Path) -> BTreeSet<(String, String, bool)> {
-    let index = tmp.join(format!("fresh-{}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()));
+    let index = tmp.join(format!(
+        "fresh-{}",
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()
+    ));
     let out = common::qsearch(&index).args(["index", "--model", "stand-in", "--quiet"]).arg(root).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     snapshot(&index, root)
@@ -193,7 +194,8 @@ fn a_burst_with_searches_running_and_a_kill_mid_batch() {
         std::thread::spawn(move || {
             let mut runs = 0;
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                let out = common::qsearch(&index).args(["search", "note", "--mode", "hybrid", "--json"]).output().unwrap();
+                let out =
+                    common::qsearch(&index).args(["search", "note", "--mode", "hybrid", "--json"]).output().unwrap();
                 let err = String::from_utf8_lossy(&out.stderr).to_string();
                 assert!(out.status.code() != Some(2), "search failed while the watcher wrote: {err}");
                 assert!(!err.contains("locked"), "{err}");

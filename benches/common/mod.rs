@@ -79,7 +79,11 @@ pub fn synthetic_index(n: usize, dims: usize) -> Synthetic {
         let t = Instant::now();
         // Written through the writer like any index; the stand-in embedder only names the
         // vectors' model: they are the random ones below.
-        let settings = indexer::Settings { role: Role::Index, rebuild: indexer::Rebuild::Always, options: indexer::Options::default() };
+        let settings = indexer::Settings {
+            role: Role::Index,
+            rebuild: indexer::Rebuild::Always,
+            options: indexer::Options::default(),
+        };
         let mut writer = Writer::open(&s.dir, settings, |_| Ok(Box::new(StandIn::new(dims)))).unwrap();
         let root = writer.add_root(&s.dir).unwrap();
         let per_doc = 10;
@@ -94,7 +98,18 @@ pub fn synthetic_index(n: usize, dims: usize) -> Synthetic {
                 .collect();
             // For the filters: one tag of ten, and a day per document (document d modified on day d).
             let (tags, mtime_ns) = (vec![format!("t{}", d % 10)], d as i64 * 86_400 * 1_000_000_000);
-            let doc = NewDocument { root_id: root, path, size: 1, mtime_ns, hash: "x".into(), kind: "markdown", title: "t".into(), lossy: false, tags, stated_ns: None };
+            let doc = NewDocument {
+                root_id: root,
+                path,
+                size: 1,
+                mtime_ns,
+                hash: "x".into(),
+                kind: "markdown",
+                title: "t".into(),
+                lossy: false,
+                tags,
+                stated_ns: None,
+            };
             let items: Vec<(String, Vec<f32>)> = chunks.iter().map(|c| (c.hash.clone(), s.sample())).collect();
             writer.write_document(doc, chunks).unwrap();
             writer.attach_vectors(&items).unwrap();

@@ -66,16 +66,30 @@ pub fn run(config: &Config, args: Args) -> Result<ExitCode> {
     let name = args.beir.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or("beir".into());
     // A folder name: a server's model names hold `:` and `/` (`openai:BAAI/bge-small-en-v1.5`).
     let model_tag = config.model.as_deref().unwrap_or("default").replace(['/', ':', '\\'], "-");
-    let work = args.work.clone().unwrap_or_else(|| qsearch::paths::data_dir().join("eval").join(format!("{name}-{model_tag}-{}", args.ext)));
+    let work = args
+        .work
+        .clone()
+        .unwrap_or_else(|| qsearch::paths::data_dir().join("eval").join(format!("{name}-{model_tag}-{}", args.ext)));
     let corpus_dir = work.join("corpus");
     let index_dir = work.join("index");
-    eprintln!("{}: {} documents, {} queries (split {}); working in {}", name, data.corpus.len(), data.queries.len(), data.split, work.display());
+    eprintln!(
+        "{}: {} documents, {} queries (split {}); working in {}",
+        name,
+        data.corpus.len(),
+        data.queries.len(),
+        data.split,
+        work.display()
+    );
     let names = eval::write_corpus(&data.corpus, &corpus_dir, &args.ext)?;
 
     let t0 = Instant::now();
     let mut embedder = {
         // Another model or chunking than last time starts the set afresh; the same one re-embeds nothing.
-        let settings = indexer::Settings { role: Role::Eval, rebuild: indexer::Rebuild::IfOther, options: super::index_options(config) };
+        let settings = indexer::Settings {
+            role: Role::Eval,
+            rebuild: indexer::Rebuild::IfOther,
+            options: super::index_options(config),
+        };
         let mut writer = Writer::open(&index_dir, settings, |_| {
             super::load_embedder(config, super::choose_model(config, None), config.dims, InputKind::Document, false)
         })?;
@@ -148,7 +162,8 @@ pub fn run(config: &Config, args: Args) -> Result<ExitCode> {
             .iter()
             .map(|(mode, m, ms)| serde_json::json!({"mode": mode.to_string(), "metrics": m, "ms_per_query": ms}))
             .collect();
-        let pairs: Vec<_> = versus.iter().map(|(a, b, wl)| serde_json::json!({"mode": a, "against": b, "queries": wl})).collect();
+        let pairs: Vec<_> =
+            versus.iter().map(|(a, b, wl)| serde_json::json!({"mode": a, "against": b, "queries": wl})).collect();
         println!(
             "{}",
             serde_json::to_string_pretty(
@@ -157,7 +172,10 @@ pub fn run(config: &Config, args: Args) -> Result<ExitCode> {
         );
     } else {
         println!("{name} ({} queries), model {}", queries.len(), embedder.fingerprint());
-        println!("{:<9} {:>8} {:>10} {:>11} {:>7} {:>12}", "mode", "nDCG@10", "recall@10", "recall@100", "MRR@10", "ms/query*");
+        println!(
+            "{:<9} {:>8} {:>10} {:>11} {:>7} {:>12}",
+            "mode", "nDCG@10", "recall@10", "recall@100", "MRR@10", "ms/query*"
+        );
         for (mode, m, ms) in &table {
             println!(
                 "{:<9} {:>8.4} {:>10.4} {:>11.4} {:>7.4} {:>12.2}",

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use anyhow::Result;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use qsearch::embed::InputKind;
 use qsearch::config::Config;
+use qsearch::embed::InputKind;
 use qsearch::indexer::{self, Progress, Rebuild, Report};
 use qsearch::store::Store;
 use qsearch::store::lock::Role;
@@ -61,13 +61,17 @@ pub fn run(config: &Config, args: Args) -> Result<ExitCode> {
     let dir = config.index_dir();
     // Named folders are checked before the model loads.
     indexer::canonical_roots(&args.paths)?;
-    let mut writer = super::open_writer(config, Role::Index, if args.rebuild { Rebuild::Always } else { Rebuild::No }, args.quiet)?;
+    let mut writer =
+        super::open_writer(config, Role::Index, if args.rebuild { Rebuild::Always } else { Rebuild::No }, args.quiet)?;
     let roots = writer.roots_or_registered(&args.paths, "no folders to index: run `qsearch index PATH`")?;
     let fp = writer.fingerprint().clone();
 
     let cancel = super::stop_on_signal();
     let show = !args.quiet && std::io::stderr().is_terminal();
-    let bar = ProgressBar::with_draw_target(None, if show { ProgressDrawTarget::stderr() } else { ProgressDrawTarget::hidden() });
+    let bar = ProgressBar::with_draw_target(
+        None,
+        if show { ProgressDrawTarget::stderr() } else { ProgressDrawTarget::hidden() },
+    );
     bar.enable_steady_tick(Duration::from_millis(200));
     if !args.quiet {
         eprintln!("index: {}\n{} on {}", dir.display(), fp, writer.embedder().device());
@@ -200,7 +204,10 @@ fn print_summary(r: &Report) {
         eprintln!("  ({} files of types qsearch does not read were ignored)", r.unsupported);
     }
     if r.interrupted {
-        eprintln!("interrupted: what was done is saved; run the same command again to finish ({} chunks pending)", r.pending);
+        eprintln!(
+            "interrupted: what was done is saved; run the same command again to finish ({} chunks pending)",
+            r.pending
+        );
     }
 }
 

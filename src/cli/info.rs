@@ -13,8 +13,8 @@ use qsearch::models::catalog;
 use qsearch::models::{prepare, source};
 use qsearch::paths;
 use qsearch::runtime;
-use qsearch::store::lock::{self, Role};
 use qsearch::store::Store;
+use qsearch::store::lock::{self, Role};
 
 #[derive(clap::Args)]
 pub struct StatusArgs {
@@ -52,7 +52,10 @@ pub fn status(config: &Config, args: StatusArgs) -> Result<ExitCode> {
     }
     println!("files:    {}", stats.documents);
     if stats.skipped + stats.failed > 0 {
-        println!("left out: {} files without text, {} that failed; `qsearch index` lists them with the reason", stats.skipped, stats.failed);
+        println!(
+            "left out: {} files without text, {} that failed; `qsearch index` lists them with the reason",
+            stats.skipped, stats.failed
+        );
     }
     println!("chunks:   {} ({} pending embedding)", stats.chunks, stats.pending);
     match &stats.fingerprint {
@@ -149,7 +152,11 @@ pub fn doctor(config: &Config) -> Result<ExitCode> {
             println!("{l}");
         }
         if missing.is_empty() && spec.family == catalog::Family::Qwen3 && config.prepare_model {
-            let model = source::find_local(&spec, spec.file(catalog::Role::Model).expect("models have a model file"), config.model_dir.as_deref());
+            let model = source::find_local(
+                &spec,
+                spec.file(catalog::Role::Model).expect("models have a model file"),
+                config.model_dir.as_deref(),
+            );
             // Per device: the graph that runs there, or how to make it.
             for target in [prepare::Target::Cpu, prepare::Target::Coreml, prepare::Target::Cuda] {
                 match model.as_ref().and_then(|m| prepare::existing(&m.path, &paths::prepared_dir(), target)) {
@@ -181,7 +188,8 @@ pub fn doctor(config: &Config) -> Result<ExitCode> {
     }
     let dir = config.index_dir();
     let store = Store::open_read(&dir);
-    let index_model = store.as_ref().ok().and_then(|s| s.fingerprint().ok().flatten()).map(|fp| fp.model_id().to_string());
+    let index_model =
+        store.as_ref().ok().and_then(|s| s.fingerprint().ok().flatten()).map(|fp| fp.model_id().to_string());
     if let Some(id) = config.model.clone().or(index_model).filter(|m| m.starts_with(server::PREFIX)) {
         let at = super::server(config);
         match server::ServerEmbedder::connect(&id, at.clone(), None, "") {

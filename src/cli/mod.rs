@@ -17,18 +17,18 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
-use qsearch::embed::InputKind;
 use qsearch::config::Config;
 use qsearch::embed::Embedder;
+use qsearch::embed::InputKind;
 use qsearch::embed::device::Device;
 use qsearch::embed::load::{self, Settings};
 use qsearch::embed::onnx::Options;
 use qsearch::embed::server::{self, Server};
+use qsearch::indexer::{Rebuild, Writer};
 use qsearch::models::choice::{self, Choice};
 use qsearch::models::source::{Event, Sources};
-use qsearch::indexer::{Rebuild, Writer};
-use qsearch::store::{Fingerprint, Store};
 use qsearch::store::lock::Role;
+use qsearch::store::{Fingerprint, Store};
 
 #[derive(Parser)]
 #[command(name = "qsearch", version, about = "Local semantic search over your notes, docs and code")]
@@ -207,8 +207,10 @@ fn load_embedder(
                 if bar.is_hidden() {
                     bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
                     bar.set_style(
-                        indicatif::ProgressStyle::with_template("{msg} {bar:30} {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}")
-                            .unwrap(),
+                        indicatif::ProgressStyle::with_template(
+                            "{msg} {bar:30} {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}",
+                        )
+                        .unwrap(),
                     );
                     bar.set_message(file.to_string());
                 }

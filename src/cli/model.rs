@@ -8,8 +8,8 @@ use qsearch::embed::InputKind;
 use qsearch::embed::device::Device;
 use qsearch::embed::onnx::target_for;
 use qsearch::models::catalog;
-use qsearch::models::prepare;
 use qsearch::models::choice;
+use qsearch::models::prepare;
 use qsearch::models::source::{self, Event};
 
 #[derive(clap::Subcommand)]
@@ -51,8 +51,10 @@ pub fn run(config: &Config, cmd: ModelCommand) -> Result<ExitCode> {
         ModelCommand::List => {
             for spec in catalog::all() {
                 let dir = config.model_dir.as_deref();
-                let present =
-                    spec.files.iter().all(|f| source::find_local(&spec, f, dir).is_some() || source::not_needed(&spec, f, dir));
+                let present = spec
+                    .files
+                    .iter()
+                    .all(|f| source::find_local(&spec, f, dir).is_some() || source::not_needed(&spec, f, dir));
                 let default = if spec.id == catalog::DEFAULT_MODEL { " (default)" } else { "" };
                 println!(
                     "{:<28} {:>5} dims  {:<10} {}{default}",
@@ -75,7 +77,11 @@ pub fn run(config: &Config, cmd: ModelCommand) -> Result<ExitCode> {
             let files = source::resolve(&spec, &sources, &mut |e| match e {
                 Event::Message(m) => eprintln!("{m}"),
                 Event::Bytes { file, done, total } => {
-                    eprint!("\r{file}: {:.1} / {} MB", done as f64 / 1e6, total.map(|t| format!("{:.1}", t as f64 / 1e6)).unwrap_or("?".into()))
+                    eprint!(
+                        "\r{file}: {:.1} / {} MB",
+                        done as f64 / 1e6,
+                        total.map(|t| format!("{:.1}", t as f64 / 1e6)).unwrap_or("?".into())
+                    )
                 }
             })?;
             for f in files.files {
@@ -86,7 +92,10 @@ pub fn run(config: &Config, cmd: ModelCommand) -> Result<ExitCode> {
         ModelCommand::Info { id } => {
             let spec = catalog::find(&id)?;
             println!("{} — {}", spec.id, spec.name);
-            println!("family {:?}, {} dims, up to {} tokens, pooling {:?}", spec.family, spec.dims, spec.max_tokens, spec.pooling);
+            println!(
+                "family {:?}, {} dims, up to {} tokens, pooling {:?}",
+                spec.family, spec.dims, spec.max_tokens, spec.pooling
+            );
             if let Some(t) = &spec.query_template {
                 println!("query template: {:?} (task: {:?})", t, spec.task.clone().unwrap_or_default());
             }

@@ -102,7 +102,8 @@ pub fn run(config: &Config, args: Args) -> Result<ExitCode> {
         }
     }
     let results = searcher.search(&q, vector.as_deref())?;
-    let mut notes: Vec<String> = keyword_only.or(results.semantic_note.clone()).iter().map(ToString::to_string).collect();
+    let mut notes: Vec<String> =
+        keyword_only.or(results.semantic_note.clone()).iter().map(ToString::to_string).collect();
     if results.pending > 0 && mode.needs_vectors() {
         notes.push(format!("{} chunks are not embedded yet: semantic results are partial", results.pending));
     }
@@ -137,7 +138,13 @@ fn print_human(results: &Results, notes: &[String]) -> std::io::Result<()> {
         let loc = format!("{}:{}", hit.path, hit.line);
         let day = hit.day();
         if color {
-            writeln!(out, "{:>2}. \x1b[35m{loc}\x1b[0m  \x1b[1m{heading}\x1b[0m  \x1b[2m{:.4} {:?} {day}\x1b[0m", i + 1, hit.score, hit.kind)?;
+            writeln!(
+                out,
+                "{:>2}. \x1b[35m{loc}\x1b[0m  \x1b[1m{heading}\x1b[0m  \x1b[2m{:.4} {:?} {day}\x1b[0m",
+                i + 1,
+                hit.score,
+                hit.kind
+            )?;
         } else {
             writeln!(out, "{:>2}. {loc}  {heading}  {:.4} {:?} {day}", i + 1, hit.score, hit.kind)?;
         }

@@ -44,7 +44,10 @@ pub fn run(config: &Config, cmd: Cmd) -> Result<ExitCode> {
                 println!("manager: not reachable ({why})");
             }
             match qsearch::watch::State::read(&config.index_dir()) {
-                Some(s) if qsearch::store::lock::holder(&config.index_dir()).is_some_and(|h| h.role == qsearch::store::lock::Role::Watch) => {
+                Some(s)
+                    if qsearch::store::lock::holder(&config.index_dir())
+                        .is_some_and(|h| h.role == qsearch::store::lock::Role::Watch) =>
+                {
                     println!("watcher: running, pid {} since {}, {} batches, {}", s.pid, s.since, s.batches, s.backend)
                 }
                 _ => println!("watcher: not running"),

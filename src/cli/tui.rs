@@ -7,8 +7,8 @@ use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 
 use anyhow::{Result, bail};
-use qsearch::embed::InputKind;
 use qsearch::config::Config;
+use qsearch::embed::InputKind;
 use qsearch::models::choice;
 use qsearch::store::Fingerprint;
 use qsearch::tui;

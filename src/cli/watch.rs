@@ -29,15 +29,21 @@ pub fn run(config: &Config, args: Args) -> Result<ExitCode> {
     let dir = config.index_dir();
     qsearch::indexer::canonical_roots(&args.paths)?;
     let mut writer = super::open_writer(config, Role::Watch, Rebuild::No, false)?;
-    let roots = writer
-        .roots_or_registered(&args.paths, "no folders to watch: run `qsearch watch PATH` or `qsearch index PATH` first")?;
+    let roots = writer.roots_or_registered(
+        &args.paths,
+        "no folders to watch: run `qsearch watch PATH` or `qsearch index PATH` first",
+    )?;
     if !args.no_nice {
         watch::lower_priority();
     }
     let fp = writer.fingerprint().clone();
 
     let cancel = super::stop_on_signal();
-    let wopts = watch::Options { force_poll: args.poll, debounce: Duration::from_millis(args.debounce_ms), ..Default::default() };
+    let wopts = watch::Options {
+        force_poll: args.poll,
+        debounce: Duration::from_millis(args.debounce_ms),
+        ..Default::default()
+    };
     eprintln!("watching {} folder(s) with {}; index {}", roots.len(), fp, dir.display());
     let mut first = true;
     watch::run(&mut writer, &roots, &wopts, &cancel, &mut |report, state| {
@@ -45,7 +51,11 @@ pub fn run(config: &Config, args: Args) -> Result<ExitCode> {
             eprintln!("events: {}", state.backend);
             first = false;
         }
-        if report.indexed + report.removed + report.embedded as usize > 0 || !report.failed.is_empty() || report.embed_error.is_some() || first {
+        if report.indexed + report.removed + report.embedded as usize > 0
+            || !report.failed.is_empty()
+            || report.embed_error.is_some()
+            || first
+        {
             eprintln!(
                 "[{}] indexed {}, removed {}, embedded {}, failed {}{}",
                 super::local_time(state.last_batch.unwrap_or(0)),
@@ -60,7 +70,9 @@ pub fn run(config: &Config, args: Args) -> Result<ExitCode> {
             eprintln!("  failed {}: {}", f.path.display(), f.why);
         }
         if let Some(e) = &report.embed_error {
-            eprintln!("  the model stopped: {e}\n  its texts wait (keyword search finds them meanwhile) and are tried again soon");
+            eprintln!(
+                "  the model stopped: {e}\n  its texts wait (keyword search finds them meanwhile) and are tried again soon"
+            );
         }
     })?;
     eprintln!("watcher stopped; the index is saved");

@@ -54,7 +54,9 @@ impl fmt::Display for LoadNote {
                  Name a model with --model to stop this fallback."
             ),
             LoadNote::DeviceUnavailable(placement) => write!(f, "running on {placement}"),
-            LoadNote::Remote(url) => write!(f, "texts are sent to {url} to be embedded: that server is not on this machine"),
+            LoadNote::Remote(url) => {
+                write!(f, "texts are sent to {url} to be embedded: that server is not on this machine")
+            }
         }
     }
 }
@@ -97,7 +99,8 @@ pub fn load(settings: &Settings, on: &mut dyn FnMut(Event)) -> Result<Loaded> {
 fn default_model(settings: &Settings, on: &mut dyn FnMut(Event)) -> &'static str {
     let device = settings.options.device;
     // Asking ONNX Runtime whether it has CUDA needs it loaded (it is needed next anyway).
-    let knows = device != Device::Auto || runtime::get(settings.ort_lib.as_deref(), &mut |msg| on(Event::Message(msg))).is_ok();
+    let knows =
+        device != Device::Auto || runtime::get(settings.ort_lib.as_deref(), &mut |msg| on(Event::Message(msg))).is_ok();
     if knows && device::wanted(device).is_some() { ACCELERATOR_MODEL } else { DEFAULT_MODEL }
 }
 

@@ -473,7 +473,13 @@ fn slot(models: &[std::path::PathBuf; 2], kind: InputKind) -> usize {
 }
 
 fn pool_output(value: &DynValue, padded: &Padded, name: &str, pooling: Pooling) -> Result<Vec<Vec<f32>>> {
-    fn pool_from<T: Copy + Into<f32>>(shape: &[i64], data: &[T], padded: &Padded, pooling: Pooling, name: &str) -> Result<Vec<Vec<f32>>> {
+    fn pool_from<T: Copy + Into<f32>>(
+        shape: &[i64],
+        data: &[T],
+        padded: &Padded,
+        pooling: Pooling,
+        name: &str,
+    ) -> Result<Vec<Vec<f32>>> {
         match shape.len() {
             3 => Ok(pool::pool(data, padded, shape[2] as usize, pooling)),
             2 => Ok(data.chunks(shape[1] as usize).map(|row| row.iter().map(|&x| x.into()).collect()).collect()),

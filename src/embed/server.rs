@@ -73,7 +73,10 @@ pub fn prompts_for(name: &str, task: &str) -> Prompts {
         both("search_query: ", "search_document: ")
     } else if name.contains("embeddinggemma") {
         both("task: search result | query: ", "title: none | text: ")
-    } else if name.contains("mxbai-embed-large") || name.contains("snowflake-arctic-embed:") || name.ends_with("snowflake-arctic-embed") {
+    } else if name.contains("mxbai-embed-large")
+        || name.contains("snowflake-arctic-embed:")
+        || name.ends_with("snowflake-arctic-embed")
+    {
         both("Represent this sentence for searching relevant passages: ", "")
     } else if name.contains("e5-") || name.starts_with("e5") {
         both("query: ", "passage: ")
@@ -203,7 +206,9 @@ impl ServerEmbedder {
         let why = server_error(body);
         let hint = match status {
             401 | 403 => ": set the key in QSEARCH_API_KEY",
-            404 => ": is the model pulled on the server (Ollama: `ollama pull NAME`), and is the URL the API's base (.../v1)?",
+            404 => {
+                ": is the model pulled on the server (Ollama: `ollama pull NAME`), and is the URL the API's base (.../v1)?"
+            }
             _ => "",
         };
         format!("the embedding server at {} answered {status} for {}: {why}{hint}", self.server.url, self.name)
@@ -337,7 +342,8 @@ mod tests {
 
     #[test]
     fn vectors_are_placed_by_their_index() {
-        let body = r#"{"data":[{"embedding":[0,1],"index":1},{"embedding":[1,0],"index":0}],"usage":{"prompt_tokens":7}}"#;
+        let body =
+            r#"{"data":[{"embedding":[0,1],"index":1},{"embedding":[1,0],"index":0}],"usage":{"prompt_tokens":7}}"#;
         let (v, tokens) = parse(body, 2).unwrap();
         assert_eq!(v, vec![vec![1.0, 0.0], vec![0.0, 1.0]]);
         assert_eq!(tokens, Some(7));
@@ -348,7 +354,10 @@ mod tests {
 
     #[test]
     fn error_bodies_give_their_message() {
-        assert_eq!(server_error(r#"{"error":{"message":"model \"x\" not found","type":"api_error"}}"#), "model \"x\" not found");
+        assert_eq!(
+            server_error(r#"{"error":{"message":"model \"x\" not found","type":"api_error"}}"#),
+            "model \"x\" not found"
+        );
         assert_eq!(server_error(r#"{"error":"no such model"}"#), "no such model");
         assert_eq!(server_error("Bad Gateway"), "Bad Gateway");
         assert!(parse("<html>oops</html>", 1).unwrap_err().to_string().contains("<html>oops</html>"));

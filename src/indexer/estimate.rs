@@ -8,9 +8,9 @@ use anyhow::Result;
 
 use super::Options;
 use super::sync::chunk_text;
-use crate::text::{self, Readable};
 use crate::embed::{Embedder, InputKind};
 use crate::scan;
+use crate::text::{self, Readable};
 
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct Estimate {
@@ -36,7 +36,9 @@ pub fn estimate(embedder: &mut dyn Embedder, roots: &[PathBuf], opts: &Options) 
         let scanned = scan::scan(root, &opts.scan, None);
         est.skipped += scanned.skipped.len() + scanned.errors.len();
         for found in &scanned.files {
-            let Some(Readable { text, .. }) = std::fs::read(&found.path).ok().and_then(|b| text::readable(&b, found.kind).ok()) else {
+            let Some(Readable { text, .. }) =
+                std::fs::read(&found.path).ok().and_then(|b| text::readable(&b, found.kind).ok())
+            else {
                 est.skipped += 1;
                 continue;
             };

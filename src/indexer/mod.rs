@@ -178,14 +178,24 @@ impl Writer {
     /// once enough changes wait ([`crate::store::vectors::SAVE_AFTER`]); a command that ends
     /// calls [`Writer::save`]. The watcher runs this for each batch of changes, with the writer
     /// kept open between batches.
-    pub fn update(&mut self, roots: &[PathBuf], progress: &mut dyn FnMut(Progress), cancel: &AtomicBool) -> Result<Report> {
+    pub fn update(
+        &mut self,
+        roots: &[PathBuf],
+        progress: &mut dyn FnMut(Progress),
+        cancel: &AtomicBool,
+    ) -> Result<Report> {
         let areas: Vec<Area> = roots.iter().cloned().map(Area::whole).collect();
         self.update_areas(&areas, progress, cancel)
     }
 
     /// [`Writer::update`] of some paths under the roots only (what a watcher saw change): the
     /// index ends as a whole update would leave it, if nothing changed elsewhere.
-    pub fn update_areas(&mut self, areas: &[Area], progress: &mut dyn FnMut(Progress), cancel: &AtomicBool) -> Result<Report> {
+    pub fn update_areas(
+        &mut self,
+        areas: &[Area],
+        progress: &mut dyn FnMut(Progress),
+        cancel: &AtomicBool,
+    ) -> Result<Report> {
         let mut report = Report::default();
         let scan = std::time::Instant::now();
         let work = self.plan(areas, &mut report, progress)?;
@@ -296,8 +306,6 @@ fn check_fingerprint(store: &mut Store, wanted: &Fingerprint, rebuild: Rebuild) 
 pub fn canonical_roots(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
     paths
         .iter()
-        .map(|p| {
-            std::fs::canonicalize(p).map_err(|e| anyhow::anyhow!("cannot index {}: {e}", Path::new(p).display()))
-        })
+        .map(|p| std::fs::canonicalize(p).map_err(|e| anyhow::anyhow!("cannot index {}: {e}", Path::new(p).display())))
         .collect()
 }

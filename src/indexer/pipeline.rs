@@ -131,7 +131,13 @@ struct Loop<'a> {
 }
 
 impl Loop<'_> {
-    fn run(&mut self, rx: &Receiver<Msg>, report: &mut Report, progress: &mut dyn FnMut(Progress), cancel: &AtomicBool) -> Result<()> {
+    fn run(
+        &mut self,
+        rx: &Receiver<Msg>,
+        report: &mut Report,
+        progress: &mut dyn FnMut(Progress),
+        cancel: &AtomicBool,
+    ) -> Result<()> {
         let total_files = self.files_left;
         let mut embed_start: Option<Instant> = None;
         loop {

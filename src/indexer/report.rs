@@ -35,14 +35,30 @@ impl<W: std::fmt::Display> serde::Serialize for FileNote<W> {
 
 #[derive(Debug, Clone)]
 pub enum Progress {
-    Scanned { root: PathBuf, files: usize },
-    File { done: usize, total: usize },
+    Scanned {
+        root: PathBuf,
+        files: usize,
+    },
+    File {
+        done: usize,
+        total: usize,
+    },
     /// Once every file is written and a batch ran without the workers beside it: the texts
     /// still to embed and the time they should take at that speed.
-    Estimate { chunks: u64, tokens_per_sec: f64, eta: Duration },
+    Estimate {
+        chunks: u64,
+        tokens_per_sec: f64,
+        eta: Duration,
+    },
     /// After each batch of vectors: texts embedded so far in this run, their tokens, the recent
     /// speed, and the time left for what is pending now (more may come while `syncing`).
-    Embedded { done: u64, tokens: u64, tokens_per_sec: f64, eta: Option<Duration>, syncing: bool },
+    Embedded {
+        done: u64,
+        tokens: u64,
+        tokens_per_sec: f64,
+        eta: Option<Duration>,
+        syncing: bool,
+    },
 }
 
 #[derive(Debug, Default, Clone, serde::Serialize)]

@@ -24,7 +24,12 @@ pub(super) struct Work {
 
 /// A document's text as chunks ready to store, each with the hash of the text it is embedded as.
 /// With a tokenizer, the document is tokenized once and chunks are sized from that.
-pub(super) fn chunk_text(text: &str, kind: Kind, tokenizer: Option<&tokenizers::Tokenizer>, settings: chunk::Settings) -> Vec<NewChunk> {
+pub(super) fn chunk_text(
+    text: &str,
+    kind: Kind,
+    tokenizer: Option<&tokenizers::Tokenizer>,
+    settings: chunk::Settings,
+) -> Vec<NewChunk> {
     let chunks = match tokenizer {
         Some(t) => chunk::split_tokens(text, kind, settings, t),
         None => chunk::split(text, kind, settings, Sizer::Approx),
@@ -40,7 +45,11 @@ pub(super) struct Prepared {
 
 /// Reads, hashes, decodes and chunks one changed file: the work a pool of threads shares. An
 /// error means the file could not be read.
-pub(super) fn prepare(work: &Work, tokenizer: Option<&tokenizers::Tokenizer>, settings: chunk::Settings) -> Result<Prepared> {
+pub(super) fn prepare(
+    work: &Work,
+    tokenizer: Option<&tokenizers::Tokenizer>,
+    settings: chunk::Settings,
+) -> Result<Prepared> {
     let found = &work.found;
     let bytes = std::fs::read(&found.path)?;
     let hash = blake3::hash(&bytes).to_hex().to_string();
@@ -64,7 +73,10 @@ pub(super) fn prepare(work: &Work, tokenizer: Option<&tokenizers::Tokenizer>, se
         Err(Unreadable::Pdf(e @ PdfError::Broken(_))) => {
             let kept = if work.state.is_some() { "; the version indexed before stays searchable" } else { "" };
             let why = format!("{e}{kept}");
-            return Ok(Prepared { ops: vec![DocOp::PassOver(passed_over(true, why.clone()))], outcome: FileOutcome::Failed(why) });
+            return Ok(Prepared {
+                ops: vec![DocOp::PassOver(passed_over(true, why.clone()))],
+                outcome: FileOutcome::Failed(why),
+            });
         }
         Err(e) => {
             let skip = match e {
@@ -122,7 +134,12 @@ impl Writer {
     /// are counted, files passed over before and unchanged since are reported as they were,
     /// documents no longer on disk are removed, and the rest is returned as work. A document
     /// outside an area's paths is not looked at.
-    pub(super) fn plan(&mut self, areas: &[Area], report: &mut Report, progress: &mut dyn FnMut(Progress)) -> Result<Vec<Work>> {
+    pub(super) fn plan(
+        &mut self,
+        areas: &[Area],
+        report: &mut Report,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<Vec<Work>> {
         let mut work = Vec::new();
         for Area { root, within } in areas {
             if !root.is_dir() {
@@ -147,7 +164,11 @@ impl Writer {
                 if state.as_ref().is_some_and(|s| same(s.size, s.mtime_ns)) {
                     report.record(found.path, FileOutcome::Unchanged);
                 } else if let Some(p) = passed_before.filter(|p| same(p.size, p.mtime_ns)) {
-                    let outcome = if p.failed { FileOutcome::Failed(p.reason) } else { FileOutcome::Skipped(Skip::NoText(p.reason)) };
+                    let outcome = if p.failed {
+                        FileOutcome::Failed(p.reason)
+                    } else {
+                        FileOutcome::Skipped(Skip::NoText(p.reason))
+                    };
                     report.record(found.path, outcome);
                 } else {
                     work.push(Work { root_id, found, state });
@@ -159,7 +180,8 @@ impl Writer {
                 let p = crate::util::path_from_bytes(p);
                 scanned.errors.iter().any(|(u, _)| p.starts_with(u))
             };
-            let gone: Vec<DocOp> = known.iter().filter(|(p, _)| !unreadable(p)).map(|(_, s)| DocOp::Delete { id: s.id }).collect();
+            let gone: Vec<DocOp> =
+                known.iter().filter(|(p, _)| !unreadable(p)).map(|(_, s)| DocOp::Delete { id: s.id }).collect();
             report.removed += gone.len();
             self.apply(&gone)?;
             let forgotten: Vec<&[u8]> = passed.keys().filter(|p| !unreadable(p)).map(Vec::as_slice).collect();

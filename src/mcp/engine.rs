@@ -258,7 +258,8 @@ impl Engine {
         let bytes = std::fs::read(&real).with_context(|| format!("cannot read {}", real.display()))?;
         // The text as indexed (HTML without tags, a PDF's pages), which chunks' lines count in.
         let kind = crate::text::kind::of(&real).unwrap_or(crate::text::kind::Kind::Text);
-        let text = crate::text::readable(&bytes, kind).map_err(|e| anyhow::anyhow!("cannot show {requested}: {e}"))?.text;
+        let text =
+            crate::text::readable(&bytes, kind).map_err(|e| anyhow::anyhow!("cannot show {requested}: {e}"))?.text;
         let (start, end) = match chunk_lines {
             Some((s, e)) => (req.start_line.unwrap_or(s), req.end_line.unwrap_or(e)),
             None => (req.start_line.unwrap_or(1), req.end_line.unwrap_or(usize::MAX)),
@@ -309,14 +310,20 @@ impl Engine {
                 return Ok(IndexOut {
                     refreshed: false,
                     folders,
-                    note: format!("a watcher (pid {}) owns this index and keeps it up to date: nothing was changed", h.pid),
+                    note: format!(
+                        "a watcher (pid {}) owns this index and keeps it up to date: nothing was changed",
+                        h.pid
+                    ),
                     report: None,
                 });
             }
-            Some(h) => bail!("another qsearch {} (pid {}) is writing this index: try again when it is done", h.role, h.pid),
+            Some(h) => {
+                bail!("another qsearch {} (pid {}) is writing this index: try again when it is done", h.role, h.pid)
+            }
             None => {}
         }
-        let settings = indexer::Settings { role: Role::Mcp, rebuild: indexer::Rebuild::No, options: self.index_options.clone() };
+        let settings =
+            indexer::Settings { role: Role::Mcp, rebuild: indexer::Rebuild::No, options: self.index_options.clone() };
         let mut writer = Writer::open(&self.dir, settings, |fp| self.model.for_writer(fp))?;
         let report = writer.update(&roots, &mut |_| {}, cancel)?;
         drop(writer);

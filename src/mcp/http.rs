@@ -60,11 +60,7 @@ pub fn resolve(spec: &str, allow_remote: bool) -> Result<Vec<SocketAddr>, BindRe
 
 /// Refuses an address other than loopback unless `allow_remote`.
 pub fn check_bind(addr: &SocketAddr, allow_remote: bool) -> Result<(), BindRefused> {
-    if addr.ip().is_loopback() || allow_remote {
-        Ok(())
-    } else {
-        Err(BindRefused::Remote(*addr))
-    }
+    if addr.ip().is_loopback() || allow_remote { Ok(()) } else { Err(BindRefused::Remote(*addr)) }
 }
 
 /// Listens on the first of `addrs` that can be bound.

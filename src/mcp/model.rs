@@ -7,9 +7,9 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::Result;
 
-use crate::embed::{Embedded, Embedder, InputKind};
 use crate::embed::device::Placement;
 use crate::embed::load::{self, Settings};
+use crate::embed::{Embedded, Embedder, InputKind};
 use crate::models::source::Event;
 use crate::search::KeywordOnly;
 use crate::search::answer::embed_query;
@@ -25,9 +25,18 @@ pub type ModelPlan = Arc<dyn Fn(Option<&Fingerprint>, InputKind) -> Result<Setti
 pub enum ModelState {
     /// Nothing to load: the index has no embeddings yet.
     None,
-    Loading { model: String },
-    Ready { model: String, device: String, notes: Vec<String> },
-    Failed { model: String, error: String },
+    Loading {
+        model: String,
+    },
+    Ready {
+        model: String,
+        device: String,
+        notes: Vec<String>,
+    },
+    Failed {
+        model: String,
+        error: String,
+    },
 }
 
 type Warm = Arc<Mutex<Box<dyn Embedder>>>;
@@ -81,7 +90,11 @@ impl WarmModel {
             }
             *slot = match loaded {
                 Ok((embedder, notes)) => {
-                    let state = ModelState::Ready { model: embedder.model_id().to_string(), device: embedder.device().to_string(), notes };
+                    let state = ModelState::Ready {
+                        model: embedder.model_id().to_string(),
+                        device: embedder.device().to_string(),
+                        notes,
+                    };
                     let tokenizer = embedder.tokenizer().cloned();
                     Slot::Ready { key: wanted, embedder: Arc::new(Mutex::new(embedder)), tokenizer, state }
                 }
@@ -123,7 +136,9 @@ impl WarmModel {
     /// loaded now for documents.
     pub fn for_writer(&self, fp: Option<&Fingerprint>) -> Result<Box<dyn Embedder>> {
         if let Some(fp) = fp {
-            if let Slot::Ready { key: k, embedder, tokenizer, .. } = &*self.slot.lock().unwrap_or_else(|p| p.into_inner()) {
+            if let Slot::Ready { key: k, embedder, tokenizer, .. } =
+                &*self.slot.lock().unwrap_or_else(|p| p.into_inner())
+            {
                 if *k == key(fp) {
                     return Ok(Box::new(Shared::new(embedder.clone(), tokenizer.clone())));
                 }

@@ -147,7 +147,8 @@ impl Server {
         let engine = self.engine.clone();
         blocking(move || {
             engine.get(&req).map(|out| {
-                let header = format!("{} (lines {}-{} of {})\n", out.path, out.start_line, out.end_line, out.total_lines);
+                let header =
+                    format!("{} (lines {}-{} of {})\n", out.path, out.start_line, out.end_line, out.total_lines);
                 let mut result = structured(&out);
                 result.content = vec![ContentBlock::text(header + &out.text)];
                 result
@@ -170,9 +171,19 @@ impl Server {
         description = "Bring the index up to date with the files on disk (all indexed folders, or the one named): \
         new, changed and deleted files are re-indexed. When a watcher keeps the index up to date it changes nothing \
         and says so (refreshed: false). Can take a while on a large change.",
-        annotations(title = "Refresh the index", read_only_hint = false, destructive_hint = false, idempotent_hint = true, open_world_hint = false)
+        annotations(
+            title = "Refresh the index",
+            read_only_hint = false,
+            destructive_hint = false,
+            idempotent_hint = true,
+            open_world_hint = false
+        )
     )]
-    async fn index(&self, Parameters(p): Parameters<IndexParams>, ct: CancellationToken) -> Result<CallToolResult, ErrorData> {
+    async fn index(
+        &self,
+        Parameters(p): Parameters<IndexParams>,
+        ct: CancellationToken,
+    ) -> Result<CallToolResult, ErrorData> {
         let engine = self.engine.clone();
         let cancel = Arc::new(AtomicBool::new(false));
         let flag = cancel.clone();
@@ -204,7 +215,9 @@ fn structured<T: serde::Serialize>(value: &T) -> CallToolResult {
 }
 
 /// Runs a tool's work on a blocking thread; its failure becomes a tool error the agent reads.
-async fn blocking(work: impl FnOnce() -> anyhow::Result<CallToolResult> + Send + 'static) -> Result<CallToolResult, ErrorData> {
+async fn blocking(
+    work: impl FnOnce() -> anyhow::Result<CallToolResult> + Send + 'static,
+) -> Result<CallToolResult, ErrorData> {
     match tokio::task::spawn_blocking(work).await {
         Ok(Ok(result)) => Ok(result),
         Ok(Err(e)) => Ok(CallToolResult::error(vec![ContentBlock::text(format!("{e:#}"))])),

@@ -137,11 +137,7 @@ fn hf_cache_file(repo: &str, path: &str) -> Option<PathBuf> {
         .or_else(|| std::env::var_os("HF_HOME").map(|h| PathBuf::from(h).join("hub")))
         .or_else(|| directories::BaseDirs::new().map(|b| b.home_dir().join(".cache/huggingface/hub")))?;
     let snapshots = hub.join(format!("models--{}", repo.replace('/', "--"))).join("snapshots");
-    std::fs::read_dir(snapshots)
-        .ok()?
-        .filter_map(|e| e.ok())
-        .map(|e| e.path().join(path))
-        .find(|p| p.is_file())
+    std::fs::read_dir(snapshots).ok()?.filter_map(|e| e.ok()).map(|e| e.path().join(path)).find(|p| p.is_file())
 }
 
 fn fetch(spec: &ModelSpec, file: &FileSpec, sources: &Sources, on: &mut dyn FnMut(Event)) -> Result<Located> {
@@ -208,10 +204,8 @@ fn download(spec: &ModelSpec, file: &FileSpec, on: &mut dyn FnMut(Event)) -> Res
     let have = std::fs::metadata(&part).map(|m| m.len()).unwrap_or(0);
     let endpoint = std::env::var("HF_ENDPOINT").unwrap_or_else(|_| "https://huggingface.co".into());
     let url = format!("{endpoint}/{}/resolve/{}/{}", spec.hf_repo, spec.hf_revision, file.path);
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .timeout_connect(Some(std::time::Duration::from_secs(10)))
-        .build()
-        .into();
+    let agent: ureq::Agent =
+        ureq::Agent::config_builder().timeout_connect(Some(std::time::Duration::from_secs(10))).build().into();
     let mut req = agent.get(&url);
     if have > 0 {
         req = req.header("Range", &format!("bytes={have}-"));
@@ -226,7 +220,8 @@ fn download(spec: &ModelSpec, file: &FileSpec, on: &mut dyn FnMut(Event)) -> Res
         .get("content-length")
         .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
         .map(|n| if resumed { n + have } else { n });
-    let mut out = std::fs::OpenOptions::new().create(true).append(resumed).write(true).truncate(!resumed).open(&part)?;
+    let mut out =
+        std::fs::OpenOptions::new().create(true).append(resumed).write(true).truncate(!resumed).open(&part)?;
     let mut done = if resumed { have } else { 0 };
     let mut body = resp.into_body().into_reader();
     let mut buf = vec![0u8; 1 << 16];

@@ -83,7 +83,8 @@ impl FileType {
         if let Some((_, exts)) = LANGUAGES.iter().find(|(names, _)| names.contains(&lower.as_str())) {
             return Ok(FileType::Extensions(exts.iter().map(|e| e.to_string()).collect(), lower));
         }
-        let plausible = !lower.is_empty() && lower.len() <= 12 && lower.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        let plausible =
+            !lower.is_empty() && lower.len() <= 12 && lower.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
         if plausible {
             // Any other extension, as given (`toml`, `ipynb`).
             return Ok(FileType::Extensions(vec![lower.clone()], lower));
@@ -157,7 +158,8 @@ impl Filter {
         until: Option<&str>,
         now: DateTime<Local>,
     ) -> Result<Filter, FilterError> {
-        let mut f = Filter { path: path.map(str::trim).filter(|p| !p.is_empty()).map(str::to_string), ..Filter::default() };
+        let mut f =
+            Filter { path: path.map(str::trim).filter(|p| !p.is_empty()).map(str::to_string), ..Filter::default() };
         for t in types.iter().flat_map(|t| t.split(',')).filter(|t| !t.trim().is_empty()) {
             f.types.push(FileType::parse(t)?);
         }
@@ -173,7 +175,8 @@ impl Filter {
     /// and anything else as a path: a glob when it has glob characters, else a part of the path
     /// (`notes` -> `*notes*`).
     pub fn parse_line(line: &str, now: DateTime<Local>) -> Result<Filter, FilterError> {
-        let (mut types, mut tags, mut since, mut until, mut path_words) = (Vec::new(), Vec::new(), None, None, Vec::new());
+        let (mut types, mut tags, mut since, mut until, mut path_words) =
+            (Vec::new(), Vec::new(), None, None, Vec::new());
         for word in line.split_whitespace() {
             let Some((key, value)) = word.split_once(':') else {
                 path_words.push(word);
@@ -196,14 +199,16 @@ impl Filter {
             }
         }
         let path = path_words.join(" ");
-        let glob = (!path.is_empty()).then(|| if path.contains(['*', '?', '[', '{']) { path.clone() } else { format!("*{path}*") });
+        let glob = (!path.is_empty())
+            .then(|| if path.contains(['*', '?', '[', '{']) { path.clone() } else { format!("*{path}*") });
         Filter::from_parts(glob.as_deref(), &types, &tags, since, until, now)
     }
 
     /// The filter in a few words, for "no results" messages: `path *.md, type rust, tag x,
     /// modified since 2026-11-20`.
     pub fn describe(&self) -> String {
-        let day = |ns: i64| DateTime::from_timestamp_nanos(ns).with_timezone(&Local).format("%Y-%m-%d %H:%M").to_string();
+        let day =
+            |ns: i64| DateTime::from_timestamp_nanos(ns).with_timezone(&Local).format("%Y-%m-%d %H:%M").to_string();
         let mut parts = Vec::new();
         if let Some(p) = &self.path {
             parts.push(format!("path {p}"));

@@ -57,8 +57,11 @@ fn weighted_sum(keyword: &[KeywordHit], semantic: &[(i64, f32)]) -> Vec<(i64, f3
     let sem_floor = semantic.iter().map(|h| h.1).reduce(f32::min).unwrap_or(0.0);
     let kz = standardise(ids.iter().map(|id| kw.get(id).copied().unwrap_or(0.0)));
     let sz = standardise(ids.iter().map(|id| sem.get(id).copied().unwrap_or(sem_floor)));
-    let mut out: Vec<(i64, f32)> =
-        ids.iter().enumerate().map(|(i, &id)| (id, SEMANTIC_WEIGHT * sz[i] + (1.0 - SEMANTIC_WEIGHT) * kz[i])).collect();
+    let mut out: Vec<(i64, f32)> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, &id)| (id, SEMANTIC_WEIGHT * sz[i] + (1.0 - SEMANTIC_WEIGHT) * kz[i]))
+        .collect();
     out.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
     out
 }
@@ -78,7 +81,9 @@ mod tests {
     use super::*;
 
     fn kw(hits: &[(i64, f32, f32)]) -> Vec<KeywordHit> {
-        hits.iter().map(|&(chunk_id, score, coverage)| KeywordHit { chunk_id, score, every_word: coverage == 1.0, coverage }).collect()
+        hits.iter()
+            .map(|&(chunk_id, score, coverage)| KeywordHit { chunk_id, score, every_word: coverage == 1.0, coverage })
+            .collect()
     }
 
     #[test]

@@ -263,7 +263,13 @@ impl Searcher {
     pub fn open(dir: &Path) -> Result<Searcher> {
         let store = Store::open_read(dir)?;
         let data_version = store.data_version()?;
-        Ok(Searcher { store, vectors: None, data_version, term_chunks: RefCell::default(), filtered: RefCell::default() })
+        Ok(Searcher {
+            store,
+            vectors: None,
+            data_version,
+            term_chunks: RefCell::default(),
+            filtered: RefCell::default(),
+        })
     }
 
     pub fn dir(&self) -> &Path {
@@ -343,7 +349,8 @@ impl Searcher {
                 };
                 // Hybrid: the graph is walked on a second thread while SQLite ranks the words
                 // (the two lists do not depend on each other, and each takes milliseconds).
-                let (keyword, semantic) = if wants_keyword { both(keyword_side, nearest) } else { (Ok(Vec::new()), nearest()) };
+                let (keyword, semantic) =
+                    if wants_keyword { both(keyword_side, nearest) } else { (Ok(Vec::new()), nearest()) };
                 (keyword?, semantic?)
             }
             (true, None, _) => {
@@ -366,8 +373,10 @@ impl Searcher {
         let weighted = self.useful_terms(text)?;
         let terms: Vec<fts::Term> = weighted.iter().map(|w| w.0.clone()).collect();
         let all = self.keyword_match(&terms, fts::Join::All, limit, allowed)?;
-        let mut out: Vec<KeywordHit> =
-            all.iter().map(|&(chunk_id, score)| KeywordHit { chunk_id, score, every_word: true, coverage: 1.0 }).collect();
+        let mut out: Vec<KeywordHit> = all
+            .iter()
+            .map(|&(chunk_id, score)| KeywordHit { chunk_id, score, every_word: true, coverage: 1.0 })
+            .collect();
         if out.len() < limit && terms.len() > 1 {
             let seen: HashSet<i64> = all.iter().map(|h| h.0).collect();
             let mut some = self.keyword_match(&terms, fts::Join::Any, limit, allowed)?;
@@ -452,7 +461,9 @@ impl Searcher {
     /// The chunks holding a query word (stemmed and phrased as the index matches it), their ids
     /// kept up to `keep` of them; remembered until a writer commits.
     fn term_chunks(&self, term: &fts::Term, keep: i64) -> Result<Postings> {
-        let Some(expr) = fts::terms_expr(std::slice::from_ref(term), fts::Join::Any) else { return Ok(Postings::default()) };
+        let Some(expr) = fts::terms_expr(std::slice::from_ref(term), fts::Join::Any) else {
+            return Ok(Postings::default());
+        };
         let version = self.store.data_version()?;
         self.term_chunks.borrow_mut().get(version, &expr, || {
             // Compound terms are kept however common, so their ids are always needed.
@@ -467,7 +478,13 @@ impl Searcher {
         })
     }
 
-    fn keyword_match(&self, terms: &[fts::Term], join: fts::Join, limit: usize, allowed: Option<&HashSet<i64>>) -> Result<Vec<(i64, f32)>> {
+    fn keyword_match(
+        &self,
+        terms: &[fts::Term],
+        join: fts::Join,
+        limit: usize,
+        allowed: Option<&HashSet<i64>>,
+    ) -> Result<Vec<(i64, f32)>> {
         let Some(expr) = fts::terms_expr(terms, join) else { return Ok(Vec::new()) };
         let Some(set) = allowed else { return self.store.keyword_match(&expr, limit, None) };
         // The index's best matches, then the allowed ones among them: those are the allowed
@@ -507,7 +524,8 @@ impl Searcher {
             .filter(|d| {
                 let path = Path::new(&d.path);
                 let by_path = matcher.as_ref().is_none_or(|m| {
-                    m.is_match(path) || roots.iter().find_map(|r| path.strip_prefix(&r.path).ok()).is_some_and(|r| m.is_match(r))
+                    m.is_match(path)
+                        || roots.iter().find_map(|r| path.strip_prefix(&r.path).ok()).is_some_and(|r| m.is_match(r))
                 });
                 by_path && (filter.types.is_empty() || filter.types.iter().any(|t| t.matches(&d.kind, &d.path)))
             })
@@ -515,7 +533,8 @@ impl Searcher {
             .collect();
         let out: HashSet<i64> = self.store.chunks_of(&docs)?.into_iter().collect();
         let out = Arc::new(out);
-        *self.filtered.borrow_mut() = Some(Filtered { filter: filter.clone(), version: self.data_version, chunks: out.clone() });
+        *self.filtered.borrow_mut() =
+            Some(Filtered { filter: filter.clone(), version: self.data_version, chunks: out.clone() });
         Ok(out)
     }
 
@@ -568,7 +587,9 @@ impl Searcher {
 
 /// Nanoseconds since the epoch as RFC 3339 in local time, to the second.
 fn local_date(ns: i64) -> String {
-    chrono::DateTime::from_timestamp_nanos(ns).with_timezone(&chrono::Local).to_rfc3339_opts(chrono::SecondsFormat::Secs, false)
+    chrono::DateTime::from_timestamp_nanos(ns)
+        .with_timezone(&chrono::Local)
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, false)
 }
 
 /// Runs `a` here and `b` on a scoped thread at once (both here, one after the other, when no
@@ -576,15 +597,17 @@ fn local_date(ns: i64) -> String {
 fn both<A, B: Send>(a: impl FnOnce() -> A, b: impl FnOnce() -> B + Send) -> (A, B) {
     let b = std::sync::Mutex::new(Some(b));
     let take = || b.lock().unwrap_or_else(|p| p.into_inner()).take().expect("run once");
-    std::thread::scope(|scope| match std::thread::Builder::new().name("qsearch-nearest".into()).spawn_scoped(scope, || take()()) {
-        Ok(handle) => {
-            let a = a();
-            let b = handle.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-            (a, b)
-        }
-        Err(e) => {
-            tracing::debug!("searching on one thread: {e}");
-            (a(), take()())
+    std::thread::scope(|scope| {
+        match std::thread::Builder::new().name("qsearch-nearest".into()).spawn_scoped(scope, || take()()) {
+            Ok(handle) => {
+                let a = a();
+                let b = handle.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+                (a, b)
+            }
+            Err(e) => {
+                tracing::debug!("searching on one thread: {e}");
+                (a(), take()())
+            }
         }
     })
 }

@@ -45,7 +45,8 @@ pub fn snippet(text: &str, terms: &[String], width: usize) -> Snippet {
         end += 1;
     }
     let window = &text[start..end];
-    let marks = found.into_iter().filter(|&(s, e)| s >= start && e <= end).map(|(s, e)| (s - start, e - start)).collect();
+    let marks =
+        found.into_iter().filter(|&(s, e)| s >= start && e <= end).map(|(s, e)| (s - start, e - start)).collect();
     Snippet { text: window.to_string(), marks, offset: start }
 }
 

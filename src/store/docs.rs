@@ -92,10 +92,29 @@ pub struct NewChunk {
 impl NewChunk {
     /// A chunk of `text` under `heading`; its hash and keyword text are computed here.
     #[allow(clippy::too_many_arguments)]
-    pub fn new(seq: usize, heading: String, start_byte: usize, end_byte: usize, start_line: usize, end_line: usize, text: String) -> NewChunk {
+    pub fn new(
+        seq: usize,
+        heading: String,
+        start_byte: usize,
+        end_byte: usize,
+        start_line: usize,
+        end_line: usize,
+        text: String,
+    ) -> NewChunk {
         let keyword_heading = fts::segment(&heading);
         let keyword_body = fts::segment(&text);
-        let mut new = NewChunk { seq, hash: String::new(), heading, start_byte, end_byte, start_line, end_line, text, keyword_heading, keyword_body };
+        let mut new = NewChunk {
+            seq,
+            hash: String::new(),
+            heading,
+            start_byte,
+            end_byte,
+            start_line,
+            end_line,
+            text,
+            keyword_heading,
+            keyword_body,
+        };
         new.hash = blake3::hash(new.embedded_text().as_bytes()).to_hex().to_string();
         new
     }
@@ -156,7 +175,8 @@ impl Store {
 
     /// Every document under a root (or only at and under `within`'s paths), by raw path.
     pub fn documents_of_root(&self, root_id: i64, within: Option<&Within>) -> Result<HashMap<Vec<u8>, DocState>> {
-        let sql = "SELECT path, id, size, mtime_ns, hash FROM documents WHERE root_id = ?1 AND path >= ?2 AND path < ?3";
+        let sql =
+            "SELECT path, id, size, mtime_ns, hash FROM documents WHERE root_id = ?1 AND path >= ?2 AND path < ?3";
         self.rows_within(sql, root_id, within, |r| {
             Ok(DocState { id: r.get(1)?, size: r.get::<_, i64>(2)? as u64, mtime_ns: r.get(3)?, hash: r.get(4)? })
         })
@@ -226,9 +246,15 @@ impl Store {
         for op in ops {
             match op {
                 DocOp::Touch { id, size, mtime_ns } => {
-                    tx.execute("UPDATE documents SET size = ?2, mtime_ns = ?3 WHERE id = ?1", params![id, *size as i64, mtime_ns])?;
+                    tx.execute(
+                        "UPDATE documents SET size = ?2, mtime_ns = ?3 WHERE id = ?1",
+                        params![id, *size as i64, mtime_ns],
+                    )?;
                     // Back to the content indexed before a failed read: that failure is over.
-                    tx.execute("DELETE FROM passed_over WHERE path = (SELECT path FROM documents WHERE id = ?1)", [id])?;
+                    tx.execute(
+                        "DELETE FROM passed_over WHERE path = (SELECT path FROM documents WHERE id = ?1)",
+                        [id],
+                    )?;
                 }
                 DocOp::Delete { id } => {
                     delete_chunks(&tx, *id, &mut changes)?;
@@ -256,10 +282,16 @@ impl Store {
 }
 
 /// Replaces a document (or adds it) with its chunks, inside `tx`.
-fn write_document(tx: &rusqlite::Transaction, doc: &NewDocument, chunks: &[NewChunk], changes: &mut VectorChanges) -> Result<()> {
+fn write_document(
+    tx: &rusqlite::Transaction,
+    doc: &NewDocument,
+    chunks: &[NewChunk],
+    changes: &mut VectorChanges,
+) -> Result<()> {
     {
-        let existing: Option<i64> =
-            tx.query_row("SELECT id FROM documents WHERE path = ?1", [path_bytes(&doc.path)], |r| r.get(0)).optional()?;
+        let existing: Option<i64> = tx
+            .query_row("SELECT id FROM documents WHERE path = ?1", [path_bytes(&doc.path)], |r| r.get(0))
+            .optional()?;
         if let Some(id) = existing {
             delete_chunks(tx, id, changes)?;
             tx.execute("DELETE FROM doc_tags WHERE doc_id = ?1", [id])?;
@@ -298,7 +330,8 @@ fn write_document(tx: &rusqlite::Transaction, doc: &NewDocument, chunks: &[NewCh
                 "INSERT INTO chunks(doc_id, seq, hash, heading, start_byte, end_byte, start_line, end_line, text, vec_seq)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
             )?;
-            let mut fts = tx.prepare_cached("INSERT INTO chunks_fts(rowid, heading, body, path) VALUES (?1, ?2, ?3, ?4)")?;
+            let mut fts =
+                tx.prepare_cached("INSERT INTO chunks_fts(rowid, heading, body, path) VALUES (?1, ?2, ?3, ?4)")?;
             let mut vector = tx.prepare_cached("SELECT data FROM vectors WHERE hash = ?1")?;
             let path_words = fts::segment(&doc.path.display().to_string().replace(['/', '\\', '.', '-'], " "));
             for c in chunks {
@@ -372,7 +405,9 @@ impl Store {
 
     /// Distinct chunk texts waiting for a vector (what the embedder will compute).
     pub fn pending_texts(&self) -> Result<u64> {
-        Ok(self.conn.query_row("SELECT count(DISTINCT hash) FROM chunks WHERE vec_seq IS NULL", [], |r| r.get::<_, i64>(0))?
+        Ok(self
+            .conn
+            .query_row("SELECT count(DISTINCT hash) FROM chunks WHERE vec_seq IS NULL", [], |r| r.get::<_, i64>(0))?
             as u64)
     }
 
@@ -441,7 +476,8 @@ impl Store {
     }
 
     pub fn embedded_chunks(&self) -> Result<u64> {
-        Ok(self.conn.query_row("SELECT count(*) FROM chunks WHERE vec_seq IS NOT NULL", [], |r| r.get::<_, i64>(0))? as u64)
+        Ok(self.conn.query_row("SELECT count(*) FROM chunks WHERE vec_seq IS NOT NULL", [], |r| r.get::<_, i64>(0))?
+            as u64)
     }
 
     /// Drops vectors no chunk uses any more: those of the texts whose chunks this process
@@ -452,8 +488,9 @@ impl Store {
         let collected = if self.garbage_left || self.unused.len() > 100_000 {
             tx.execute("DELETE FROM vectors WHERE hash NOT IN (SELECT hash FROM chunks)", [])?
         } else {
-            let mut delete =
-                tx.prepare_cached("DELETE FROM vectors WHERE hash = ?1 AND NOT EXISTS (SELECT 1 FROM chunks WHERE hash = ?1)")?;
+            let mut delete = tx.prepare_cached(
+                "DELETE FROM vectors WHERE hash = ?1 AND NOT EXISTS (SELECT 1 FROM chunks WHERE hash = ?1)",
+            )?;
             let mut n = 0;
             for hash in &self.unused {
                 n += delete.execute([hash])?;

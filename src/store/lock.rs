@@ -66,7 +66,9 @@ impl WriterLock {
                     "a watcher (pid {}) owns this index and keeps it up to date; stop it first, or let it do the work",
                     h.pid
                 ),
-                Some(h) => bail!("another qsearch {} (pid {}) is writing this index; wait for it to finish", h.role, h.pid),
+                Some(h) => {
+                    bail!("another qsearch {} (pid {}) is writing this index; wait for it to finish", h.role, h.pid)
+                }
                 None => bail!("another qsearch process is writing this index"),
             }
         }

@@ -103,8 +103,9 @@ impl Store {
         if !path.exists() {
             bail!("no index at {}: run `qsearch index PATH` first", dir.display());
         }
-        let conn = Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
-            .with_context(|| format!("cannot open index {}", path.display()))?;
+        let conn =
+            Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+                .with_context(|| format!("cannot open index {}", path.display()))?;
         configure(&conn)?;
         let store = Store { conn, dir: dir.to_path_buf(), unused: HashSet::new(), garbage_left: false };
         let version: i64 = store.conn.pragma_query_value(None, "user_version", |r| r.get(0))?;

@@ -72,7 +72,9 @@ impl Store {
     /// Up to `limit` of the chunks an FTS5 expression (one query word: see `fts::terms_expr`)
     /// matches, stemmed and phrased exactly as the keyword index matches it, ids ascending.
     pub fn matching_chunks(&self, expr: &str, limit: usize) -> Result<Vec<i64>> {
-        let mut stmt = self.conn.prepare_cached("SELECT rowid FROM chunks_fts WHERE chunks_fts MATCH ?1 ORDER BY rowid LIMIT ?2")?;
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT rowid FROM chunks_fts WHERE chunks_fts MATCH ?1 ORDER BY rowid LIMIT ?2")?;
         let rows = stmt.query_map(params![expr, limit as i64], |r| r.get(0))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
@@ -121,7 +123,8 @@ impl Store {
         // dates (read-only, not migrated yet) has only the file's.
         let timed = when.since_ns.is_some() || when.until_ns.is_some();
         let (mut sql, date) = if timed && self.has_table("doc_dates")? {
-            let from = "SELECT d.id, d.display, d.kind FROM documents d LEFT JOIN doc_dates n ON n.doc_id = d.id WHERE 1";
+            let from =
+                "SELECT d.id, d.display, d.kind FROM documents d LEFT JOIN doc_dates n ON n.doc_id = d.id WHERE 1";
             (String::from(from), "coalesce(n.stated_ns, d.mtime_ns)")
         } else {
             (String::from("SELECT d.id, d.display, d.kind FROM documents d WHERE 1"), "d.mtime_ns")
@@ -141,7 +144,8 @@ impl Store {
             args.extend([tag.clone().into(), format!("{tag}/").into(), format!("{tag}0").into()]);
         }
         let mut stmt = self.conn.prepare(&sql)?;
-        let rows = stmt.query_map(params_from_iter(args), |r| Ok(DocKind { id: r.get(0)?, path: r.get(1)?, kind: r.get(2)? }))?;
+        let rows = stmt
+            .query_map(params_from_iter(args), |r| Ok(DocKind { id: r.get(0)?, path: r.get(1)?, kind: r.get(2)? }))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
@@ -161,7 +165,8 @@ impl Store {
         let total: i64 = self.conn.query_row("SELECT count(DISTINCT tag) FROM doc_tags", [], |r| r.get(0))?;
         let mut stmt =
             self.conn.prepare("SELECT tag, count(*) AS n FROM doc_tags GROUP BY tag ORDER BY n DESC, tag LIMIT ?1")?;
-        let rows = stmt.query_map([limit as i64], |r| Ok(TagCount { tag: r.get(0)?, documents: r.get::<_, i64>(1)? as u64 }))?;
+        let rows =
+            stmt.query_map([limit as i64], |r| Ok(TagCount { tag: r.get(0)?, documents: r.get::<_, i64>(1)? as u64 }))?;
         Ok((total as u64, rows.collect::<Result<_, _>>()?))
     }
 
@@ -180,7 +185,11 @@ impl Store {
     }
 
     pub(crate) fn has_table(&self, name: &str) -> Result<bool> {
-        let n: i64 = self.conn.query_row("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1", [name], |r| r.get(0))?;
+        let n: i64 = self.conn.query_row(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1",
+            [name],
+            |r| r.get(0),
+        )?;
         Ok(n > 0)
     }
 
@@ -217,7 +226,8 @@ impl Store {
                 end_line: r.get::<_, i64>(6)? as usize,
                 text: r.get(7)?,
                 tags: {
-                    let mut tags: Vec<String> = r.get::<_, Option<String>>(8)?.unwrap_or_default().lines().map(str::to_string).collect();
+                    let mut tags: Vec<String> =
+                        r.get::<_, Option<String>>(8)?.unwrap_or_default().lines().map(str::to_string).collect();
                     tags.sort();
                     tags
                 },

@@ -106,7 +106,8 @@ impl VectorIndex {
         let missing = store.vectors_after(self.covered)?;
         let last = missing.last().map_or(self.covered, |m| m.vec_seq);
         let added: Vec<(i64, Vec<f32>)> = missing.into_iter().map(|m| (m.chunk_id, m.vector)).collect();
-        let removed: Vec<i64> = store.graph_removals()?.into_iter().filter(|&id| self.index.contains(id as u64)).collect();
+        let removed: Vec<i64> =
+            store.graph_removals()?.into_iter().filter(|&id| self.index.contains(id as u64)).collect();
         self.apply(&VectorChanges { added, removed, ..VectorChanges::default() })?;
         self.covered = last;
         Ok(())

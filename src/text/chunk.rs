@@ -76,7 +76,8 @@ pub fn embed_text(heading_path: &str, text: &str) -> String {
         Some((p, l)) => (p, l),
         None => ("", heading_path),
     };
-    let opens_with_heading = !last.is_empty() && text.trim_start().trim_start_matches('#').trim_start().starts_with(last);
+    let opens_with_heading =
+        !last.is_empty() && text.trim_start().trim_start_matches('#').trim_start().starts_with(last);
     let context = if opens_with_heading { parents } else { heading_path };
     if context.is_empty() { text.to_string() } else { format!("{context}\n\n{text}") }
 }

@@ -204,7 +204,12 @@ impl<S: ChunkSizer> Walker<'_, S> {
                     match body {
                         Some(body) if tokens > self.budget && self.grammar.containers.contains(&inner.kind()) => {
                             let first = body.named_child(0).map_or(end, |n| n.start_byte());
-                            out.push(Unit { start: cursor, end: first, tokens: self.size(cursor, first), path: own.clone() });
+                            out.push(Unit {
+                                start: cursor,
+                                end: first,
+                                tokens: self.size(cursor, first),
+                                path: own.clone(),
+                            });
                             self.tile(body, first, end, &own, out);
                         }
                         _ => out.push(Unit { start: cursor, end, path: own, tokens }),
@@ -250,7 +255,10 @@ impl<S: ChunkSizer> Walker<'_, S> {
                 if !matches!(value.kind(), "arrow_function" | "function_expression" | "function" | "class") {
                     return None;
                 }
-                format!("const {}", declarator.child_by_field_name("name").map(|n| self.node_text(n)).unwrap_or_default())
+                format!(
+                    "const {}",
+                    declarator.child_by_field_name("name").map(|n| self.node_text(n)).unwrap_or_default()
+                )
             }
             // A struct or enum named only in passing (`struct a *p;`) is no definition.
             "struct_specifier" | "union_specifier" | "enum_specifier" | "class_specifier"
@@ -277,7 +285,10 @@ impl<S: ChunkSizer> Walker<'_, S> {
                 return Some(self.node_text(d));
             }
             // `&at(...)`, `*make(...)`: the name is further down, under a field or not.
-            at = d.child_by_field_name("declarator").or_else(|| d.child_by_field_name("name")).or_else(|| d.named_child(0));
+            at = d
+                .child_by_field_name("declarator")
+                .or_else(|| d.child_by_field_name("name"))
+                .or_else(|| d.named_child(0));
         }
         let mut walk = node.walk();
         let spec = node.named_children(&mut walk).find(|c| c.kind() == "type_spec")?;
@@ -342,7 +353,8 @@ impl<S: ChunkSizer> Walker<'_, S> {
 /// The heading of units packed together: their common path, then the names below it.
 fn heading(group: &[&Unit]) -> Vec<String> {
     let first = &group[0].path;
-    let common = group.iter().fold(first.len(), |n, u| n.min(u.path.iter().zip(first).take_while(|(a, b)| a == b).count()));
+    let common =
+        group.iter().fold(first.len(), |n, u| n.min(u.path.iter().zip(first).take_while(|(a, b)| a == b).count()));
     let mut path = first[..common].to_vec();
     let mut names: Vec<&str> = Vec::new();
     for u in group {

@@ -69,7 +69,8 @@ mod tests {
     #[test]
     fn boms_and_utf16_decode() {
         assert_eq!(decode(b"\xEF\xBB\xBFhi").unwrap().text, "hi");
-        let le: Vec<u8> = [0xFF, 0xFE].into_iter().chain("héllo 世界".encode_utf16().flat_map(u16::to_le_bytes)).collect();
+        let le: Vec<u8> =
+            [0xFF, 0xFE].into_iter().chain("héllo 世界".encode_utf16().flat_map(u16::to_le_bytes)).collect();
         assert_eq!(decode(&le).unwrap().text, "héllo 世界");
         let be: Vec<u8> = [0xFE, 0xFF].into_iter().chain("ok".encode_utf16().flat_map(u16::to_be_bytes)).collect();
         assert_eq!(decode(&be).unwrap().encoding, "utf-16be");

@@ -118,7 +118,9 @@ fn from_toml(block: &str) -> Frontmatter {
             add_date(&mut fm.date_ns, text.as_deref());
         } else if TAG_KEYS.contains(&key.as_str()) {
             match value {
-                toml::Value::Array(items) => items.iter().filter_map(toml::Value::as_str).for_each(|t| add_tags(&mut fm.tags, t)),
+                toml::Value::Array(items) => {
+                    items.iter().filter_map(toml::Value::as_str).for_each(|t| add_tags(&mut fm.tags, t))
+                }
                 toml::Value::String(s) => add_tags(&mut fm.tags, &s),
                 _ => {}
             }
@@ -203,7 +205,8 @@ pub fn inline_tags(text: &str) -> Vec<String> {
                 in_code = !in_code;
             } else if c == '#' && !in_code && prev.is_whitespace() {
                 let rest = &line[i + 1..];
-                let len = rest.find(|c: char| !(c.is_alphanumeric() || matches!(c, '_' | '-' | '/'))).unwrap_or(rest.len());
+                let len =
+                    rest.find(|c: char| !(c.is_alphanumeric() || matches!(c, '_' | '-' | '/'))).unwrap_or(rest.len());
                 let word = &rest[..len];
                 if word.chars().any(|c| !c.is_ascii_digit())
                     && let Some(t) = normalise(word)
@@ -257,68 +260,129 @@ mod tests {
     #[test]
     fn a_note_s_date_is_the_latest_it_gives_in_any_common_form() {
         use chrono::{Local, TimeZone};
-        let local = |y, m, d, h, min| Local.with_ymd_and_hms(y, m, d, h, min, 0).earliest().unwrap().timestamp_nanos_opt();
+        let local =
+            |y, m, d, h, min| Local.with_ymd_and_hms(y, m, d, h, min, 0).earliest().unwrap().timestamp_nanos_opt();
         let date = |text: &str| read(text).unwrap().date_ns;
-        assert_eq!(date("---
+        assert_eq!(
+            date(
+                "---
 date: 2024-03-02
 ---
-"), local(2024, 3, 2, 0, 0), "a bare date: local midnight");
-        assert_eq!(date("---
+"
+            ),
+            local(2024, 3, 2, 0, 0),
+            "a bare date: local midnight"
+        );
+        assert_eq!(
+            date(
+                "---
 created: 2024-03-02 10:30
 ---
-"), local(2024, 3, 2, 10, 30));
-        assert_eq!(date("---
+"
+            ),
+            local(2024, 3, 2, 10, 30)
+        );
+        assert_eq!(
+            date(
+                "---
 Date: '2024-03-02T10:30:15'
 ---
-"), local(2024, 3, 2, 10, 30).map(|ns| ns + 15_000_000_000));
-        assert_eq!(date("---
+"
+            ),
+            local(2024, 3, 2, 10, 30).map(|ns| ns + 15_000_000_000)
+        );
+        assert_eq!(
+            date(
+                "---
 date: 2024-03-02T10:30:00Z
 ---
-"), Some(1_709_375_400_000_000_000));
-        assert_eq!(date("---
+"
+            ),
+            Some(1_709_375_400_000_000_000)
+        );
+        assert_eq!(
+            date(
+                "---
 date: 2024-03-02 11:30:00+01:00
 ---
-"), Some(1_709_375_400_000_000_000));
+"
+            ),
+            Some(1_709_375_400_000_000_000)
+        );
         // Written, then updated: the note last changed when it was updated, in either order.
         let both = local(2025, 1, 15, 0, 0);
-        assert_eq!(date("---
+        assert_eq!(
+            date(
+                "---
 date: 2024-03-02
 updated: 2025-01-15
 ---
-"), both);
-        assert_eq!(date("---
+"
+            ),
+            both
+        );
+        assert_eq!(
+            date(
+                "---
 lastmod: 2025-01-15
 date: 2024-03-02
 ---
-"), both);
+"
+            ),
+            both
+        );
         // Astro's blog template.
         assert_eq!(date("---\npubDate: 'Jul 08 2022'\nupdatedDate: 'January 15, 2025'\n---\n"), both);
         assert_eq!(date("---\npubDate: 'Jul 08 2022'\n---\n"), local(2022, 7, 8, 0, 0));
         // TOML's own date and time values, and strings.
-        assert_eq!(date("+++
+        assert_eq!(
+            date(
+                "+++
 date = 2024-03-02T10:30:00Z
 +++
-"), Some(1_709_375_400_000_000_000));
-        assert_eq!(date("+++
+"
+            ),
+            Some(1_709_375_400_000_000_000)
+        );
+        assert_eq!(
+            date(
+                "+++
 date = 2024-03-02
 +++
-"), local(2024, 3, 2, 0, 0));
-        assert_eq!(date("+++
+"
+            ),
+            local(2024, 3, 2, 0, 0)
+        );
+        assert_eq!(
+            date(
+                "+++
 lastmod = \"2025-01-15\"
 +++
-"), both);
+"
+            ),
+            both
+        );
         // What is not a date is passed over, and the block still gives the rest.
-        let fm = read("---
+        let fm = read(
+            "---
 date: next week
 updated: [2024]
 title: Plans
 ---
-").unwrap();
+",
+        )
+        .unwrap();
         assert_eq!((fm.date_ns, fm.title.as_deref(), fm.error), (None, Some("Plans"), None));
-        assert_eq!(date("---
+        assert_eq!(
+            date(
+                "---
 deadline: 2024-03-02
 ---
-"), None, "only the note's own dates");
+"
+            ),
+            None,
+            "only the note's own dates"
+        );
     }
 
     #[test]

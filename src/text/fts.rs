@@ -133,7 +133,13 @@ fn runs(query: &str) -> Vec<(&str, bool)> {
     let mut out = Vec::new();
     let mut start: Option<(usize, bool)> = None;
     for (i, c) in query.char_indices() {
-        let class = if is_cjk(c) { Some(true) } else if ident::is_ident_char(c) { Some(false) } else { None };
+        let class = if is_cjk(c) {
+            Some(true)
+        } else if ident::is_ident_char(c) {
+            Some(false)
+        } else {
+            None
+        };
         match (start, class) {
             (Some((_, a)), Some(b)) if a == b => {}
             (s, class) => {
@@ -206,7 +212,10 @@ mod tests {
 
     #[test]
     fn identifiers_are_written_as_parts_and_whole() {
-        assert_eq!(segment("let c = HttpClient::new(max_file_mb);"), "let c = Http Client httpclient::new(max file mb maxfilemb);");
+        assert_eq!(
+            segment("let c = HttpClient::new(max_file_mb);"),
+            "let c = Http Client httpclient::new(max file mb maxfilemb);"
+        );
         assert_eq!(segment("os.path.join"), "os.path.join");
         assert_eq!(segment("__init__ x"), "__init__ x");
         assert_eq!(segment("写parseConfig"), " 写 parse Config parseconfig");
@@ -230,7 +239,10 @@ mod tests {
     #[test]
     fn query_identifiers_match_whole_or_parts() {
         assert_eq!(match_expr("HttpClient", Join::All), Some("(\"httpclient\" OR \"http client\")".into()));
-        assert_eq!(match_expr("parse_config file", Join::All), Some("(\"parseconfig\" OR \"parse config\") AND \"file\"".into()));
+        assert_eq!(
+            match_expr("parse_config file", Join::All),
+            Some("(\"parseconfig\" OR \"parse config\") AND \"file\"".into())
+        );
         assert_eq!(match_expr("max-file-mb", Join::All), Some("\"max\" AND \"file\" AND \"mb\"".into()));
         assert_eq!(match_expr("os.path.join", Join::Any), Some("\"os\" OR \"path\" OR \"join\"".into()));
         assert_eq!(match_expr("__", Join::Any), None);

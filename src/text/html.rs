@@ -22,17 +22,41 @@ pub struct Page {
     pub title: Option<String>,
 }
 
-const HIDDEN: &[&str] = &["head", "script", "style", "noscript", "template", "svg", "nav", "iframe", "object", "canvas", "select"];
+const HIDDEN: &[&str] =
+    &["head", "script", "style", "noscript", "template", "svg", "nav", "iframe", "object", "canvas", "select"];
 
 /// Elements that start and end a block of text.
 const BLOCKS: &[&str] = &[
-    "address", "article", "aside", "blockquote", "body", "dd", "details", "div", "dl", "dt", "fieldset", "figcaption", "figure",
-    "footer", "form", "header", "hr", "main", "ol", "p", "section", "summary", "table", "ul",
+    "address",
+    "article",
+    "aside",
+    "blockquote",
+    "body",
+    "dd",
+    "details",
+    "div",
+    "dl",
+    "dt",
+    "fieldset",
+    "figcaption",
+    "figure",
+    "footer",
+    "form",
+    "header",
+    "hr",
+    "main",
+    "ol",
+    "p",
+    "section",
+    "summary",
+    "table",
+    "ul",
 ];
 
 pub fn page(html: &str) -> Page {
     let dom = html5ever::parse_document(RcDom::default(), Default::default()).one(html);
-    let title = find(&dom.document, &|n| tag(n) == Some("title")).map(|t| collapse(&raw_text(&t))).filter(|t| !t.is_empty());
+    let title =
+        find(&dom.document, &|n| tag(n) == Some("title")).map(|t| collapse(&raw_text(&t))).filter(|t| !t.is_empty());
     // A page that marks its main content (`<main>`, `role="main"`) is that content: the site's
     // header, sidebars, help pop-ups and footer around it are the same on every page.
     let main = find(&dom.document, &|n| tag(n) == Some("main") || attr(n, "role").as_deref() == Some("main"));
@@ -52,7 +76,9 @@ fn tag(node: &Node) -> Option<&str> {
 
 fn attr(node: &Node, key: &str) -> Option<String> {
     match &node.data {
-        NodeData::Element { attrs, .. } => attrs.borrow().iter().find(|a| &*a.name.local == key).map(|a| a.value.to_string()),
+        NodeData::Element { attrs, .. } => {
+            attrs.borrow().iter().find(|a| &*a.name.local == key).map(|a| a.value.to_string())
+        }
         _ => None,
     }
 }

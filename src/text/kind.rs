@@ -67,13 +67,14 @@ impl Kind {
 
 const TEXT: &[&str] = &["txt", "text", "rst", "org", "adoc", "asciidoc", "tex", "log", "csv", "tsv"];
 const CODE: &[&str] = &[
-    "rs", "py", "pyi", "js", "mjs", "cjs", "ts", "mts", "cts", "tsx", "jsx", "go", "java", "kt", "kts", "scala", "c", "h", "cc",
-    "cpp", "cxx", "hpp", "hh", "cs", "fs", "rb", "php", "swift", "m", "mm", "sh", "bash", "zsh", "fish", "ps1", "lua",
-    "sql", "r", "jl", "dart", "zig", "nim", "ex", "exs", "erl", "hs", "ml", "mli", "clj", "cljs", "el", "vim", "pl",
-    "pm", "vue", "svelte", "css", "scss", "sass", "less", "toml", "yaml", "yml", "json", "ini", "cfg", "conf", "xml",
-    "gradle", "cmake", "proto", "graphql", "tf", "nix", "elm", "v", "sol", "hxx",
+    "rs", "py", "pyi", "js", "mjs", "cjs", "ts", "mts", "cts", "tsx", "jsx", "go", "java", "kt", "kts", "scala", "c",
+    "h", "cc", "cpp", "cxx", "hpp", "hh", "cs", "fs", "rb", "php", "swift", "m", "mm", "sh", "bash", "zsh", "fish",
+    "ps1", "lua", "sql", "r", "jl", "dart", "zig", "nim", "ex", "exs", "erl", "hs", "ml", "mli", "clj", "cljs", "el",
+    "vim", "pl", "pm", "vue", "svelte", "css", "scss", "sass", "less", "toml", "yaml", "yml", "json", "ini", "cfg",
+    "conf", "xml", "gradle", "cmake", "proto", "graphql", "tf", "nix", "elm", "v", "sol", "hxx",
 ];
-const NAMES: &[&str] = &["readme", "license", "changelog", "makefile", "dockerfile", "justfile", "authors", "notes", "todo"];
+const NAMES: &[&str] =
+    &["readme", "license", "changelog", "makefile", "dockerfile", "justfile", "authors", "notes", "todo"];
 
 /// The kind of a file from its name, or `None` when qsearch does not read it.
 pub fn of(path: &Path) -> Option<Kind> {

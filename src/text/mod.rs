@@ -48,7 +48,8 @@ pub enum Unreadable {
 pub fn readable(bytes: &[u8], kind: Kind) -> Result<Readable, Unreadable> {
     if kind == Kind::Pdf {
         let pdf = pdf::read(bytes)?;
-        let note = (pdf.failed_pages > 0).then(|| format!("{} of its {} pages could not be read", pdf.failed_pages, pdf.pages));
+        let note = (pdf.failed_pages > 0)
+            .then(|| format!("{} of its {} pages could not be read", pdf.failed_pages, pdf.pages));
         return Ok(Readable { text: pdf.text, lossy: false, note, title: None });
     }
     let mut decoded = decode::decode(bytes).map_err(|decode::DecodeError::Binary| Unreadable::Binary)?;
@@ -76,7 +77,8 @@ pub fn readable(bytes: &[u8], kind: Kind) -> Result<Readable, Unreadable> {
 /// icon) are left as they are.
 pub fn without_data_payloads(text: &str) -> Cow<'_, str> {
     static DATA_URI: LazyLock<Regex> = LazyLock::new(|| {
-        Regex::new(r"(data:[A-Za-z0-9.+-]+/[A-Za-z0-9.+-]+(?:;[A-Za-z0-9.+=-]+)*;base64,)[A-Za-z0-9+/]{256,}=*").expect("a valid pattern")
+        Regex::new(r"(data:[A-Za-z0-9.+-]+/[A-Za-z0-9.+-]+(?:;[A-Za-z0-9.+=-]+)*;base64,)[A-Za-z0-9+/]{256,}=*")
+            .expect("a valid pattern")
     });
     DATA_URI.replace_all(text, "${1}…")
 }
@@ -102,9 +104,14 @@ mod tests {
     #[test]
     fn a_data_uri_keeps_its_type_and_loses_its_payload() {
         let photo = "iVBORw0KGgo".repeat(100);
-        let note = format!("# Trip\n\n![lake](data:image/png;base64,{photo}==) and ![icon](data:image/gif;base64,R0lGOD==)\nCold water.\n");
+        let note = format!(
+            "# Trip\n\n![lake](data:image/png;base64,{photo}==) and ![icon](data:image/gif;base64,R0lGOD==)\nCold water.\n"
+        );
         let read = readable(note.as_bytes(), Kind::Markdown).unwrap().text;
-        assert_eq!(read, "# Trip\n\n![lake](data:image/png;base64,…) and ![icon](data:image/gif;base64,R0lGOD==)\nCold water.\n");
+        assert_eq!(
+            read,
+            "# Trip\n\n![lake](data:image/png;base64,…) and ![icon](data:image/gif;base64,R0lGOD==)\nCold water.\n"
+        );
         let css = format!("@font-face {{ src: url(data:font/woff2;charset=utf-8;base64,{photo}) }}\n");
         assert_eq!(without_data_payloads(&css), "@font-face { src: url(data:font/woff2;charset=utf-8;base64,…) }\n");
         assert!(matches!(without_data_payloads("no uri here; base64, plain"), Cow::Borrowed(_)));
@@ -114,7 +121,9 @@ mod tests {
     fn minified_code_is_left_out_and_hand_written_code_and_prose_are_not() {
         let bundle = format!("!function(e){{{}}}();\n", "var a=1;".repeat(2000));
         let js = Kind::Code(Some(Lang::JavaScript));
-        assert!(matches!(readable(bundle.as_bytes(), js), Err(Unreadable::Minified { line_bytes }) if line_bytes > 15_000));
+        assert!(
+            matches!(readable(bundle.as_bytes(), js), Err(Unreadable::Minified { line_bytes }) if line_bytes > 15_000)
+        );
         let code = "fn main() {\n    println!(\"hi\");\n}\n".repeat(500);
         assert!(readable(code.as_bytes(), Kind::Code(Some(Lang::Rust))).is_ok());
         // A small one-liner, and prose written one paragraph a line, are read.

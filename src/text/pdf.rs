@@ -76,7 +76,12 @@ pub fn child_main() -> std::io::Result<()> {
 
 /// Reads `bytes` with `program args...`, killed after `limit`. A child that crashes, hangs or
 /// answers nonsense makes the PDF [`PdfError::Broken`], with what happened.
-pub fn in_child(bytes: &[u8], program: &std::path::Path, args: &[String], limit: Duration) -> Result<PdfText, PdfError> {
+pub fn in_child(
+    bytes: &[u8],
+    program: &std::path::Path,
+    args: &[String],
+    limit: Duration,
+) -> Result<PdfText, PdfError> {
     use wait_timeout::ChildExt;
     let failed = |what: String| PdfError::Broken(format!("the PDF reader {what}"));
     let mut child = Command::new(program)

@@ -21,7 +21,8 @@ use unicode_general_category::{GeneralCategory as G, get_general_category};
 use unicode_normalization::{IsNormalized, is_nfc_quick};
 
 /// The pre-tokenizer pattern this module matches by hand.
-const PATTERN: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+const PATTERN: &str =
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
 /// Pieces kept per thread before the cache starts afresh (a few MB).
 const CACHE_LIMIT: usize = 200_000;
 
@@ -180,7 +181,9 @@ fn make_plan(tokenizer: &Tokenizer, key: u64) -> Plan {
     let added: Vec<_> = tokenizer.get_added_tokens_decoder().into_values().filter(|t| !t.content.is_empty()).collect();
     let added_plain = added.iter().all(|t| !t.lstrip && !t.rstrip && !t.single_word && !t.normalized);
     let added = (!added.is_empty())
-        .then(|| AhoCorasick::builder().match_kind(MatchKind::LeftmostLongest).build(added.iter().map(|t| &t.content)).ok())
+        .then(|| {
+            AhoCorasick::builder().match_kind(MatchKind::LeftmostLongest).build(added.iter().map(|t| &t.content)).ok()
+        })
         .flatten();
     Plan { key, eligible, added, added_plain, cache: HashMap::new(), alphabet: byte_alphabet() }
 }

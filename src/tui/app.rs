@@ -254,7 +254,13 @@ impl App {
             return Vec::new();
         };
         self.searching = true;
-        let query = Query { text: self.query.text().trim().to_string(), k: self.k, mode: self.mode, filter, per_doc: self.per_doc };
+        let query = Query {
+            text: self.query.text().trim().to_string(),
+            k: self.k,
+            mode: self.mode,
+            filter,
+            per_doc: self.per_doc,
+        };
         vec![Effect::Search { generation: self.generation, query }]
     }
 

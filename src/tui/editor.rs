@@ -15,11 +15,10 @@ pub fn opens_in_viewer(path: &str) -> bool {
 /// Hands the file to the desktop's default application for it (`xdg-open`, `gio open`, `open`),
 /// without waiting for the viewer; a launcher that fails within a second is reported.
 pub fn open_in_viewer(path: &str) -> Result<(), String> {
-    open::that_detached_with_timeout(path, std::time::Duration::from_secs(1))
-        .map_err(|e| {
-            let name = Path::new(path).file_name().map_or(path.into(), |n| n.to_string_lossy());
-            format!("no viewer opened {name}: {e}")
-        })
+    open::that_detached_with_timeout(path, std::time::Duration::from_secs(1)).map_err(|e| {
+        let name = Path::new(path).file_name().map_or(path.into(), |n| n.to_string_lossy());
+        format!("no viewer opened {name}: {e}")
+    })
 }
 
 /// The program and its arguments, or why there is none.

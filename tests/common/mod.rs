@@ -54,7 +54,8 @@ pub fn fixture(path: &str) -> PathBuf {
 /// `qsearch index --model stand-in --json ROOT` into `index`: its exit code and its report.
 pub fn index_json(index: &Path, root: &Path) -> (Option<i32>, serde_json::Value) {
     let out = qsearch(index).args(["index", "--model", "stand-in", "--json"]).arg(root).output().unwrap();
-    let report = serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stderr)));
+    let report =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stderr)));
     (out.status.code(), report)
 }
 

@@ -19,10 +19,8 @@ pub fn with_unparsable_pages(pages: &[Option<&str>]) -> Vec<u8> {
 
 /// A one-page PDF with a filled rectangle and no text.
 pub fn drawing_only() -> Vec<u8> {
-    let ops = vec![
-        Operation::new("re", vec![100.into(), 100.into(), 200.into(), 300.into()]),
-        Operation::new("f", vec![]),
-    ];
+    let ops =
+        vec![Operation::new("re", vec![100.into(), 100.into(), 200.into(), 300.into()]), Operation::new("f", vec![])];
     save(document(vec![encode(ops)]))
 }
 

@@ -10,7 +10,7 @@ use std::collections::{HashMap, HashSet};
 use onnx_protobuf::tensor_proto::DataType;
 use onnx_protobuf::{GraphProto, NodeProto, type_proto};
 
-use super::proto::{int64_tensor, int_attr, node, node_ints, prune};
+use super::proto::{int_attr, int64_tensor, node, node_ints, prune};
 
 /// What the attention rewrite did.
 #[derive(Debug, Default, PartialEq, Eq)]

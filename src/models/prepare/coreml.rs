@@ -29,13 +29,63 @@ use super::token_table::tensor_bytes;
 /// The operators CoreML's MLProgram format takes (ONNX Runtime 1.31's
 /// `coreml_supported_mlprogram_ops.md`, default domain only).
 pub const COREML_OPS: &[&str] = &[
-    "Add", "And", "ArgMax", "AveragePool", "Cast", "Clip", "Concat", "Conv", "ConvTranspose", "Cos",
-    "DepthToSpace", "Ceil", "Div", "Elu", "Erf", "Exp", "GatherND", "Gemm", "Gelu", "GlobalAveragePool",
-    "GlobalMaxPool", "GridSample", "GroupNormalization", "HardSigmoid", "Identity", "InstanceNormalization",
-    "LayerNormalization", "LeakyRelu", "MatMul", "MaxPool", "Max", "Mul", "Pow", "PRelu", "Reciprocal",
-    "ReduceSum", "ReduceMean", "ReduceMax", "Relu", "Reshape", "Resize", "Round", "Shape", "Sin", "Slice",
-    "Softplus", "Split", "Sub", "Sigmoid", "Softmax", "Sqrt", "Squeeze", "Tanh", "Tile", "Transpose",
-    "Unsqueeze", "Where",
+    "Add",
+    "And",
+    "ArgMax",
+    "AveragePool",
+    "Cast",
+    "Clip",
+    "Concat",
+    "Conv",
+    "ConvTranspose",
+    "Cos",
+    "DepthToSpace",
+    "Ceil",
+    "Div",
+    "Elu",
+    "Erf",
+    "Exp",
+    "GatherND",
+    "Gemm",
+    "Gelu",
+    "GlobalAveragePool",
+    "GlobalMaxPool",
+    "GridSample",
+    "GroupNormalization",
+    "HardSigmoid",
+    "Identity",
+    "InstanceNormalization",
+    "LayerNormalization",
+    "LeakyRelu",
+    "MatMul",
+    "MaxPool",
+    "Max",
+    "Mul",
+    "Pow",
+    "PRelu",
+    "Reciprocal",
+    "ReduceSum",
+    "ReduceMean",
+    "ReduceMax",
+    "Relu",
+    "Reshape",
+    "Resize",
+    "Round",
+    "Shape",
+    "Sin",
+    "Slice",
+    "Softplus",
+    "Split",
+    "Sub",
+    "Sigmoid",
+    "Softmax",
+    "Sqrt",
+    "Squeeze",
+    "Tanh",
+    "Tile",
+    "Transpose",
+    "Unsqueeze",
+    "Where",
 ];
 
 /// The nodes of `graph` CoreML would refuse by operator: `(operator, count)`, most first.
@@ -186,7 +236,9 @@ pub(super) fn standard_graph(
                 }
                 let causal = int_attr(&n, "unidirectional").unwrap_or(0) == 1;
                 let scale = float_attr(&n, "scale").unwrap_or(1.0 / (head_dim as f32).sqrt());
-                let kv = |i: usize| rank(&original, &n.input[i]).ok_or_else(|| format!("{}: key/value rank unknown", n.name));
+                let kv = |i: usize| {
+                    rank(&original, &n.input[i]).ok_or_else(|| format!("{}: key/value rank unknown", n.name))
+                };
                 let shapes = Attention { rows, tokens, heads, head_dim, scale, causal };
                 let (k_rank, v_rank) = (kv(1)?, kv(2)?);
                 b.attention(&n.input[0], (&n.input[1], k_rank), (&n.input[2], v_rank), &mask, shapes, &n.output[0])?;
@@ -247,7 +299,8 @@ fn fix_interface(graph: &mut GraphProto, bucket: Bucket, precision: Precision) -
     }
     let hidden = graph.input.iter().find(|i| i.name == super::EMBEDS_INPUT).and_then(dims).map(|d| d[2]).unwrap_or(0);
     for output in graph.output.iter_mut() {
-        *output = tensor_input(&output.name, precision.data_type(), &[Dim::Value(r), Dim::Value(s), Dim::Value(hidden)]);
+        *output =
+            tensor_input(&output.name, precision.data_type(), &[Dim::Value(r), Dim::Value(s), Dim::Value(hidden)]);
     }
     Ok(())
 }
@@ -266,8 +319,12 @@ fn float_attr(n: &NodeProto, name: &str) -> Option<f32> {
 fn floats_of(t: &TensorProto, src: &Path) -> Result<Vec<f32>, String> {
     let bytes = tensor_bytes(t, src).map_err(|e| format!("{e:#}"))?;
     match DataType::from_i32(t.data_type) {
-        Some(DataType::FLOAT) => Ok(bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()),
-        Some(DataType::FLOAT16) => Ok(bytes.chunks_exact(2).map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32()).collect()),
+        Some(DataType::FLOAT) => {
+            Ok(bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
+        }
+        Some(DataType::FLOAT16) => {
+            Ok(bytes.chunks_exact(2).map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32()).collect())
+        }
         _ => Err(format!("{} is not a float tensor", t.name)),
     }
 }
@@ -511,9 +568,24 @@ mod tests {
 
     #[test]
     fn every_operator_the_rewrite_writes_is_on_the_list() {
-        for op in ["Add", "Mul", "Sub", "Div", "Sqrt", "ReduceMean", "Cast", "Slice", "Concat", "Reshape", "Transpose",
-            "MatMul", "Softmax", "Tile", "Unsqueeze", "Sigmoid"]
-        {
+        for op in [
+            "Add",
+            "Mul",
+            "Sub",
+            "Div",
+            "Sqrt",
+            "ReduceMean",
+            "Cast",
+            "Slice",
+            "Concat",
+            "Reshape",
+            "Transpose",
+            "MatMul",
+            "Softmax",
+            "Tile",
+            "Unsqueeze",
+            "Sigmoid",
+        ] {
             assert!(COREML_OPS.contains(&op), "{op}");
         }
         let mut g = GraphProto::new();
@@ -522,6 +594,9 @@ mod tests {
         mha.domain = "com.microsoft".into();
         g.node.push(mha);
         g.node.push(node("MatMul", &["c", "d"], &["e"], &[]));
-        assert_eq!(outside_coreml(&g), vec![("Gather".to_string(), 1), ("com.microsoft:MultiHeadAttention".to_string(), 1)]);
+        assert_eq!(
+            outside_coreml(&g),
+            vec![("Gather".to_string(), 1), ("com.microsoft:MultiHeadAttention".to_string(), 1)]
+        );
     }
 }

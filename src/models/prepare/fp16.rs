@@ -60,8 +60,11 @@ pub(super) fn whole_graph(graph: &mut GraphProto, src: &Path) -> Result<(), Stri
                     a.t = Some(t).into();
                 }
                 (true, "Constant", "value_float" | "value_floats") => {
-                    let (floats, dims) =
-                        if a.name == "value_float" { (vec![a.f], vec![]) } else { (a.floats.clone(), vec![a.floats.len() as i64]) };
+                    let (floats, dims) = if a.name == "value_float" {
+                        (vec![a.f], vec![])
+                    } else {
+                        (a.floats.clone(), vec![a.floats.len() as i64])
+                    };
                     let mut t = TensorProto { dims, ..TensorProto::new() };
                     t.data_type = DataType::FLOAT16 as i32;
                     t.raw_data = half_bytes(floats.into_iter());

@@ -354,7 +354,9 @@ pub fn prepare_into(source: &Path, out: &Path, target: Target) -> Result<Manifes
             fs::write(out.join(TABLE), &data).with_context(|| format!("writing {}", out.join(TABLE).display()))?;
             manifest.table = Some(cut_lookup(graph, &found));
         }
-        Err(why) if target == Target::Coreml => bail!("cannot prepare for CoreML: the token table cannot leave the graph ({why})"),
+        Err(why) if target == Target::Coreml => {
+            bail!("cannot prepare for CoreML: the token table cannot leave the graph ({why})")
+        }
         Err(why) => manifest.notes.push(format!("token table kept in the graph: {why}")),
     }
     match target {
@@ -368,7 +370,8 @@ pub fn prepare_into(source: &Path, out: &Path, target: Target) -> Result<Manifes
 /// The operator an export quantised to integers has (int8 kernels are CPU ones; neither CoreML
 /// nor an fp16 GPU graph takes them).
 fn quantised(graph: &onnx_protobuf::GraphProto) -> Option<&str> {
-    const QUANTISED: &[&str] = &["MatMulInteger", "DynamicQuantizeLinear", "DequantizeLinear", "QuantizeLinear", "MatMulNBits"];
+    const QUANTISED: &[&str] =
+        &["MatMulInteger", "DynamicQuantizeLinear", "DequantizeLinear", "QuantizeLinear", "MatMulNBits"];
     graph.node.iter().map(|n| n.op_type.as_str()).find(|op| QUANTISED.contains(op))
 }
 
@@ -377,7 +380,9 @@ fn quantised(graph: &onnx_protobuf::GraphProto) -> Option<&str> {
 fn cuda_graph(model: &mut ModelProto, src_dir: &Path, out: &Path, manifest: &mut Manifest) -> Result<()> {
     let graph = model.graph.as_mut().context("the model has no graph")?;
     if let Some(op) = quantised(graph) {
-        bail!("the export is quantised ({op}), and CUDA's int8 kernels are few: use qwen3-embedding-0.6b-fp32 (the default on CUDA)");
+        bail!(
+            "the export is quantised ({op}), and CUDA's int8 kernels are few: use qwen3-embedding-0.6b-fp32 (the default on CUDA)"
+        );
     }
     fp16::whole_graph(graph, src_dir).map_err(|why| anyhow::anyhow!("cannot turn the export to fp16: {why}"))?;
     // The f16 weights are inside now; anything else kept outside stays where it is.
@@ -413,7 +418,8 @@ fn cpu_graphs(model: &mut ModelProto, src_dir: &Path, out: &Path, manifest: &mut
 /// One graph per bucket over one weights file, in f16 unless the export is already quantised
 /// (then CoreML would refuse it anyway, and the notes say so).
 fn coreml_graphs(model: &mut ModelProto, src_dir: &Path, out: &Path, manifest: &mut Manifest) -> Result<()> {
-    let opset = model.opset_import.iter().find(|o| o.domain.is_empty() || o.domain == "ai.onnx").map_or(17, |o| o.version);
+    let opset =
+        model.opset_import.iter().find(|o| o.domain.is_empty() || o.domain == "ai.onnx").map_or(17, |o| o.version);
     let graph = model.graph.as_mut().context("the model has no graph")?;
     if let Some(op) = quantised(graph) {
         bail!(

@@ -139,7 +139,9 @@ fn the_path_filter_is_a_glob_or_text_anywhere() {
     app.update(ctrl('f'));
     app.update(ctrl('u'));
     let effects = type_text(&mut app, "*.md");
-    assert!(matches!(effects.last(), Some(Effect::Search { query, .. }) if query.filter.path.as_deref() == Some("*.md")));
+    assert!(
+        matches!(effects.last(), Some(Effect::Search { query, .. }) if query.filter.path.as_deref() == Some("*.md"))
+    );
     app.update(key(KeyCode::Enter));
     assert_eq!(app.focus, Focus::Query);
     assert!(app.filter_shown(), "a set filter stays visible");

@@ -19,7 +19,8 @@ pub fn render(app: &App, theme: &Theme, areas: &Areas, frame: &mut Frame) {
     let field_width = usize::from(areas.query.width)
         .saturating_sub(QUERY_PROMPT.chars().count())
         .saturating_sub(if show_chip { chip.len() + 1 } else { 0 });
-    let query = Field { input: &app.query, prompt: QUERY_PROMPT, width: field_width, focused: app.focus == Focus::Query };
+    let query =
+        Field { input: &app.query, prompt: QUERY_PROMPT, width: field_width, focused: app.focus == Focus::Query };
     let cursor = field(theme, query, areas.query, frame);
     if show_chip {
         let x = areas.query.right() - chip.len() as u16;
@@ -65,7 +66,12 @@ struct Field<'a> {
 }
 
 /// Draws a prompt and a text field; returns where the cursor goes when the field has the focus.
-fn field(theme: &Theme, Field { input, prompt, width, focused }: Field, area: Rect, frame: &mut Frame) -> Option<Position> {
+fn field(
+    theme: &Theme,
+    Field { input, prompt, width, focused }: Field,
+    area: Rect,
+    frame: &mut Frame,
+) -> Option<Position> {
     let (text, cursor_x) = input.view(width);
     let prompt_style = if focused { theme.prompt() } else { theme.dim() };
     draw_line(frame, Line::from(vec![Span::styled(prompt.to_string(), prompt_style), Span::raw(text)]), area);

@@ -5,14 +5,14 @@ use std::sync::Arc;
 use std::sync::mpsc::Sender;
 use std::time::{Duration, Instant};
 
-use crate::models::catalog::DEFAULT_MODEL;
 use crate::embed::load::{self, Settings};
+use crate::models::catalog::DEFAULT_MODEL;
 use crate::models::choice::Choice;
 use crate::models::source::Event;
 
-use crate::search::answer::embed_query;
 use super::slot::Slot;
 use super::{Inbox, ModelState, Reply, Sink, spawn_guarded};
+use crate::search::answer::embed_query;
 
 /// The search thread's end. Dropping it lets the thread finish.
 pub(super) struct EmbedHandle {

@@ -23,8 +23,8 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 
 use crate::embed::load::Settings;
-pub use crate::search::answer::Found;
 use crate::search::Query;
+pub use crate::search::answer::Found;
 use crate::store::{Fingerprint, Stats};
 
 /// How the model for an index is chosen (the binary's policy: flags, config, the index's own).

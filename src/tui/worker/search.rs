@@ -9,9 +9,9 @@ use anyhow::Result;
 use crate::search::{KeywordOnly, Query, Searcher};
 use crate::store::{DB_FILE, lock};
 
-use crate::search::answer::{answer, keyword_answer};
 use super::embed::{self, EmbedHandle};
 use super::{Answer, Found, Inbox, IndexInfo, IndexState, ModelState, Reply, Setup, Sink, spawn_guarded};
+use crate::search::answer::{answer, keyword_answer};
 
 pub(super) fn spawn(setup: Setup, sink: Sink, inbox: Sender<Inbox>, rx: Receiver<Inbox>) {
     let log = setup.log.clone();
