@@ -35,8 +35,14 @@ position_ids: the caller computes them as cumsum(attention_mask, axis=1) - 1, cl
 (a negative id is an error). RoPE is translation-invariant, so plain 0..seq-1 positions give
 the same last-token vector up to float rounding, but cumsum-1 is the convention.
 
+`--plain` writes the same model (same weights for the same seed) in standard operators only, as
+torch.onnx exports it (see `build_plain_model`): input_ids, attention_mask and position_ids in,
+last_hidden_state out, no key/value cache. `--compare` first runs both layouts of the seed with
+onnxruntime and fails unless they agree to 1e-4 (measured on tiny: 3.5e-6).
+
 Usage:
   python scripts/qwen3_graph.py --size tiny --out tests/fixtures/qwen3-tiny/model.onnx
+  python scripts/qwen3_graph.py --size tiny --plain --compare --out tests/fixtures/qwen3-plain/model.onnx
   python scripts/qwen3_graph.py --size full --out target/bench-models/qwen3-full-fp32/model.onnx
   python scripts/qwen3_graph.py --size full --int8 --out target/bench-models/qwen3-full-int8/model.onnx
 """
@@ -274,6 +280,210 @@ def build_model(cfg: dict, w: dict[str, np.ndarray]) -> onnx.ModelProto:
     return model
 
 
+def build_plain_model(cfg: dict, w: dict[str, np.ndarray]) -> onnx.ModelProto:
+    """The same model in standard ONNX operators only, laid out the way `torch.onnx.export` writes
+    a transformers Qwen3Model for feature extraction (no key/value cache):
+
+      * `Gather` embedding lookup; cos/sin tables [max_pos, head_dim] (both halves) looked up with
+        `Gather` on position_ids, then `Unsqueeze` to [batch, 1, seq, head_dim];
+      * the 4-D attention mask built from the dynamic shapes: Shape/Gather/Range/Unsqueeze/
+        Greater (causal) Or Equal(attention_mask, 0) (padding), Where(blocked, float32 min, 0);
+      * per layer: RMSNorm as Pow/ReduceMean/Add/Sqrt/Div/Mul; q/k/v `MatMul` + `Reshape` +
+        `Transpose`; rotary `x * cos + rotate_half(x) * sin` with Slice/Neg/Concat/Mul/Add;
+        repeat_kv as Unsqueeze/Expand/Reshape; attention as MatMul/Mul(scale)/Add(mask)/Softmax/
+        MatMul; SwiGLU as Sigmoid/Mul/Mul; residual `Add`s;
+      * scalars as `Constant` nodes, weights as initializers; opset 17, no contrib operators.
+
+    Interface: input_ids, attention_mask, position_ids int64 [batch_size, sequence_length];
+    last_hidden_state float32 [batch_size, sequence_length, hidden]."""
+    H = cfg["hidden_size"]
+    D = cfg["head_dim"]
+    nq = cfg["num_attention_heads"]
+    nkv = cfg["num_key_value_heads"]
+    L = cfg["num_hidden_layers"]
+    eps = float(cfg["rms_norm_eps"])
+    assert nq % nkv == 0 and D % 2 == 0
+    n_rep = nq // nkv
+
+    nodes: list[onnx.NodeProto] = []
+    inits: list[onnx.TensorProto] = []
+
+    def init(name, arr):
+        inits.append(numpy_helper.from_array(np.ascontiguousarray(arr), name))
+        return name
+
+    def node(op, ins, outs, name, **attrs):
+        nodes.append(helper.make_node(op, ins, outs, name=name, **attrs))
+        return outs[0] if len(outs) == 1 else outs
+
+    consts = 0
+
+    def const(value, dtype):
+        """A `Constant` node, as torch.onnx writes scalars and small index lists."""
+        nonlocal consts
+        consts += 1
+        name = f"/Constant_{consts}"
+        arr = np.array(value, dtype=dtype)
+        return node("Constant", [], [f"{name}_output_0"], name, value=numpy_helper.from_array(arr))
+
+    B, S = "batch_size", "sequence_length"
+    inputs = [
+        helper.make_tensor_value_info("input_ids", TensorProto.INT64, [B, S]),
+        helper.make_tensor_value_info("attention_mask", TensorProto.INT64, [B, S]),
+        helper.make_tensor_value_info("position_ids", TensorProto.INT64, [B, S]),
+    ]
+    outputs = [helper.make_tensor_value_info("last_hidden_state", TensorProto.FLOAT, [B, S, H])]
+
+    init("model.embed_tokens.weight", w["embed_tokens.weight"])
+    cos, sin = rope_cache(cfg)
+    init("model.rotary_emb.cos_cached", np.concatenate([cos, cos], axis=-1))
+    init("model.rotary_emb.sin_cached", np.concatenate([sin, sin], axis=-1))
+
+    x = node("Gather", ["model.embed_tokens.weight", "input_ids"], ["/model/embed_tokens/Gather_output_0"],
+             "/model/embed_tokens/Gather")
+    # rotary tables for these positions, [B, 1, S, D]
+    cos_b = node("Gather", ["model.rotary_emb.cos_cached", "position_ids"], ["/model/rotary_emb/cos"],
+                 "/model/rotary_emb/Gather")
+    sin_b = node("Gather", ["model.rotary_emb.sin_cached", "position_ids"], ["/model/rotary_emb/sin"],
+                 "/model/rotary_emb/Gather_1")
+    axis1 = const([1], np.int64)
+    cos_b = node("Unsqueeze", [cos_b, axis1], ["/model/rotary_emb/cos_unsq"], "/model/rotary_emb/Unsqueeze")
+    sin_b = node("Unsqueeze", [sin_b, axis1], ["/model/rotary_emb/sin_unsq"], "/model/rotary_emb/Unsqueeze_1")
+
+    # the 4-D mask [B, 1, S, S] from the dynamic shapes: causal, and padding where attention_mask is 0
+    shape = node("Shape", ["input_ids"], ["/model/mask/Shape_output_0"], "/model/mask/Shape")
+    seq = node("Gather", [shape, const(1, np.int64)], ["/model/mask/seq_len"], "/model/mask/Gather", axis=0)
+    ar = node("Range", [const(0, np.int64), seq, const(1, np.int64)], ["/model/mask/arange"], "/model/mask/Range")
+    rows = node("Unsqueeze", [ar, const([1], np.int64)], ["/model/mask/rows"], "/model/mask/Unsqueeze")
+    cols = node("Unsqueeze", [ar, const([0], np.int64)], ["/model/mask/cols"], "/model/mask/Unsqueeze_1")
+    future = node("Greater", [cols, rows], ["/model/mask/future"], "/model/mask/Greater")
+    future = node("Unsqueeze", [future, const([0, 1], np.int64)], ["/model/mask/future_4d"],
+                  "/model/mask/Unsqueeze_2")
+    keys = node("Unsqueeze", ["attention_mask", const([1, 2], np.int64)], ["/model/mask/keys"],
+                "/model/mask/Unsqueeze_3")
+    pad = node("Equal", [keys, const(0, np.int64)], ["/model/mask/padding"], "/model/mask/Equal")
+    blocked = node("Or", [future, pad], ["/model/mask/blocked"], "/model/mask/Or")
+    mask = node("Where", [blocked, const(np.finfo(np.float32).min, np.float32), const(0.0, np.float32)],
+                ["/model/mask/causal_mask"], "/model/mask/Where")
+
+    def rms_norm(x, weight, pre):
+        sq = node("Pow", [x, const(2.0, np.float32)], [f"{pre}/Pow_output_0"], f"{pre}/Pow")
+        var = node("ReduceMean", [sq], [f"{pre}/ReduceMean_output_0"], f"{pre}/ReduceMean", axes=[-1], keepdims=1)
+        var = node("Add", [var, const(eps, np.float32)], [f"{pre}/Add_output_0"], f"{pre}/Add")
+        rms = node("Sqrt", [var], [f"{pre}/Sqrt_output_0"], f"{pre}/Sqrt")
+        normed = node("Div", [x, rms], [f"{pre}/Div_output_0"], f"{pre}/Div")
+        return node("Mul", [weight, normed], [f"{pre}/Mul_output_0"], f"{pre}/Mul")
+
+    def rotary(x, pre):
+        """x * cos + rotate_half(x) * sin on [B, N, S, D]."""
+        axes = const([-1], np.int64)
+        x1 = node("Slice", [x, const([0], np.int64), const([D // 2], np.int64), axes], [f"{pre}/Slice_output_0"],
+                  f"{pre}/Slice")
+        x2 = node("Slice", [x, const([D // 2], np.int64), const([np.iinfo(np.int64).max], np.int64), axes],
+                  [f"{pre}/Slice_1_output_0"], f"{pre}/Slice_1")
+        neg = node("Neg", [x2], [f"{pre}/Neg_output_0"], f"{pre}/Neg")
+        rot = node("Concat", [neg, x1], [f"{pre}/Concat_output_0"], f"{pre}/Concat", axis=-1)
+        a = node("Mul", [x, cos_b], [f"{pre}/Mul_output_0"], f"{pre}/Mul")
+        b = node("Mul", [rot, sin_b], [f"{pre}/Mul_1_output_0"], f"{pre}/Mul_1")
+        return node("Add", [a, b], [f"{pre}/Add_output_0"], f"{pre}/Add")
+
+    def repeat_kv(x, pre):
+        """[B, nkv, S, D] -> [B, nq, S, D]"""
+        u = node("Unsqueeze", [x, const([2], np.int64)], [f"{pre}/Unsqueeze_output_0"], f"{pre}/Unsqueeze")
+        e = node("Expand", [u, const([1, 1, n_rep, 1, 1], np.int64)], [f"{pre}/Expand_output_0"], f"{pre}/Expand")
+        return node("Reshape", [e, const([0, nq, -1, D], np.int64)], [f"{pre}/Reshape_output_0"], f"{pre}/Reshape")
+
+    residual = x
+    for i in range(L):
+        p = f"layers.{i}."
+        pre = f"/model/layers.{i}"
+        for key in ("q_proj", "k_proj", "v_proj", "o_proj"):
+            init(f"model.{p}self_attn.{key}.weight.T", w[p + f"self_attn.{key}.weight"].T)
+        for key in ("gate_proj", "up_proj", "down_proj"):
+            init(f"model.{p}mlp.{key}.weight.T", w[p + f"mlp.{key}.weight"].T)
+        for key in ("input_layernorm", "post_attention_layernorm", "self_attn.q_norm", "self_attn.k_norm"):
+            init(f"model.{p}{key}.weight", w[p + key + ".weight"])
+
+        h = rms_norm(residual, f"model.{p}input_layernorm.weight", f"{pre}/input_layernorm")
+        att = f"{pre}/self_attn"
+
+        def heads(proj, n, norm):
+            t = node("MatMul", [h, f"model.{p}self_attn.{proj}.weight.T"], [f"{att}/{proj}/MatMul_output_0"],
+                     f"{att}/{proj}/MatMul")
+            t = node("Reshape", [t, const([0, 0, n, D], np.int64)], [f"{att}/{proj}/Reshape_output_0"],
+                     f"{att}/{proj}/Reshape")
+            if norm:
+                t = rms_norm(t, f"model.{p}self_attn.{norm}.weight", f"{att}/{norm}")
+            return node("Transpose", [t], [f"{att}/{proj}/Transpose_output_0"], f"{att}/{proj}/Transpose",
+                        perm=[0, 2, 1, 3])
+
+        q = rotary(heads("q_proj", nq, "q_norm"), f"{att}/q_rotary")
+        k = rotary(heads("k_proj", nkv, "k_norm"), f"{att}/k_rotary")
+        v = heads("v_proj", nkv, None)
+        k = repeat_kv(k, f"{att}/repeat_k")
+        v = repeat_kv(v, f"{att}/repeat_v")
+        kt = node("Transpose", [k], [f"{att}/Transpose_output_0"], f"{att}/Transpose", perm=[0, 1, 3, 2])
+        scores = node("MatMul", [q, kt], [f"{att}/MatMul_output_0"], f"{att}/MatMul")
+        scores = node("Mul", [scores, const(D ** -0.5, np.float32)], [f"{att}/Mul_output_0"], f"{att}/Mul")
+        scores = node("Add", [scores, mask], [f"{att}/Add_output_0"], f"{att}/Add")
+        probs = node("Softmax", [scores], [f"{att}/Softmax_output_0"], f"{att}/Softmax", axis=-1)
+        a = node("MatMul", [probs, v], [f"{att}/MatMul_1_output_0"], f"{att}/MatMul_1")
+        a = node("Transpose", [a], [f"{att}/Transpose_1_output_0"], f"{att}/Transpose_1", perm=[0, 2, 1, 3])
+        a = node("Reshape", [a, const([0, 0, nq * D], np.int64)], [f"{att}/Reshape_output_0"], f"{att}/Reshape")
+        a = node("MatMul", [a, f"model.{p}self_attn.o_proj.weight.T"], [f"{att}/o_proj/MatMul_output_0"],
+                 f"{att}/o_proj/MatMul")
+        residual = node("Add", [residual, a], [f"{pre}/Add_output_0"], f"{pre}/Add")
+
+        h2 = rms_norm(residual, f"model.{p}post_attention_layernorm.weight", f"{pre}/post_attention_layernorm")
+        mlp = f"{pre}/mlp"
+        g = node("MatMul", [h2, f"model.{p}mlp.gate_proj.weight.T"], [f"{mlp}/gate_proj/MatMul_output_0"],
+                 f"{mlp}/gate_proj/MatMul")
+        u = node("MatMul", [h2, f"model.{p}mlp.up_proj.weight.T"], [f"{mlp}/up_proj/MatMul_output_0"],
+                 f"{mlp}/up_proj/MatMul")
+        sg = node("Sigmoid", [g], [f"{mlp}/act_fn/Sigmoid_output_0"], f"{mlp}/act_fn/Sigmoid")
+        silu = node("Mul", [g, sg], [f"{mlp}/act_fn/Mul_output_0"], f"{mlp}/act_fn/Mul")
+        gu = node("Mul", [silu, u], [f"{mlp}/Mul_output_0"], f"{mlp}/Mul")
+        down = node("MatMul", [gu, f"model.{p}mlp.down_proj.weight.T"], [f"{mlp}/down_proj/MatMul_output_0"],
+                    f"{mlp}/down_proj/MatMul")
+        residual = node("Add", [residual, down], [f"{pre}/Add_1_output_0"], f"{pre}/Add_1")
+
+    init("model.norm.weight", w["norm.weight"])
+    out = rms_norm(residual, "model.norm.weight", "/model/norm")
+    node("Identity", [out], ["last_hidden_state"], "/model/Identity")
+
+    graph = helper.make_graph(nodes, "main_graph", inputs, outputs, initializer=inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)],
+                              producer_name="qsearch/scripts/qwen3_graph.py --plain")
+    model.ir_version = 8
+    return model
+
+
+def compare(cfg: dict, seed: int, scales: dict) -> float:
+    """Runs the contrib and the plain graph of the same seed with onnxruntime (CPU) on random ids,
+    one full row and one left-padded row, and returns the largest absolute difference of
+    last_hidden_state over the real tokens."""
+    import onnxruntime as ort
+
+    w = make_weights(cfg, seed, scales)
+    graphs = [build_model(cfg, w), build_plain_model(cfg, w)]
+    rng = np.random.default_rng(seed + 1)
+    rows, seq, pad = 2, 12, 5
+    ids = rng.integers(0, cfg["vocab_size"], (rows, seq), dtype=np.int64)
+    mask = np.ones((rows, seq), dtype=np.int64)
+    mask[1, :pad] = 0
+    positions = np.clip(np.cumsum(mask, axis=1) - 1, 0, None)
+    outs = []
+    for g in graphs:
+        s = ort.InferenceSession(g.SerializeToString(), providers=["CPUExecutionProvider"])
+        feeds = {"input_ids": ids, "attention_mask": mask, "position_ids": positions}
+        for i in s.get_inputs():
+            if i.name.startswith("past_key_values"):
+                feeds[i.name] = np.zeros((rows, cfg["num_key_value_heads"], 0, cfg["head_dim"]), np.float32)
+        outs.append(s.run(["last_hidden_state"], feeds)[0])
+    real = mask.astype(bool)
+    return float(np.abs(outs[0][real] - outs[1][real]).max())
+
+
 def op_counts(model: onnx.ModelProto) -> dict[str, int]:
     c: dict[str, int] = {}
     for n in model.graph.node:
@@ -303,11 +513,23 @@ def main(argv=None) -> int:
                     help="quantize with onnxruntime quantize_dynamic (QInt8 signed weights); "
                          "the fp32 graph is written next to --out as <out>.fp32.onnx first")
     ap.add_argument("--config-out", help="also write the dims as JSON here")
+    ap.add_argument("--plain", action="store_true",
+                    help="standard ONNX operators only, as torch.onnx exports Qwen3 (no contrib operators, "
+                         "no key/value cache); same weights for the same seed")
+    ap.add_argument("--compare", action="store_true",
+                    help="with onnxruntime installed: check that the plain and the contrib graph of this seed "
+                         "give the same last_hidden_state (max abs diff < 1e-4) before writing")
     args = ap.parse_args(argv)
 
     cfg = dict(SIZES[args.size])
+    if args.compare:
+        diff = compare(cfg, args.seed, SCALES[args.size])
+        print(json.dumps({"plain_vs_contrib_max_abs_diff": diff}))
+        if not diff < 1e-4:
+            print(f"the plain graph differs from the contrib graph by {diff}", file=sys.stderr)
+            return 1
     w = make_weights(cfg, args.seed, SCALES[args.size])
-    model = build_model(cfg, w)
+    model = build_plain_model(cfg, w) if args.plain else build_model(cfg, w)
     del w
     counts = op_counts(model)
     big = args.size == "full"
