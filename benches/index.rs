@@ -38,6 +38,7 @@ use qsearch::embed::{Embedded, Embedder, InputKind};
 use qsearch::indexer::{self, Writer};
 use qsearch::models::catalog::{self, Role};
 use qsearch::models::choice::Choice;
+use qsearch::models::reference::ModelRef;
 use qsearch::models::source::{self, Sources};
 use qsearch::store::lock::Role as WriterRole;
 use qsearch::text::chunk::{self, ChunkSizer};
@@ -223,7 +224,7 @@ fn tiny_model() -> Result<Box<dyn Embedder>> {
     let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/qwen3-tiny/model.onnx");
     std::fs::copy(fixture, dir.join("onnx/model_int8.onnx"))?;
     let settings = qsearch::embed::load::Settings {
-        choice: Choice::Named(catalog::DEFAULT_MODEL.into()),
+        choice: Choice::Named(ModelRef::Catalog(catalog::DEFAULT_MODEL.into())),
         sources: Sources { user_dir: Some(dir), allow_pip: true, allow_download: false },
         server: Default::default(),
         ort_lib: None,

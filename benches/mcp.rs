@@ -13,16 +13,14 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use qsearch::embed::load::Settings;
-use qsearch::embed::onnx::Options;
+use qsearch::embed::load::Plan;
 use qsearch::embed::stand_in::StandIn;
 use qsearch::embed::{Embedder, InputKind};
 use qsearch::mcp::engine::SearchRequest;
-use qsearch::mcp::model::ModelState;
-use qsearch::mcp::{self, Engine, ModelPlan, Setup};
-use qsearch::models::choice::Choice;
-use qsearch::models::source::Sources;
+use qsearch::mcp::{self, Engine, Setup};
+use qsearch::models::reference::ModelRef;
 use qsearch::search::Mode;
+use qsearch::session::ModelState;
 use rmcp::ServiceExt;
 use rmcp::model::CallToolRequestParams;
 use serde_json::json;
@@ -34,21 +32,10 @@ fn main() {
     let mut synthetic = common::synthetic_index(n, dims);
     let queries = synthetic.queries(200);
 
-    let plan: ModelPlan = Arc::new(|fp, _| {
-        Ok(Settings {
-            choice: Choice::Named(qsearch::embed::stand_in::ID.into()),
-            sources: Sources { user_dir: None, allow_pip: false, allow_download: false },
-            server: Default::default(),
-            ort_lib: None,
-            options: Options { dims: fp.map(|f| f.dims), ..Options::default() },
-        })
-    });
     let setup = Setup {
         index_dir: synthetic.dir.clone(),
-        model: plan,
-        k: 10,
-        mode: Mode::Hybrid,
-        per_doc: 2,
+        model: Plan::named(ModelRef::StandIn),
+        defaults: Default::default(),
         index_options: Default::default(),
     };
     let engine = Arc::new(Engine::new(setup));
@@ -143,8 +130,7 @@ fn main() {
         let ms: Vec<f64> = queries
             .iter()
             .map(|(text, _)| {
-                let req =
-                    SearchRequest { query: text.clone(), k: Some(10), mode: Some(mode), filter: Default::default() };
+                let req = SearchRequest { query: text.clone(), k: Some(10), mode: Some(mode), ..Default::default() };
                 let t = Instant::now();
                 std::hint::black_box(engine.search(&req).unwrap());
                 t.elapsed().as_secs_f64() * 1e3

@@ -12,6 +12,7 @@ mod common;
 use std::time::Instant;
 
 use qsearch::search::{Filter, Mode, Query, Searcher};
+use qsearch::session::{self, Around, Session};
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
@@ -44,8 +45,13 @@ fn main() {
         out.insert(format!("{mode}_p50_ms"), p50.into());
         out.insert(format!("{mode}_p95_ms"), p95.into());
     }
-    // The TUI's answer for one keystroke (50 hits, each with its neighbouring chunks): keyword at
-    // once, hybrid once the query vector is there (its embedding is timed in benches/embed.rs).
+    // The TUI's answer for one keystroke (50 hits, each with its neighbouring chunks), through the
+    // query session as the TUI asks it: keyword at once, hybrid once the query vector is there
+    // (its embedding is timed in benches/embed.rs).
+    let setup = session::Setup { index_dir: dir.clone(), model: Default::default(), defaults: Default::default() };
+    let session = Session::new(setup, None);
+    session.with_searcher(|s| s.load_vectors()).unwrap();
+    let around = Around { lines: 0, neighbours: true };
     for mode in [Mode::Keyword, Mode::Hybrid] {
         let mut ms: Vec<f64> = queries
             .iter()
@@ -53,8 +59,8 @@ fn main() {
                 let q = Query { text: text.clone(), k: 50, mode, filter: Default::default(), per_doc: 2 };
                 let t = Instant::now();
                 let found = match mode {
-                    Mode::Keyword => qsearch::search::answer::keyword_answer(&searcher, &q),
-                    _ => qsearch::search::answer::answer(&searcher, &q, Some(v)),
+                    Mode::Keyword => session.keyword_answer(&q, around),
+                    _ => session.answer(&q, Some(v), around),
                 };
                 std::hint::black_box(found.unwrap());
                 t.elapsed().as_secs_f64() * 1000.0

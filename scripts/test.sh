@@ -2,7 +2,8 @@
 # The test command (README, .ci/run): installs tmux for the terminal-UI test when it is missing
 # and this machine allows it, the official MCP Python SDK (PyPI `mcp`, the client tests/mcp.rs
 # drives the server with) into target/test-py once, onnx and numpy for ONNX Runtime's CoreML
-# checker into target/check-py once, then runs every test.
+# checker into target/check-py once, checks that the tree is rustfmt-formatted and clippy-quiet,
+# then runs every test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if ! command -v tmux >/dev/null 2>&1; then
@@ -30,4 +31,6 @@ if [ "$(cat "$CHECK_DIR/.installed" 2>/dev/null)" != "$CHECK_DEPS" ]; then
   python3 -m pip install --quiet --disable-pip-version-check --no-warn-conflicts --target "$CHECK_DIR" $CHECK_DEPS
   echo "$CHECK_DEPS" > "$CHECK_DIR/.installed"
 fi
+cargo fmt --check
+cargo clippy --all-targets --quiet -- -D warnings
 cargo test

@@ -15,6 +15,7 @@ pub mod runtime;
 pub mod scan;
 pub mod search;
 pub mod service;
+pub mod session;
 pub mod store;
 pub mod text;
 pub mod tui;

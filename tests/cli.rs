@@ -298,3 +298,65 @@ fn a_model_is_prepared_ahead_for_a_device_this_machine_lacks() {
     assert!(stdout.contains("on cpu: not prepared yet"), "{stdout}");
     assert!(stdout.contains("on cuda: prepared") && stdout.contains("the export's attention, fp16"), "{stdout}");
 }
+
+/// A device the user names is an error when it cannot be had (this machine has neither CUDA nor
+/// CoreML): exit 2 with the reason and what to do, never a quiet run on the CPU; nothing written
+/// with another model's vectors.
+#[test]
+fn an_explicit_device_that_cannot_be_had_is_an_error_not_a_cpu_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("notes");
+    common::write(&root, "k.md", "# Kayak\n\nkayak paddling notes\n");
+    for device in ["cuda", "coreml"] {
+        let index = tmp.path().join(format!("index-{device}"));
+        let out = common::qsearch(&index)
+            .args(["--device", device, "--model", "all-minilm-l6-v2", "index"])
+            .arg(&root)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{device}: {stderr}");
+        assert!(stderr.contains(&format!("--device {device} was asked for")), "{stderr}");
+        assert!(stderr.contains("qsearch doctor --device"), "the fix: {stderr}");
+    }
+    // The CPU, named, runs.
+    let out = common::qsearch(&tmp.path().join("index-cpu"))
+        .args(["--device", "cpu", "--model", "all-minilm-l6-v2", "index", "--quiet"])
+        .arg(&root)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// `doctor --device cpu` and `embed` say where ONNX Runtime ran the graph's nodes, from its own
+/// profile: on the CPU provider, all of them ("N/N nodes"), the same count both times.
+#[test]
+fn doctor_and_embed_show_where_the_graph_ran() {
+    let tmp = tempfile::tempdir().unwrap();
+    let index = tmp.path().join("index");
+    let pull = common::qsearch(&index).args(["model", "pull", "all-minilm-l6-v2"]).output().unwrap();
+    assert!(pull.status.success(), "{}", String::from_utf8_lossy(&pull.stderr));
+    let out = common::qsearch(&index)
+        .args(["--device", "cpu", "--model", "all-minilm-l6-v2", "doctor"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout.lines().find(|l| l.starts_with("device:")).unwrap_or_else(|| panic!("{stdout}"));
+    assert!(line.contains("all-minilm-l6-v2 on CPU: CPU "), "{line}");
+    let counts = line.rsplit("CPU ").next().and_then(|r| r.split(" nodes").next()).unwrap_or_else(|| panic!("{line}"));
+    let (ran, of) = counts.split_once('/').unwrap_or_else(|| panic!("{line}"));
+    assert_eq!(ran, of, "every node on the CPU: {line}");
+    let nodes: usize = ran.parse().unwrap();
+    assert!(nodes > 10, "a BERT graph has more nodes than that: {line}");
+
+    let out = common::qsearch(&index)
+        .args(["--device", "cpu", "--model", "all-minilm-l6-v2", "embed", "one text", "another"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let lines: Vec<Value> =
+        String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 2, "one line per text");
+    assert_eq!(lines[1]["text"], "another");
+    assert_eq!(lines[0]["placement"]["providers"], serde_json::json!([["CPU", nodes]]), "{}", lines[0]);
+}

@@ -305,26 +305,102 @@ fn the_index_tool_refreshes_registered_folders_through_the_writer_and_no_others(
     assert!(format!("{elsewhere:#}").contains("is not an indexed folder"), "{elsewhere:#}");
 }
 
+/// An embedding server with OpenAI's API whose answers wait until it is opened: a model that
+/// loads only when the test lets it (a timed delay would race a slow machine). Its vectors are
+/// the stand-in's.
+struct HeldServer {
+    url: String,
+    open: std::sync::Arc<(std::sync::Mutex<bool>, std::sync::Condvar)>,
+}
+
+impl HeldServer {
+    fn start(open: bool) -> HeldServer {
+        use std::io::Read;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/v1", listener.local_addr().unwrap());
+        let gate = std::sync::Arc::new((std::sync::Mutex::new(open), std::sync::Condvar::new()));
+        let held = gate.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { continue };
+                let held = held.clone();
+                std::thread::spawn(move || {
+                    let mut reader = BufReader::new(stream.try_clone().unwrap());
+                    let (mut line, mut length) = (String::new(), 0);
+                    reader.read_line(&mut line).unwrap();
+                    loop {
+                        let mut header = String::new();
+                        reader.read_line(&mut header).unwrap();
+                        match header.trim_end().split_once(':') {
+                            Some((name, value)) if name.eq_ignore_ascii_case("content-length") => {
+                                length = value.trim().parse().unwrap()
+                            }
+                            Some(_) => {}
+                            None => break,
+                        }
+                    }
+                    let mut body = vec![0; length];
+                    reader.read_exact(&mut body).unwrap();
+                    let (lock, opened) = &*held;
+                    drop(opened.wait_while(lock.lock().unwrap(), |open| !*open).unwrap());
+                    let request: Value = serde_json::from_slice(&body).unwrap();
+                    let model = qsearch::embed::stand_in::StandIn::new(64);
+                    let data: Vec<Value> = request["input"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .enumerate()
+                        .map(|(i, text)| json!({ "index": i, "embedding": model.vector(text.as_str().unwrap()) }))
+                        .collect();
+                    let reply = json!({ "object": "list", "data": data, "model": request["model"] }).to_string();
+                    let mut stream = stream;
+                    let _ = write!(
+                        stream,
+                        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{reply}",
+                        reply.len()
+                    );
+                });
+            }
+        });
+        HeldServer { url, open: gate }
+    }
+
+    fn set_open(&self, open: bool) {
+        *self.open.0.lock().unwrap() = open;
+        self.open.1.notify_all();
+    }
+}
+
 #[test]
-fn searches_answer_by_keyword_while_the_model_loads() {
-    let (_tmp, _root, index) = fixture();
-    // A model that loads only when the test lets it (a timed delay would race a slow machine).
-    let slow = common::stand_in_plan();
-    let (release, released) = std::sync::mpsc::channel::<()>(); // nothing is sent: dropping `release` lets it load
-    let released = std::sync::Mutex::new(released);
-    let plan: qsearch::mcp::ModelPlan = std::sync::Arc::new(move |fp, purpose| {
-        let _ = released.lock().unwrap().recv();
-        slow(fp, purpose)
-    });
+fn searches_answer_by_keyword_while_the_model_loads_and_its_whole_name_shows() {
+    let (_tmp, root, _) = fixture();
+    // A served model whose name holds a slash, as Hugging Face names do.
+    let model = "openai:BAAI/bge-small-en";
+    let server = HeldServer::start(true);
+    let index = root.parent().unwrap().join("served-index");
+    let out = common::qsearch(&index)
+        .args(["index", "--quiet", "--model", model, "--endpoint", &server.url])
+        .arg(&root)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    server.set_open(false);
+    let mut plan = qsearch::embed::load::Plan::named(qsearch::models::reference::ModelRef::parse(model));
+    plan.server.url = server.url.clone();
     let engine = common::mcp_engine(&index, plan);
     let request = qsearch::mcp::engine::SearchRequest { query: "risotto stirring".into(), ..Default::default() };
     let early = engine.search(&request).unwrap();
     assert!(early.hits[0].path.ends_with("cook.md"), "{early:?}");
-    assert_eq!(early.notes, vec!["the model is not loaded yet: keyword results only".to_string()]);
-    assert!(matches!(engine.status().unwrap().model, qsearch::mcp::model::ModelState::Loading { .. }));
-    drop(release); // every wait ends
+    let notes: Vec<String> = early.notes.iter().map(ToString::to_string).collect();
+    assert_eq!(notes, vec!["the model is not loaded yet: keyword results only".to_string()]);
+    match engine.status().unwrap().model {
+        qsearch::session::ModelState::Loading { model: shown, .. } => assert_eq!(shown, model),
+        other => panic!("not loading: {other:?}"),
+    }
+    server.set_open(true);
     wait_for("the model", Duration::from_secs(30), || {
-        matches!(engine.status().unwrap().model, qsearch::mcp::model::ModelState::Ready { .. })
+        matches!(engine.status().unwrap().model, qsearch::session::ModelState::Ready { .. })
     });
     let later = engine.search(&request).unwrap();
     assert!(later.notes.is_empty(), "{:?}", later.notes);

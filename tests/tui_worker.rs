@@ -9,12 +9,8 @@ use std::sync::Arc;
 use std::sync::mpsc::{Receiver, channel};
 use std::time::{Duration, Instant};
 
-use qsearch::embed::load::Settings;
-use qsearch::embed::stand_in::StandIn;
-use qsearch::models::choice::Choice;
-use qsearch::models::source::Sources;
-use qsearch::search::answer;
-use qsearch::search::{MatchKind, Mode, Query, Searcher};
+use qsearch::search::{MatchKind, Mode, Query};
+use qsearch::session::{self, Around, Session};
 use qsearch::tui::worker::{Answer, IndexState, ModelState, Reply, Setup, Worker};
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -33,15 +29,7 @@ fn worker(index: &Path) -> (Worker, Receiver<Reply>) {
     let (tx, rx) = channel();
     let setup = Setup {
         index_dir: index.to_path_buf(),
-        model: Arc::new(|fp| {
-            Ok(Settings {
-                choice: Choice::Named("stand-in".into()),
-                sources: Sources::default(),
-                server: Default::default(),
-                ort_lib: None,
-                options: qsearch::embed::onnx::Options { dims: Some(fp.dims), ..Default::default() },
-            })
-        }),
+        model: common::stand_in_plan(),
         refresh_every: Duration::from_millis(200),
         log: tracing::Dispatch::none(),
     };
@@ -87,7 +75,7 @@ fn keyword_first_then_hybrid_only_the_newest_and_live_refresh() {
     index(&dir, &root);
     let (worker, rx) = worker(&dir);
     until(&rx, "index", |r| matches!(r, Reply::Index(IndexState::Ready(info)) if info.stats.documents == 2));
-    until(&rx, "model", |r| matches!(r, Reply::Model(ModelState::Ready { id, .. }) if id == "stand-in"));
+    until(&rx, "model", |r| matches!(r, Reply::Model(ModelState::Ready { model, .. }) if model == "stand-in"));
 
     worker.search(1, query("lost commit reflog"));
     let seen = until(&rx, "a complete answer", |r| answer_of(r).is_some_and(|a| a.complete));
@@ -100,8 +88,8 @@ fn keyword_first_then_hybrid_only_the_newest_and_live_refresh() {
     let last = answers[1].outcome.as_ref().unwrap();
     assert_eq!(last.results.hits[0].kind, MatchKind::Both, "the second is hybrid");
     assert_eq!(last.results.hits[0].line, 7);
-    let context = last.contexts[0].as_ref().expect("the hit's neighbourhood");
-    assert!(context.pieces.iter().any(|p| p.chunk_id == last.results.hits[0].chunk_id));
+    let context = last.context[0].as_ref().expect("the hit's neighbourhood");
+    assert!(context.neighbours.iter().any(|p| p.chunk_id == last.results.hits[0].chunk_id));
 
     // A burst: only the newest is finished, older ones are skipped or answered only in part.
     for generation in 2..=20 {
@@ -146,18 +134,23 @@ fn missing_index_then_created_and_broken_index() {
 }
 
 #[test]
-fn answer_with_model_is_the_whole_keystroke() {
+fn the_session_answers_a_keystroke_with_neighbours() {
     let tmp = tempfile::tempdir().unwrap();
     let (root, dir) = (tmp.path().join("notes"), tmp.path().join("index"));
     notes(&root);
     index(&dir, &root);
-    let mut searcher = Searcher::open(&dir).unwrap();
-    searcher.load_vectors().unwrap();
-    let mut embedder = StandIn::new(256);
-    let found = answer::answer_with_model(&searcher, &mut embedder, &query("constant stirring")).unwrap();
+    let setup = session::Setup { index_dir: dir, model: common::stand_in_plan(), defaults: Default::default() };
+    let session = Session::new(setup, None);
+    let fp = session.fingerprint().unwrap().expect("an index with vectors");
+    session.model().load_now(&fp, &mut |_| {});
+    let vector = session.model().query_vector("constant stirring").unwrap();
+    session.with_searcher(|s| s.load_vectors()).unwrap();
+    let around = Around { lines: 0, neighbours: true };
+    let found = session.answer(&query("constant stirring"), Some(&vector), around).unwrap();
     assert!(found.results.hits[0].path.ends_with("cook.md"));
     assert_eq!(found.results.hits[0].kind, MatchKind::Both);
-    assert_eq!(found.contexts.len(), found.results.hits.len());
-    let keyword = answer::keyword_answer(&searcher, &query("constant stirring")).unwrap();
+    assert_eq!(found.context.len(), found.results.hits.len());
+    assert!(found.context.iter().all(|c| c.as_ref().is_some_and(|c| !c.neighbours.is_empty())));
+    let keyword = session.keyword_answer(&query("constant stirring"), around).unwrap();
     assert_eq!(keyword.results.hits[0].kind, MatchKind::Keyword);
 }

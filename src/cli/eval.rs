@@ -90,9 +90,8 @@ pub fn run(config: &Config, args: Args) -> Result<ExitCode> {
             rebuild: indexer::Rebuild::IfOther,
             options: super::index_options(config),
         };
-        let mut writer = Writer::open(&index_dir, settings, |_| {
-            super::load_embedder(config, super::choose_model(config, None), config.dims, InputKind::Document, false)
-        })?;
+        let mut writer =
+            Writer::open(&index_dir, settings, |_| super::load_embedder(&super::plan(config).for_writer(None), false))?;
         let roots = indexer::canonical_roots(std::slice::from_ref(&corpus_dir))?;
         let report = writer.update(&roots, &mut |_| {}, &AtomicBool::new(false))?;
         if let Some(e) = &report.embed_error {

@@ -8,7 +8,6 @@ use std::time::Duration;
 use anyhow::Result;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use qsearch::config::Config;
-use qsearch::embed::InputKind;
 use qsearch::indexer::{self, Progress, Rebuild, Report};
 use qsearch::store::Store;
 use qsearch::store::lock::Role;
@@ -142,8 +141,7 @@ fn estimate(config: &Config, args: &Args) -> Result<ExitCode> {
         anyhow::bail!("name the folders to estimate: `qsearch index --estimate PATH...`");
     }
     let existing = Store::open_read(&config.index_dir()).ok().and_then(|s| s.fingerprint().ok().flatten());
-    let choice = super::choose_model(config, existing.as_ref());
-    let mut embedder = super::load_embedder(config, choice, config.dims, InputKind::Document, args.quiet)?;
+    let mut embedder = super::load_embedder(&super::plan(config).for_writer(existing.as_ref()), args.quiet)?;
     let mut opts = super::index_options(config);
     opts.chunk = indexer::effective_chunking(opts.chunk, embedder.as_ref());
     let est = indexer::estimate(embedder.as_mut(), &roots, &opts)?;

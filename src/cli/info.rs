@@ -8,13 +8,16 @@ use anyhow::Result;
 use super::local_time;
 use qsearch::config::{Config, DEFAULT_FILE};
 use qsearch::embed::Embedder;
-use qsearch::embed::server;
+use qsearch::embed::{load, server};
 use qsearch::models::catalog;
+use qsearch::models::reference::ModelRef;
 use qsearch::models::{prepare, source};
 use qsearch::paths;
 use qsearch::runtime;
+use qsearch::search::Searcher;
+use qsearch::session::Status;
 use qsearch::store::Store;
-use qsearch::store::lock::{self, Role};
+use qsearch::store::lock::Role;
 
 #[derive(clap::Args)]
 pub struct StatusArgs {
@@ -32,20 +35,12 @@ pub struct ConfigArgs {
 
 pub fn status(config: &Config, args: StatusArgs) -> Result<ExitCode> {
     let dir = config.index_dir();
-    let store = Store::open_read(&dir)?;
-    let stats = store.stats()?;
-    let writer = lock::holder(&dir);
-    // The server an `openai:` model is asked; an index of a local model has none.
-    let endpoint = match &stats.fingerprint {
-        Some(fp) if fp.model_id().starts_with(server::PREFIX) => store.endpoint()?,
-        _ => None,
-    };
+    let status = Status::read(&Searcher::open(&dir)?)?;
     if args.json {
-        let watcher = writer.as_ref().filter(|h| h.role == Role::Watch).and_then(|_| qsearch::watch::State::read(&dir));
-        let out = serde_json::json!({ "index": dir, "stats": stats, "writer": writer, "watcher": watcher, "endpoint": endpoint });
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        println!("{}", serde_json::to_string_pretty(&status)?);
         return Ok(ExitCode::SUCCESS);
     }
+    let Status { stats, writer, watcher, endpoint, device, .. } = status;
     println!("index:    {}", dir.display());
     for root in &stats.roots {
         println!("folder:   {root}");
@@ -65,6 +60,9 @@ pub fn status(config: &Config, args: StatusArgs) -> Result<ExitCode> {
     if let Some(url) = endpoint {
         println!("server:   {url}");
     }
+    if let Some(device) = device {
+        println!("device:   the model last ran on {device}");
+    }
     if stats.tags_total > 0 {
         let top: Vec<String> = stats.tags.iter().map(|t| format!("{} ({})", t.tag, t.documents)).collect();
         let more = if stats.tags_total as usize > top.len() { ", ..." } else { "" };
@@ -73,7 +71,7 @@ pub fn status(config: &Config, args: StatusArgs) -> Result<ExitCode> {
     println!("on disk:  {:.1} MB", stats.bytes_on_disk as f64 / 1e6);
     match writer {
         Some(h) if h.role == Role::Watch => {
-            let state = qsearch::watch::State::read(&dir).unwrap_or_default();
+            let state = watcher.unwrap_or_default();
             println!(
                 "watcher:  running (pid {}) since {}; events: {}; last change seen {}; queue {}",
                 h.pid,
@@ -188,12 +186,13 @@ pub fn doctor(config: &Config) -> Result<ExitCode> {
     }
     let dir = config.index_dir();
     let store = Store::open_read(&dir);
-    let index_model =
-        store.as_ref().ok().and_then(|s| s.fingerprint().ok().flatten()).map(|fp| fp.model_id().to_string());
-    if let Some(id) = config.model.clone().or(index_model).filter(|m| m.starts_with(server::PREFIX)) {
+    let index_model = store.as_ref().ok().and_then(|s| s.fingerprint().ok().flatten()).map(|fp| fp.model_ref());
+    if let Some(ref model @ ModelRef::Served(ref name)) =
+        config.model.as_deref().map(ModelRef::parse).or(index_model.clone())
+    {
         let at = super::server(config);
-        match server::ServerEmbedder::connect(&id, at.clone(), None, "") {
-            Ok(e) => println!("server:   {} answers for {id} ({} dimensions)", at.url, e.dims()),
+        match server::ServerEmbedder::connect(name, at.clone(), None, "") {
+            Ok(e) => println!("server:   {} answers for {model} ({} dimensions)", at.url, e.dims()),
             Err(e) => {
                 problems += 1;
                 println!("server:   PROBLEM: {e:#}");
@@ -214,5 +213,75 @@ pub fn doctor(config: &Config) -> Result<ExitCode> {
         }
         Err(e) => println!("index:    {e:#}"),
     }
+    let model = index_model.clone().filter(|m| matches!(m, ModelRef::Catalog(_)));
+    if !placement(config, model.as_ref()) {
+        problems += 1;
+    }
     Ok(if problems == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+/// Runs one query through `model` (the index's, else the default for the device) on the
+/// configured device, and prints where ONNX Runtime placed the graph's nodes, from its own
+/// profile. Only models whose files are here already: doctor fetches nothing. False when the
+/// model is here and cannot run there.
+fn placement(config: &Config, model: Option<&ModelRef>) -> bool {
+    let device = config.device;
+    let dir = config.model_dir.as_deref();
+    let present = |id: &str| {
+        catalog::find(id).is_ok_and(|spec| {
+            spec.files.iter().all(|f| source::find_local(&spec, f, dir).is_some() || source::not_needed(&spec, f, dir))
+        })
+    };
+    let id = match config.model.as_deref().map(ModelRef::parse).or(model.cloned()) {
+        Some(ModelRef::Catalog(id)) if present(&id) => id,
+        Some(ModelRef::Catalog(id)) => {
+            println!("device:   {device}: {id} is not here to try it with (`qsearch model pull {id}`)");
+            return true;
+        }
+        Some(_) => return true,
+        None => match [catalog::DEFAULT_MODEL, catalog::ACCELERATOR_MODEL, catalog::FALLBACK_MODEL].into_iter().find(|id| present(id)) {
+            Some(id) => id.to_string(),
+            None => {
+                println!("device:   {device}: no model here to try it with (`qsearch model pull ID`)");
+                return true;
+            }
+        },
+    };
+    let mut plan = super::plan(config);
+    plan.named = Some(ModelRef::Catalog(id));
+    plan.sources.allow_pip = false;
+    plan.sources.allow_download = false;
+    let prefix = std::env::temp_dir().join(format!("qsearch-profile-{}", std::process::id()));
+    plan.options.profile = Some(prefix);
+    let loaded = plan.settings(None, qsearch::embed::InputKind::Query).and_then(|s| load::load(&s, &mut |_| {}));
+    let mut loaded = match loaded {
+        Ok(loaded) => loaded,
+        Err(e) => {
+            println!("device:   {device}: PROBLEM: {e:#}");
+            return false;
+        }
+    };
+    let embedder = &mut loaded.embedder;
+    let placed = embedder.embed(&["where does this run"], qsearch::embed::InputKind::Query).and_then(|_| embedder.placement());
+    match placed {
+        Ok(Some(p)) => println!("device:   {device}: {} on {}: {p}", embedder.model_id(), embedder.device()),
+        Ok(None) => println!("device:   {device}: {} on {}", embedder.model_id(), embedder.device()),
+        Err(e) => println!("device:   {device}: {} on {} (placement unknown: {e:#})", embedder.model_id(), embedder.device()),
+    }
+    let cache = paths::data_dir().join("coreml-cache");
+    if let Ok(size) = dir_size(&cache) {
+        println!("          CoreML's compiled models: {} ({:.1} MB)", cache.display(), size as f64 / 1e6);
+    }
+    true
+}
+
+/// Bytes of the files under `dir`.
+fn dir_size(dir: &std::path::Path) -> std::io::Result<u64> {
+    let mut total = 0;
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let meta = entry.metadata()?;
+        total += if meta.is_dir() { dir_size(&entry.path())? } else { meta.len() };
+    }
+    Ok(total)
 }

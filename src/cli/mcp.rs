@@ -9,8 +9,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Result;
 use qsearch::config::Config;
-use qsearch::mcp::{self, Engine, ModelPlan, Setup, http};
-use qsearch::models::choice;
+use qsearch::mcp::{self, Engine, Setup, http};
+use qsearch::session::Defaults;
 use tokio_util::sync::CancellationToken;
 
 #[derive(clap::Args)]
@@ -26,22 +26,10 @@ pub struct Args {
 }
 
 pub fn run(config: &Config, args: Args) -> Result<ExitCode> {
-    let plan: ModelPlan = {
-        let config = config.clone();
-        Arc::new(move |fp, purpose| {
-            if let Some(fp) = fp {
-                choice::check_named(config.model.as_deref(), fp)?;
-            }
-            let dims = fp.map(|f| f.dims).or(config.dims);
-            Ok(super::settings(&config, super::choose_model(&config, fp), dims, purpose))
-        })
-    };
     let engine = Arc::new(Engine::new(Setup {
         index_dir: config.index_dir(),
-        model: plan,
-        k: config.results,
-        mode: config.mode,
-        per_doc: config.per_doc,
+        model: super::plan(config),
+        defaults: Defaults { k: config.results, mode: config.mode, per_doc: config.per_doc },
         index_options: super::index_options(config),
     }));
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;

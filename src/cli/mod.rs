@@ -19,16 +19,15 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 use qsearch::config::Config;
 use qsearch::embed::Embedder;
-use qsearch::embed::InputKind;
 use qsearch::embed::device::Device;
-use qsearch::embed::load::{self, Settings};
+use qsearch::embed::load::{self, Plan, Settings};
 use qsearch::embed::onnx::Options;
 use qsearch::embed::server::{self, Server};
 use qsearch::indexer::{Rebuild, Writer};
-use qsearch::models::choice::{self, Choice};
+use qsearch::models::reference::ModelRef;
 use qsearch::models::source::{Event, Sources};
+use qsearch::store::Store;
 use qsearch::store::lock::Role;
-use qsearch::store::{Fingerprint, Store};
 
 #[derive(Parser)]
 #[command(name = "qsearch", version, about = "Local semantic search over your notes, docs and code")]
@@ -153,30 +152,24 @@ fn init_logging(verbose: bool) {
         .try_init();
 }
 
-/// The model to use for an index: see [`choice::choose`].
-fn choose_model(config: &Config, index: Option<&Fingerprint>) -> Choice {
-    choice::choose(config.model.as_deref(), index)
-}
-
-/// `purpose`: what the process will mostly embed (its graph is loaded first).
-fn settings(config: &Config, choice: Choice, dims: Option<usize>, purpose: InputKind) -> Settings {
+/// The model plan of the configuration: the model named (flag, config), where its files and
+/// server are, and how it runs. Every command that loads a model starts from it.
+fn plan(config: &Config) -> Plan {
     let defaults = Options::default();
-    let options = Options {
-        device: config.device,
-        dims,
-        task: config.query_task.clone(),
-        batch_tokens: config.batch_tokens,
-        threads: config.threads.unwrap_or(defaults.threads),
-        prepare: config.prepare_model,
-        purpose,
-        ..defaults
-    };
-    Settings {
-        choice,
+    Plan {
+        named: config.model.as_deref().map(ModelRef::parse),
+        dims: config.dims,
         sources: Sources { user_dir: config.model_dir.clone(), allow_pip: true, allow_download: true },
         server: server(config),
         ort_lib: config.ort_lib.clone(),
-        options,
+        options: Options {
+            device: config.device,
+            task: config.query_task.clone(),
+            batch_tokens: config.batch_tokens,
+            threads: config.threads.unwrap_or(defaults.threads),
+            prepare: config.prepare_model,
+            ..defaults
+        },
     }
 }
 
@@ -185,42 +178,57 @@ fn server(config: &Config) -> Server {
     Server { url: config.endpoint.clone().unwrap_or_else(|| server::DEFAULT_URL.into()), key: config.api_key.clone() }
 }
 
-/// Loads an embedder, telling the user on stderr what is being fetched and any fallback.
-fn load_embedder(
-    config: &Config,
-    choice: Choice,
-    dims: Option<usize>,
-    purpose: InputKind,
+/// What a model's loader says, on stderr: its messages, and a bar for files being fetched (on a
+/// terminal). `quiet` keeps it all back.
+struct Progress {
+    bar: indicatif::ProgressBar,
+    tty: bool,
     quiet: bool,
-) -> Result<Box<dyn Embedder>> {
-    let settings = settings(config, choice, dims, purpose);
-    let bar = indicatif::ProgressBar::hidden();
-    let tty = std::io::stderr().is_terminal();
-    let mut on = |event: Event| match event {
-        Event::Message(m) => {
-            if !quiet {
-                bar.suspend(|| eprintln!("{m}"));
-            }
-        }
-        Event::Bytes { file, done, total } => {
-            if tty && !quiet {
-                if bar.is_hidden() {
-                    bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
-                    bar.set_style(
-                        indicatif::ProgressStyle::with_template(
-                            "{msg} {bar:30} {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}",
-                        )
-                        .unwrap(),
-                    );
-                    bar.set_message(file.to_string());
+}
+
+impl Progress {
+    fn new(quiet: bool) -> Progress {
+        Progress { bar: indicatif::ProgressBar::hidden(), tty: std::io::stderr().is_terminal(), quiet }
+    }
+
+    fn on(&mut self, event: Event) {
+        match event {
+            Event::Message(m) => {
+                if !self.quiet {
+                    self.bar.suspend(|| eprintln!("{m}"));
                 }
-                bar.set_length(total.unwrap_or(done));
-                bar.set_position(done);
+            }
+            Event::Bytes { file, done, total } => {
+                if self.tty && !self.quiet {
+                    if self.bar.is_hidden() {
+                        self.bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+                        self.bar.set_style(
+                            indicatif::ProgressStyle::with_template(
+                                "{msg} {bar:30} {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}",
+                            )
+                            .unwrap(),
+                        );
+                        self.bar.set_message(file.to_string());
+                    }
+                    self.bar.set_length(total.unwrap_or(done));
+                    self.bar.set_position(done);
+                }
             }
         }
-    };
-    let loaded = load::load(&settings, &mut on)?;
-    bar.finish_and_clear();
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        self.bar.finish_and_clear();
+    }
+}
+
+/// Loads an embedder, telling the user on stderr what is being fetched and any fallback.
+fn load_embedder(settings: &Settings, quiet: bool) -> Result<Box<dyn Embedder>> {
+    let mut progress = Progress::new(quiet);
+    let loaded = load::load(settings, &mut |e| progress.on(e))?;
+    drop(progress);
     for note in &loaded.notes {
         eprintln!("note: {note}");
     }
@@ -229,8 +237,10 @@ fn load_embedder(
 
 /// Indexing options from the configuration (the writer caps the chunk size by the model).
 fn index_options(config: &Config) -> qsearch::indexer::Options {
-    let mut opts = qsearch::indexer::Options::default();
-    opts.chunk = qsearch::text::chunk::Settings::new(config.chunk_tokens, config.chunk_overlap);
+    let mut opts = qsearch::indexer::Options {
+        chunk: qsearch::text::chunk::Settings::new(config.chunk_tokens, config.chunk_overlap),
+        ..Default::default()
+    };
     opts.scan.hidden = config.hidden;
     opts.scan.max_file_bytes = config.max_file_mb * 1024 * 1024;
     opts.threads = config.threads.unwrap_or(opts.threads);
@@ -238,16 +248,16 @@ fn index_options(config: &Config) -> qsearch::indexer::Options {
 }
 
 /// Opens the index for writing: the lock, then the model the index needs (see
-/// [`choose_model`]), loaded with visible progress.
+/// [`Plan::for_writer`]), loaded with visible progress.
 fn open_writer(config: &Config, role: Role, rebuild: Rebuild, quiet: bool) -> Result<Writer> {
     let settings = qsearch::indexer::Settings { role, rebuild, options: index_options(config) };
-    let writer = Writer::open(&config.index_dir(), settings, |existing| {
-        load_embedder(config, choose_model(config, existing), config.dims, InputKind::Document, quiet)
-    })?;
+    let plan = plan(config);
+    let writer =
+        Writer::open(&config.index_dir(), settings, |existing| load_embedder(&plan.for_writer(existing), quiet))?;
     if let Some(dir) = &config.model_dir {
         writer.remember_model_dir(dir)?;
     }
-    if writer.fingerprint().model_id().starts_with(server::PREFIX) {
+    if writer.fingerprint().model_ref().is_served() {
         writer.remember_endpoint(&server(config).url)?;
     }
     Ok(writer)

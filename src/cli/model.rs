@@ -8,7 +8,6 @@ use qsearch::embed::InputKind;
 use qsearch::embed::device::Device;
 use qsearch::embed::onnx::target_for;
 use qsearch::models::catalog;
-use qsearch::models::choice;
 use qsearch::models::prepare;
 use qsearch::models::source::{self, Event};
 
@@ -32,15 +31,16 @@ pub enum ModelCommand {
 
 #[derive(clap::Args)]
 pub struct EmbedArgs {
-    /// The text to embed
-    text: String,
+    /// The texts to embed (one JSON line each, in one run of the model)
+    #[arg(required = true)]
+    texts: Vec<String>,
     /// Embed as a search query (with the model's query instruction)
     #[arg(long)]
     query: bool,
     /// Matryoshka dimensions
     #[arg(long)]
     dims: Option<usize>,
-    /// Embed the text this many times more and report the median time of one (a device's speed
+    /// Embed the first text this many times more and report the median time of one (a device's speed
     /// on one query, the model already loaded and warm)
     #[arg(long, default_value_t = 0)]
     repeat: usize,
@@ -66,7 +66,7 @@ pub fn run(config: &Config, cmd: ModelCommand) -> Result<ExitCode> {
             }
             println!(
                 "{:<28} {:>5}       {:<10} a model on an embedding server with OpenAI's API (Ollama...; --endpoint URL)",
-                format!("{}NAME", qsearch::embed::server::PREFIX),
+                format!("{}NAME", qsearch::models::reference::SERVED_PREFIX),
                 "",
                 ""
             );
@@ -142,27 +142,36 @@ fn prepare(config: &Config, id: &str, device: Device) -> Result<ExitCode> {
 }
 
 pub fn embed(config: &Config, args: EmbedArgs) -> Result<ExitCode> {
-    let choice = choice::choose(config.model.as_deref(), None);
     let kind = if args.query { InputKind::Query } else { InputKind::Document };
-    let mut embedder = super::load_embedder(config, choice, args.dims.or(config.dims), kind, false)?;
-    let out = embedder.embed(&[&args.text], kind)?;
+    let mut plan = super::plan(config);
+    plan.dims = args.dims.or(plan.dims);
+    // ONNX Runtime records where the first run's nodes go; the timed runs are not recorded.
+    plan.options.profile = Some(std::env::temp_dir().join(format!("qsearch-profile-{}", std::process::id())));
+    let mut embedder = super::load_embedder(&plan.settings(None, kind)?, false)?;
+    let texts: Vec<&str> = args.texts.iter().map(String::as_str).collect();
+    let out = embedder.embed(&texts, kind)?;
+    let placement = embedder.placement()?;
     let mut times = Vec::with_capacity(args.repeat);
     for _ in 0..args.repeat {
         let start = std::time::Instant::now();
-        embedder.embed(&[&args.text], kind)?;
+        embedder.embed(&texts[..1], kind)?;
         times.push(start.elapsed().as_secs_f64() * 1e3);
     }
     times.sort_by(f64::total_cmp);
-    let json = serde_json::json!({
-        "device": embedder.device().to_string(),
-        "median_ms": times.get(times.len() / 2),
-        "model": embedder.model_id(),
-        "dims": embedder.dims(),
-        "kind": if args.query { "query" } else { "document" },
-        "tokens": out.tokens,
-        "truncated": out.truncated > 0,
-        "embedding": out.vectors[0],
-    });
-    println!("{}", serde_json::to_string(&json)?);
+    for (text, vector) in texts.iter().zip(&out.vectors) {
+        let json = serde_json::json!({
+            "text": text,
+            "device": embedder.device().to_string(),
+            "placement": placement,
+            "median_ms": times.get(times.len() / 2),
+            "model": embedder.model_id(),
+            "dims": embedder.dims(),
+            "kind": if args.query { "query" } else { "document" },
+            "tokens": out.tokens,
+            "truncated": out.truncated > 0,
+            "embedding": vector,
+        });
+        println!("{}", serde_json::to_string(&json)?);
+    }
     Ok(ExitCode::SUCCESS)
 }

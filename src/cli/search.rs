@@ -6,9 +6,8 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::builder::TypedValueParser;
 use qsearch::config::Config;
-use qsearch::embed::InputKind;
-use qsearch::models::choice;
-use qsearch::search::{Filter, Hit, KeywordOnly, Mode, Query, Results, Searcher};
+use qsearch::search::{Filter, Hit, Mode};
+use qsearch::session::{self, Answer, Around, HitContext, Note, Request, Session};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -40,6 +39,12 @@ pub struct Args {
     /// Most hits from one document
     #[arg(long)]
     per_doc: Option<usize>,
+    /// Show NUM lines of the file before and after each hit's line (as grep -C)
+    #[arg(short = 'C', long = "context", value_name = "NUM")]
+    context: Option<usize>,
+    /// Show the chunks before and after each hit's chunk in its document
+    #[arg(long)]
+    neighbours: bool,
     /// Print JSON (schema in README)
     #[arg(long)]
     json: bool,
@@ -52,7 +57,7 @@ struct JsonOut<'a> {
     /// True when some chunks have no vector yet (semantic results cover the rest).
     partial: bool,
     pending: u64,
-    notes: Vec<String>,
+    notes: Vec<&'a Note>,
     hits: Vec<JsonHit<'a>>,
 }
 
@@ -61,12 +66,11 @@ struct JsonHit<'a> {
     rank: usize,
     #[serde(flatten)]
     hit: &'a Hit,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    context: Option<&'a HitContext>,
 }
 
 pub fn run(config: &Config, args: Args) -> Result<ExitCode> {
-    let text = args.query.join(" ");
-    let mut searcher = Searcher::open(&config.index_dir())?;
-    let mode = args.mode.unwrap_or(config.mode);
     let filter = Filter::from_parts(
         args.path.as_deref(),
         &args.types,
@@ -75,65 +79,63 @@ pub fn run(config: &Config, args: Args) -> Result<ExitCode> {
         args.until.as_deref(),
         chrono::Local::now(),
     )?;
-    let q = Query {
-        text: text.clone(),
-        k: args.k.unwrap_or(config.results),
-        mode,
+    let request = Request {
+        text: args.query.join(" "),
+        k: args.k,
+        mode: args.mode,
         filter,
-        per_doc: args.per_doc.unwrap_or(config.per_doc),
+        per_doc: args.per_doc,
+        around: Around { lines: args.context.unwrap_or(0), neighbours: args.neighbours },
     };
-    let mut keyword_only = None;
-    let mut vector = None;
-    if mode.needs_vectors() {
-        match searcher.fingerprint()? {
-            Some(fp) => {
-                choice::check_named(config.model.as_deref(), &fp)?;
-                let choice = super::choose_model(config, Some(&fp));
-                // Without the model, words still find things: say why and answer by keyword.
-                match super::load_embedder(config, choice, Some(fp.dims), InputKind::Query, args.json) {
-                    Ok(mut embedder) => {
-                        vector = Some(embedder.embed(&[&text], InputKind::Query)?.vectors.remove(0));
-                        searcher.load_vectors()?;
-                    }
-                    Err(e) => keyword_only = Some(KeywordOnly::ModelUnavailable(format!("{e:#}"))),
-                }
-            }
-            None => keyword_only = Some(KeywordOnly::NoModel),
-        }
+    let defaults = session::Defaults { k: config.results, mode: config.mode, per_doc: config.per_doc };
+    let plan = super::plan(config);
+    let session = Session::new(session::Setup { index_dir: config.index_dir(), model: plan.clone(), defaults }, None);
+    // One query, so the model is waited for (keyword results alone only when it cannot be had).
+    if session.query(&request).mode.needs_vectors()
+        && let Some(fp) = session.fingerprint()?
+    {
+        plan.check(&fp)?;
+        let mut progress = super::Progress::new(args.json);
+        session.model().load_now(&fp, &mut |e| progress.on(e));
     }
-    let results = searcher.search(&q, vector.as_deref())?;
-    let mut notes: Vec<String> =
-        keyword_only.or(results.semantic_note.clone()).iter().map(ToString::to_string).collect();
-    if results.pending > 0 && mode.needs_vectors() {
-        notes.push(format!("{} chunks are not embedded yet: semantic results are partial", results.pending));
+    if let session::ModelState::Ready { notes, .. } = session.model().state() {
+        notes.iter().for_each(|n| eprintln!("note: {n}"));
     }
-    notes.extend(results.filter_note());
+    let answer = session.search(&request)?;
+    // "No results" is the exit code's to say (and the text's, below).
+    let notes: Vec<&Note> = answer.notes.iter().filter(|n| **n != Note::NoResults).collect();
     if args.json {
+        let hits = &answer.results.hits;
         let out = JsonOut {
-            query: &text,
-            mode,
-            partial: results.pending > 0,
-            pending: results.pending,
+            query: &answer.query,
+            mode: answer.mode,
+            partial: answer.results.pending > 0,
+            pending: answer.results.pending,
             notes,
-            hits: results.hits.iter().enumerate().map(|(i, hit)| JsonHit { rank: i + 1, hit }).collect(),
+            hits: hits
+                .iter()
+                .zip(&answer.context)
+                .enumerate()
+                .map(|(i, (hit, context))| JsonHit { rank: i + 1, hit, context: context.as_ref() })
+                .collect(),
         };
         writeln!(std::io::stdout().lock(), "{}", serde_json::to_string_pretty(&out)?)?;
     } else {
-        print_human(&results, &notes)?;
+        print_human(&answer, &notes)?;
     }
-    Ok(if results.hits.is_empty() { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    Ok(if answer.results.hits.is_empty() { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }
 
-fn print_human(results: &Results, notes: &[String]) -> std::io::Result<()> {
+fn print_human(answer: &Answer, notes: &[&Note]) -> std::io::Result<()> {
     let color = super::color_enabled();
     let mut out = std::io::stdout().lock();
     for note in notes {
         eprintln!("note: {note}");
     }
-    if results.hits.is_empty() {
+    if answer.results.hits.is_empty() {
         eprintln!("no results");
     }
-    for (i, hit) in results.hits.iter().enumerate() {
+    for (i, (hit, context)) in answer.results.hits.iter().zip(&answer.context).enumerate() {
         let heading = if hit.heading.is_empty() { hit.title.as_str() } else { hit.heading.as_str() };
         let loc = format!("{}:{}", hit.path, hit.line);
         let day = hit.day();
@@ -148,8 +150,33 @@ fn print_human(results: &Results, notes: &[String]) -> std::io::Result<()> {
         } else {
             writeln!(out, "{:>2}. {loc}  {heading}  {:.4} {:?} {day}", i + 1, hit.score, hit.kind)?;
         }
-        for line in marked(&hit.snippet, &hit.marks, color).lines().filter(|l| !l.trim().is_empty()).take(4) {
+        match context {
+            Some(context) => print_context(&mut out, hit, context)?,
+            None => {
+                for line in marked(&hit.snippet, &hit.marks, color).lines().filter(|l| !l.trim().is_empty()).take(4) {
+                    writeln!(out, "    {}", line.trim_end())?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A hit's context in place of its snippet: the neighbouring chunks (`--neighbours`), then the
+/// lines around its line numbered as grep numbers them (`:` on the hit's line, `-` around it).
+fn print_context(out: &mut impl Write, hit: &Hit, context: &HitContext) -> std::io::Result<()> {
+    for piece in &context.neighbours {
+        let tag = if piece.chunk_id == hit.chunk_id { "hit" } else { "near" };
+        writeln!(out, "    [{tag}, line {}]", piece.start_line)?;
+        for line in piece.text.lines() {
             writeln!(out, "    {}", line.trim_end())?;
+        }
+    }
+    if let Some(lines) = &context.lines {
+        let width = lines.end_line.to_string().len();
+        for (n, line) in (lines.start_line..).zip(lines.text.lines()) {
+            let sep = if n == hit.line { ':' } else { '-' };
+            writeln!(out, "    {n:>width$}{sep} {}", line.trim_end())?;
         }
     }
     Ok(())

@@ -4,13 +4,10 @@
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use anyhow::{Result, bail};
 use qsearch::config::Config;
-use qsearch::embed::InputKind;
-use qsearch::models::choice;
-use qsearch::store::Fingerprint;
 use qsearch::tui;
 
 /// The TUI shows more results than `search` prints: the list scrolls.
@@ -20,20 +17,13 @@ pub fn run(config: &Config) -> Result<ExitCode> {
     if !std::io::stdin().is_terminal() || !std::io::stdout().is_terminal() {
         bail!("the interactive UI needs a terminal; in scripts use `qsearch search QUERY` (see --help)");
     }
-    let plan = {
-        let config = config.clone();
-        Arc::new(move |fp: &Fingerprint| {
-            choice::check_named(config.model.as_deref(), fp)?;
-            Ok(super::settings(&config, super::choose_model(&config, Some(fp)), Some(fp.dims), InputKind::Query))
-        })
-    };
     tui::run(tui::Options {
         index_dir: config.index_dir(),
         mode: config.mode,
         k: config.results.max(MIN_RESULTS),
         per_doc: config.per_doc,
         color: std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
-        model: plan,
+        model: super::plan(config),
         log: log_file(),
     })?;
     Ok(ExitCode::SUCCESS)

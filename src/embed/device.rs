@@ -6,7 +6,7 @@ use std::fmt;
 use std::path::Path;
 use std::str::FromStr;
 
-use anyhow::{Result, anyhow};
+use anyhow::{Result, anyhow, bail};
 use ort::session::Session;
 use ort::session::builder::{AutoDevicePolicy, GraphOptimizationLevel, PrepackedWeights, SessionBuilder};
 
@@ -133,6 +133,7 @@ pub(super) fn session(
     device: Device,
     threads: usize,
     prepacked: &PrepackedWeights,
+    profile: Option<&Path>,
 ) -> Result<(Session, Placement)> {
     use ort::ep;
     let wanted = wanted(device);
@@ -148,16 +149,23 @@ pub(super) fn session(
             .map_err(|e| anyhow!("{e}"))?
             .with_prepacked_weights(prepacked)
             .map_err(|e| anyhow!("{e}"))
+            .and_then(|b| match profile {
+                // ONNX Runtime's own record of where each node ran (`embed::placement`).
+                Some(prefix) => b.with_profiling(prefix).map_err(|e| anyhow!("{e}")),
+                None => Ok(b),
+            })
     };
     let commit = |mut b: SessionBuilder| -> Result<Session> {
         b.commit_from_file(model).map_err(|e| anyhow!("could not load model {}: {e}", model.display()))
     };
     let mut fallback = None;
-    if let Some(backend) = wanted {
-        let dispatch = match backend {
-            Backend::Cuda => ep::CUDA::default().build().error_on_failure(),
-            _ => coreml_provider().build().error_on_failure(),
-        };
+    let dispatch = match wanted {
+        Some(Backend::Cuda) => Some(ep::CUDA::default().build().error_on_failure()),
+        Some(Backend::CoreMl) => Some(coreml_provider().build().error_on_failure()),
+        Some(other) => bail!("{other} is not a device ONNX Runtime runs a graph on"),
+        None => None,
+    };
+    if let (Some(backend), Some(dispatch)) = (wanted, dispatch) {
         let attempt =
             builder().and_then(|b| b.with_execution_providers([dispatch]).map_err(|e| anyhow!("{e}"))).and_then(commit);
         match attempt {

@@ -8,7 +8,9 @@ pub mod device;
 mod fixed;
 pub mod load;
 pub mod onnx;
+pub mod placement;
 pub mod pool;
+mod recipe;
 pub mod server;
 pub mod stand_in;
 pub mod table;
@@ -46,4 +48,9 @@ pub trait Embedder: Send {
     fn device(&self) -> Placement;
     fn tokenizer(&self) -> Option<&tokenizers::Tokenizer>;
     fn embed(&mut self, texts: &[&str], kind: InputKind) -> Result<Embedded>;
+    /// Where the runtime ran the graph's nodes, when it was asked to record it
+    /// ([`onnx::Options::profile`]) and something ran since; the recording ends here.
+    fn placement(&mut self) -> Result<Option<placement::NodePlacement>> {
+        Ok(None)
+    }
 }

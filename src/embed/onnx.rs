@@ -1,7 +1,7 @@
 //! An [`Embedder`] over an ONNX graph: tokenise with the model's recipe, batch by tokens, build the
 //! feeds from what the session declares, run, pool, normalise.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, anyhow, bail};
 use ort::session::builder::PrepackedWeights;
@@ -12,7 +12,9 @@ use tokenizers::Tokenizer;
 use super::batch::{self, PadSide, Padded};
 use super::device::{self, Backend, Device, Placement};
 use super::fixed::{self, Fixed};
+use super::placement::{self, NodePlacement};
 use super::pool;
+use super::recipe::Recipe;
 use super::table::Table;
 use super::{Embedded, Embedder, InputKind};
 use crate::models::catalog::{Family, ModelSpec, Pooling, Role};
@@ -40,6 +42,9 @@ pub struct Options {
     /// What this process will mostly embed: its graph is loaded at once, the other one (prepared
     /// models have one for queries) at first use.
     pub purpose: InputKind,
+    /// Record where ONNX Runtime runs the first graph's nodes ([`OnnxEmbedder::placement`]):
+    /// its profile is written under this prefix until the placement is read.
+    pub profile: Option<PathBuf>,
 }
 
 impl Default for Options {
@@ -54,69 +59,16 @@ impl Default for Options {
             prepare: true,
             graph: None,
             purpose: InputKind::Document,
-        }
-    }
-}
-
-/// The model-specific parts: how text becomes ids and how hidden states become one vector.
-#[derive(Debug, Clone)]
-struct Recipe {
-    pooling: Pooling,
-    max_tokens: usize,
-    /// Appended to every input by the embedder (Qwen3's `<|endoftext|>`).
-    eot: Option<u32>,
-    query_template: Option<String>,
-    task: String,
-    query_prefix: String,
-    document_prefix: String,
-    pad_id: u32,
-    pad_side: PadSide,
-}
-
-impl Recipe {
-    fn format(&self, text: &str, kind: InputKind) -> String {
-        match kind {
-            InputKind::Query => match &self.query_template {
-                Some(t) => t.replace("{task}", &self.task).replace("{query}", text),
-                None => format!("{}{text}", self.query_prefix),
-            },
-            InputKind::Document => format!("{}{text}", self.document_prefix),
-        }
-    }
-
-    /// Token ids for one formatted text, and whether it was cut.
-    fn ids(&self, tokenizer: &Tokenizer, text: &str) -> Result<(Vec<u32>, bool)> {
-        match self.eot {
-            Some(eot) => {
-                // Encode without the post-processor (some revisions append the end token, some
-                // do not), cut to leave room for it, then append it exactly once.
-                let enc = tokenizer.encode(text, false).map_err(|e| anyhow!("tokenizer: {e}"))?;
-                let mut ids = enc.get_ids().to_vec();
-                let cut = ids.len() > self.max_tokens - 1;
-                ids.truncate(self.max_tokens - 1);
-                ids.push(eot);
-                Ok((ids, cut))
-            }
-            None => {
-                // Cut by hand too (the tokenizer itself never truncates: the chunker counts
-                // whole documents with it): the text's tokens up to the limit, then the special
-                // tokens the post-processor ends with (BERT's `[SEP]`), as its truncation does.
-                let enc = tokenizer.encode(text, true).map_err(|e| anyhow!("tokenizer: {e}"))?;
-                let ids = enc.get_ids();
-                if ids.len() <= self.max_tokens {
-                    return Ok((ids.to_vec(), false));
-                }
-                let tail = enc.get_special_tokens_mask().iter().rev().take_while(|&&m| m == 1).count();
-                let tail = tail.min(self.max_tokens);
-                let mut cut = ids[..self.max_tokens - tail].to_vec();
-                cut.extend_from_slice(&ids[ids.len() - tail..]);
-                Ok((cut, true))
-            }
+            profile: None,
         }
     }
 }
 
 pub struct OnnxEmbedder {
+    /// The slot of the graph loaded first (the one whose placement is recorded).
+    first: usize,
+    /// Seconds creating the first session took (graph optimisation, a provider's compilation).
+    load_secs: f64,
     spec: ModelSpec,
     /// `[documents, queries]`; one graph serves both unless the model was prepared with a
     /// query graph that continues from cached keys and values. Created at first use.
@@ -230,7 +182,10 @@ impl OnnxEmbedder {
             Some(f) => f.first().context("no fixed-shape graph")?.1.to_path_buf(),
             None => models[first].clone(),
         };
-        let (session, device) = device::session(runtime, &first_graph, opts.device, opts.threads, &prepacked)?;
+        let started = std::time::Instant::now();
+        let (session, device) =
+            device::session(runtime, &first_graph, opts.device, opts.threads, &prepacked, opts.profile.as_deref())?;
+        let load_secs = started.elapsed().as_secs_f64();
         if device.fallback.is_some() && prepared.is_some() && opts.graph.is_none() && target != Target::Cpu {
             // The accelerator could not be used: the CPU runs its own graph, not the one prepared
             // for the accelerator, and the placement still says why.
@@ -287,7 +242,32 @@ impl OnnxEmbedder {
             prepared,
             prefix,
             prefix_hits: 0,
+            first,
+            load_secs,
         })
+    }
+
+    /// Where ONNX Runtime ran the first graph's nodes, from its own profile of the runs so far
+    /// (at least one embedding must have run), and how long creating its session took. Profiling
+    /// ends here: `None` when it was not asked for ([`Options::profile`]) or already read.
+    fn read_placement(&mut self) -> Result<Option<NodePlacement>> {
+        if self.options.profile.take().is_none() {
+            return Ok(None);
+        }
+        let file = match self.fixed.as_mut() {
+            Some(fixed) => {
+                let (bucket, _) = fixed.first().context("no fixed-shape graph")?;
+                let mut session = fixed.take(bucket, &mut |_| bail!("the first graph's session is gone"))?;
+                let file = session.end_profiling();
+                fixed.put(bucket, session);
+                file?
+            }
+            None => self.sessions[self.first].as_mut().context("the first graph's session is gone")?.end_profiling()?,
+        };
+        let profile = std::fs::read_to_string(&file).with_context(|| format!("cannot read the profile {file}"));
+        let _ = std::fs::remove_file(&file);
+        let providers = placement::from_profile(&profile?)?;
+        Ok(Some(NodePlacement { providers, load_secs: self.load_secs }))
     }
 
     /// The ids the model sees for a text: instruction or prefix, special tokens, truncation.
@@ -323,7 +303,8 @@ impl OnnxEmbedder {
     fn session(&mut self, slot: usize) -> Result<&mut Session> {
         if self.sessions[slot].is_none() {
             let Options { device, threads, .. } = self.options;
-            let (session, _) = device::session(self.runtime, &self.models[slot], device, threads, &self.prepacked)?;
+            let (session, _) =
+                device::session(self.runtime, &self.models[slot], device, threads, &self.prepacked, None)?;
             self.sessions[slot] = Some(session);
         }
         Ok(self.sessions[slot].as_mut().expect("just made"))
@@ -384,7 +365,7 @@ impl OnnxEmbedder {
         let (runtime, prepacked) = (self.runtime, &self.prepacked);
         let fixed = self.fixed.as_mut().context("no fixed-shape graphs")?;
         let mut session =
-            fixed.take(bucket, &mut |path| Ok(device::session(runtime, path, device, threads, prepacked)?.0))?;
+            fixed.take(bucket, &mut |path| Ok(device::session(runtime, path, device, threads, prepacked, None)?.0))?;
         let result = self.feeds(&session, padded, None).and_then(|feeds| {
             let outputs = session.run_with_options(feeds, &self.run_options)?;
             pool_output(&outputs[self.output.as_str()], padded, &self.output, self.recipe.pooling)
@@ -556,6 +537,9 @@ impl Embedder for OnnxEmbedder {
         Some(&self.tokenizer)
     }
 
+    fn placement(&mut self) -> Result<Option<NodePlacement>> {
+        self.read_placement()
+    }
     fn embed(&mut self, texts: &[&str], kind: InputKind) -> Result<Embedded> {
         let mut seqs = Vec::with_capacity(texts.len());
         let mut truncated = 0;
@@ -592,31 +576,5 @@ impl Embedder for OnnxEmbedder {
             }
         }
         Ok(Embedded { vectors, tokens: lens.iter().sum(), truncated })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn qwen_recipe() -> Recipe {
-        Recipe {
-            pooling: Pooling::LastToken,
-            max_tokens: 8,
-            eot: Some(99),
-            query_template: Some("Instruct: {task}\nQuery:{query}".into()),
-            task: "Find it".into(),
-            query_prefix: String::new(),
-            document_prefix: String::new(),
-            pad_id: 99,
-            pad_side: PadSide::Left,
-        }
-    }
-
-    #[test]
-    fn queries_get_the_instruction_and_documents_do_not() {
-        let r = qwen_recipe();
-        assert_eq!(r.format("cats", InputKind::Query), "Instruct: Find it\nQuery:cats");
-        assert_eq!(r.format("cats", InputKind::Document), "cats");
     }
 }

@@ -10,9 +10,9 @@ use serde::Deserialize;
 
 use super::device::{Backend, Placement};
 use super::{Embedded, Embedder, InputKind, pool};
+use crate::models::catalog;
+use crate::models::reference::{ModelRef, SERVED_PREFIX};
 
-/// Model ids that name a model on an embedding server start with this (`openai:nomic-embed-text`).
-pub const PREFIX: &str = "openai:";
 /// Ollama's OpenAI-compatible API on this machine.
 pub const DEFAULT_URL: &str = "http://localhost:11434/v1";
 /// Inputs per request: small enough that a request that failed is cheap to send again.
@@ -54,8 +54,8 @@ impl Server {
     }
 }
 
-/// What a model family expects in front of queries and documents, from its model card. Models
-/// not listed get none.
+/// What a model family expects in front of queries and documents, from its model card (the
+/// catalog's `[[served]]` entries). Models not listed get none.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Prompts {
     pub query: String,
@@ -65,37 +65,14 @@ pub struct Prompts {
 /// Prompts for the model a server calls `name` (`qwen3-embedding:0.6b`, `nomic-embed-text`...);
 /// `task` is Qwen3's query instruction.
 pub fn prompts_for(name: &str, task: &str) -> Prompts {
-    let name = name.to_ascii_lowercase();
-    let both = |query: &str, document: &str| Prompts { query: query.into(), document: document.into() };
-    if name.contains("qwen3-embedding") {
-        both(&format!("Instruct: {task}\nQuery:"), "")
-    } else if name.contains("nomic-embed-text") {
-        both("search_query: ", "search_document: ")
-    } else if name.contains("embeddinggemma") {
-        both("task: search result | query: ", "title: none | text: ")
-    } else if name.contains("mxbai-embed-large")
-        || name.contains("snowflake-arctic-embed:")
-        || name.ends_with("snowflake-arctic-embed")
-    {
-        both("Represent this sentence for searching relevant passages: ", "")
-    } else if name.contains("e5-") || name.starts_with("e5") {
-        both("query: ", "passage: ")
-    } else {
-        Prompts::default()
-    }
+    let spec = catalog::served(name);
+    Prompts { query: spec.query_prefix.replace("{task}", task), document: spec.document_prefix }
 }
 
 /// The tokens a model reads, for the models that read fewer than a default chunk (384) holds
 /// (from their model cards and Ollama's library), so that chunks are cut to fit them.
 pub fn max_tokens_for(name: &str) -> usize {
-    let name = name.to_ascii_lowercase();
-    if name.contains("paraphrase-multilingual") {
-        128
-    } else if name.contains("all-minilm") {
-        256
-    } else {
-        MAX_TOKENS
-    }
+    catalog::served(name).max_tokens.unwrap_or(MAX_TOKENS)
 }
 
 pub struct ServerEmbedder {
@@ -111,12 +88,14 @@ pub struct ServerEmbedder {
 }
 
 impl ServerEmbedder {
-    /// `id` is `openai:NAME`. Embeds one text at once, so that a server that is down, a model it
-    /// does not have, or a refused key is said now, not in the middle of an index.
-    pub fn connect(id: &str, server: Server, dims: Option<usize>, task: &str) -> Result<Self> {
-        let Some(name) = id.strip_prefix(PREFIX).filter(|n| !n.is_empty()) else {
-            bail!("`{id}` names no model: use {PREFIX}NAME, NAME as the server calls it");
-        };
+    /// `name` is the server's name for the model. Embeds one text at once, so that a server that
+    /// is down, a model it does not have, or a refused key is said now, not in the middle of an
+    /// index.
+    pub fn connect(name: &str, server: Server, dims: Option<usize>, task: &str) -> Result<Self> {
+        let id = ModelRef::Served(name.to_string()).to_string();
+        if name.is_empty() {
+            bail!("`{id}` names no model: use {SERVED_PREFIX}NAME, NAME as the server calls it");
+        }
         let mut config = ureq::Agent::config_builder()
             .timeout_connect(Some(Duration::from_secs(5)))
             .timeout_global(Some(Duration::from_secs(300)))
@@ -127,7 +106,7 @@ impl ServerEmbedder {
         }
         let agent = config.build().into();
         let mut e = ServerEmbedder {
-            id: id.to_string(),
+            id,
             name: name.to_string(),
             prompts: prompts_for(name, task),
             max_tokens: max_tokens_for(name),

@@ -31,7 +31,7 @@ use crate::scan;
 use crate::store::docs::{DocOp, NewChunk, NewDocument};
 use crate::store::lock::{Role, WriterLock};
 use crate::store::vectors::VectorIndex;
-use crate::store::{Fingerprint, Stats, Store};
+use crate::store::{DEVICE_META, Fingerprint, Stats, Store};
 use crate::text::chunk;
 
 pub use embedding::Rate;
@@ -114,6 +114,8 @@ impl Writer {
         check_fingerprint(&mut store, &fingerprint, settings.rebuild)?;
         let vectors = VectorIndex::open(&store, embedder.dims())?;
         store.set_meta("vector_index", &vectors.describe().to_string())?;
+        // Where the model runs (and why not where it was asked to), for `status`.
+        store.set_meta(DEVICE_META, &embedder.device().to_string())?;
         Ok(Writer { store, vectors, embedder, opts, fingerprint, _lock: lock })
     }
 

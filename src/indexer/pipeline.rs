@@ -146,10 +146,8 @@ impl Loop<'_> {
                 self.files_left = 0;
                 self.batches = None;
             }
-            if self.batches.is_some() {
-                if self.feed()? {
-                    embed_start.get_or_insert_with(Instant::now);
-                }
+            if self.batches.is_some() && self.feed()? {
+                embed_start.get_or_insert_with(Instant::now);
             }
             if self.files_left == 0 && self.batches_out == 0 {
                 break;

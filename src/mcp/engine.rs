@@ -2,9 +2,9 @@
 //! the index's state, refresh it. The protocol layer ([`super::tools`]) only parses arguments and
 //! runs these on blocking threads, so they can be tested and timed without a client.
 //!
-//! One [`Searcher`] serves every call (behind a mutex; a search takes milliseconds) and looks for
-//! writers' commits before each use, so a watcher writing meanwhile is simply picked up. The query
-//! is embedded outside that lock, by the warm model ([`WarmModel`]).
+//! The searching is the query [`Session`]'s (as for the CLI and the TUI): one searcher, refreshed
+//! with what writers committed before each call, and the index's model kept warm in the
+//! background, keyword answers meanwhile.
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -13,9 +13,10 @@ use std::sync::atomic::AtomicBool;
 use anyhow::{Context, Result, bail};
 
 use super::access;
-use super::model::{ModelPlan, ModelState, WarmModel};
+use crate::embed::load::Plan;
 use crate::indexer::{self, Report, Writer};
-use crate::search::{Filter, KeywordOnly, MatchKind, Mode, Query, Searcher};
+use crate::search::{Filter, MatchKind, Mode};
+use crate::session::{self, Around, HitContext, ModelState, Note, Request, Session};
 use crate::store::TagCount;
 use crate::store::lock::{self, Holder, Role};
 use crate::watch;
@@ -27,11 +28,9 @@ pub const MAX_LINES: usize = 1_000;
 /// What the server is started with.
 pub struct Setup {
     pub index_dir: PathBuf,
-    pub model: ModelPlan,
+    pub model: Plan,
     /// Results, mode and per-document cap when a call names none.
-    pub k: usize,
-    pub mode: Mode,
-    pub per_doc: usize,
+    pub defaults: session::Defaults,
     /// How the `index` tool chunks and scans (as `qsearch index` would).
     pub index_options: indexer::Options,
 }
@@ -42,6 +41,8 @@ pub struct SearchRequest {
     pub k: Option<usize>,
     pub mode: Option<Mode>,
     pub filter: Filter,
+    /// Lines before and after each hit's line, and its neighbouring chunks.
+    pub around: Around,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -52,7 +53,7 @@ pub struct SearchOut {
     /// Chunks not embedded yet: semantic results cover only the rest.
     pub pending: u64,
     /// Why results are keyword-only or partial, when they are.
-    pub notes: Vec<String>,
+    pub notes: Vec<Note>,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -74,6 +75,9 @@ pub struct HitOut {
     pub tags: Vec<String>,
     /// The note's own date, else the file's modification time (RFC 3339, local time).
     pub date: String,
+    /// The lines around the hit and its neighbouring chunks, when asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub context: Option<HitContext>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -104,7 +108,9 @@ pub struct StatusOut {
     pub pending: u64,
     /// What the index's vectors were made with (none before anything was embedded).
     pub indexed_with: Option<String>,
-    /// This server's copy of that model.
+    /// Where a writer (`qsearch index`, the watcher) last ran the model.
+    pub indexed_on: Option<String>,
+    /// This server's copy of that model (where it runs, when ready).
     pub model: ModelState,
     /// The process holding the writer lock, if any.
     pub writer: Option<Holder>,
@@ -124,12 +130,7 @@ pub struct IndexOut {
 }
 
 pub struct Engine {
-    dir: PathBuf,
-    searcher: Mutex<Option<Searcher>>,
-    model: WarmModel,
-    k: usize,
-    mode: Mode,
-    per_doc: usize,
+    session: Session,
     index_options: indexer::Options,
     /// One `index` call at a time.
     writing: Mutex<()>,
@@ -137,89 +138,39 @@ pub struct Engine {
 
 impl Engine {
     pub fn new(setup: Setup) -> Engine {
-        Engine {
-            dir: setup.index_dir,
-            searcher: Mutex::new(None),
-            model: WarmModel::new(setup.model),
-            k: setup.k,
-            mode: setup.mode,
-            per_doc: setup.per_doc,
-            index_options: setup.index_options,
-            writing: Mutex::new(()),
-        }
+        let session = Session::new(
+            session::Setup { index_dir: setup.index_dir, model: setup.model, defaults: setup.defaults },
+            None,
+        );
+        Engine { session, index_options: setup.index_options, writing: Mutex::new(()) }
     }
 
     pub fn index_dir(&self) -> &Path {
-        &self.dir
+        self.session.index_dir()
     }
 
     /// Opens the index, loads its vector graph and starts loading its model, so the first
     /// search does not wait for them. Errors are left for the calls to report.
     pub fn warm_up(&self) {
-        let fp = self.with_searcher(|s| {
-            let fp = s.fingerprint()?;
-            if fp.is_some() {
-                s.load_vectors()?;
-            }
-            Ok(fp)
-        });
-        if let Ok(Some(fp)) = fp {
-            self.model.ensure(&fp);
-        }
-    }
-
-    /// Runs `f` on the searcher, opened on first use and refreshed with what writers committed.
-    fn with_searcher<T>(&self, f: impl FnOnce(&mut Searcher) -> Result<T>) -> Result<T> {
-        let mut guard = self.searcher.lock().unwrap_or_else(|p| p.into_inner());
-        if guard.is_none() {
-            *guard = Some(Searcher::open(&self.dir)?);
-        }
-        let searcher = guard.as_mut().expect("opened above");
-        searcher.refresh()?;
-        f(searcher)
+        let _ = self.session.warm_up();
     }
 
     pub fn search(&self, req: &SearchRequest) -> Result<SearchOut> {
-        if req.query.trim().is_empty() {
-            bail!("the query is empty");
-        }
-        let mode = req.mode.unwrap_or(self.mode);
-        let q = Query {
+        let request = Request {
             text: req.query.clone(),
-            k: req.k.unwrap_or(self.k).clamp(1, MAX_K),
-            mode,
+            k: Some(req.k.unwrap_or(self.session.defaults().k).clamp(1, MAX_K)),
+            mode: req.mode,
             filter: req.filter.clone(),
-            per_doc: self.per_doc,
+            per_doc: None,
+            around: req.around,
         };
-        let fp = self.with_searcher(|s| s.fingerprint())?;
-        let mut why = None;
-        let mut vector = None;
-        if mode.needs_vectors() {
-            match self.model.query_vector(fp.as_ref(), &q.text) {
-                Ok(v) => vector = Some(v),
-                Err(reason) => why = Some(reason),
-            }
-        }
-        let results = self.with_searcher(|s| {
-            if vector.is_some() && s.load_vectors().is_err() {
-                why = Some(KeywordOnly::VectorFileUnreadable);
-                vector = None;
-            }
-            s.search(&q, vector.as_deref())
-        })?;
-        let mut notes: Vec<String> = why.or(results.semantic_note.clone()).iter().map(ToString::to_string).collect();
-        if results.pending > 0 && mode.needs_vectors() {
-            notes.push(format!("{} chunks are not embedded yet: semantic results are partial", results.pending));
-        }
-        if let Some(note) = results.filter_note() {
-            notes.push(note);
-        } else if results.hits.is_empty() {
-            notes.push("no results".into());
-        }
-        let hits = results
+        let answer = self.session.search(&request)?;
+        let hits = answer
+            .results
             .hits
             .into_iter()
-            .map(|h| HitOut {
+            .zip(answer.context)
+            .map(|(h, context)| HitOut {
                 path: h.path,
                 line: h.line,
                 end_line: h.end_line,
@@ -230,36 +181,41 @@ impl Engine {
                 chunk_id: h.chunk_id,
                 tags: h.tags,
                 date: h.date,
+                context,
             })
             .collect();
-        Ok(SearchOut { query: q.text, mode, hits, pending: results.pending, notes })
+        Ok(SearchOut {
+            query: answer.query,
+            mode: answer.mode,
+            hits,
+            pending: answer.results.pending,
+            notes: answer.notes,
+        })
     }
 
     /// A file's lines (or a chunk's), numbered; only files of the index under its folders.
     pub fn get(&self, req: &GetRequest) -> Result<GetOut> {
+        self.session.refresh()?;
         let (requested, chunk_lines) = match (&req.path, req.chunk_id) {
             (Some(_), Some(_)) => bail!("give either a path or a chunk_id, not both"),
             (None, None) => bail!("give a path (or a chunk_id from a search hit)"),
             (Some(p), None) => (p.clone(), None),
             (None, Some(id)) => {
-                let row = self.with_searcher(|s| s.chunk(id))?.with_context(|| {
+                let row = self.session.with_searcher(|s| s.chunk(id))?.with_context(|| {
                     format!("no chunk {id} in the index (its file may have changed since: search again)")
                 })?;
                 (row.path, Some((row.start_line, row.end_line)))
             }
         };
-        let roots: Vec<PathBuf> = self.with_searcher(|s| s.roots())?.into_iter().map(|r| r.path).collect();
+        let roots: Vec<PathBuf> = self.session.with_searcher(|s| s.roots())?.into_iter().map(|r| r.path).collect();
         let real = access::resolve(&requested, &roots)?;
-        if !self.with_searcher(|s| s.has_document(&real))? {
+        if !self.session.with_searcher(|s| s.has_document(&real))? {
             bail!(
                 "{requested} is not in the index (ignored, skipped or not indexed yet): only indexed files can be read"
             );
         }
-        let bytes = std::fs::read(&real).with_context(|| format!("cannot read {}", real.display()))?;
         // The text as indexed (HTML without tags, a PDF's pages), which chunks' lines count in.
-        let kind = crate::text::kind::of(&real).unwrap_or(crate::text::kind::Kind::Text);
-        let text =
-            crate::text::readable(&bytes, kind).map_err(|e| anyhow::anyhow!("cannot show {requested}: {e}"))?.text;
+        let text = session::context::indexed_text(&real)?;
         let (start, end) = match chunk_lines {
             Some((s, e)) => (req.start_line.unwrap_or(s), req.end_line.unwrap_or(e)),
             None => (req.start_line.unwrap_or(1), req.end_line.unwrap_or(usize::MAX)),
@@ -269,22 +225,25 @@ impl Engine {
     }
 
     pub fn status(&self) -> Result<StatusOut> {
-        let (stats, folders) = self.with_searcher(|s| Ok((s.stats()?, s.roots()?)))?;
-        if let Some(fp) = &stats.fingerprint {
-            self.model.ensure(fp);
+        self.session.refresh()?;
+        let status = self.session.status()?;
+        let folders = self.session.with_searcher(|s| s.roots())?;
+        match &status.stats.fingerprint {
+            Some(fp) => self.session.model().ensure(fp),
+            None => self.session.model().clear(),
         }
-        let writer = lock::holder(&self.dir);
-        let watcher = writer.as_ref().filter(|h| h.role == Role::Watch).and_then(|_| watch::State::read(&self.dir));
+        let stats = status.stats;
         Ok(StatusOut {
-            index: self.dir.clone(),
+            index: status.index,
             folders: folders.into_iter().map(|r| r.display).collect(),
             files: stats.documents,
             chunks: stats.chunks,
             pending: stats.pending,
             indexed_with: stats.fingerprint.as_ref().map(ToString::to_string),
-            model: self.model.state(),
-            writer,
-            watcher,
+            indexed_on: status.device,
+            model: self.session.model().state(),
+            writer: status.writer,
+            watcher: status.watcher,
             tags: stats.tags,
         })
     }
@@ -293,7 +252,8 @@ impl Engine {
     /// through the index's [`Writer`]; when a watcher owns the index, changes nothing and says so.
     pub fn index(&self, folder: Option<&str>, cancel: &AtomicBool) -> Result<IndexOut> {
         let _one = self.writing.lock().unwrap_or_else(|p| p.into_inner());
-        let registered: Vec<PathBuf> = self.with_searcher(|s| s.roots())?.into_iter().map(|r| r.path).collect();
+        self.session.refresh()?;
+        let registered: Vec<PathBuf> = self.session.with_searcher(|s| s.roots())?.into_iter().map(|r| r.path).collect();
         let roots = match folder.map(str::trim).filter(|f| !f.is_empty()) {
             None => registered,
             Some(f) => {
@@ -305,7 +265,8 @@ impl Engine {
             }
         };
         let folders = roots.iter().map(|r| r.display().to_string()).collect();
-        match lock::holder(&self.dir) {
+        let dir = self.index_dir();
+        match lock::holder(dir) {
             Some(h) if h.role == Role::Watch => {
                 return Ok(IndexOut {
                     refreshed: false,
@@ -324,7 +285,7 @@ impl Engine {
         }
         let settings =
             indexer::Settings { role: Role::Mcp, rebuild: indexer::Rebuild::No, options: self.index_options.clone() };
-        let mut writer = Writer::open(&self.dir, settings, |fp| self.model.for_writer(fp))?;
+        let mut writer = Writer::open(dir, settings, |fp| self.session.model().for_writer(fp))?;
         let report = writer.update(&roots, &mut |_| {}, cancel)?;
         drop(writer);
         let note = match &report.embed_error {

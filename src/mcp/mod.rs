@@ -2,13 +2,12 @@
 //! assistants search the user's notes and code with the same index, the same hybrid ranking and a
 //! warm model. [`engine`] does the work as plain blocking functions; [`tools`] is the protocol
 //! face (the official Rust SDK, `rmcp`), served on stdio ([`serve_stdio`]) or streamable HTTP
-//! ([`http`]); [`access`] decides which files an agent may read; [`model`] keeps the index's
-//! model loaded in the background.
+//! ([`http`]); [`access`] decides which files an agent may read. The searching and the warm model
+//! are the query session's ([`crate::session`]), as for the CLI and the TUI.
 
 pub mod access;
 pub mod engine;
 pub mod http;
-pub mod model;
 pub mod tools;
 
 use std::sync::Arc;
@@ -17,7 +16,6 @@ use anyhow::Result;
 use rmcp::ServiceExt;
 
 pub use engine::{Engine, Setup};
-pub use model::ModelPlan;
 pub use tools::Server;
 
 /// Starts opening the index and loading its model in the background, so the first calls find

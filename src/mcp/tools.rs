@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::engine::{Engine, GetRequest, SearchRequest};
 use crate::search::{Filter, Mode};
+use crate::session::Around;
 
 #[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
@@ -64,7 +65,17 @@ pub struct SearchParams {
     /// Only files modified before: a date (that day included) or a time ago.
     #[serde(default)]
     pub until: Option<String>,
+    /// Lines of the file to return before and after each hit's line (0 to 50; default none), as `grep -C`: in each hit's `context.lines`.
+    #[serde(default)]
+    #[schemars(range(min = 0, max = 50))]
+    pub context_lines: Option<u32>,
+    /// Also return each hit's chunk with the chunks before and after it in its document, in `context.neighbours`.
+    #[serde(default)]
+    pub neighbours: Option<bool>,
 }
+
+/// Most lines of context a hit gets on each side.
+const MAX_CONTEXT_LINES: u32 = 50;
 
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct GetParams {
@@ -107,7 +118,8 @@ impl Server {
     #[tool(
         description = "Search the user's indexed notes, documents and code (local hybrid keyword + semantic search). \
         Returns hits best first, each with path, line (first matching line), end_line (end of the matching chunk), \
-        heading, score, match (keyword, semantic or both), snippet and chunk_id; read more of a hit with `get`. \
+        heading, score, match (keyword, semantic or both), snippet and chunk_id; read more of a hit with `get`, or ask \
+        for `context_lines` around each hit and its `neighbours` (the chunks before and after). \
         `notes` says when results are keyword-only (the model is still loading) or partial. Narrow with `path`, \
         `type`, `tags` (frontmatter) and `since`/`until` (the note's frontmatter date, else the file's modification time).",
         annotations(title = "Search the index", read_only_hint = true, open_world_hint = false)
@@ -126,7 +138,12 @@ impl Server {
             Ok(f) => f,
             Err(e) => return Ok(CallToolResult::error(vec![ContentBlock::text(e.to_string())])),
         };
-        let req = SearchRequest { query: p.query, k: p.k.map(|k| k as usize), mode: p.mode.map(Mode::from), filter };
+        let around = Around {
+            lines: p.context_lines.unwrap_or(0).min(MAX_CONTEXT_LINES) as usize,
+            neighbours: p.neighbours.unwrap_or(false),
+        };
+        let req =
+            SearchRequest { query: p.query, k: p.k.map(|k| k as usize), mode: p.mode.map(Mode::from), filter, around };
         let engine = self.engine.clone();
         blocking(move || engine.search(&req).map(|out| structured(&out))).await
     }

@@ -75,15 +75,39 @@ fn main_revision() -> String {
     "main".into()
 }
 
+/// A family of models on embedding servers (`openai:NAME`), by the server's names for them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct ServedSpec {
+    /// A server's name belongs to this family when it contains one of these, read as `/NAME:`.
+    pub names: Vec<String>,
+    /// In front of queries; `{task}` is the query instruction.
+    #[serde(default)]
+    pub query_prefix: String,
+    #[serde(default)]
+    pub document_prefix: String,
+    /// Tokens the model reads, when fewer than a chunk holds.
+    pub max_tokens: Option<usize>,
+}
+
 #[derive(Deserialize)]
 struct CatalogFile {
     model: Vec<ModelSpec>,
+    #[serde(default)]
+    served: Vec<ServedSpec>,
+}
+
+fn catalog() -> CatalogFile {
+    toml::from_str(include_str!("../../assets/models.toml")).expect("assets/models.toml is valid")
 }
 
 pub fn all() -> Vec<ModelSpec> {
-    let parsed: CatalogFile =
-        toml::from_str(include_str!("../../assets/models.toml")).expect("assets/models.toml is valid");
-    parsed.model
+    catalog().model
+}
+
+/// What the catalog knows of the model a server calls `name` (none: no prompts, no limit).
+pub fn served(name: &str) -> ServedSpec {
+    let key = format!("/{}:", name.to_ascii_lowercase());
+    catalog().served.into_iter().find(|s| s.names.iter().any(|n| key.contains(n.as_str()))).unwrap_or_default()
 }
 
 pub fn find(id: &str) -> Result<ModelSpec> {

@@ -5,4 +5,5 @@
 pub mod catalog;
 pub mod choice;
 pub mod prepare;
+pub mod reference;
 pub mod source;

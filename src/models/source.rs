@@ -61,6 +61,7 @@ pub struct Sources {
 }
 
 /// Progress of a long step: a message, or bytes done of a total.
+#[derive(Debug, Clone, Copy)]
 pub enum Event<'a> {
     Message(&'a str),
     Bytes { file: &'a str, done: u64, total: Option<u64> },
@@ -107,7 +108,7 @@ pub fn references_external_data(model: &Path) -> bool {
 
 /// Looks for a file without fetching anything.
 pub fn find_local(spec: &ModelSpec, file: &FileSpec, user_dir: Option<&Path>) -> Option<Located> {
-    let at = |path: PathBuf, origin: Origin| path.is_file().then(|| Located { role: file.role, path, origin });
+    let at = |path: PathBuf, origin: Origin| path.is_file().then_some(Located { role: file.role, path, origin });
     if let Some(dir) = user_dir {
         let base = Path::new(&file.path).file_name().unwrap();
         if let Some(found) = at(dir.join(&file.path), Origin::UserDir).or_else(|| at(dir.join(base), Origin::UserDir)) {

@@ -37,7 +37,7 @@ pub fn snippet(text: &str, terms: &[String], width: usize) -> Snippet {
     while !text.is_char_boundary(start) {
         start -= 1;
     }
-    if let Some(nl) = text[..center.min(text.len())].rfind('\n').filter(|&nl| nl + 1 >= start && nl + 1 <= center) {
+    if let Some(nl) = text[..center.min(text.len())].rfind('\n').filter(|&nl| nl + 1 >= start && nl < center) {
         start = nl + 1;
     }
     let mut end = (start + width).min(text.len());

@@ -11,10 +11,13 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::models::reference::ModelRef;
 use anyhow::{Context, Result, bail};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
 pub const DB_FILE: &str = "index.sqlite";
+/// The `meta` key of where the model last ran for a writer.
+pub const DEVICE_META: &str = "device";
 
 const MIGRATIONS: &[(&str, &str)] = &[
     ("0001_init", include_str!("../../migrations/0001_init.sql")),
@@ -42,10 +45,12 @@ impl Fingerprint {
     /// The model's id, without the dimensions the embedder adds to it ("all-minilm-l6-v2:384d"
     /// -> "all-minilm-l6-v2", "openai:qwen3-embedding:0.6b:1024d" -> "openai:qwen3-embedding:0.6b").
     pub fn model_id(&self) -> &str {
-        match self.model.rsplit_once(':') {
-            Some((id, dims)) if dims.strip_suffix('d').is_some_and(|n| n.parse::<usize>().is_ok()) => id,
-            _ => &self.model,
-        }
+        self.model.strip_suffix(&format!(":{}d", self.dims)).unwrap_or(&self.model)
+    }
+
+    /// The model the vectors were made with.
+    pub fn model_ref(&self) -> ModelRef {
+        ModelRef::parse(self.model_id())
     }
 }
 
@@ -159,6 +164,12 @@ impl Store {
 
     pub fn set_model_dir(&self, dir: &Path) -> Result<()> {
         self.set_meta("model_dir", &dir.to_string_lossy())
+    }
+
+    /// Where the index's model last ran for a writer (`CPU`, `CUDA`, `CPU (CUDA unavailable:
+    /// ...)`), for `status`.
+    pub fn device(&self) -> Result<Option<String>> {
+        self.meta(DEVICE_META)
     }
 
     /// The embedding server the index's `openai:` model was asked (`--endpoint`), so that later

@@ -27,7 +27,7 @@ pub struct HitRow {
 }
 
 /// A chunk of a document with its place in the document (for previews).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct ChunkSpan {
     pub chunk_id: i64,
     pub start_byte: usize,

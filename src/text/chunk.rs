@@ -189,7 +189,7 @@ impl Budgets {
         // A path takes at most a token a byte (and one for the blank line after it): when even
         // that many fit, there is nothing to count.
         let bytes: usize = chunk.heading.iter().map(|h| h.len() + HEADING_SEP.len()).sum();
-        if s.room == usize::MAX || s.tokens + bytes + 1 <= s.room {
+        if s.room == usize::MAX || s.tokens + bytes < s.room {
             return s.tokens;
         }
         let path = chunk.heading_path();
@@ -335,10 +335,10 @@ pub fn split(text: &str, kind: Kind, settings: Settings, sizer: impl ChunkSizer)
 
 /// `text` cut along its structure into chunks of at most `settings.tokens`, headings aside.
 fn split_structure<S: ChunkSizer>(text: &str, kind: Kind, settings: Settings, sizer: &S) -> Vec<Chunk> {
-    if let Kind::Code(Some(lang)) = kind {
-        if let Some(chunks) = super::code::split(text, lang, settings, sizer) {
-            return chunks;
-        }
+    if let Kind::Code(Some(lang)) = kind
+        && let Some(chunks) = super::code::split(text, lang, settings, sizer)
+    {
+        return chunks;
     }
     if kind == Kind::Pdf {
         return pdf_pages(text, settings, sizer);

@@ -358,10 +358,10 @@ fn heading(group: &[&Unit]) -> Vec<String> {
     let mut path = first[..common].to_vec();
     let mut names: Vec<&str> = Vec::new();
     for u in group {
-        if let Some(name) = u.path.get(common) {
-            if !names.contains(&name.as_str()) {
-                names.push(name);
-            }
+        if let Some(name) = u.path.get(common)
+            && !names.contains(&name.as_str())
+        {
+            names.push(name);
         }
     }
     if !names.is_empty() {

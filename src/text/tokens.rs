@@ -232,10 +232,10 @@ pub fn piece_end(s: &str, i: usize) -> usize {
     let width = c.len_utf8();
     let next = rest[width..].chars().next();
     // (?i:'s|'t|'re|'ve|'m|'ll|'d)
-    if c == '\'' {
-        if let Some(n) = contraction(&rest[1..]) {
-            return i + 1 + n;
-        }
+    if c == '\''
+        && let Some(n) = contraction(&rest[1..])
+    {
+        return i + 1 + n;
     }
     // [^\r\n\p{L}\p{N}]?\p{L}+
     if is_letter(c) {

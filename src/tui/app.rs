@@ -127,7 +127,7 @@ impl App {
             preview_top: None,
             help: false,
             index: IndexState::Opening,
-            model: ModelState::Waiting("opening the index".into()),
+            model: ModelState::None,
             notice: None,
             size: config.size,
             ticks: 0,
@@ -351,7 +351,7 @@ impl App {
     pub fn selected_hit(&self) -> Option<(&Hit, Option<&Context>)> {
         let shown = self.shown.as_ref()?;
         let hit = shown.found.results.hits.get(self.selected)?;
-        Some((hit, shown.found.contexts.get(self.selected).and_then(Option::as_ref)))
+        Some((hit, shown.found.context.get(self.selected).and_then(Option::as_ref)))
     }
 
     fn select(&mut self, index: usize) {
@@ -429,7 +429,7 @@ impl App {
         if let Some(e) = &self.error {
             return Some(format!("search failed: {e}"));
         }
-        if let ModelState::Failed(e) = &self.model {
+        if let ModelState::Failed { error: e, .. } = &self.model {
             let first = e.lines().next().unwrap_or_default();
             return Some(format!("no semantic search ({first}); keyword search works. `qsearch doctor` tells more"));
         }

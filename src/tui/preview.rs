@@ -13,7 +13,7 @@ use super::wrap::wrap;
 pub type Piece = crate::store::read::ChunkSpan;
 
 /// A hit's chunk and its neighbours, in document order.
-pub type Context = crate::search::answer::Neighbourhood;
+pub type Context = crate::session::HitContext;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Tone {
@@ -89,7 +89,7 @@ struct Assembled {
 /// The pieces joined back into the document's text: overlaps are dropped, and a gap (blank text
 /// between chunks) is replaced by the right number of line breaks.
 fn assemble(hit: &Hit, context: Option<&Context>) -> Assembled {
-    let pieces = context.map(|c| c.pieces.as_slice()).unwrap_or_default();
+    let pieces = context.map(|c| c.neighbours.as_slice()).unwrap_or_default();
     let fallback = || Assembled {
         text: hit.text.clone(),
         first_line: hit.end_line.saturating_sub(hit.text.trim_end_matches('\n').matches('\n').count()).max(1),
@@ -202,7 +202,8 @@ mod tests {
     #[test]
     fn neighbours_join_without_their_overlap() {
         let doc = "one\ntwo\nthree reflog\nfour\nfive\n";
-        let context = Context { pieces: vec![piece(1, doc, 0..8), piece(2, doc, 4..26), piece(3, doc, 21..31)] };
+        let context =
+            Context { neighbours: vec![piece(1, doc, 0..8), piece(2, doc, 4..26), piece(3, doc, 21..31)], lines: None };
         let h = hit(2, &doc[4..26], 3, 4);
         let p = build(&h, Some(&context), &["reflog".into()], 40);
         assert_eq!(p.text(), doc);

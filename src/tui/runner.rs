@@ -14,7 +14,7 @@ use crate::search::Mode;
 use super::app::{App, Config, Effect, Event};
 use super::event::{Events, Message};
 use super::terminal::Session;
-use super::worker::{ModelPlan, Setup, Sink, Worker};
+use super::worker::{Setup, Sink, Worker};
 use super::{editor, ui};
 
 /// How often the screen is redrawn without input (the loading spinner).
@@ -30,7 +30,8 @@ pub struct Options {
     pub per_doc: usize,
     /// False under `NO_COLOR`.
     pub color: bool,
-    pub model: ModelPlan,
+    /// How the index's model is chosen and loaded.
+    pub model: crate::embed::load::Plan,
     /// Where log lines go while the terminal belongs to the UI.
     pub log: tracing::Dispatch,
 }

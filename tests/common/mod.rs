@@ -90,28 +90,19 @@ pub fn cosine(a: &[f32], b: &[f32]) -> f64 {
     dot / (na * nb)
 }
 
-/// The engine with the stand-in model, as `qsearch mcp --model stand-in` would build it.
-pub fn mcp_engine(index: &Path, plan: qsearch::mcp::ModelPlan) -> qsearch::mcp::Engine {
+/// The engine with `plan`'s model, as `qsearch mcp` would build it.
+pub fn mcp_engine(index: &Path, plan: qsearch::embed::load::Plan) -> qsearch::mcp::Engine {
     qsearch::mcp::Engine::new(qsearch::mcp::Setup {
         index_dir: index.to_path_buf(),
         model: plan,
-        k: 10,
-        mode: qsearch::search::Mode::Hybrid,
-        per_doc: 2,
+        defaults: Default::default(),
         index_options: Default::default(),
     })
 }
 
-pub fn stand_in_plan() -> qsearch::mcp::ModelPlan {
-    std::sync::Arc::new(|fp, _| {
-        Ok(qsearch::embed::load::Settings {
-            choice: qsearch::models::choice::Choice::Named("stand-in".into()),
-            sources: qsearch::models::source::Sources { user_dir: None, allow_pip: false, allow_download: false },
-            server: Default::default(),
-            ort_lib: None,
-            options: qsearch::embed::onnx::Options { dims: fp.map(|f| f.dims), ..Default::default() },
-        })
-    })
+/// The stand-in model, as `--model stand-in` names it.
+pub fn stand_in_plan() -> qsearch::embed::load::Plan {
+    qsearch::embed::load::Plan::named(qsearch::models::reference::ModelRef::StandIn)
 }
 
 pub mod pdf;

@@ -21,9 +21,11 @@ mod attention;
 mod coreml;
 mod fp16;
 mod proto;
+mod shapes;
 mod token_table;
 
-pub use coreml::{BUCKETS, Bucket, COREML_OPS, outside_coreml, pick};
+pub use coreml::{COREML_OPS, outside_coreml};
+pub use shapes::{BUCKETS, Bucket, pick};
 
 use std::fs;
 use std::path::{Path, PathBuf};

@@ -266,7 +266,10 @@ fn failures_become_notices() {
     assert!(!app.searching);
     assert_eq!(app.notice_line().unwrap(), "search failed: invalid glob");
     app.update(ctrl('u'));
-    app.update(Event::Worker(Reply::Model(ModelState::Failed("no model files\nmore detail".into()))));
+    app.update(Event::Worker(Reply::Model(ModelState::Failed {
+        model: "m".into(),
+        error: "no model files\nmore detail".into(),
+    })));
     let notice = app.notice_line().unwrap();
     assert!(
         notice.contains("no model files") && !notice.contains("more detail") && notice.contains("qsearch doctor"),

@@ -21,7 +21,7 @@ pub fn app(w: u16, h: u16) -> App {
     });
     app.update(Event::Worker(Reply::Index(ready(None))));
     app.update(Event::Worker(Reply::Model(ModelState::Ready {
-        id: "stand-in".into(),
+        model: "stand-in".into(),
         device: "CPU".into(),
         notes: Vec::new(),
     })));
@@ -95,12 +95,12 @@ pub fn hits(n: usize) -> Vec<Hit> {
 }
 
 pub fn answer(generation: u64, complete: bool, hits: Vec<Hit>) -> Event {
-    let contexts = vec![None; hits.len()];
+    let context = vec![None; hits.len()];
     Event::Worker(Reply::Answer(Answer {
         generation,
         complete,
         latency: Duration::from_millis(4),
-        outcome: Ok(Found { results: Results { hits, ..Default::default() }, contexts }),
+        outcome: Ok(Found { results: Results { hits, ..Default::default() }, context, ..Default::default() }),
     }))
 }
 
@@ -127,7 +127,8 @@ pub fn cjk_answer(generation: u64) -> Event {
         latency: Duration::from_millis(12),
         outcome: Ok(Found {
             results: Results { hits: vec![h, other], ..Default::default() },
-            contexts: vec![Some(Context { pieces }), None],
+            context: vec![Some(Context { neighbours: pieces, lines: None }), None],
+            ..Default::default()
         }),
     }))
 }

@@ -123,7 +123,7 @@ fn no_color_draws_without_colours() {
     let mut app = searched(80, 24, "reflog");
     app.color = false;
     app.update(answer(6, true, hits(3)));
-    app.update(Event::Worker(Reply::Model(ModelState::Failed("no model".into()))));
+    app.update(Event::Worker(Reply::Model(ModelState::Failed { model: "m".into(), error: "no model".into() })));
     let buffer = draw(&app);
     for cell in buffer.content() {
         assert_eq!((cell.fg, cell.bg), (Color::Reset, Color::Reset), "{cell:?}");
@@ -157,7 +157,7 @@ fn missing_and_broken_indexes_say_what_to_do() {
 fn loading_model_and_empty_states() {
     let mut app = app(100, 24);
     app.update(Event::Worker(Reply::Model(ModelState::Loading {
-        id: "qwen3-embedding-0.6b".into(),
+        model: "qwen3-embedding-0.6b".into(),
         step: "model.onnx 40%".into(),
     })));
     let lines = rows(&draw(&app));
@@ -214,7 +214,7 @@ fn a_crowded_status_line_leaves_out_whole_parts() {
     info.stats.pending = 4144;
     app.update(Event::Worker(Reply::Index(IndexState::Ready(info))));
     app.update(Event::Worker(Reply::Model(ModelState::Ready {
-        id: "all-minilm-l6-v2".into(),
+        model: "all-minilm-l6-v2".into(),
         device: "CPU".into(),
         notes: vec![],
     })));

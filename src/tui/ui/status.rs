@@ -66,17 +66,17 @@ pub fn parts(app: &App, theme: &Theme) -> Vec<Part> {
         }
     }
     out.push(match &app.model {
-        ModelState::Waiting(_) => part("keyword only".into(), theme.dim()),
-        ModelState::Loading { id, step } => Part {
-            text: format!("{} {id}: {step}", SPINNER[app.ticks as usize % SPINNER.len()]),
+        ModelState::None => part("keyword only".into(), theme.dim()),
+        ModelState::Loading { model, step } => Part {
+            text: format!("{} {model}: {step}", SPINNER[app.ticks as usize % SPINNER.len()]),
             style: theme.notice(),
             cut: true,
         },
-        ModelState::Ready { id, device, .. } if device.starts_with("CUDA") || device.starts_with("CoreML") => {
-            part(format!("{id} on {device}"), theme.plain())
+        ModelState::Ready { model, device, .. } if device.starts_with("CUDA") || device.starts_with("CoreML") => {
+            part(format!("{model} on {device}"), theme.plain())
         }
-        ModelState::Ready { id, .. } => part(id.clone(), theme.plain()),
-        ModelState::Failed(_) => part("model failed".into(), theme.error()),
+        ModelState::Ready { model, .. } => part(model.clone(), theme.plain()),
+        ModelState::Failed { .. } => part("model failed".into(), theme.error()),
     });
     if let IndexState::Ready(info) = &app.index {
         out.push(match info.writer.as_deref() {

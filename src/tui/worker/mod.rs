@@ -1,15 +1,17 @@
 //! The background side of the UI. Two threads, so a keystroke never waits on the model:
 //!
-//! - the search thread owns the [`Searcher`](crate::search::Searcher). For each query it answers
-//!   with keyword results at once, then asks for the query's embedding and answers again with
-//!   semantic or hybrid results when the vector comes back. Queries that piled up while it was
-//!   busy are skipped: only the newest is computed. Every second or so it looks whether the index
-//!   changed underneath (a watcher, `qsearch index` elsewhere) and answers the current query again.
-//! - the embed thread loads the model (its progress is shown) and then keeps it warm, embedding
-//!   the newest query text it is given ([`slot::Slot`]: a request replaces the one still waiting).
+//! - the search thread answers queries through the query [`Session`] (the one the CLI and the
+//!   MCP server use). For each query it answers with keyword results at once, then asks for the
+//!   query's embedding and answers again with semantic or hybrid results when the vector comes
+//!   back. Queries that piled up while it was busy are skipped: only the newest is computed.
+//!   Every second or so it looks whether the index changed underneath (a watcher, `qsearch index`
+//!   elsewhere) and answers the current query again.
+//! - the embed thread embeds the newest query text it is given with the session's warm model
+//!   ([`slot::Slot`]: a request replaces the one still waiting). The model itself is loaded by
+//!   the session, in the background; its states come to the UI as they change.
 //!
 //! Every answer carries the generation number of the query it answers; the app drops those that
-//! are not its current generation. The answers themselves come from [`crate::search::answer`].
+//! are not its current generation.
 
 mod embed;
 mod search;
@@ -20,22 +22,20 @@ use std::sync::Arc;
 use std::sync::mpsc::{Sender, channel};
 use std::time::{Duration, Instant};
 
-use anyhow::Result;
-
-use crate::embed::load::Settings;
-use crate::search::Query;
-pub use crate::search::answer::Found;
-use crate::store::{Fingerprint, Stats};
-
-/// How the model for an index is chosen (the binary's policy: flags, config, the index's own).
-pub type ModelPlan = Arc<dyn Fn(&Fingerprint) -> Result<Settings> + Send + Sync>;
+use crate::embed::load::Plan;
+use crate::search::{KeywordOnly, Query};
+pub use crate::session::Answer as Found;
+pub use crate::session::ModelState;
+use crate::session::{self, Session};
+use crate::store::Stats;
 
 /// Where the worker's replies go.
 pub type Sink = Arc<dyn Fn(Reply) + Send + Sync>;
 
 pub struct Setup {
     pub index_dir: PathBuf,
-    pub model: ModelPlan,
+    /// How the index's model is chosen and loaded.
+    pub model: Plan,
     /// How often to look for changes in the index.
     pub refresh_every: Duration,
     /// Where the worker's log lines go (never the terminal the UI draws on).
@@ -70,22 +70,6 @@ pub struct IndexInfo {
     pub vectors_error: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ModelState {
-    /// Nothing to load yet, and why.
-    Waiting(String),
-    Loading {
-        id: String,
-        step: String,
-    },
-    Ready {
-        id: String,
-        device: String,
-        notes: Vec<String>,
-    },
-    Failed(String),
-}
-
 #[derive(Debug, Clone)]
 pub struct Answer {
     pub generation: u64,
@@ -98,11 +82,23 @@ pub struct Answer {
 
 /// Messages into the search thread.
 enum Inbox {
-    Search { generation: u64, query: Query, sent: Instant },
-    Vector { epoch: u64, text: String, vector: Vec<f32> },
-    EmbedFailed { epoch: u64, error: String },
-    ModelReady { epoch: u64 },
-    ModelFailed { epoch: u64 },
+    Search {
+        generation: u64,
+        query: Query,
+        sent: Instant,
+    },
+    /// The query vector of `text`, by the model of `epoch`.
+    Vector {
+        epoch: u64,
+        text: String,
+        vector: Vec<f32>,
+    },
+    EmbedFailed {
+        epoch: u64,
+        why: KeywordOnly,
+    },
+    /// The model's state changed (the session's listener).
+    ModelChanged,
     Stop,
 }
 
@@ -114,7 +110,22 @@ pub struct Worker {
 impl Worker {
     pub fn spawn(setup: Setup, sink: Sink) -> Worker {
         let (tx, rx) = channel();
-        search::spawn(setup, sink, tx.clone(), rx);
+        let listener: session::Listener = {
+            let (sink, tx) = (sink.clone(), tx.clone());
+            Arc::new(move |state: &ModelState| {
+                sink(Reply::Model(state.clone()));
+                let _ = tx.send(Inbox::ModelChanged);
+            })
+        };
+        let session = Session::new(
+            session::Setup {
+                index_dir: setup.index_dir.clone(),
+                model: setup.model.clone(),
+                defaults: session::Defaults::default(),
+            },
+            Some(listener),
+        );
+        search::spawn(setup, Arc::new(session), sink, tx.clone(), rx);
         Worker { inbox: tx }
     }
 

@@ -1,22 +1,26 @@
-//! The search thread: owns the searcher, answers the newest query (keyword results at once, the
+//! The search thread: answers the newest query through the session (keyword results at once, the
 //! full answer when its vector comes), and looks for changes in the index every so often.
 
+use std::sync::Arc;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::time::Instant;
 
 use anyhow::Result;
 
-use crate::search::{KeywordOnly, Query, Searcher};
-use crate::store::{DB_FILE, lock};
-
 use super::embed::{self, EmbedHandle};
 use super::{Answer, Found, Inbox, IndexInfo, IndexState, ModelState, Reply, Setup, Sink, spawn_guarded};
-use crate::search::answer::{answer, keyword_answer};
+use crate::search::{KeywordOnly, Query};
+use crate::session::{Around, Session, status};
+use crate::store::DB_FILE;
 
-pub(super) fn spawn(setup: Setup, sink: Sink, inbox: Sender<Inbox>, rx: Receiver<Inbox>) {
+/// The preview shows each hit's neighbouring chunks.
+const AROUND: Around = Around { lines: 0, neighbours: true };
+
+pub(super) fn spawn(setup: Setup, session: Arc<Session>, sink: Sink, inbox: Sender<Inbox>, rx: Receiver<Inbox>) {
     let log = setup.log.clone();
     let reply = sink.clone();
-    spawn_guarded("qsearch-search", sink, log, move || SearchLoop::new(setup, reply, inbox).run(rx));
+    let embed = embed::spawn(session.clone(), inbox, sink.clone(), log.clone());
+    spawn_guarded("qsearch-search", sink, log, move || SearchLoop::new(setup, session, reply, embed).run(rx));
 }
 
 struct Job {
@@ -25,55 +29,45 @@ struct Job {
     sent: Instant,
 }
 
-/// What the model can do for the current index.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Model {
-    /// No index, or an index without embeddings: keyword search only, for this reason.
-    Unavailable(KeywordOnly),
-    Loading,
-    Ready,
-    Failed,
-}
-
 struct SearchLoop {
     setup: Setup,
+    session: Arc<Session>,
     sink: Sink,
-    inbox: Sender<Inbox>,
-    searcher: Option<Searcher>,
+    embed: EmbedHandle,
     /// The last index state sent, to send only changes.
     index: Option<String>,
     writer: Option<String>,
     vectors_error: Option<String>,
+    /// Why there is no model to ask (no index, nothing embedded), when there is none.
+    unavailable: Option<KeywordOnly>,
     job: Option<Job>,
     /// The current job's complete answer was sent.
     done: bool,
+    /// The current job's vector was asked for.
+    asked: bool,
     /// The newest query vector: its text and the vector.
     vector: Option<(String, Vec<f32>)>,
-    embed: Option<EmbedHandle>,
-    /// The fingerprint a model was last loaded (or tried) for.
-    tried: Option<crate::store::Fingerprint>,
-    epochs: u64,
-    model: Model,
+    /// Counts the model's loads: a vector of an earlier model is dropped.
+    epoch: u64,
     last_look: Instant,
 }
 
 impl SearchLoop {
-    fn new(setup: Setup, sink: Sink, inbox: Sender<Inbox>) -> Self {
+    fn new(setup: Setup, session: Arc<Session>, sink: Sink, embed: EmbedHandle) -> Self {
         SearchLoop {
             setup,
+            session,
             sink,
-            inbox,
-            searcher: None,
+            embed,
             index: None,
             writer: None,
             vectors_error: None,
+            unavailable: Some(KeywordOnly::NoIndex),
             job: None,
             done: true,
+            asked: false,
             vector: None,
-            embed: None,
-            tried: None,
-            epochs: 0,
-            model: Model::Unavailable(KeywordOnly::NoIndex),
+            epoch: 0,
             last_look: Instant::now(),
         }
     }
@@ -112,14 +106,23 @@ impl SearchLoop {
     }
 
     fn on_model_message(&mut self, message: Inbox) {
-        let current = self.embed.as_ref().map(|e| e.epoch);
         match message {
-            Inbox::Vector { epoch, text, vector } if Some(epoch) == current => self.vector = Some((text, vector)),
-            Inbox::ModelReady { epoch } if Some(epoch) == current => self.model = Model::Ready,
-            Inbox::ModelFailed { epoch } if Some(epoch) == current => self.model = Model::Failed,
-            Inbox::EmbedFailed { epoch, error } if Some(epoch) == current => {
-                self.model = Model::Failed;
-                (self.sink)(Reply::Model(ModelState::Failed(error)));
+            Inbox::Vector { epoch, text, vector } if epoch == self.epoch => self.vector = Some((text, vector)),
+            Inbox::EmbedFailed { epoch, why } if epoch == self.epoch => {
+                let error = match why {
+                    KeywordOnly::ModelUnavailable(e) => e,
+                    other => other.to_string(),
+                };
+                let model = self.session.fingerprint().ok().flatten().map(|fp| fp.model_ref().to_string());
+                (self.sink)(Reply::Model(ModelState::Failed { model: model.unwrap_or_default(), error }));
+                self.unavailable = Some(KeywordOnly::ModelUnavailable("the model could not be loaded".into()));
+            }
+            Inbox::ModelChanged => {
+                if matches!(self.session.model().state(), ModelState::Loading { .. }) {
+                    self.epoch += 1;
+                    self.vector = None;
+                    self.asked = false;
+                }
             }
             _ => {}
         }
@@ -127,19 +130,18 @@ impl SearchLoop {
 
     /// Opens the index, or says why it cannot.
     fn open(&mut self) {
-        let dir = self.setup.index_dir.clone();
-        if !dir.join(DB_FILE).exists() {
+        if !self.setup.index_dir.join(DB_FILE).exists() {
             self.set_index("missing", IndexState::Missing);
             self.set_unavailable(KeywordOnly::NoIndex);
             return;
         }
-        match Searcher::open(&dir) {
+        match self.session.refresh() {
             Err(e) => {
+                self.session.close();
                 let why = format!("{e:#}");
                 self.set_index(&why.clone(), IndexState::Broken(why));
             }
-            Ok(searcher) => {
-                self.searcher = Some(searcher);
+            Ok(_) => {
                 if let Some(job) = self.job.as_mut() {
                     job.sent = Instant::now();
                 }
@@ -154,8 +156,10 @@ impl SearchLoop {
 
     /// Looks for changes: a writer committed, a watcher started or stopped.
     fn look(&mut self) {
-        let Some(searcher) = self.searcher.as_mut() else { return self.open() };
-        match searcher.refresh() {
+        if !self.session.is_open() {
+            return self.open();
+        }
+        match self.session.refresh() {
             Ok(true) => {
                 // The answer that follows measures this refresh, not the old keystroke.
                 if let Some(job) = self.job.as_mut() {
@@ -167,12 +171,12 @@ impl SearchLoop {
                 self.answer_now();
             }
             Ok(false) => {
-                if writer(&self.setup.index_dir) != self.writer {
+                if writer_role(&self.setup.index_dir) != self.writer {
                     self.send_index();
                 }
             }
             Err(e) => {
-                self.searcher = None;
+                self.session.close();
                 let why = format!("{e:#}");
                 self.set_index(&why.clone(), IndexState::Broken(why));
             }
@@ -180,11 +184,14 @@ impl SearchLoop {
     }
 
     fn send_index(&mut self) {
-        let Some(searcher) = &self.searcher else { return };
-        match searcher.stats() {
-            Ok(stats) => {
-                self.writer = writer(&self.setup.index_dir);
-                let info = IndexInfo { stats, writer: self.writer.clone(), vectors_error: self.vectors_error.clone() };
+        match self.session.status() {
+            Ok(status) => {
+                self.writer = status.writer.map(|h| h.role.to_string());
+                let info = IndexInfo {
+                    stats: status.stats,
+                    writer: self.writer.clone(),
+                    vectors_error: self.vectors_error.clone(),
+                };
                 self.index = Some("ready".into());
                 (self.sink)(Reply::Index(IndexState::Ready(info)));
             }
@@ -204,45 +211,27 @@ impl SearchLoop {
     }
 
     fn set_unavailable(&mut self, why: KeywordOnly) {
-        if self.model != Model::Unavailable(why.clone()) {
-            self.model = Model::Unavailable(why.clone());
-            self.embed = None;
-            self.tried = None;
-            (self.sink)(Reply::Model(ModelState::Waiting(why.to_string())));
+        if self.unavailable.as_ref() != Some(&why) {
+            self.unavailable = Some(why);
+            self.session.model().clear();
+            (self.sink)(Reply::Model(ModelState::None));
         }
     }
 
     /// Starts loading the model the index's vectors were made with, unless it is already there.
     fn ensure_model(&mut self) {
-        let Some(searcher) = &self.searcher else { return };
-        let fingerprint = match searcher.fingerprint() {
-            Ok(Some(fp)) => fp,
-            Ok(None) => return self.set_unavailable(KeywordOnly::NoModel),
-            Err(e) => return self.set_unavailable(KeywordOnly::ModelUnavailable(format!("{e:#}"))),
-        };
-        if self.tried.as_ref() == Some(&fingerprint) {
-            return;
-        }
-        self.tried = Some(fingerprint.clone());
-        self.embed = None;
-        match (self.setup.model)(&fingerprint) {
-            Err(e) => {
-                self.model = Model::Failed;
-                (self.sink)(Reply::Model(ModelState::Failed(format!("{e:#}"))));
+        match self.session.fingerprint() {
+            Ok(Some(fp)) => {
+                self.unavailable = None;
+                self.session.model().ensure(&fp);
             }
-            Ok(settings) => {
-                self.epochs += 1;
-                self.vector = None;
-                self.model = Model::Loading;
-                let log = self.setup.log.clone();
-                self.embed = Some(embed::spawn(settings, self.epochs, self.inbox.clone(), self.sink.clone(), log));
-            }
+            Ok(None) => self.set_unavailable(KeywordOnly::NoModel),
+            Err(e) => self.set_unavailable(KeywordOnly::ModelUnavailable(format!("{e:#}"))),
         }
     }
 
     fn load_vectors(&mut self) {
-        let Some(searcher) = self.searcher.as_mut() else { return };
-        if let Err(e) = searcher.load_vectors() {
+        if let Err(e) = self.session.with_searcher(|s| s.load_vectors()) {
             self.vectors_error = Some(format!("{e:#}"));
             self.send_index();
         }
@@ -252,52 +241,75 @@ impl SearchLoop {
     /// keyword results first and a request for the query's vector.
     fn answer_now(&mut self) {
         self.done = false;
-        let (Some(searcher), Some(job)) = (&self.searcher, &self.job) else { return };
-        let query = &job.query;
+        self.asked = false;
+        let Some(job) = &self.job else { return };
+        if !self.session.is_open() {
+            return;
+        }
+        let query = job.query.clone();
         if query.text.trim().is_empty() {
             return self.send(Ok(Found::default()), true);
         }
         if !query.mode.needs_vectors() {
-            let found = answer(searcher, query, None);
+            let found = self.session.answer(&query, None, AROUND);
             return self.send(found, true);
         }
         if let Some(vector) = self.vector_for(&query.text) {
-            let found = answer(searcher, query, Some(vector));
+            let found = self.session.answer(&query, Some(vector), AROUND);
             return self.send(found, true);
         }
-        match (&self.model, &self.embed) {
-            (Model::Loading | Model::Ready, Some(embed)) if self.vectors_error.is_none() => {
-                embed.request(&query.text);
-                let found = keyword_answer(searcher, query);
-                self.send(found, false);
-            }
-            _ => self.send_keyword_only(),
+        if self.model_can_answer() {
+            self.ask(&query.text);
+            let found = self.session.keyword_answer(&query, AROUND);
+            self.send(found, false);
+        } else {
+            self.send_keyword_only();
+        }
+    }
+
+    /// Whether a vector will come: the model is ready or loading, and the vectors can be read.
+    fn model_can_answer(&self) -> bool {
+        self.unavailable.is_none()
+            && self.vectors_error.is_none()
+            && matches!(self.session.model().state(), ModelState::Loading { .. } | ModelState::Ready { .. })
+    }
+
+    /// Asks the embed thread for the vector once the model is ready.
+    fn ask(&mut self, text: &str) {
+        if !self.asked && matches!(self.session.model().state(), ModelState::Ready { .. }) {
+            self.asked = true;
+            self.embed.request(self.epoch, text);
         }
     }
 
     /// Finishes the current job if what it waited for came.
     fn advance(&mut self) {
-        if self.done || self.searcher.is_none() {
+        if self.done || !self.session.is_open() {
             return;
         }
         let Some(job) = &self.job else { return };
-        if let Some(vector) = self.vector_for(&job.query.text) {
-            let found = answer(self.searcher.as_ref().expect("checked"), &job.query, Some(vector));
+        let query = job.query.clone();
+        if let Some(vector) = self.vector_for(&query.text) {
+            let found = self.session.answer(&query, Some(vector), AROUND);
             self.send(found, true);
-        } else if matches!(self.model, Model::Failed | Model::Unavailable(_)) {
+        } else if self.model_can_answer() {
+            self.ask(&query.text);
+        } else {
             self.send_keyword_only();
         }
     }
 
     fn send_keyword_only(&mut self) {
-        let (Some(searcher), Some(job)) = (&self.searcher, &self.job) else { return };
-        let why = match (&self.model, &self.vectors_error) {
-            (_, Some(_)) => KeywordOnly::VectorFileUnreadable,
-            (Model::Unavailable(why), _) => why.clone(),
+        let Some(job) = &self.job else { return };
+        let why = match (&self.unavailable, &self.vectors_error, self.session.model().state()) {
+            (_, Some(_), _) => KeywordOnly::VectorFileUnreadable,
+            (Some(why), _, _) => why.clone(),
+            (None, None, ModelState::Failed { error, .. }) => KeywordOnly::ModelUnavailable(error),
             _ => KeywordOnly::ModelUnavailable("the model could not be loaded".into()),
         };
-        let found = keyword_answer(searcher, &job.query).map(|mut f| {
-            f.results.semantic_note = Some(why);
+        let found = self.session.keyword_answer(&job.query, AROUND).map(|mut f| {
+            f.results.semantic_note = Some(why.clone());
+            f.notes.insert(0, crate::session::Note::KeywordOnly(why));
             f
         });
         self.send(found, true);
@@ -319,12 +331,7 @@ impl SearchLoop {
     }
 }
 
-/// The role of the writer holding the index, if any. The lock file is empty when none does, so
-/// it is only locked (briefly, shared) when it names someone: never in a writer's way.
-fn writer(dir: &std::path::Path) -> Option<String> {
-    let text = std::fs::read_to_string(dir.join(lock::LOCK_FILE)).ok()?;
-    if text.trim().is_empty() {
-        return None;
-    }
-    lock::holder(dir).map(|h| h.role.to_string())
+/// The role of the writer holding the index, if any.
+fn writer_role(dir: &std::path::Path) -> Option<String> {
+    status::writer(dir).map(|h| h.role.to_string())
 }

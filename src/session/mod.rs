@@ -1,0 +1,283 @@
+//! The query session: what the CLI's `search`, the terminal UI and the MCP server share to
+//! answer queries over one index. It owns the [`Searcher`] and the index's warm model
+//! ([`model::WarmModel`], one loader and one [`ModelState`] for all three), answers with typed
+//! hits and typed [`Note`]s (keyword results, and why, while the model loads or when it cannot),
+//! gives each hit the context asked for ([`context`]), and reads the index's [`Status`].
+//!
+//! It takes plain inputs (an index folder, a model [`Plan`], default counts), never the
+//! configuration: the binary turns its flags into those once.
+
+pub mod context;
+pub mod model;
+pub mod status;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+
+use anyhow::{Result, bail};
+
+use crate::embed::load::Plan;
+use crate::search::{Filter, KeywordOnly, Mode, Query, Results, Searcher};
+use crate::store::Fingerprint;
+
+pub use context::{Around, HitContext};
+pub use model::{Listener, ModelState, WarmModel};
+pub use status::Status;
+
+/// What a session is started with.
+pub struct Setup {
+    pub index_dir: PathBuf,
+    /// How the index's model is chosen and loaded.
+    pub model: Plan,
+    /// What a request that names none gets.
+    pub defaults: Defaults,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Defaults {
+    pub k: usize,
+    pub mode: Mode,
+    pub per_doc: usize,
+}
+
+impl Default for Defaults {
+    fn default() -> Self {
+        Defaults { k: 10, mode: Mode::Hybrid, per_doc: 2 }
+    }
+}
+
+/// One search, as any client asks it; what it leaves out is the session's default.
+#[derive(Debug, Clone, Default)]
+pub struct Request {
+    pub text: String,
+    pub k: Option<usize>,
+    pub mode: Option<Mode>,
+    pub filter: Filter,
+    pub per_doc: Option<usize>,
+    /// What to give with each hit besides its snippet.
+    pub around: Around,
+}
+
+/// Something a client shows beside the hits. Each has one wording, wherever it is shown.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Note {
+    /// Semantic or hybrid was asked for, and keyword results are all there is, for this reason.
+    KeywordOnly(KeywordOnly),
+    /// Chunks not embedded yet: semantic results cover only the rest.
+    Pending(u64),
+    /// The filter (in words) holds no indexed file: nothing was searched.
+    NoFileMatches(String),
+    /// Nothing was found.
+    NoResults,
+}
+
+impl std::fmt::Display for Note {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Note::KeywordOnly(why) => write!(f, "{why}"),
+            Note::Pending(n) => write!(f, "{n} chunks are not embedded yet: semantic results are partial"),
+            Note::NoFileMatches(filter) => {
+                write!(f, "no indexed file matches the filter ({filter}): nothing was searched")
+            }
+            Note::NoResults => f.write_str("no results"),
+        }
+    }
+}
+
+impl serde::Serialize for Note {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// A query answered: the hits, what to say about them, and each hit's context when asked for.
+#[derive(Debug, Clone, Default)]
+pub struct Answer {
+    pub query: String,
+    pub mode: Mode,
+    pub results: Results,
+    pub notes: Vec<Note>,
+    /// Per hit, in hit order: its context (None when none was asked for or it could not be read).
+    pub context: Vec<Option<HitContext>>,
+}
+
+impl Answer {
+    /// The notes a client shows, in words.
+    pub fn note_texts(&self) -> Vec<String> {
+        self.notes.iter().map(ToString::to_string).collect()
+    }
+}
+
+pub struct Session {
+    dir: PathBuf,
+    searcher: Mutex<Option<Searcher>>,
+    model: WarmModel,
+    defaults: Defaults,
+}
+
+impl Session {
+    /// A session over the index in `setup.index_dir`; nothing is opened or loaded until asked.
+    /// `listener` hears every change of the model's state.
+    pub fn new(setup: Setup, listener: Option<Listener>) -> Session {
+        Session {
+            dir: setup.index_dir,
+            searcher: Mutex::new(None),
+            model: WarmModel::new(setup.model, listener),
+            defaults: setup.defaults,
+        }
+    }
+
+    pub fn index_dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn defaults(&self) -> Defaults {
+        self.defaults
+    }
+
+    pub fn model(&self) -> &WarmModel {
+        &self.model
+    }
+
+    /// Runs `f` on the searcher, opened on first use.
+    pub fn with_searcher<T>(&self, f: impl FnOnce(&mut Searcher) -> Result<T>) -> Result<T> {
+        let mut guard = self.lock();
+        if guard.is_none() {
+            *guard = Some(Searcher::open(&self.dir)?);
+        }
+        f(guard.as_mut().expect("opened above"))
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Option<Searcher>> {
+        self.searcher.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether the index is open.
+    pub fn is_open(&self) -> bool {
+        self.lock().is_some()
+    }
+
+    /// Closes the index (it broke or went away); the next call opens it again.
+    pub fn close(&self) {
+        *self.lock() = None;
+    }
+
+    /// Picks up what writers committed since the last look; true when something changed.
+    pub fn refresh(&self) -> Result<bool> {
+        self.with_searcher(|s| s.refresh())
+    }
+
+    /// What the index's vectors were made with; `None` before anything was embedded.
+    pub fn fingerprint(&self) -> Result<Option<Fingerprint>> {
+        self.with_searcher(|s| s.fingerprint())
+    }
+
+    /// Opens the index, loads its vector graph and starts loading its model, so that the first
+    /// search does not wait for them. Returns the fingerprint (None: keyword search only).
+    pub fn warm_up(&self) -> Result<Option<Fingerprint>> {
+        let fp = self.with_searcher(|s| {
+            let fp = s.fingerprint()?;
+            if fp.is_some() {
+                s.load_vectors()?;
+            }
+            Ok(fp)
+        })?;
+        match &fp {
+            Some(fp) => self.model.ensure(fp),
+            None => self.model.clear(),
+        }
+        Ok(fp)
+    }
+
+    /// The query a request asks, with the session's defaults filled in.
+    pub fn query(&self, req: &Request) -> Query {
+        Query {
+            text: req.text.clone(),
+            k: req.k.unwrap_or(self.defaults.k),
+            mode: req.mode.unwrap_or(self.defaults.mode),
+            filter: req.filter.clone(),
+            per_doc: req.per_doc.unwrap_or(self.defaults.per_doc),
+        }
+    }
+
+    /// Answers a request whole: the index refreshed, the query embedded by the warm model when
+    /// it is ready (else keyword results and why), each hit's context when asked for. The model is
+    /// never waited for here: [`WarmModel::load_now`] first when that is wanted.
+    pub fn search(&self, req: &Request) -> Result<Answer> {
+        if req.text.trim().is_empty() {
+            bail!("the query is empty");
+        }
+        self.refresh()?;
+        let query = self.query(req);
+        let mut vector = None;
+        let mut why = None;
+        if query.mode.needs_vectors() {
+            match self.fingerprint()? {
+                None => why = Some(KeywordOnly::NoModel),
+                Some(fp) => {
+                    self.model.ensure(&fp);
+                    match self.model.query_vector(&query.text) {
+                        Ok(v) => vector = Some(v),
+                        Err(reason) => why = Some(reason),
+                    }
+                }
+            }
+        }
+        if vector.is_some() && self.with_searcher(|s| s.load_vectors()).is_err() {
+            why = Some(KeywordOnly::VectorFileUnreadable);
+            vector = None;
+        }
+        let mut answer = self.answer(&query, vector.as_deref(), req.around)?;
+        if let Some(why) = why {
+            answer.results.semantic_note = Some(why);
+            answer.notes = notes(&answer.results, query.mode);
+        }
+        Ok(answer)
+    }
+
+    /// The searcher's answer to `query` with `vector` (None: semantic and hybrid fall back to
+    /// what words alone find), and each hit's context as asked. The TUI calls this once it has
+    /// the vector; [`Session::search`] does it all.
+    pub fn answer(&self, query: &Query, vector: Option<&[f32]>, around: Around) -> Result<Answer> {
+        self.with_searcher(|s| {
+            let results = s.search(query, vector)?;
+            let context = context::of_hits(s, &results.hits, around);
+            Ok(Answer {
+                query: query.text.clone(),
+                mode: query.mode,
+                notes: notes(&results, query.mode),
+                results,
+                context,
+            })
+        })
+    }
+
+    /// The keyword results shown at once, while the query's embedding is on its way.
+    pub fn keyword_answer(&self, query: &Query, around: Around) -> Result<Answer> {
+        let mut answer = self.answer(&Query { mode: Mode::Keyword, ..query.clone() }, None, around)?;
+        answer.mode = query.mode;
+        Ok(answer)
+    }
+
+    /// The index's state and this session's model.
+    pub fn status(&self) -> Result<Status> {
+        self.with_searcher(|s| Status::read(s))
+    }
+}
+
+/// What to say beside `results` of a query in `mode`.
+fn notes(results: &Results, mode: Mode) -> Vec<Note> {
+    let mut notes = Vec::new();
+    if let Some(why) = &results.semantic_note {
+        notes.push(Note::KeywordOnly(why.clone()));
+    }
+    if results.pending > 0 && mode.needs_vectors() {
+        notes.push(Note::Pending(results.pending));
+    }
+    if let Some(filter) = &results.no_file_matches {
+        notes.push(Note::NoFileMatches(filter.clone()));
+    } else if results.hits.is_empty() {
+        notes.push(Note::NoResults);
+    }
+    notes
+}

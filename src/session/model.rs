@@ -1,0 +1,334 @@
+//! The index's model for a process that searches: loaded once (in the background, or now when the
+//! caller would rather wait), kept warm, and described by one [`ModelState`] that the CLI, the TUI
+//! and the MCP server all show. Until it is ready, searches are answered with keyword results and
+//! a note that says why. The same warm model embeds documents when the MCP `index` tool refreshes
+//! the index: the writer gets a [`Shared`] handle that locks it per batch, so queries interleave
+//! with indexing.
+
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+
+use crate::embed::device::Placement;
+use crate::embed::load::{self, Plan};
+use crate::embed::{Embedded, Embedder, InputKind};
+use crate::models::reference::ModelRef;
+use crate::models::source::Event;
+use crate::search::KeywordOnly;
+use crate::store::Fingerprint;
+
+/// What the model is doing, as `status`, the TUI's status line and MCP's `status` tool show it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "state", rename_all = "lowercase")]
+pub enum ModelState {
+    /// Nothing to load: no index, or nothing embedded in it yet.
+    None,
+    /// Being loaded; `step` is the last thing the loader said (a file being fetched, "warming up").
+    Loading {
+        model: String,
+        step: String,
+    },
+    Ready {
+        model: String,
+        device: String,
+        notes: Vec<String>,
+    },
+    Failed {
+        model: String,
+        error: String,
+    },
+}
+
+/// Called on every change of [`ModelState`] (from the loading thread).
+pub type Listener = Arc<dyn Fn(&ModelState) + Send + Sync>;
+
+type Warm = Arc<Mutex<Box<dyn Embedder>>>;
+
+/// What a model is loaded for: another model or other dimensions load again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Key {
+    model: ModelRef,
+    dims: usize,
+}
+
+impl Key {
+    fn of(fp: &Fingerprint) -> Key {
+        Key { model: fp.model_ref(), dims: fp.dims }
+    }
+}
+
+enum Slot {
+    Idle,
+    Loading { key: Key, step: String },
+    Ready { key: Key, embedder: Warm, tokenizer: Box<Option<tokenizers::Tokenizer>>, state: ModelState },
+    Failed { key: Key, state: ModelState },
+}
+
+impl Slot {
+    fn key(&self) -> Option<&Key> {
+        match self {
+            Slot::Idle => None,
+            Slot::Loading { key, .. } | Slot::Ready { key, .. } | Slot::Failed { key, .. } => Some(key),
+        }
+    }
+
+    fn state(&self) -> ModelState {
+        match self {
+            Slot::Idle => ModelState::None,
+            Slot::Loading { key, step } => ModelState::Loading { model: key.model.to_string(), step: step.clone() },
+            Slot::Ready { state, .. } | Slot::Failed { state, .. } => state.clone(),
+        }
+    }
+}
+
+struct Shelf {
+    slot: Mutex<Slot>,
+    /// Signalled when a load ends (for callers that wait for it).
+    settled: Condvar,
+    listener: Option<Listener>,
+}
+
+impl Shelf {
+    fn lock(&self) -> MutexGuard<'_, Slot> {
+        self.slot.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Replaces the slot (when it is still the load for `key`, or `force`) and tells the listener.
+    fn set(&self, key: &Key, next: Slot, force: bool) -> bool {
+        let mut slot = self.lock();
+        let current = matches!(&*slot, Slot::Loading { key: k, .. } if k == key);
+        if !current && !force {
+            return false;
+        }
+        *slot = next;
+        let state = slot.state();
+        drop(slot);
+        self.settled.notify_all();
+        if let Some(listener) = &self.listener {
+            listener(&state);
+        }
+        true
+    }
+}
+
+/// The warm model of one index.
+pub struct WarmModel {
+    plan: Plan,
+    shelf: Arc<Shelf>,
+}
+
+impl WarmModel {
+    pub fn new(plan: Plan, listener: Option<Listener>) -> WarmModel {
+        let shelf = Shelf { slot: Mutex::new(Slot::Idle), settled: Condvar::new(), listener };
+        WarmModel { plan, shelf: Arc::new(shelf) }
+    }
+
+    pub fn state(&self) -> ModelState {
+        self.shelf.lock().state()
+    }
+
+    /// Forgets the model (the index has no embeddings, or is gone).
+    pub fn clear(&self) {
+        let mut slot = self.shelf.lock();
+        if matches!(*slot, Slot::Idle) {
+            return;
+        }
+        *slot = Slot::Idle;
+        drop(slot);
+        if let Some(listener) = &self.shelf.listener {
+            listener(&ModelState::None);
+        }
+    }
+
+    /// Starts loading the model for `fp` in the background unless it is loaded or loading.
+    pub fn ensure(&self, fp: &Fingerprint) {
+        let Some(key) = self.claim(fp) else { return };
+        let (plan, shelf, fp) = (self.plan.clone(), self.shelf.clone(), fp.clone());
+        let spawned = std::thread::Builder::new().name("qsearch-model".into()).spawn(move || {
+            let mut last: Option<Instant> = None;
+            let loaded = load_warm(&plan, &fp, &mut |event| {
+                if let Some(step) = step_of(event, &mut last) {
+                    shelf.set(&key, Slot::Loading { key: key.clone(), step }, false);
+                }
+            });
+            shelf.set(&key, settled(&key, loaded), false);
+        });
+        if let Err(e) = spawned {
+            tracing::warn!("cannot start the model thread: {e}");
+        }
+    }
+
+    /// Loads the model for `fp` on this thread (the CLI, which would rather wait than answer by
+    /// keyword), telling `on` what it fetches; nothing happens when it is loaded already. The
+    /// outcome is the state's: a model that cannot be loaded leaves [`ModelState::Failed`].
+    pub fn load_now(&self, fp: &Fingerprint, on: &mut dyn FnMut(Event)) {
+        if let Some(key) = self.claim(fp) {
+            let loaded = load_warm(&self.plan, fp, on);
+            self.shelf.set(&key, settled(&key, loaded), false);
+        }
+    }
+
+    /// Marks the slot as loading for `fp`, unless it already holds (or loads) that model.
+    fn claim(&self, fp: &Fingerprint) -> Option<Key> {
+        let key = Key::of(fp);
+        let mut slot = self.shelf.lock();
+        if slot.key() == Some(&key) {
+            return None;
+        }
+        *slot = Slot::Loading { key: key.clone(), step: "starting".into() };
+        let state = slot.state();
+        drop(slot);
+        if let Some(listener) = &self.shelf.listener {
+            listener(&state);
+        }
+        Some(key)
+    }
+
+    /// Waits until a load in progress ends, at most `limit`.
+    pub fn wait(&self, limit: Duration) -> ModelState {
+        let slot = self.shelf.lock();
+        let (slot, _) = self
+            .shelf
+            .settled
+            .wait_timeout_while(slot, limit, |s| matches!(s, Slot::Loading { .. }))
+            .unwrap_or_else(|p| p.into_inner());
+        slot.state()
+    }
+
+    /// The query's vector by the model now loaded, or why there is none (the search then
+    /// answers by keyword).
+    pub fn query_vector(&self, text: &str) -> Result<Vec<f32>, KeywordOnly> {
+        let warm = match &*self.shelf.lock() {
+            Slot::Ready { embedder, .. } => embedder.clone(),
+            Slot::Failed { state: ModelState::Failed { error, .. }, .. } => {
+                return Err(KeywordOnly::ModelUnavailable(error.clone()));
+            }
+            Slot::Idle => return Err(KeywordOnly::NoModel),
+            _ => return Err(KeywordOnly::ModelLoading),
+        };
+        let mut embedder = warm.lock().unwrap_or_else(|p| p.into_inner());
+        embed_query(embedder.as_mut(), text).map_err(|e| KeywordOnly::ModelUnavailable(format!("{e:#}")))
+    }
+
+    /// An embedder for the index's writer: the warm model when it is ready for `fp`, else one
+    /// loaded now for documents.
+    pub fn for_writer(&self, fp: Option<&Fingerprint>) -> Result<Box<dyn Embedder>> {
+        if let Some(fp) = fp
+            && let Slot::Ready { key, embedder, tokenizer, .. } = &*self.shelf.lock()
+            && *key == Key::of(fp)
+        {
+            return Ok(Box::new(Shared::new(embedder.clone(), tokenizer.as_ref().clone())));
+        }
+        let settings = self.plan.settings(fp, InputKind::Document)?;
+        Ok(load::load(&settings, &mut log_event)?.embedder)
+    }
+}
+
+/// The slot a finished load leaves.
+fn settled(key: &Key, loaded: Result<(Box<dyn Embedder>, Vec<String>)>) -> Slot {
+    match loaded {
+        Ok((embedder, notes)) => {
+            let state =
+                ModelState::Ready { model: key.model.to_string(), device: embedder.device().to_string(), notes };
+            let tokenizer = Box::new(embedder.tokenizer().cloned());
+            Slot::Ready { key: key.clone(), embedder: Arc::new(Mutex::new(embedder)), tokenizer, state }
+        }
+        Err(e) => {
+            tracing::warn!("the model {} could not be loaded: {e:#}", key.model);
+            Slot::Failed {
+                key: key.clone(),
+                state: ModelState::Failed { model: key.model.to_string(), error: format!("{e:#}") },
+            }
+        }
+    }
+}
+
+/// What the loader says, as a step to show; byte counts at most every 100 ms.
+fn step_of(event: Event, last: &mut Option<Instant>) -> Option<String> {
+    match event {
+        Event::Message(m) => Some(m.to_string()),
+        Event::Bytes { file, done, total } => {
+            if last.is_some_and(|t| t.elapsed() < Duration::from_millis(100)) {
+                return None;
+            }
+            *last = Some(Instant::now());
+            Some(match total {
+                Some(t) if t > 0 => format!("{file} {}%", done * 100 / t),
+                _ => format!("{file} {} MB", done / 1_000_000),
+            })
+        }
+    }
+}
+
+fn log_event(event: Event) {
+    if let Event::Message(m) = event {
+        tracing::info!("model: {m}");
+    }
+}
+
+/// The one loader: the plan's settings for the index, the load, and one query that warms the
+/// session (and the query graph's cached instruction).
+fn load_warm(plan: &Plan, fp: &Fingerprint, on: &mut dyn FnMut(Event)) -> Result<(Box<dyn Embedder>, Vec<String>)> {
+    let settings = plan.settings(Some(fp), InputKind::Query)?;
+    let loaded = load::load(&settings, &mut |e| {
+        log_event(e);
+        on(e)
+    })?;
+    let mut embedder = loaded.embedder;
+    on(Event::Message("warming up"));
+    embed_query(embedder.as_mut(), "warm up")?;
+    Ok((embedder, loaded.notes.iter().map(ToString::to_string).collect()))
+}
+
+/// The query's vector, as the index's documents were embedded to be compared with.
+pub fn embed_query(embedder: &mut dyn Embedder, text: &str) -> Result<Vec<f32>> {
+    let mut embedded = embedder.embed(&[text], InputKind::Query)?;
+    embedded.vectors.pop().ok_or_else(|| anyhow::anyhow!("the model returned no vector"))
+}
+
+/// The warm model seen as an embedder of its own: each call locks it. What it reports of
+/// itself is read once.
+pub struct Shared {
+    inner: Warm,
+    tokenizer: Option<tokenizers::Tokenizer>,
+    fingerprint: String,
+    model_id: String,
+    dims: usize,
+    max_tokens: usize,
+    device: Placement,
+}
+
+impl Shared {
+    fn new(inner: Warm, tokenizer: Option<tokenizers::Tokenizer>) -> Shared {
+        let (fingerprint, model_id, dims, max_tokens, device) = {
+            let e = inner.lock().unwrap_or_else(|p| p.into_inner());
+            (e.fingerprint(), e.model_id().to_string(), e.dims(), e.max_tokens(), e.device())
+        };
+        Shared { inner, tokenizer, fingerprint, model_id, dims, max_tokens, device }
+    }
+}
+
+impl Embedder for Shared {
+    fn fingerprint(&self) -> String {
+        self.fingerprint.clone()
+    }
+    fn model_id(&self) -> &str {
+        &self.model_id
+    }
+    fn dims(&self) -> usize {
+        self.dims
+    }
+    fn max_tokens(&self) -> usize {
+        self.max_tokens
+    }
+    fn device(&self) -> Placement {
+        self.device.clone()
+    }
+    fn tokenizer(&self) -> Option<&tokenizers::Tokenizer> {
+        self.tokenizer.as_ref()
+    }
+    fn embed(&mut self, texts: &[&str], kind: InputKind) -> Result<Embedded> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner()).embed(texts, kind)
+    }
+}
