@@ -3,7 +3,7 @@
 //! its runtime from; `onnx` and `numpy`, which it needs, are installed into target/check-py by
 //! scripts/test.sh): every graph qsearch prepares for CoreML must go to the MLProgram provider
 //! whole, one partition, no node refused for its operator or for a dynamic shape. Run on the tiny
-//! fixture and on a full-size Qwen3-shaped graph (scripts/qwen3_graph.py, made in a temporary
+//! fixture, on its twin in standard operators (qwen3-plain), and on a full-size Qwen3-shaped graph (scripts/qwen3_graph.py, made in a temporary
 //! directory under target/ and deleted after).
 
 mod common;
@@ -102,12 +102,69 @@ fn every_coreml_graph_of_the_tiny_fixture_goes_to_coreml_whole() {
     check_every_bucket(&common::fixture("qwen3-tiny/model.onnx"), root.path(), || {});
 }
 
+/// The same model exported in standard operators only (scripts/qwen3_graph.py --plain, as
+/// torch.onnx writes Qwen3: no RotaryEmbedding, a mask built from dynamic shapes).
+#[test]
+fn every_coreml_graph_of_the_plain_fixture_goes_to_coreml_whole() {
+    let root = tempfile::tempdir().unwrap();
+    check_every_bucket(&common::fixture("qwen3-plain/model.onnx"), root.path(), || {});
+}
+
+/// The plain fixture with one change, prepared for CoreML: the error (of the first bucket).
+fn prepare_plain_changed(change: impl FnOnce(&mut onnx_protobuf::GraphProto)) -> String {
+    let mut model =
+        onnx_protobuf::ModelProto::parse_from_bytes(&std::fs::read(common::fixture("qwen3-plain/model.onnx")).unwrap())
+            .unwrap();
+    change(model.graph.as_mut().unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().join("model.onnx");
+    std::fs::write(&source, model.write_to_bytes().unwrap()).unwrap();
+    let root = dir.path().join("prepared");
+    prepare::prepared(&source, &root, Target::Coreml, &mut |_| {}).unwrap_err().to_string()
+}
+
+/// What the plain rewrite cannot handle is an error naming what it met, never a graph CoreML
+/// would split.
+#[test]
+fn a_plain_graph_the_rewrite_cannot_handle_is_refused_naming_what_it_met() {
+    // position_ids read by something other than a Gather from a constant table.
+    let err = prepare_plain_changed(|g| {
+        let gather = g.node.iter().position(|n| n.input.iter().any(|i| i == "position_ids")).unwrap();
+        let mut cast = g.node[gather].clone();
+        cast.name = "/model/rotary_emb/Cast".into();
+        cast.op_type = "Cast".into();
+        cast.input = vec!["position_ids".into()];
+        cast.output = vec!["/model/rotary_emb/Cast_output_0".into()];
+        cast.attribute.clear();
+        g.node[gather].input[1] = "/model/rotary_emb/Cast_output_0".into();
+        g.node.insert(gather, cast);
+    });
+    assert!(err.contains("/model/rotary_emb/Cast (Cast) reads position_ids"), "{err}");
+    // An operator that is not CoreML's and that the rewrite has no standard form for.
+    let err = prepare_plain_changed(|g| {
+        let sigmoid = g.node.iter_mut().find(|n| n.op_type == "Sigmoid").unwrap();
+        sigmoid.op_type = "HardSwish".into();
+    });
+    assert!(err.contains("HardSwish x1 (first: /model/layers.0/mlp/act_fn/Sigmoid)"), "{err}");
+    // Attention without a mask added to its scores.
+    let err = prepare_plain_changed(|g| {
+        let softmax = g.node.iter().position(|n| n.op_type == "Softmax").unwrap();
+        let add = g.node.iter().position(|n| n.output[0] == g.node[softmax].input[0]).unwrap();
+        let scores = g.node[add].input[0].clone();
+        g.node[softmax].input[0] = scores;
+    });
+    assert!(err.contains("/model/layers.0/self_attn/Softmax: the Softmax reads Mul"), "{err}");
+}
+
 /// The export's operators, for contrast: the checker refuses them (what the preparation is for),
 /// so a checker that passes everything would be caught here.
 #[test]
 fn the_export_as_it_is_is_refused_by_the_checker() {
     let (taken, all, _, _) = mlprogram_partitions(&common::fixture("qwen3-tiny/model.onnx"));
     assert!(taken < all, "the export's contrib operators should not pass: {taken}/{all}");
+    // The plain export too: its dynamic shapes, and Gather, Expand, Neg, Range... in its nodes.
+    let (taken, all, _, _) = mlprogram_partitions(&common::fixture("qwen3-plain/model.onnx"));
+    assert!(taken < all, "the plain export as it is should not pass: {taken}/{all}");
 }
 
 /// Full-size Qwen3 shapes (28 layers, 1,024 wide, random weights), made with

@@ -224,6 +224,37 @@ fn coreml_graphs_on_the_cpu_match_the_reference_in_every_bucket() {
     fp16_vectors_match_alone_and_batched(&mut e, &g, 17);
 }
 
+/// The plain fixture (the same model in standard operators, as torch.onnx exports it; no
+/// RotaryEmbedding): as it is, the reference's vectors; prepared for CoreML (its mask, positions
+/// and norms rewritten, fixed shapes, fp16), run on the CPU provider, each text within fp16
+/// rounding of the plain graph as it is and of the reference, alone or batched.
+#[test]
+fn coreml_graphs_of_the_plain_export_match_it_in_every_bucket() {
+    use qsearch::models::prepare::Target;
+    let g = golden();
+    let mut as_is = embedder_of("qwen3-plain/model.onnx", &g, 96, None, false);
+    let mut plain = Vec::new();
+    for case in &g.cases {
+        let v = as_is.embed(&[&case.text], kind(case)).unwrap().vectors.remove(0);
+        let cos = common::cosine(&v, &case.embedding);
+        assert!(cos >= 0.99999, "{} (plain, as it is): cosine {cos}", case.name);
+        plain.push(v);
+    }
+    let opts =
+        Options { graph: Some(Target::Coreml), device: qsearch::embed::device::Device::Cpu, ..Options::default() };
+    let mut e = embedder_for("qwen3-plain/model.onnx", &g, opts);
+    let p = e.prepared().expect("prepared for CoreML").clone();
+    assert!(p.manifest.fp16 && p.manifest.buckets.len() >= 4, "{:?}", p.manifest);
+    assert!(p.manifest.notes.is_empty(), "every operator is CoreML's: {:?}", p.manifest.notes);
+    for (case, reference) in g.cases.iter().zip(&plain) {
+        let v = e.embed(&[&case.text], kind(case)).unwrap().vectors.remove(0);
+        let cos = common::cosine(&v, reference);
+        assert!(cos >= 0.999, "{}: prepared vs the plain graph as it is: cosine {cos}", case.name);
+        eprintln!("{}: fp16 vs the plain graph as it is {cos:.6}", case.name);
+    }
+    fp16_vectors_match_alone_and_batched(&mut e, &g, 17);
+}
+
 /// Each text within fp16 rounding of the reference alone, and batched (filled with filler texts
 /// up to `rows`) the same vector as alone.
 fn fp16_vectors_match_alone_and_batched(e: &mut OnnxEmbedder, g: &Golden, rows: usize) {
