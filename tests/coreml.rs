@@ -173,12 +173,25 @@ fn the_export_as_it_is_is_refused_by_the_checker() {
 /// (1.2 GB each) are written, so that the test needs about 4 GB of disk at its peak.
 #[test]
 fn every_coreml_graph_of_a_full_size_qwen3_goes_to_coreml_whole() {
+    full_size(&[]);
+}
+
+/// The same in standard operators (`--plain`). Not in the suite (minutes, 4 GB of disk): run it
+/// with `cargo test --test coreml -- --ignored` after changing the plain rewrite.
+#[test]
+#[ignore = "minutes and 4 GB of disk; the tiny plain fixture is in the suite"]
+fn every_coreml_graph_of_a_full_size_plain_qwen3_goes_to_coreml_whole() {
+    full_size(&["--plain"]);
+}
+
+fn full_size(flags: &[&str]) {
     let work = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     let source = work.path().join("source");
     let model = source.join("model.onnx");
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts").join("qwen3_graph.py");
     let status = Command::new("python3")
         .arg(script)
+        .args(flags)
         .args(["--size", "full", "--out"])
         .arg(&model)
         .env("PYTHONPATH", python_path())
