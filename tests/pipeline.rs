@@ -9,7 +9,7 @@ use std::sync::atomic::AtomicBool;
 use qsearch::embed::stand_in::StandIn;
 use qsearch::embed::{Embedder, InputKind};
 use qsearch::indexer::{self, Rebuild, Report, Writer};
-use qsearch::search::{Mode, Query, Searcher};
+use qsearch::search::{MatchKind, Mode, Query, Searcher};
 use qsearch::store::Store;
 use qsearch::store::lock::Role;
 
@@ -43,11 +43,16 @@ fn index(env: &Env) -> Report {
 }
 
 fn search(env: &Env, text: &str, mode: Mode) -> Vec<String> {
+    search_kinds(env, text, mode).into_iter().map(|h| h.0).collect()
+}
+
+/// Each hit's file name and how it was found.
+fn search_kinds(env: &Env, text: &str, mode: Mode) -> Vec<(String, MatchKind)> {
     let mut s = Searcher::open(&env.index).unwrap();
     s.load_vectors().unwrap();
     let v = StandIn::new(64).embed(&[text], InputKind::Query).unwrap().vectors.remove(0);
     let q = Query { text: text.into(), k: 10, mode, filter: Default::default(), per_doc: 2 };
-    s.search(&q, Some(&v)).unwrap().hits.into_iter().map(|h| file_name(&h.path)).collect()
+    s.search(&q, Some(&v)).unwrap().hits.into_iter().map(|h| (file_name(&h.path), h.kind)).collect()
 }
 
 fn file_name(p: &str) -> String {
@@ -182,6 +187,50 @@ fn a_batch_looks_only_where_it_is_told_and_ends_as_a_whole_sync_would() {
     assert_consistent(&env.index);
 }
 
+/// Runs `f` with this thread's (and the threads it starts') file-permission override dropped
+/// (`CAP_DAC_OVERRIDE`, `CAP_DAC_READ_SEARCH`), so that a mode-000 file cannot be read even by
+/// root; the capabilities are taken back afterwards. Capabilities are per thread on Linux, and a
+/// thread starts with its creator's: the indexer's readers are started by the calling thread.
+#[cfg(target_os = "linux")]
+fn without_permission_override<T>(f: impl FnOnce() -> T) -> T {
+    #[repr(C)]
+    struct Header {
+        version: u32,
+        pid: i32,
+    }
+    #[repr(C)]
+    #[derive(Clone, Copy, Default)]
+    struct Data {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+    const VERSION_3: u32 = 0x2008_0522;
+    const DAC: u32 = 1 << 1 | 1 << 2; // CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH
+    let mut header = Header { version: VERSION_3, pid: 0 };
+    let mut caps = [Data::default(); 2];
+    // SAFETY: capget/capset on this thread with a version-3 header and two data words.
+    let rc = unsafe { libc::syscall(libc::SYS_capget, &mut header, caps.as_mut_ptr()) };
+    assert_eq!(rc, 0, "capget: {}", std::io::Error::last_os_error());
+    let saved = caps;
+    caps[0].effective &= !DAC;
+    let set = |caps: &[Data; 2]| {
+        let header = Header { version: VERSION_3, pid: 0 };
+        // SAFETY: as above; lowering or restoring the effective set within the permitted one.
+        let rc = unsafe { libc::syscall(libc::SYS_capset, &header, caps.as_ptr()) };
+        assert_eq!(rc, 0, "capset: {}", std::io::Error::last_os_error());
+    };
+    set(&caps);
+    let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    set(&saved);
+    out.unwrap_or_else(|e| std::panic::resume_unwind(e))
+}
+
+#[cfg(all(unix, not(target_os = "linux")))]
+fn without_permission_override<T>(f: impl FnOnce() -> T) -> T {
+    f()
+}
+
 #[test]
 fn hostile_files_are_reported_and_nothing_is_lost() {
     let env = env();
@@ -214,6 +263,14 @@ fn hostile_files_are_reported_and_nothing_is_lost() {
         )
         .unwrap();
     }
+    // An unreadable file must fail to read for root too (CI runs as root): the index runs
+    // without the capabilities that let root read past a file's mode.
+    #[cfg(unix)]
+    let r = without_permission_override(|| {
+        assert!(std::fs::read(env.root.join("locked/secret.md")).is_err(), "the file is unreadable now");
+        index(&env)
+    });
+    #[cfg(not(unix))]
     let r = index(&env);
     let skipped: Vec<String> = r.skipped.iter().map(|s| file_name(&s.path.to_string_lossy())).collect();
     assert!(skipped.contains(&"binary.txt".into()), "{skipped:?}");
@@ -232,10 +289,7 @@ fn hostile_files_are_reported_and_nothing_is_lost() {
     assert_eq!(search(&env, "byte order mark", Mode::Keyword), vec!["bom.md"]);
     #[cfg(unix)]
     {
-        let is_root = std::fs::read(env.root.join("locked/secret.md")).is_ok();
-        if !is_root {
-            assert!(r.failed.iter().any(|f| f.path.ends_with("secret.md")), "{:?}", r.failed);
-        }
+        assert!(r.failed.iter().any(|f| f.path.ends_with("secret.md")), "{:?}", r.failed);
         assert!(r.skipped.iter().any(|s| s.path.ends_with("outside.txt") && s.why == qsearch::scan::Skip::Symlink));
     }
     assert_consistent(&env.index);
@@ -251,7 +305,13 @@ fn cjk_text_is_found_by_keyword() {
     assert_eq!(search(&env, "向量数据库", Mode::Keyword), vec!["zh.md"]);
     assert_eq!(search(&env, "寿司", Mode::Keyword), vec!["ja.md"]);
     // Hybrid keeps the keyword hit (where it ranks depends on the stand-in's random vectors).
-    assert!(search(&env, "寿司", Mode::Hybrid).contains(&"ja.md".to_string()));
+    // The semantic side returns all three notes, so presence alone proves nothing: `ja.md` must
+    // be there as found by its words too (`Both`), and the other two by meaning alone.
+    let hits = search_kinds(&env, "寿司", Mode::Hybrid);
+    let kind = |name: &str| hits.iter().find(|h| h.0 == name).map(|h| h.1);
+    assert_eq!(kind("ja.md"), Some(MatchKind::Both), "{hits:?}");
+    assert_eq!(kind("zh.md"), Some(MatchKind::Semantic), "{hits:?}");
+    assert_eq!(kind("en.md"), Some(MatchKind::Semantic), "{hits:?}");
 }
 
 #[test]
