@@ -147,11 +147,19 @@ impl WarmModel {
         let (plan, shelf, fp) = (self.plan.clone(), self.shelf.clone(), fp.clone());
         let spawned = std::thread::Builder::new().name("qsearch-model".into()).spawn(move || {
             let mut last: Option<Instant> = None;
-            let loaded = load_warm(&plan, &fp, &mut |event| {
-                if let Some(step) = step_of(event, &mut last) {
-                    shelf.set(&key, Slot::Loading { key: key.clone(), step }, false);
-                }
-            });
+            let step = |step: String| shelf.set(&key, Slot::Loading { key: key.clone(), step }, false);
+            let loaded = load_warm(
+                &plan,
+                &fp,
+                &mut |event| {
+                    if let Some(s) = step_of(event, &mut last) {
+                        step(s);
+                    }
+                },
+                &mut || {
+                    step("warming up".into());
+                },
+            );
             shelf.set(&key, settled(&key, loaded), false);
         });
         if let Err(e) = spawned {
@@ -164,7 +172,7 @@ impl WarmModel {
     /// outcome is the state's: a model that cannot be loaded leaves [`ModelState::Failed`].
     pub fn load_now(&self, fp: &Fingerprint, on: &mut dyn FnMut(Event)) {
         if let Some(key) = self.claim(fp) {
-            let loaded = load_warm(&self.plan, fp, on);
+            let loaded = load_warm(&self.plan, fp, on, &mut || {});
             self.shelf.set(&key, settled(&key, loaded), false);
         }
     }
@@ -267,16 +275,22 @@ fn log_event(event: Event) {
     }
 }
 
-/// The one loader: the plan's settings for the index, the load, and one query that warms the
-/// session (and the query graph's cached instruction).
-fn load_warm(plan: &Plan, fp: &Fingerprint, on: &mut dyn FnMut(Event)) -> Result<(Box<dyn Embedder>, Vec<String>)> {
+/// The one loader: the plan's settings for the index, the load (`on` hears what it fetches), and
+/// one query that warms the session and the query graph's cached instruction (`warming` is told
+/// first).
+fn load_warm(
+    plan: &Plan,
+    fp: &Fingerprint,
+    on: &mut dyn FnMut(Event),
+    warming: &mut dyn FnMut(),
+) -> Result<(Box<dyn Embedder>, Vec<String>)> {
     let settings = plan.settings(Some(fp), InputKind::Query)?;
     let loaded = load::load(&settings, &mut |e| {
         log_event(e);
         on(e)
     })?;
     let mut embedder = loaded.embedder;
-    on(Event::Message("warming up"));
+    warming();
     embed_query(embedder.as_mut(), "warm up")?;
     Ok((embedder, loaded.notes.iter().map(ToString::to_string).collect()))
 }

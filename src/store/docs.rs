@@ -91,7 +91,6 @@ pub struct NewChunk {
 
 impl NewChunk {
     /// A chunk of `text` under `heading`; its hash and keyword text are computed here.
-    #[allow(clippy::too_many_arguments)]
     pub fn new(
         seq: usize,
         heading: String,
