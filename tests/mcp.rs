@@ -412,3 +412,297 @@ fn searches_answer_by_keyword_while_the_model_loads_and_its_whole_name_shows() {
     assert!(later.notes.is_empty(), "{:?}", later.notes);
     assert!(later.hits.iter().any(|h| h.kind != qsearch::search::MatchKind::Keyword), "{later:?}");
 }
+
+/// `qsearch mcp --http` started with its own data directory (where its token lives), all it
+/// prints on stderr collected as it comes (the refusals' log lines among it).
+struct Served {
+    _child: Reaped,
+    url: String,
+    /// The address to connect to: the listening port on 127.0.0.1 (also for `0.0.0.0`).
+    addr: std::net::SocketAddr,
+    log: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl Served {
+    fn start(index: &Path, data_dir: &Path, extra: &[&str]) -> Served {
+        let mut child = common::qsearch(index)
+            .env("QSEARCH_DATA_DIR", data_dir)
+            .args(["mcp", "--http"])
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = BufReader::new(child.stderr.take().unwrap());
+        let child = Reaped(child);
+        let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let collected = log.clone();
+        std::thread::spawn(move || {
+            for line in stderr.lines() {
+                let Ok(line) = line else { break };
+                if let Some(at) = line.find("listening on http://") {
+                    let _ = tx.send(line[at + "listening on ".len()..].split_whitespace().next().unwrap().to_string());
+                }
+                let mut log = collected.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        let url = rx
+            .recv_timeout(Duration::from_secs(60))
+            .unwrap_or_else(|_| panic!("the server did not listen:\n{}", log.lock().unwrap()));
+        let port: u16 = url.rsplit_once(':').unwrap().1.trim_end_matches("/mcp").parse().unwrap();
+        Served { _child: child, url, addr: std::net::SocketAddr::from(([127, 0, 0, 1], port)), log }
+    }
+
+    fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// The log once it holds `what` (a line is written as the request is answered, or just after).
+    fn log_with(&self, what: &str) -> String {
+        wait_for(&format!("{what:?} in the log"), Duration::from_secs(5), || self.log().contains(what));
+        self.log()
+    }
+
+    /// POSTs an `initialize` to /mcp with `headers` (`Host` is 127.0.0.1:PORT unless given);
+    /// the status and the response's head and start.
+    fn initialize(&self, headers: &[(&str, &str)]) -> (u16, String) {
+        let body = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "raw", "version": "0"}}})
+        .to_string();
+        let defaults = [
+            ("Host", self.addr.to_string()),
+            ("Content-Type", "application/json".into()),
+            ("Accept", "application/json, text/event-stream".into()),
+            ("Content-Length", body.len().to_string()),
+        ];
+        let given = |name: &str| headers.iter().any(|(n, _)| n.eq_ignore_ascii_case(name));
+        let mut all: Vec<(&str, String)> = defaults.into_iter().filter(|(name, _)| !given(name)).collect();
+        all.extend(headers.iter().map(|(name, value)| (*name, value.to_string())));
+        raw_http(self.addr, "POST", "/mcp", &all, body.as_bytes())
+    }
+}
+
+/// One HTTP/1.1 request on a fresh connection; the status and what came back until the end of
+/// the head (and a little more, or the connection's end).
+fn raw_http(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, String)],
+    body: &[u8],
+) -> (u16, String) {
+    use std::io::Read;
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut request = format!("{method} {path} HTTP/1.1\r\n");
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("Connection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).unwrap();
+    stream.write_all(body).unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+        match stream.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) => panic!("{method} {path}: {e}; got {:?}", String::from_utf8_lossy(&got)),
+        }
+    }
+    let text = String::from_utf8_lossy(&got).into_owned();
+    let status =
+        text.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or_else(|| panic!("no status: {text:?}"));
+    (status, text)
+}
+
+#[test]
+fn http_on_loopback_refuses_foreign_origins_and_hosts_and_admits_local_ones() {
+    let (tmp, _root, index) = fixture();
+    let data = tmp.path().join("data");
+    let server = Served::start(&index, &data, &["127.0.0.1:0"]);
+    let own = format!("http://{}", server.addr);
+
+    // No token on loopback (none is asked for, and no file is made); local pages may call.
+    for origin in [None, Some("http://localhost:3000"), Some(own.as_str()), Some("http://[::1]:8765")] {
+        let headers: Vec<(&str, &str)> = origin.map(|o| ("Origin", o)).into_iter().collect();
+        let (status, said) = server.initialize(&headers);
+        assert_eq!(status, 200, "Origin {origin:?}: {said}");
+    }
+    let (status, said) = server.initialize(&[("Host", &format!("localhost:{}", server.addr.port()))]);
+    assert_eq!(status, 200, "{said}");
+    assert!(!data.join("mcp-token").exists(), "a token was made on loopback without --token");
+
+    // A page elsewhere: its own Origin, or its own name as Host (DNS rebinding), or both.
+    for (headers, what) in [
+        (vec![("Origin", "https://evil.example")], "evil.example"),
+        (vec![("Origin", "null")], "\"null\""),
+        (vec![("Origin", "http://127.0.0.1.evil.example")], "127.0.0.1.evil.example"),
+        (vec![("Host", "attacker.example:8765")], "attacker.example"),
+        (vec![("Host", "attacker.example"), ("Origin", "http://attacker.example")], "attacker.example"),
+    ] {
+        let (status, said) = server.initialize(&headers);
+        assert_eq!(status, 403, "{headers:?} was not refused: {said}");
+        let log = server.log_with(what);
+        assert!(log.contains("refused POST /mcp from 127.0.0.1"), "{log}");
+    }
+    // Refused before any path is looked at.
+    let (status, said) = raw_http(
+        server.addr,
+        "GET",
+        "/elsewhere",
+        &[("Host", server.addr.to_string()), ("Origin", "https://evil.example".into())],
+        b"",
+    );
+    assert_eq!(status, 403, "{said}");
+
+    // A body over 4 MiB is refused as soon as its length is known (the body is never sent).
+    let (status, said) = server.initialize(&[("Content-Length", &(5 << 20).to_string())]);
+    assert_eq!(status, 413, "{said}");
+
+    // --token: the token is asked for on loopback too.
+    let guarded = Served::start(&index, &data, &["127.0.0.1:0", "--token"]);
+    let token = std::fs::read_to_string(data.join("mcp-token")).unwrap().trim().to_string();
+    assert_eq!(guarded.initialize(&[]).0, 401);
+    assert_eq!(guarded.initialize(&[("Authorization", &format!("Bearer {token}"))]).0, 200);
+    assert!(!guarded.log().contains("warning"), "no warning on loopback: {}", guarded.log());
+}
+
+#[test]
+fn http_off_loopback_needs_the_token_which_the_python_sdk_sends() {
+    let sdk = sdk_dir();
+    assert!(
+        sdk.join("mcp").is_dir(),
+        "the MCP Python SDK is not installed in {}: run `bash scripts/test.sh`",
+        sdk.display()
+    );
+    let (tmp, root, index) = fixture();
+    let data = tmp.path().join("data");
+    // Listening on every address: off loopback, whatever address a client comes from.
+    let server = Served::start(&index, &data, &["0.0.0.0:0", "--allow-remote"]);
+    assert!(server.url.starts_with("http://0.0.0.0:"), "{}", server.url);
+
+    // The token: made now, readable by the user only, printed with the client's configuration.
+    let file = data.join("mcp-token");
+    let token = std::fs::read_to_string(&file).unwrap().trim().to_string();
+    assert!(token.len() == 64 && token.chars().all(|c| c.is_ascii_hexdigit()), "{token:?}");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600);
+    let said = server.log();
+    assert!(said.contains("warning") && said.contains("read the indexed files"), "{said}");
+    assert!(said.contains("made now"), "{said}");
+    assert!(said.contains("claude mcp add --transport http qsearch http://"), "{said}");
+    assert!(said.contains(&format!("--header \"Authorization: Bearer {token}\"")), "{said}");
+
+    let bearer = format!("Bearer {token}");
+    let wrong = format!("Bearer {}", "0".repeat(64));
+    type Headers<'a> = &'a [(&'a str, &'a str)];
+    let refusals: [(Headers, u16, &str); 6] = [
+        (&[], 401, "no bearer token"),
+        (&[("Authorization", &wrong)], 401, "not this server's"),
+        (&[("Authorization", "Basic cXNlYXJjaDpxc2VhcmNo")], 401, "no bearer token"),
+        (&[("Authorization", &token)], 401, "no bearer token"),
+        (&[("Host", "attacker.example:8765")], 401, "no bearer token"),
+        (&[("Authorization", &bearer), ("Origin", "https://evil.example")], 403, "evil.example"),
+    ];
+    for (n, (headers, expected, why)) in refusals.into_iter().enumerate() {
+        let (status, said) = server.initialize(headers);
+        assert_eq!(status, expected, "request {n} ({why}): {said}");
+        if expected == 401 {
+            assert!(said.to_ascii_lowercase().contains("www-authenticate: bearer"), "{said}");
+        }
+        let log = server.log_with(why);
+        assert_eq!(log.matches("refused POST /mcp").count(), n + 1, "one log line per refusal: {log}");
+    }
+    assert!(!server.log().contains(&"0".repeat(64)), "a presented token is not logged");
+
+    // With the token: admitted, from a client (no Origin) or from the server's own page.
+    assert_eq!(server.initialize(&[("Authorization", &bearer)]).0, 200);
+    let own = format!("http://{}", server.addr);
+    assert_eq!(server.initialize(&[("Authorization", &bearer), ("Origin", &own)]).0, 200);
+
+    // The official SDK client, configured with the token as a user would.
+    let url = format!("http://{}/mcp", server.addr);
+    let config =
+        json!({ "url": url, "root": root, "outside": root.parent().unwrap().join("secret.txt"), "token": token });
+    let stdout = python_client(&sdk, "tests/mcp_http_client.py", &config);
+    assert!(stdout.contains("ok: 3 clients at once"), "{stdout}");
+    assert!(stdout.contains("ok: the clients were admitted with the bearer token"), "{stdout}");
+    drop(server);
+
+    // A later start keeps the token: clients configured once keep working.
+    let again = Served::start(&index, &data, &["0.0.0.0:0", "--allow-remote"]);
+    assert!(!again.log().contains("made now"), "{}", again.log());
+    assert!(again.log().contains(&format!("Bearer {token}")), "{}", again.log());
+    assert_eq!(std::fs::read_to_string(&file).unwrap().trim(), token);
+    assert_eq!(again.initialize(&[("Authorization", &bearer)]).0, 200);
+}
+
+#[test]
+fn http_connections_idle_too_long_are_closed_and_large_bodies_refused() {
+    use std::io::Read;
+    let (_tmp, _root, index) = fixture();
+    let engine = std::sync::Arc::new(common::mcp_engine(&index, common::stand_in_plan()));
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let limits = qsearch::mcp::http::Limits { max_body: 64 << 10, idle: Duration::from_secs(1) };
+    let stop = tokio_util::sync::CancellationToken::new();
+    let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let options = qsearch::mcp::http::Options { token: None, limits };
+    let served = runtime.spawn(qsearch::mcp::http::serve(engine, listener, options, stop.clone()));
+
+    // A connection that sends nothing, and one that goes quiet after a request: closed after
+    // the idle limit (the read sees the end), not kept for ever.
+    let closed_after = |stream: &mut std::net::TcpStream| {
+        stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let t = Instant::now();
+        let mut rest = Vec::new();
+        let read = stream.read_to_end(&mut rest);
+        assert!(read.is_ok(), "the idle connection was not closed: {read:?}");
+        t.elapsed()
+    };
+    let mut silent = std::net::TcpStream::connect(addr).unwrap();
+    let waited = closed_after(&mut silent);
+    assert!(waited < Duration::from_secs(5), "closed after {waited:?}");
+    let mut quiet = std::net::TcpStream::connect(addr).unwrap();
+    write!(quiet, "GET /elsewhere HTTP/1.1\r\nHost: {addr}\r\n\r\n").unwrap();
+    let mut head = [0u8; 12];
+    quiet.read_exact(&mut head).unwrap();
+    assert_eq!(&head, b"HTTP/1.1 404");
+    let waited = closed_after(&mut quiet);
+    assert!(waited < Duration::from_secs(5), "closed after {waited:?}");
+
+    // A body over the limit: refused by its announced length, or (sent in chunks, with no
+    // length) once the limit is passed while it is read.
+    let post = |transfer: (&str, String), body: &[u8]| {
+        let headers = [
+            ("Host", addr.to_string()),
+            ("Content-Type", "application/json".into()),
+            ("Accept", "application/json, text/event-stream".into()),
+            transfer,
+        ];
+        raw_http(addr, "POST", "/mcp", &headers, body)
+    };
+    let (status, said) = post(("Content-Length", (100 << 10).to_string()), b"");
+    assert_eq!(status, 413, "{said}");
+    let padding = "x".repeat(100 << 10);
+    let message = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": padding, "version": "0"}}})
+    .to_string();
+    let chunked = format!("{:x}\r\n{message}\r\n0\r\n\r\n", message.len());
+    let (status, said) = post(("Transfer-Encoding", "chunked".into()), chunked.as_bytes());
+    assert_eq!(status, 413, "{said}");
+    // Under the limit, the same message in chunks is served.
+    let message = message.replace(&padding, "small");
+    let chunked = format!("{:x}\r\n{message}\r\n0\r\n\r\n", message.len());
+    let (status, said) = post(("Transfer-Encoding", "chunked".into()), chunked.as_bytes());
+    assert_eq!(status, 200, "{said}");
+
+    stop.cancel();
+    runtime.block_on(served).unwrap().unwrap();
+    runtime.shutdown_background();
+}

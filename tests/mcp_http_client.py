@@ -5,25 +5,44 @@ outside it. Several clients connect at once, each with its own session, and each
 agent would: initialize, list tools, search, read a hit, be refused outside the folder. Then a
 request that names a host other than loopback is refused (DNS rebinding guard). Prints one line
 per step; any failed check raises, and the exit status is not 0.
+
+With "token" in the configuration (a server off loopback), every client sends it as
+`Authorization: Bearer TOKEN`, as a user configures the SDK's HTTP client, and the checks of a
+foreign Host (not refused off loopback: the token is the guard there) are left to tests/mcp.rs.
 """
 
 import asyncio
+import contextlib
 import json
 import sys
 
 import httpx2
 from mcp import ClientSession
 from mcp.client.streamable_http import streamable_http_client
+from mcp.shared._httpx_utils import create_mcp_http_client
 
 from mcp_helpers import call, step, text_of  # tests/mcp_helpers.py, beside this file
 
 CFG = json.loads(sys.argv[1])
 URL = CFG["url"]
 ROOT = CFG["root"]
+TOKEN = CFG.get("token")
+
+
+@contextlib.asynccontextmanager
+async def connect():
+    """The SDK's transport, with the bearer token when the server needs one."""
+    if not TOKEN:
+        async with streamable_http_client(URL) as streams:
+            yield streams
+        return
+    async with create_mcp_http_client(headers={"Authorization": f"Bearer {TOKEN}"}) as http:
+        async with streamable_http_client(URL, http_client=http) as streams:
+            yield streams
 
 
 async def agent(n):
-    async with streamable_http_client(URL) as (read, write):
+    async with connect() as (read, write):
         async with ClientSession(read, write) as session:
             init = await session.initialize()
             assert init.server_info.name == "qsearch", init.server_info
@@ -62,6 +81,9 @@ async def agent(n):
 async def main():
     versions = await asyncio.gather(*[agent(n) for n in range(3)])
     step(f"3 clients at once (protocol {versions[0]}): initialize, list tools, search, get, get refused outside the folder")
+    if TOKEN:
+        step("the clients were admitted with the bearer token")
+        return
 
     # A page elsewhere that makes the browser post to this port names its own host: refused.
     async with httpx2.AsyncClient() as http:

@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Result;
 use qsearch::config::Config;
+use qsearch::mcp::token::Token;
 use qsearch::mcp::{self, Engine, Setup, http};
 use qsearch::session::Defaults;
 use tokio_util::sync::CancellationToken;
@@ -19,10 +20,14 @@ pub struct Args {
     /// 127.0.0.1:8765; a bare port listens on 127.0.0.1; port 0 picks a free one)
     #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = http::DEFAULT_ADDR)]
     pub http: Option<String>,
-    /// Listen on an address other than loopback: anyone who can reach it can search the index
-    /// and read the indexed files
+    /// Listen on an address other than loopback: clients must then send the bearer token (made
+    /// on first use, kept in `mcp-token` in the data directory, printed at start); whoever has it
+    /// can search the index and read the indexed files
     #[arg(long, requires = "http")]
     pub allow_remote: bool,
+    /// Require the bearer token on loopback too (always required off loopback)
+    #[arg(long, requires = "http")]
+    pub token: bool,
 }
 
 pub fn run(config: &Config, args: Args) -> Result<ExitCode> {
@@ -40,22 +45,57 @@ pub fn run(config: &Config, args: Args) -> Result<ExitCode> {
         }
         Some(spec) => runtime.block_on(async {
             let (listener, local) = http::listen(&spec, args.allow_remote).await?;
-            mcp::warm_up(&engine);
-            if !local.ip().is_loopback() {
+            let remote = !local.ip().is_loopback();
+            let token = if remote || args.token {
+                let (token, file, created) = Token::load_or_create(&qsearch::paths::data_dir())?;
+                if remote {
+                    eprintln!(
+                        "qsearch mcp: warning: {local} may be reachable from other machines: whoever reaches it \
+                         with the token can search the index and read the indexed files (the token is sent \
+                         in clear: plain HTTP)"
+                    );
+                }
+                let made = if created { "made now, " } else { "" };
+                let url = format!("http://{}{}", client_host(local), http::PATH);
                 eprintln!(
-                    "qsearch mcp: warning: {local} may be reachable from other machines, and there is no \
-                     authentication: whoever reaches it can search the index and read the indexed files"
+                    "qsearch mcp: clients must send the bearer token ({made}kept in {}); for Claude Code:\n  \
+                     claude mcp add --transport http qsearch {url} --header \"Authorization: Bearer {}\"\n\
+                     or in a client's JSON configuration: \"headers\": {{ \"Authorization\": \"Bearer {}\" }}",
+                    file.display(),
+                    token.as_str(),
+                    token.as_str(),
                 );
-            }
+                Some(token)
+            } else {
+                None
+            };
+            mcp::warm_up(&engine);
             // The address is the readiness signal (a test or a script reads it for port 0).
             eprintln!("qsearch mcp: listening on http://{local}{} (Ctrl-C stops)", http::PATH);
-            http::serve(engine, listener, args.allow_remote, stop_on_signal()).await
+            let options = http::Options { token, ..Default::default() };
+            http::serve(engine, listener, options, stop_on_signal()).await
         }),
     };
     // A tool still running (a long `index`) must not keep the process alive once the client left.
     runtime.shutdown_background();
     served?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The host a client names to reach `local`: the machine's name when it listens on every
+/// address (`0.0.0.0`, `[::]`), else the address.
+fn client_host(local: std::net::SocketAddr) -> String {
+    if !local.ip().is_unspecified() {
+        return local.to_string();
+    }
+    let mut name = [0u8; 256];
+    // SAFETY: the buffer is valid for its length; gethostname writes at most that much.
+    let got = unsafe { libc::gethostname(name.as_mut_ptr().cast(), name.len()) };
+    let end = name.iter().position(|&b| b == 0).unwrap_or(0);
+    match std::str::from_utf8(&name[..end]) {
+        Ok(host) if got == 0 && !host.is_empty() => format!("{host}:{}", local.port()),
+        _ => format!("THIS-MACHINE:{}", local.port()),
+    }
 }
 
 /// Cancelled by Ctrl-C or SIGTERM (the server then stops accepting and ends its sessions); a

@@ -4,8 +4,10 @@
 //! its own MCP session; every session calls the one [`Engine`].
 //!
 //! Anyone who can reach the port can search the index and read its files, so the server listens
-//! on loopback unless the caller allows otherwise ([`check_bind`]); on loopback, requests whose
-//! `Host` is not a loopback name are refused too (rmcp's DNS rebinding guard).
+//! on loopback unless the caller allows otherwise ([`check_bind`]), and every request passes the
+//! [`Guard`] first: on loopback a loopback `Host` and, if any, a loopback `Origin` (no web page
+//! gets in); off loopback the bearer token ([`super::token`]) and, if any, the server's own
+//! `Origin`. [`Limits`] bound a request's body and how long a connection may sit idle.
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
@@ -15,12 +17,14 @@ use anyhow::{Context, Result};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use super::guard::{Guard, Refusal};
+use super::token::Token;
 use super::{Engine, Server};
 
 /// The endpoint's path: `http://ADDR/mcp`.
@@ -75,13 +79,52 @@ pub async fn bind(addrs: &[SocketAddr]) -> Result<TcpListener> {
     Err(last.unwrap_or_else(|| anyhow::anyhow!("no address to listen on")))
 }
 
-/// Serves MCP clients on `listener` until `stop` is cancelled. `remote`: the listener was allowed
-/// off loopback, so requests are not limited to loopback `Host` names.
-pub async fn serve(engine: Arc<Engine>, listener: TcpListener, remote: bool, stop: CancellationToken) -> Result<()> {
-    let mut config = StreamableHttpServerConfig::default().with_cancellation_token(stop.child_token());
-    if remote {
-        config = config.disable_allowed_hosts();
+/// What bounds a client's use of the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// The largest request body (413 beyond it): a JSON-RPC message, far below this.
+    pub max_body: usize,
+    /// A connection that sends no complete request head for this long (idle between requests,
+    /// or trickling its headers) is closed. Not while a response streams.
+    pub idle: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { max_body: 4 << 20, idle: Duration::from_secs(60) }
     }
+}
+
+/// How a listener serves: the token every client must send (required off loopback; `None` on
+/// loopback admits local clients without one), and the limits.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    pub token: Option<Token>,
+    pub limits: Limits,
+}
+
+type Body = http_body_util::combinators::BoxBody<Bytes, std::convert::Infallible>;
+
+/// Serves MCP clients on `listener` until `stop` is cancelled. A listener off loopback needs
+/// `options.token`: it is refused without one.
+pub async fn serve(
+    engine: Arc<Engine>,
+    listener: TcpListener,
+    options: Options,
+    stop: CancellationToken,
+) -> Result<()> {
+    let local = listener.local_addr().context("the listening address")?;
+    let loopback = local.ip().is_loopback();
+    if !loopback && options.token.is_none() {
+        anyhow::bail!("{local} is not a loopback address: clients there must send a token, and none was given");
+    }
+    let guard = Arc::new(Guard::new(loopback, options.token));
+    let limits = options.limits;
+    // The guard checks `Host` before rmcp sees a request (rmcp's own list knows only loopback).
+    let config = StreamableHttpServerConfig::default()
+        .with_cancellation_token(stop.child_token())
+        .with_max_request_body_bytes(limits.max_body)
+        .disable_allowed_hosts();
     let service = StreamableHttpService::new(
         move || Ok(Server::new(engine.clone())),
         Arc::new(LocalSessionManager::default()),
@@ -92,8 +135,8 @@ pub async fn serve(engine: Arc<Engine>, listener: TcpListener, remote: bool, sto
             accepted = listener.accept() => accepted,
             () = stop.cancelled() => return Ok(()),
         };
-        let stream = match accepted {
-            Ok((stream, _peer)) => stream,
+        let (stream, peer) = match accepted {
+            Ok(accepted) => accepted,
             Err(e) => {
                 // Out of file descriptors and the like: the server keeps listening.
                 tracing::warn!("cannot accept a connection: {e}");
@@ -103,18 +146,31 @@ pub async fn serve(engine: Arc<Engine>, listener: TcpListener, remote: bool, sto
         };
         let _ = stream.set_nodelay(true);
         let service = service.clone();
+        let guard = guard.clone();
         let stop = stop.clone();
         tokio::spawn(async move {
             let handler = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
                 let mut service = service.clone();
+                let guard = guard.clone();
                 async move {
+                    if let Err(refusal) = guard.check(req.headers()) {
+                        tracing::warn!("refused {} {} from {peer}: {refusal}", req.method(), req.uri().path());
+                        return Ok(refused(&refusal));
+                    }
                     if req.uri().path() != PATH {
                         return Ok(not_found());
+                    }
+                    if content_length(&req).is_some_and(|n| n > limits.max_body as u64) {
+                        tracing::warn!("refused a request from {peer}: its body is over {} bytes", limits.max_body);
+                        return Ok(too_large(limits.max_body));
                     }
                     tower_service::Service::call(&mut service, req).await
                 }
             });
-            let connection = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), handler);
+            let connection = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(limits.idle)
+                .serve_connection(TokioIo::new(stream), handler);
             tokio::pin!(connection);
             let served = tokio::select! {
                 served = connection.as_mut() => served,
@@ -124,17 +180,50 @@ pub async fn serve(engine: Arc<Engine>, listener: TcpListener, remote: bool, sto
                 }
             };
             if let Err(e) = served {
-                tracing::debug!("connection ended: {e}");
+                tracing::debug!("connection from {peer} ended: {e}");
             }
         });
     }
 }
 
-fn not_found() -> hyper::Response<http_body_util::combinators::BoxBody<Bytes, std::convert::Infallible>> {
-    let body = Full::new(Bytes::from(format!("Not Found: the MCP endpoint is {PATH}\n"))).boxed();
-    let mut response = hyper::Response::new(body);
-    *response.status_mut() = hyper::StatusCode::NOT_FOUND;
+fn content_length(req: &hyper::Request<Incoming>) -> Option<u64> {
+    req.headers().get(hyper::header::CONTENT_LENGTH)?.to_str().ok()?.trim().parse().ok()
+}
+
+fn text_response(status: hyper::StatusCode, text: String) -> hyper::Response<Body> {
+    let mut response = hyper::Response::new(Full::new(Bytes::from(text)).boxed());
+    *response.status_mut() = status;
     response
+        .headers_mut()
+        .insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static("text/plain; charset=utf-8"));
+    response
+}
+
+fn refused(refusal: &Refusal) -> hyper::Response<Body> {
+    let status = hyper::StatusCode::from_u16(refusal.status()).unwrap_or(hyper::StatusCode::FORBIDDEN);
+    let mut response =
+        text_response(status, format!("{}: {refusal}\n", status.canonical_reason().unwrap_or("Refused")));
+    if status == hyper::StatusCode::UNAUTHORIZED {
+        let challenge = match refusal {
+            Refusal::WrongToken => r#"Bearer realm="qsearch", error="invalid_token""#,
+            _ => r#"Bearer realm="qsearch""#,
+        };
+        response
+            .headers_mut()
+            .insert(hyper::header::WWW_AUTHENTICATE, hyper::header::HeaderValue::from_static(challenge));
+    }
+    response
+}
+
+fn too_large(max: usize) -> hyper::Response<Body> {
+    text_response(
+        hyper::StatusCode::PAYLOAD_TOO_LARGE,
+        format!("Payload Too Large: a request body is at most {max} bytes\n"),
+    )
+}
+
+fn not_found() -> hyper::Response<Body> {
+    text_response(hyper::StatusCode::NOT_FOUND, format!("Not Found: the MCP endpoint is {PATH}\n"))
 }
 
 /// Listens on `spec` (checked by [`resolve`]) and returns the listener with its bound address

@@ -2,12 +2,15 @@
 //! assistants search the user's notes and code with the same index, the same hybrid ranking and a
 //! warm model. [`engine`] does the work as plain blocking functions; [`tools`] is the protocol
 //! face (the official Rust SDK, `rmcp`), served on stdio ([`serve_stdio`]) or streamable HTTP
-//! ([`http`]); [`access`] decides which files an agent may read. The searching and the warm model
-//! are the query session's ([`crate::session`]), as for the CLI and the TUI.
+//! ([`http`], behind [`guard`] and, off loopback, a [`token`]); [`access`] decides which files an
+//! agent may read. The searching and the warm model are the query session's
+//! ([`crate::session`]), as for the CLI and the TUI.
 
 pub mod access;
 pub mod engine;
+pub mod guard;
 pub mod http;
+pub mod token;
 pub mod tools;
 
 use std::sync::Arc;
