@@ -336,10 +336,8 @@ fn doctor_and_embed_show_where_the_graph_ran() {
     let index = tmp.path().join("index");
     let pull = common::qsearch(&index).args(["model", "pull", "all-minilm-l6-v2"]).output().unwrap();
     assert!(pull.status.success(), "{}", String::from_utf8_lossy(&pull.stderr));
-    let out = common::qsearch(&index)
-        .args(["--device", "cpu", "--model", "all-minilm-l6-v2", "doctor"])
-        .output()
-        .unwrap();
+    let out =
+        common::qsearch(&index).args(["--device", "cpu", "--model", "all-minilm-l6-v2", "doctor"]).output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let line = stdout.lines().find(|l| l.starts_with("device:")).unwrap_or_else(|| panic!("{stdout}"));
     assert!(line.contains("all-minilm-l6-v2 on CPU: CPU "), "{line}");

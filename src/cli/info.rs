@@ -239,7 +239,10 @@ fn placement(config: &Config, model: Option<&ModelRef>) -> bool {
             return true;
         }
         Some(_) => return true,
-        None => match [catalog::DEFAULT_MODEL, catalog::ACCELERATOR_MODEL, catalog::FALLBACK_MODEL].into_iter().find(|id| present(id)) {
+        None => match [catalog::DEFAULT_MODEL, catalog::ACCELERATOR_MODEL, catalog::FALLBACK_MODEL]
+            .into_iter()
+            .find(|id| present(id))
+        {
             Some(id) => id.to_string(),
             None => {
                 println!("device:   {device}: no model here to try it with (`qsearch model pull ID`)");
@@ -262,11 +265,14 @@ fn placement(config: &Config, model: Option<&ModelRef>) -> bool {
         }
     };
     let embedder = &mut loaded.embedder;
-    let placed = embedder.embed(&["where does this run"], qsearch::embed::InputKind::Query).and_then(|_| embedder.placement());
+    let placed =
+        embedder.embed(&["where does this run"], qsearch::embed::InputKind::Query).and_then(|_| embedder.placement());
     match placed {
         Ok(Some(p)) => println!("device:   {device}: {} on {}: {p}", embedder.model_id(), embedder.device()),
         Ok(None) => println!("device:   {device}: {} on {}", embedder.model_id(), embedder.device()),
-        Err(e) => println!("device:   {device}: {} on {} (placement unknown: {e:#})", embedder.model_id(), embedder.device()),
+        Err(e) => {
+            println!("device:   {device}: {} on {} (placement unknown: {e:#})", embedder.model_id(), embedder.device())
+        }
     }
     let cache = paths::data_dir().join("coreml-cache");
     if let Ok(size) = dir_size(&cache) {
