@@ -387,8 +387,9 @@ class Check:
         want = "CUDA" if device == "cuda" else "CPU"
         if r["device"] != want:
             raise (CudaUnavailable if want == "CUDA" else StepFailed)(f"embed reports device {r['device']!r}")
+        # ONNX Runtime's own count of the nodes each provider ran (its profile of the first run).
         self.r["figures"][f"query_{name}"] = {"device": r["device"], "median_ms": r["median_ms"], "tokens": r["tokens"],
-                                              "repeat": repeat}
+                                              "repeat": repeat, "placement": r.get("placement")}
         self.vectors = getattr(self, "vectors", {})
         self.vectors[name] = r["embedding"]
         return {"detail": f"on {r['device']}, {r['tokens']} tokens" +
