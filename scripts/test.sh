@@ -1,16 +1,16 @@
 #!/usr/bin/env bash
 # The test command (README, .ci/run): installs tmux for the terminal-UI test when it is missing
-# and this machine allows it, the official MCP Python SDK (PyPI `mcp`, the client tests/mcp.rs
-# drives the server with) into target/test-py once, onnx and numpy for ONNX Runtime's CoreML
-# checker into target/check-py once, checks that the tree is rustfmt-formatted and clippy-quiet,
-# then runs every test.
+# and this machine allows it (without tmux that test is skipped, and fails where CI is set), the
+# official MCP Python SDK (PyPI `mcp`, the client tests/mcp.rs drives the server with) into
+# target/test-py once, onnx and numpy for ONNX Runtime's CoreML checker into target/check-py once,
+# checks that the tree is rustfmt-formatted and clippy-quiet, then runs every test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if ! command -v tmux >/dev/null 2>&1; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    (apt-get update -qq && apt-get install -y -qq tmux >/dev/null) || echo "note: could not install tmux; the TUI end-to-end test will be skipped"
+    (apt-get update -qq && apt-get install -y -qq tmux >/dev/null) || echo "note: could not install tmux; the TUI end-to-end test will be skipped (and fail where CI is set)"
   else
-    echo "note: tmux is not installed; the TUI end-to-end test will be skipped"
+    echo "note: tmux is not installed; the TUI end-to-end test will be skipped (and fail where CI is set)"
   fi
 fi
 # Pinned: the client the MCP test was written against. Installed only when missing (or another

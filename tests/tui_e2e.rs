@@ -1,6 +1,7 @@
 //! The real binary in a real terminal (tmux, 100x30) over a small real index: type a query and
 //! see hits, move, open the selected hit in a stand-in editor that records its arguments, quit,
-//! and find the shell's terminal as it was. Skipped, saying so, when tmux is not installed.
+//! and find the shell's terminal as it was. Skipped, saying so, when tmux is not installed, except
+//! under CI (`CI` set), where a missing tmux fails.
 
 mod common;
 
@@ -87,6 +88,19 @@ fn tmux_missing() -> bool {
     Command::new("tmux").arg("-V").output().map(|o| !o.status.success()).unwrap_or(true)
 }
 
+/// Whether to skip for want of tmux: only outside CI, saying so. With `CI` set (to anything but
+/// an empty string) a missing tmux fails the test, since CI must run it (`scripts/test.sh`
+/// installs tmux with apt-get when it runs as root).
+fn skip_without_tmux() -> bool {
+    if !tmux_missing() {
+        return false;
+    }
+    let ci = std::env::var_os("CI").is_some_and(|v| !v.is_empty());
+    assert!(!ci, "tmux is not installed and CI is set: the terminal tests must run here (apt-get install -y tmux)");
+    eprintln!("SKIPPED tui_e2e: tmux is not installed (apt-get install -y tmux)");
+    true
+}
+
 fn quoted(path: &Path) -> String {
     format!("'{}'", path.display().to_string().replace('\'', r"'\''"))
 }
@@ -127,8 +141,7 @@ fn selected(screen: &str) -> (String, usize) {
 
 #[test]
 fn search_move_open_in_editor_and_quit_in_a_real_terminal() {
-    if tmux_missing() {
-        eprintln!("SKIPPED tui_e2e: tmux is not installed (apt-get install -y tmux)");
+    if skip_without_tmux() {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
@@ -185,8 +198,7 @@ fn search_move_open_in_editor_and_quit_in_a_real_terminal() {
 
 #[test]
 fn a_missing_index_is_explained_and_ctrl_c_quits() {
-    if tmux_missing() {
-        eprintln!("SKIPPED tui_e2e: tmux is not installed (apt-get install -y tmux)");
+    if skip_without_tmux() {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
@@ -213,8 +225,7 @@ fn panic_inside_the_ui_helper() {
 
 #[test]
 fn a_panic_restores_the_terminal() {
-    if tmux_missing() {
-        eprintln!("SKIPPED tui_e2e: tmux is not installed (apt-get install -y tmux)");
+    if skip_without_tmux() {
         return;
     }
     let tmux = Tmux::start(80, 24);
