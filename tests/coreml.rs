@@ -26,9 +26,49 @@ fn python_path() -> String {
         "onnx and numpy are not installed in {}: run `bash scripts/test.sh` (it installs them there once)",
         deps.display()
     );
+    format!("{}:{}", deps.display(), wheel().display())
+}
+
+/// The unpacked onnxruntime wheel qsearch runs (the folder holding its `onnxruntime` package).
+fn wheel() -> PathBuf {
     let lib = &common::runtime().lib.path;
-    let wheel = lib.ancestors().find(|p| p.join("onnxruntime").join("tools").is_dir()).expect("the runtime's wheel");
-    format!("{}:{}", deps.display(), wheel.display())
+    lib.ancestors().find(|p| p.join("onnxruntime").join("tools").is_dir()).expect("the runtime's wheel").to_path_buf()
+}
+
+/// Every operator qsearch's CoreML preparation may leave in a graph (`COREML_OPS`) is in the
+/// wheel's own table of what the MLProgram provider takes, `coreml_supported_mlprogram_ops.md`,
+/// read as the checker reads it (`|domain:op|note|` rows, matched exactly), so qsearch's list
+/// cannot claim an operator the runtime does not. One spelling differs: the table writes
+/// `Argmax` for ONNX's `ArgMax`, so the checker would refuse an `ArgMax` node; qsearch's graphs
+/// hold none, and the allowance lapses (fails) once the table spells it right.
+#[test]
+fn every_operator_qsearch_writes_for_coreml_is_in_the_wheels_own_table() {
+    const SPELLED_OTHERWISE: &[(&str, &str)] = &[("ArgMax", "Argmax")];
+    let table = wheel().join("onnxruntime/tools/mobile_helpers/coreml_supported_mlprogram_ops.md");
+    let text = std::fs::read_to_string(&table).unwrap_or_else(|e| panic!("{}: {e}", table.display()));
+    let listed: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with('|'))
+        .filter_map(|l| {
+            let pieces: Vec<&str> = l.trim().split('|').collect();
+            (pieces.len() == 4 && pieces[1].contains(':')).then_some(pieces[1])
+        })
+        .collect();
+    assert!(listed.len() >= 40 && listed.contains(&"ai.onnx:MatMul"), "{}: {listed:?}", table.display());
+    let mut missing = Vec::new();
+    for &op in prepare::COREML_OPS {
+        let spelled = SPELLED_OTHERWISE.iter().find(|s| s.0 == op).map_or(op, |s| s.1);
+        if !listed.contains(&format!("ai.onnx:{spelled}").as_str()) {
+            missing.push(op);
+        }
+        if spelled != op {
+            assert!(
+                !listed.contains(&format!("ai.onnx:{op}").as_str()),
+                "the table now spells {op} as ONNX does: drop it from SPELLED_OTHERWISE"
+            );
+        }
+    }
+    assert!(missing.is_empty(), "in COREML_OPS, not in {}: {missing:?}", table.display());
 }
 
 /// The checker's verdict on the CoreML MLProgram provider: (nodes taken, nodes in all, partitions).
