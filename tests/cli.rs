@@ -346,6 +346,21 @@ fn doctor_and_embed_show_where_the_graph_ran() {
     assert_eq!(ran, of, "every node on the CPU: {line}");
     let nodes: usize = ran.parse().unwrap();
     assert!(nodes > 10, "a BERT graph has more nodes than that: {line}");
+    // The same checks as data.
+    let out = common::qsearch(&index)
+        .args(["--device", "cpu", "--model", "all-minilm-l6-v2", "doctor", "--json"])
+        .output()
+        .unwrap();
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["device"]["state"], "ran", "{}", report["device"]);
+    assert_eq!(report["device"]["placement"]["Ok"]["providers"], serde_json::json!([["CPU", nodes]]));
+    assert!(
+        report["models"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["id"] == "all-minilm-l6-v2" && m["missing"] == serde_json::json!([]))
+    );
 
     let out = common::qsearch(&index)
         .args(["--device", "cpu", "--model", "all-minilm-l6-v2", "embed", "one text", "another"])

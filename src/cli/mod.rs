@@ -68,7 +68,7 @@ enum Command {
     /// What the index holds
     Status(info::StatusArgs),
     /// Check the runtime, models and index, and say how to fix what is wrong
-    Doctor,
+    Doctor(info::DoctorArgs),
     /// Print the effective configuration (or the documented defaults)
     Config(info::ConfigArgs),
     /// List, fetch and describe models
@@ -126,7 +126,7 @@ pub fn run() -> Result<ExitCode> {
         Some(Command::Index(args)) => index::run(&config, args),
         Some(Command::Search(args)) => search::run(&config, args),
         Some(Command::Status(args)) => info::status(&config, args),
-        Some(Command::Doctor) => info::doctor(&config),
+        Some(Command::Doctor(args)) => info::doctor(&config, args),
         Some(Command::Config(args)) => info::config(&config, args),
         Some(Command::Model(cmd)) => model::run(&config, cmd),
         Some(Command::Embed(args)) => model::embed(&config, args),
