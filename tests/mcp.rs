@@ -461,10 +461,13 @@ impl Served {
         self.log.lock().unwrap().clone()
     }
 
-    /// The log once it holds `what` (a line is written as the request is answered, or just after).
-    fn log_with(&self, what: &str) -> String {
-        wait_for(&format!("{what:?} in the log"), Duration::from_secs(5), || self.log().contains(what));
-        self.log()
+    /// The log's refusal lines once there are `count` of them (a line is written as the request
+    /// is answered, or just after).
+    fn refusals(&self, count: usize) -> Vec<String> {
+        let lines =
+            || -> Vec<String> { self.log().lines().filter(|l| l.contains("refused ")).map(String::from).collect() };
+        wait_for(&format!("{count} refusals in the log"), Duration::from_secs(5), || lines().len() >= count);
+        lines()
     }
 
     /// POSTs an `initialize` to /mcp with `headers` (`Host` is 127.0.0.1:PORT unless given);
@@ -538,6 +541,7 @@ fn http_on_loopback_refuses_foreign_origins_and_hosts_and_admits_local_ones() {
     assert!(!data.join("mcp-token").exists(), "a token was made on loopback without --token");
 
     // A page elsewhere: its own Origin, or its own name as Host (DNS rebinding), or both.
+    let mut refused = 0;
     for (headers, what) in [
         (vec![("Origin", "https://evil.example")], "evil.example"),
         (vec![("Origin", "null")], "\"null\""),
@@ -547,8 +551,14 @@ fn http_on_loopback_refuses_foreign_origins_and_hosts_and_admits_local_ones() {
     ] {
         let (status, said) = server.initialize(&headers);
         assert_eq!(status, 403, "{headers:?} was not refused: {said}");
-        let log = server.log_with(what);
-        assert!(log.contains("refused POST /mcp from 127.0.0.1"), "{log}");
+        refused += 1;
+        let lines = server.refusals(refused);
+        assert_eq!(lines.len(), refused, "one log line per refusal: {lines:#?}");
+        let line = &lines[refused - 1];
+        assert!(
+            line.contains("WARN") && line.contains("refused POST /mcp from 127.0.0.1") && line.contains(what),
+            "{line}"
+        );
     }
     // Refused before any path is looked at.
     let (status, said) = raw_http(
@@ -615,8 +625,9 @@ fn http_off_loopback_needs_the_token_which_the_python_sdk_sends() {
         if expected == 401 {
             assert!(said.to_ascii_lowercase().contains("www-authenticate: bearer"), "{said}");
         }
-        let log = server.log_with(why);
-        assert_eq!(log.matches("refused POST /mcp").count(), n + 1, "one log line per refusal: {log}");
+        let lines = server.refusals(n + 1);
+        assert_eq!(lines.len(), n + 1, "one log line per refusal: {lines:#?}");
+        assert!(lines[n].contains("refused POST /mcp") && lines[n].contains(why), "{}", lines[n]);
     }
     assert!(!server.log().contains(&"0".repeat(64)), "a presented token is not logged");
 
