@@ -31,7 +31,7 @@ use crate::scan;
 use crate::store::docs::{DocOp, NewChunk, NewDocument};
 use crate::store::lock::{Role, WriterLock};
 use crate::store::vectors::VectorIndex;
-use crate::store::{DEVICE_META, Fingerprint, Stats, Store};
+use crate::store::{DEVICE_META, Fingerprint, Stats, Store, WriteStore};
 use crate::text::chunk;
 
 pub use embedding::Rate;
@@ -85,7 +85,7 @@ pub enum Rebuild {
 
 /// The one owner of a writable index.
 pub struct Writer {
-    store: Store,
+    store: WriteStore,
     vectors: VectorIndex,
     embedder: Box<dyn Embedder>,
     opts: Options,
@@ -243,7 +243,7 @@ impl Writer {
 
 /// A store write of documents, mirrored into the vector graph. With [`attach`], the only two
 /// places the graph changes while a writer is open.
-fn apply_ops(store: &mut Store, vectors: &mut VectorIndex, ops: &[DocOp]) -> Result<()> {
+fn apply_ops(store: &mut WriteStore, vectors: &mut VectorIndex, ops: &[DocOp]) -> Result<()> {
     if ops.is_empty() {
         return Ok(());
     }
@@ -252,7 +252,7 @@ fn apply_ops(store: &mut Store, vectors: &mut VectorIndex, ops: &[DocOp]) -> Res
 }
 
 /// A store write of vectors, mirrored into the vector graph.
-fn attach(store: &mut Store, vectors: &mut VectorIndex, items: &[(String, Vec<f32>)]) -> Result<()> {
+fn attach(store: &mut WriteStore, vectors: &mut VectorIndex, items: &[(String, Vec<f32>)]) -> Result<()> {
     let changes = store.attach_vectors(items)?;
     vectors.apply(&changes)
 }
@@ -283,7 +283,7 @@ fn fingerprint(embedder: &dyn Embedder, chunking: chunk::Settings) -> Fingerprin
 
 /// Checks that the index was built with the same model and chunking, or starts it afresh as
 /// `rebuild` says.
-fn check_fingerprint(store: &mut Store, wanted: &Fingerprint, rebuild: Rebuild) -> Result<()> {
+fn check_fingerprint(store: &mut WriteStore, wanted: &Fingerprint, rebuild: Rebuild) -> Result<()> {
     match store.fingerprint()? {
         Some(have) if &have == wanted && rebuild != Rebuild::Always => Ok(()),
         Some(have) if rebuild == Rebuild::No => bail!(

@@ -21,7 +21,7 @@ use anyhow::Result;
 use super::embedding::{self, Batch, Done, Rate};
 use super::sync::{self, Prepared, Work};
 use super::{Options, Progress, Report, Writer, apply_ops, attach};
-use crate::store::Store;
+use crate::store::WriteStore;
 use crate::store::docs::DocOp;
 use crate::store::vectors::VectorIndex;
 
@@ -109,7 +109,7 @@ impl Writer {
 
 /// The writer's side of a run.
 struct Loop<'a> {
-    store: &'a mut Store,
+    store: &'a mut WriteStore,
     vectors: &'a mut VectorIndex,
     opts: &'a Options,
     work: &'a [Work],

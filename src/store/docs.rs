@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Result;
 use rusqlite::{OptionalExtension, params};
 
-use super::Store;
+use super::{Store, WriteStore};
 use crate::scan::Within;
 use crate::text::chunk::{self, Chunk};
 use crate::text::fts;
@@ -155,15 +155,123 @@ pub struct Pending {
     pub text: String,
 }
 
-impl Store {
+impl WriteStore {
     pub fn add_root(&self, path: &Path) -> Result<i64> {
-        self.conn.execute(
+        self.store.conn.execute(
             "INSERT INTO roots(path, display, added_at) VALUES (?1, ?2, ?3) ON CONFLICT(path) DO NOTHING",
             params![path_bytes(path), path.display().to_string(), now_secs() as i64],
         )?;
-        Ok(self.conn.query_row("SELECT id FROM roots WHERE path = ?1", [path_bytes(path)], |r| r.get(0))?)
+        Ok(self.store.conn.query_row("SELECT id FROM roots WHERE path = ?1", [path_bytes(path)], |r| r.get(0))?)
     }
+    /// Forgets files passed over that are gone from disk (or now left out by the scan).
+    pub fn forget_passed_over(&mut self, paths: &[&[u8]]) -> Result<()> {
+        let tx = self.store.conn.transaction()?;
+        {
+            let mut delete = tx.prepare_cached("DELETE FROM passed_over WHERE path = ?1")?;
+            for path in paths {
+                delete.execute([path])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+    /// Applies document changes in one transaction (many small files commit together; each
+    /// document is still all old or all new). Written chunks whose text already has a vector get
+    /// it at once; the others are left pending.
+    pub fn apply_batch(&mut self, ops: &[DocOp]) -> Result<VectorChanges> {
+        let tx = self.store.conn.transaction()?;
+        let mut changes = VectorChanges::default();
+        for op in ops {
+            match op {
+                DocOp::Touch { id, size, mtime_ns } => {
+                    tx.execute(
+                        "UPDATE documents SET size = ?2, mtime_ns = ?3 WHERE id = ?1",
+                        params![id, *size as i64, mtime_ns],
+                    )?;
+                    // Back to the content indexed before a failed read: that failure is over.
+                    tx.execute(
+                        "DELETE FROM passed_over WHERE path = (SELECT path FROM documents WHERE id = ?1)",
+                        [id],
+                    )?;
+                }
+                DocOp::Delete { id } => {
+                    delete_chunks(&tx, *id, &mut changes)?;
+                    tx.execute("DELETE FROM doc_tags WHERE doc_id = ?1", [id])?;
+                    tx.execute("DELETE FROM doc_dates WHERE doc_id = ?1", [id])?;
+                    tx.execute("DELETE FROM documents WHERE id = ?1", [id])?;
+                }
+                DocOp::Write { doc, chunks } => write_document(&tx, doc, chunks, &mut changes)?,
+                DocOp::PassOver(file) => {
+                    tx.execute(
+                        "INSERT INTO passed_over(path, root_id, size, mtime_ns, failed, reason) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                         ON CONFLICT(path) DO UPDATE SET root_id = ?2, size = ?3, mtime_ns = ?4, failed = ?5, reason = ?6",
+                        params![path_bytes(&file.path), file.root_id, file.size as i64, file.mtime_ns, file.failed, file.reason],
+                    )?;
+                }
+            }
+        }
+        if !changes.unused.is_empty() {
+            super::write_meta(&tx, super::GARBAGE_DUE, "1")?;
+        }
+        tx.commit()?;
+        self.unused.extend(changes.unused.iter().cloned());
+        Ok(changes)
+    }
+    /// Stores vectors (each with the hash of its text) and attaches them to every chunk with
+    /// that text, in one transaction.
+    pub fn attach_vectors(&mut self, items: &[(String, Vec<f32>)]) -> Result<VectorChanges> {
+        let tx = self.store.conn.transaction()?;
+        let mut changes = VectorChanges::default();
+        let mut seq = last_vec_seq(&tx)?;
+        {
+            let mut put = tx.prepare("INSERT OR REPLACE INTO vectors(hash, data) VALUES (?1, ?2)")?;
+            let mut ids = tx.prepare("SELECT id FROM chunks WHERE hash = ?1 AND vec_seq IS NULL")?;
+            let mut set = tx.prepare("UPDATE chunks SET vec_seq = ?2 WHERE id = ?1")?;
+            for (hash, v) in items {
+                put.execute(params![hash, vec_to_blob(v)])?;
+                let chunk_ids: Vec<i64> = ids.query_map([hash], |r| r.get(0))?.collect::<Result<_, _>>()?;
+                for id in chunk_ids {
+                    seq += 1;
+                    set.execute(params![id, seq])?;
+                    changes.added.push((id, v.clone()));
+                }
+            }
+        }
+        set_last_vec_seq(&tx, seq)?;
+        tx.commit()?;
+        Ok(changes)
+    }
+    /// Once a vector file holding none of them is in place.
+    pub(crate) fn clear_graph_removals(&self) -> Result<()> {
+        self.store.conn.execute("DELETE FROM graph_removals", [])?;
+        Ok(())
+    }
+    /// Drops vectors no chunk uses any more: those of the texts whose chunks this process
+    /// removed, or every one when an earlier process stopped before collecting its own. A
+    /// pass over every vector took 0.5 s at each watcher batch on 250,000 of them.
+    pub fn collect_garbage(&mut self) -> Result<usize> {
+        let tx = self.store.conn.transaction()?;
+        let collected = if self.garbage_left || self.unused.len() > 100_000 {
+            tx.execute("DELETE FROM vectors WHERE hash NOT IN (SELECT hash FROM chunks)", [])?
+        } else {
+            let mut delete = tx.prepare_cached(
+                "DELETE FROM vectors WHERE hash = ?1 AND NOT EXISTS (SELECT 1 FROM chunks WHERE hash = ?1)",
+            )?;
+            let mut n = 0;
+            for hash in &self.unused {
+                n += delete.execute([hash])?;
+            }
+            n
+        };
+        tx.execute("DELETE FROM meta WHERE key = ?1", [super::GARBAGE_DUE])?;
+        tx.commit()?;
+        self.unused.clear();
+        self.garbage_left = false;
+        Ok(collected)
+    }
+}
 
+impl Store {
     pub fn roots(&self) -> Result<Vec<Root>> {
         let mut stmt = self.conn.prepare("SELECT id, path, display FROM roots ORDER BY id")?;
         let rows = stmt.query_map([], |r| {
@@ -221,62 +329,6 @@ impl Store {
                 reason: r.get(4)?,
             })
         })
-    }
-
-    /// Forgets files passed over that are gone from disk (or now left out by the scan).
-    pub fn forget_passed_over(&mut self, paths: &[&[u8]]) -> Result<()> {
-        let tx = self.conn.transaction()?;
-        {
-            let mut delete = tx.prepare_cached("DELETE FROM passed_over WHERE path = ?1")?;
-            for path in paths {
-                delete.execute([path])?;
-            }
-        }
-        tx.commit()?;
-        Ok(())
-    }
-
-    /// Applies document changes in one transaction (many small files commit together; each
-    /// document is still all old or all new). Written chunks whose text already has a vector get
-    /// it at once; the others are left pending.
-    pub fn apply_batch(&mut self, ops: &[DocOp]) -> Result<VectorChanges> {
-        let tx = self.conn.transaction()?;
-        let mut changes = VectorChanges::default();
-        for op in ops {
-            match op {
-                DocOp::Touch { id, size, mtime_ns } => {
-                    tx.execute(
-                        "UPDATE documents SET size = ?2, mtime_ns = ?3 WHERE id = ?1",
-                        params![id, *size as i64, mtime_ns],
-                    )?;
-                    // Back to the content indexed before a failed read: that failure is over.
-                    tx.execute(
-                        "DELETE FROM passed_over WHERE path = (SELECT path FROM documents WHERE id = ?1)",
-                        [id],
-                    )?;
-                }
-                DocOp::Delete { id } => {
-                    delete_chunks(&tx, *id, &mut changes)?;
-                    tx.execute("DELETE FROM doc_tags WHERE doc_id = ?1", [id])?;
-                    tx.execute("DELETE FROM doc_dates WHERE doc_id = ?1", [id])?;
-                    tx.execute("DELETE FROM documents WHERE id = ?1", [id])?;
-                }
-                DocOp::Write { doc, chunks } => write_document(&tx, doc, chunks, &mut changes)?,
-                DocOp::PassOver(file) => {
-                    tx.execute(
-                        "INSERT INTO passed_over(path, root_id, size, mtime_ns, failed, reason) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-                         ON CONFLICT(path) DO UPDATE SET root_id = ?2, size = ?3, mtime_ns = ?4, failed = ?5, reason = ?6",
-                        params![path_bytes(&file.path), file.root_id, file.size as i64, file.mtime_ns, file.failed, file.reason],
-                    )?;
-                }
-            }
-        }
-        if !changes.unused.is_empty() {
-            super::write_meta(&tx, super::GARBAGE_DUE, "1")?;
-        }
-        tx.commit()?;
-        self.unused.extend(changes.unused.iter().cloned());
-        Ok(changes)
     }
 }
 
@@ -415,31 +467,6 @@ impl Store {
         Ok(self.conn.query_row("SELECT count(*) FROM chunks WHERE vec_seq IS NULL", [], |r| r.get::<_, i64>(0))? as u64)
     }
 
-    /// Stores vectors (each with the hash of its text) and attaches them to every chunk with
-    /// that text, in one transaction.
-    pub fn attach_vectors(&mut self, items: &[(String, Vec<f32>)]) -> Result<VectorChanges> {
-        let tx = self.conn.transaction()?;
-        let mut changes = VectorChanges::default();
-        let mut seq = last_vec_seq(&tx)?;
-        {
-            let mut put = tx.prepare("INSERT OR REPLACE INTO vectors(hash, data) VALUES (?1, ?2)")?;
-            let mut ids = tx.prepare("SELECT id FROM chunks WHERE hash = ?1 AND vec_seq IS NULL")?;
-            let mut set = tx.prepare("UPDATE chunks SET vec_seq = ?2 WHERE id = ?1")?;
-            for (hash, v) in items {
-                put.execute(params![hash, vec_to_blob(v)])?;
-                let chunk_ids: Vec<i64> = ids.query_map([hash], |r| r.get(0))?.collect::<Result<_, _>>()?;
-                for id in chunk_ids {
-                    seq += 1;
-                    set.execute(params![id, seq])?;
-                    changes.added.push((id, v.clone()));
-                }
-            }
-        }
-        set_last_vec_seq(&tx, seq)?;
-        tx.commit()?;
-        Ok(changes)
-    }
-
     /// Vectors attached after `seq`, in order: what a vector file saved at `seq` lacks.
     pub fn vectors_after(&self, seq: i64) -> Result<Vec<StoredVector>> {
         let mut stmt = self.conn.prepare(
@@ -462,12 +489,6 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// Once a vector file holding none of them is in place.
-    pub(crate) fn clear_graph_removals(&self) -> Result<()> {
-        self.conn.execute("DELETE FROM graph_removals", [])?;
-        Ok(())
-    }
-
     /// The last `vec_seq` given, to a chunk that may since be gone: a vector file named after it
     /// holds every vector attached up to it.
     pub fn max_vec_seq(&self) -> Result<i64> {
@@ -477,30 +498,6 @@ impl Store {
     pub fn embedded_chunks(&self) -> Result<u64> {
         Ok(self.conn.query_row("SELECT count(*) FROM chunks WHERE vec_seq IS NOT NULL", [], |r| r.get::<_, i64>(0))?
             as u64)
-    }
-
-    /// Drops vectors no chunk uses any more: those of the texts whose chunks this process
-    /// removed, or every one when an earlier process stopped before collecting its own. A
-    /// pass over every vector took 0.5 s at each watcher batch on 250,000 of them.
-    pub fn collect_garbage(&mut self) -> Result<usize> {
-        let tx = self.conn.transaction()?;
-        let collected = if self.garbage_left || self.unused.len() > 100_000 {
-            tx.execute("DELETE FROM vectors WHERE hash NOT IN (SELECT hash FROM chunks)", [])?
-        } else {
-            let mut delete = tx.prepare_cached(
-                "DELETE FROM vectors WHERE hash = ?1 AND NOT EXISTS (SELECT 1 FROM chunks WHERE hash = ?1)",
-            )?;
-            let mut n = 0;
-            for hash in &self.unused {
-                n += delete.execute([hash])?;
-            }
-            n
-        };
-        tx.execute("DELETE FROM meta WHERE key = ?1", [super::GARBAGE_DUE])?;
-        tx.commit()?;
-        self.unused.clear();
-        self.garbage_left = false;
-        Ok(collected)
     }
 }
 

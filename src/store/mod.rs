@@ -64,14 +64,29 @@ impl std::fmt::Display for Fingerprint {
     }
 }
 
+/// The index's SQLite database, its read face: what searches, `status` and the MCP server read.
+/// Writing goes through [`WriteStore`], which only `indexer::Writer` opens.
 pub struct Store {
     conn: Connection,
     dir: PathBuf,
+}
+
+/// The index's SQLite database opened for writing (under the writer lock): the write methods,
+/// and every read of [`Store`] through `Deref`.
+pub struct WriteStore {
+    store: Store,
     /// Texts (hashes) whose chunks this process removed: their vectors may now be unused, and
-    /// [`Store::collect_garbage`] looks at them alone.
+    /// [`WriteStore::collect_garbage`] looks at them alone.
     unused: HashSet<String>,
     /// An earlier writer removed chunks and stopped before collecting their vectors.
     garbage_left: bool,
+}
+
+impl std::ops::Deref for WriteStore {
+    type Target = Store;
+    fn deref(&self) -> &Store {
+        &self.store
+    }
 }
 
 /// The `meta` key set in the transaction that removes chunks and cleared once their unused
@@ -82,7 +97,7 @@ const GARBAGE_DUE: &str = "garbage_due";
 impl Store {
     /// Opens (creating if needed) the index in `dir` for writing. Only
     /// `indexer::Writer` calls it, holding the writer lock.
-    pub(crate) fn open_write(dir: &Path) -> Result<Store> {
+    pub(crate) fn open_write(dir: &Path) -> Result<WriteStore> {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create index directory {}", dir.display()))?;
         let conn = Connection::open(dir.join(DB_FILE))
             .with_context(|| format!("cannot open index {}", dir.join(DB_FILE).display()))?;
@@ -96,10 +111,10 @@ impl Store {
         // checkpoint is the only fsync, and a first index made the writer wait on one every few
         // hundred files (benches/README, "Checkpoints").
         conn.pragma_update(None, "wal_autocheckpoint", 16_384)?;
-        let mut store = Store { conn, dir: dir.to_path_buf(), unused: HashSet::new(), garbage_left: false };
+        let store = Store { conn, dir: dir.to_path_buf() };
         store.migrate()?;
-        store.garbage_left = store.meta(GARBAGE_DUE)?.is_some();
-        Ok(store)
+        let garbage_left = store.meta(GARBAGE_DUE)?.is_some();
+        Ok(WriteStore { store, unused: HashSet::new(), garbage_left })
     }
 
     /// Opens an existing index for reading.
@@ -112,7 +127,7 @@ impl Store {
             Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
                 .with_context(|| format!("cannot open index {}", path.display()))?;
         configure(&conn)?;
-        let store = Store { conn, dir: dir.to_path_buf(), unused: HashSet::new(), garbage_left: false };
+        let store = Store { conn, dir: dir.to_path_buf() };
         let version: i64 = store.conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
         if version as usize > MIGRATIONS.len() {
             bail!("the index at {} was written by a newer qsearch (schema {version})", dir.display());
@@ -145,10 +160,6 @@ impl Store {
         read_meta(&self.conn, key)
     }
 
-    pub fn set_meta(&self, key: &str, value: &str) -> Result<()> {
-        write_meta(&self.conn, key, value)
-    }
-
     pub fn fingerprint(&self) -> Result<Option<Fingerprint>> {
         match self.meta("fingerprint")? {
             Some(json) => Ok(Some(serde_json::from_str(&json).context("corrupt fingerprint in index")?)),
@@ -162,10 +173,6 @@ impl Store {
         Ok(self.meta("model_dir")?.map(PathBuf::from))
     }
 
-    pub fn set_model_dir(&self, dir: &Path) -> Result<()> {
-        self.set_meta("model_dir", &dir.to_string_lossy())
-    }
-
     /// Where the index's model last ran for a writer (`CPU`, `CUDA`, `CPU (CUDA unavailable:
     /// ...)`), for `status`.
     pub fn device(&self) -> Result<Option<String>> {
@@ -176,26 +183,6 @@ impl Store {
     /// commands ask it without the flag.
     pub fn endpoint(&self) -> Result<Option<String>> {
         self.meta("endpoint")
-    }
-
-    pub fn set_endpoint(&self, url: &str) -> Result<()> {
-        self.set_meta("endpoint", url)
-    }
-
-    pub fn set_fingerprint(&self, fp: &Fingerprint) -> Result<()> {
-        self.set_meta("fingerprint", &serde_json::to_string(fp)?)
-    }
-
-    /// Drops every chunk, vector and document (for `--rebuild`); roots stay.
-    pub fn clear(&mut self) -> Result<()> {
-        let tx = self.conn.transaction()?;
-        tx.execute_batch(
-            "DELETE FROM chunks_fts; DELETE FROM chunks; DELETE FROM vectors; DELETE FROM doc_tags; DELETE FROM doc_dates; DELETE FROM documents; DELETE FROM graph_removals; DELETE FROM passed_over;
-             DELETE FROM meta WHERE key IN ('fingerprint', 'vec_seq');",
-        )?;
-        tx.commit()?;
-        vectors::remove_files(&self.dir)?;
-        Ok(())
     }
 
     pub fn stats(&self) -> Result<Stats> {
@@ -219,6 +206,32 @@ impl Store {
             skipped,
             failed,
         })
+    }
+}
+
+impl WriteStore {
+    pub fn set_meta(&self, key: &str, value: &str) -> Result<()> {
+        write_meta(&self.store.conn, key, value)
+    }
+    pub fn set_model_dir(&self, dir: &Path) -> Result<()> {
+        self.set_meta("model_dir", &dir.to_string_lossy())
+    }
+    pub fn set_endpoint(&self, url: &str) -> Result<()> {
+        self.set_meta("endpoint", url)
+    }
+    pub fn set_fingerprint(&self, fp: &Fingerprint) -> Result<()> {
+        self.set_meta("fingerprint", &serde_json::to_string(fp)?)
+    }
+    /// Drops every chunk, vector and document (for `--rebuild`); roots stay.
+    pub fn clear(&mut self) -> Result<()> {
+        let tx = self.store.conn.transaction()?;
+        tx.execute_batch(
+            "DELETE FROM chunks_fts; DELETE FROM chunks; DELETE FROM vectors; DELETE FROM doc_tags; DELETE FROM doc_dates; DELETE FROM documents; DELETE FROM graph_removals; DELETE FROM passed_over;
+             DELETE FROM meta WHERE key IN ('fingerprint', 'vec_seq');",
+        )?;
+        tx.commit()?;
+        vectors::remove_files(&self.store.dir)?;
+        Ok(())
     }
 }
 

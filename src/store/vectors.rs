@@ -13,8 +13,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, anyhow};
 use usearch::{Index, IndexOptions, MetricKind, ScalarKind};
 
-use super::Store;
 use super::docs::VectorChanges;
+use super::{Store, WriteStore};
 
 #[derive(Debug, Clone, Copy, serde::Serialize)]
 pub struct Params {
@@ -144,12 +144,12 @@ impl VectorIndex {
     }
 
     /// Saves once [`SAVE_AFTER`] changes are not in the file.
-    pub fn save_if_due(&mut self, store: &Store) -> Result<()> {
+    pub fn save_if_due(&mut self, store: &WriteStore) -> Result<()> {
         if self.unsaved >= SAVE_AFTER { self.save(store) } else { Ok(()) }
     }
 
     /// Writes the graph atomically, marked as covering `store`'s vectors up to now.
-    pub fn save(&mut self, store: &Store) -> Result<()> {
+    pub fn save(&mut self, store: &WriteStore) -> Result<()> {
         let seq = store.max_vec_seq()?;
         if self.unsaved == 0 && newest_file(store.dir()).is_some_and(|(_, s)| s == seq) {
             return Ok(());
