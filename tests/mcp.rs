@@ -281,6 +281,9 @@ fn malformed_input_gets_errors_and_closing_stdin_ends_the_server_cleanly() {
 fn the_index_tool_refreshes_registered_folders_through_the_writer_and_no_others() {
     let (tmp, root, index) = fixture();
     let engine = common::mcp_engine(&index, common::stand_in_plan());
+    // As the server does at start: the model loads in the background, and the index tool
+    // shares it (waiting for the load under way) instead of loading a second copy.
+    engine.warm_up();
     let search = |q: &str| {
         engine.search(&qsearch::mcp::engine::SearchRequest { query: q.into(), ..Default::default() }).unwrap()
     };

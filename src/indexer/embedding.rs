@@ -84,6 +84,72 @@ impl Rate {
     }
 }
 
+/// A run's time left, as the user sees it: the model's recent [`Rate`] times the work pending,
+/// summed up at most once every `every`. Batches that shared the cores with the workers reading
+/// files ran slower than what comes after: once every file is written, the first batch that ran
+/// alone starts the rate afresh and gives the first estimate.
+#[derive(Debug)]
+pub(super) struct Eta {
+    rate: Rate,
+    every: Duration,
+    /// For each batch out, in order: whether files were still being read when it was sent.
+    sent_while_syncing: VecDeque<bool>,
+    /// Every file is written; the estimate waits for a batch that ran without sync beside it.
+    estimate_due: bool,
+    last: Option<(Instant, Option<Duration>)>,
+}
+
+impl Eta {
+    pub fn new(every: Duration) -> Eta {
+        Eta { rate: Rate::default(), every, sent_while_syncing: VecDeque::new(), estimate_due: false, last: None }
+    }
+
+    /// A batch went to the model (while files were still being read, or not).
+    pub fn sent(&mut self, syncing: bool) {
+        self.sent_while_syncing.push_back(syncing);
+    }
+
+    /// A batch sent will not come back (the model failed).
+    pub fn lost(&mut self) {
+        self.sent_while_syncing.pop_front();
+    }
+
+    /// Every file is written.
+    pub fn synced(&mut self) {
+        self.estimate_due = true;
+    }
+
+    /// A batch came back; true when it is the first to run alone after every file was written
+    /// (the moment for the first estimate).
+    pub fn done(&mut self, tokens: u64, bytes: u64, secs: f64) -> bool {
+        let alone = !self.sent_while_syncing.pop_front().unwrap_or(true);
+        let first = alone && self.estimate_due;
+        if first {
+            self.rate.restart();
+            self.estimate_due = false;
+        }
+        self.rate.add(tokens, bytes, secs);
+        first
+    }
+
+    pub fn tokens_per_sec(&self) -> Option<f64> {
+        self.rate.tokens_per_sec()
+    }
+
+    /// The time left for what `pending_bytes` reads, worked out at most once every `every` (`now`
+    /// forces it).
+    pub fn left(
+        &mut self,
+        now: bool,
+        pending_bytes: impl FnOnce() -> anyhow::Result<u64>,
+    ) -> anyhow::Result<Option<Duration>> {
+        if now || self.last.is_none_or(|(at, _)| at.elapsed() >= self.every) {
+            self.last = Some((Instant::now(), self.rate.eta(pending_bytes()?)));
+        }
+        Ok(self.last.and_then(|(_, eta)| eta))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

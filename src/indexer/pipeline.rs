@@ -11,14 +11,14 @@
 //! request ends the workers after their current file and the model after its current batch,
 //! whose vectors are still stored; the rest is left for the next run.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
 
-use super::embedding::{self, Batch, Done, Rate};
+use super::embedding::{self, Batch, Done, Eta};
 use super::sync::{self, Prepared, Work};
 use super::{Options, Progress, Report, Writer, apply_ops, attach};
 use crate::store::WriteStore;
@@ -87,14 +87,11 @@ impl Writer {
                 batches: Some(batch_tx),
                 in_flight: HashSet::new(),
                 batches_out: 0,
-                sent_while_syncing: VecDeque::new(),
-                estimate_due: false,
                 cursor: 0,
                 files_left: work.len(),
-                rate: Rate::default(),
+                eta: Eta::new(ETA_EVERY),
                 start: Instant::now(),
                 last_save: Instant::now(),
-                last_eta: None,
             };
             let result = state.run(&rx, report, progress, cancel);
             // Whatever happened, the other threads end: workers see the flag or a closed queue,
@@ -117,17 +114,12 @@ struct Loop<'a> {
     /// Hashes of the texts the model has now.
     in_flight: HashSet<String>,
     batches_out: usize,
-    /// For each batch out, in order: whether files were still being read when it was sent.
-    sent_while_syncing: VecDeque<bool>,
-    /// Every file is written; the estimate waits for a batch that ran without sync beside it.
-    estimate_due: bool,
     /// The last chunk id looked at for pending texts.
     cursor: i64,
     files_left: usize,
-    rate: Rate,
+    eta: Eta,
     start: Instant,
     last_save: Instant,
-    last_eta: Option<(Instant, Option<Duration>)>,
 }
 
 impl Loop<'_> {
@@ -171,7 +163,7 @@ impl Loop<'_> {
                 progress(Progress::File { done: total_files - self.files_left, total: total_files });
                 if self.files_left == 0 {
                     report.sync_secs += self.start.elapsed().as_secs_f64();
-                    self.estimate_due = true;
+                    self.eta.synced();
                 }
             }
         }
@@ -200,7 +192,7 @@ impl Loop<'_> {
                 anyhow::bail!("the embedding thread stopped");
             }
             self.batches_out += 1;
-            self.sent_while_syncing.push_back(self.files_left > 0);
+            self.eta.sent(self.files_left > 0);
             sent = true;
         }
         Ok(sent)
@@ -228,41 +220,32 @@ impl Loop<'_> {
     /// the next run. The first error is the one reported.
     fn model_failed(&mut self, e: anyhow::Error, report: &mut Report) {
         self.batches_out -= 1;
-        self.sent_while_syncing.pop_front();
+        self.eta.lost();
         self.batches = None;
         report.embed_error.get_or_insert_with(|| format!("{e:#}"));
     }
 
-    /// Stores a batch's vectors and reports the progress.
+    /// Stores a batch's vectors, counts them, and reports the progress.
     fn attach(&mut self, done: Done, report: &mut Report, progress: &mut dyn FnMut(Progress)) -> Result<()> {
         self.batches_out -= 1;
-        let alone = !self.sent_while_syncing.pop_front().unwrap_or(true);
-        if alone && self.estimate_due {
-            // Batches that shared the cores with the workers were slower than what is to come.
-            self.rate.restart();
-        }
         for h in &done.hashes {
             self.in_flight.remove(h);
         }
-        let n = done.hashes.len() as u64;
+        let first = self.eta.done(done.out.tokens as u64, done.bytes as u64, done.secs);
+        report.embedded_batch(done.hashes.len() as u64, &done.out, done.secs);
         let items: Vec<(String, Vec<f32>)> = done.hashes.into_iter().zip(done.out.vectors).collect();
         attach(self.store, self.vectors, &items)?;
-        self.rate.add(done.out.tokens as u64, done.bytes as u64, done.secs);
-        report.model_secs += done.secs;
-        report.embedded += n;
-        report.tokens += done.out.tokens as u64;
-        report.truncated += done.out.truncated;
-        if alone && self.estimate_due {
-            self.estimate_due = false;
-            if let (Some(rate), Some((_, Some(eta)))) = (self.rate.tokens_per_sec(), self.eta(true)?) {
-                progress(Progress::Estimate { chunks: self.store.pending_texts()?, tokens_per_sec: rate, eta });
-            }
+        let store = &*self.store;
+        if first
+            && let (Some(rate), Some(eta)) = (self.eta.tokens_per_sec(), self.eta.left(true, || store.pending_bytes())?)
+        {
+            progress(Progress::Estimate { chunks: store.pending_texts()?, tokens_per_sec: rate, eta });
         }
-        let eta = self.eta(false)?.and_then(|(_, eta)| eta);
+        let eta = self.eta.left(false, || store.pending_bytes())?;
         progress(Progress::Embedded {
             done: report.embedded,
             tokens: report.tokens,
-            tokens_per_sec: self.rate.tokens_per_sec().unwrap_or(0.0),
+            tokens_per_sec: self.eta.tokens_per_sec().unwrap_or(0.0),
             eta,
             syncing: self.files_left > 0,
         });
@@ -271,16 +254,6 @@ impl Loop<'_> {
             self.last_save = Instant::now();
         }
         Ok(())
-    }
-
-    /// The time left for what is pending now, summed up at most once a second (`now` forces it).
-    fn eta(&mut self, now: bool) -> Result<Option<(Instant, Option<Duration>)>> {
-        let due = now || self.last_eta.is_none_or(|(at, _)| at.elapsed() >= ETA_EVERY);
-        if due {
-            let pending = self.store.pending_bytes()?;
-            self.last_eta = Some((Instant::now(), self.rate.eta(pending)));
-        }
-        Ok(self.last_eta)
     }
 }
 

@@ -89,6 +89,14 @@ pub struct Report {
 
 impl Report {
     /// Counts one file's outcome.
+    /// Counts a batch of `n` texts the model embedded in `secs`.
+    pub fn embedded_batch(&mut self, n: u64, out: &crate::embed::Embedded, secs: f64) {
+        self.model_secs += secs;
+        self.embedded += n;
+        self.tokens += out.tokens as u64;
+        self.truncated += out.truncated;
+    }
+
     pub fn record(&mut self, path: PathBuf, outcome: FileOutcome) {
         match outcome {
             FileOutcome::Indexed { chunks, lossy, note } => {

@@ -219,14 +219,20 @@ impl WarmModel {
         embed_query(embedder.as_mut(), text).map_err(|e| KeywordOnly::ModelUnavailable(format!("{e:#}")))
     }
 
-    /// An embedder for the index's writer: the warm model when it is ready for `fp`, else one
-    /// loaded now for documents.
+    /// An embedder for the index's writer: the warm model when it is (or is being) loaded for
+    /// `fp` (a load under way is waited for: a second copy would cost as long, and twice the
+    /// memory), else one loaded now for documents.
     pub fn for_writer(&self, fp: Option<&Fingerprint>) -> Result<Box<dyn Embedder>> {
-        if let Some(fp) = fp
-            && let Slot::Ready { key, embedder, tokenizer, .. } = &*self.shelf.lock()
-            && *key == Key::of(fp)
-        {
-            return Ok(Box::new(Shared::new(embedder.clone(), tokenizer.as_ref().clone())));
+        if let Some(fp) = fp {
+            let loading = matches!(&*self.shelf.lock(), Slot::Loading { key, .. } if *key == Key::of(fp));
+            if loading {
+                self.wait(Duration::from_secs(24 * 3600));
+            }
+            if let Slot::Ready { key, embedder, tokenizer, .. } = &*self.shelf.lock()
+                && *key == Key::of(fp)
+            {
+                return Ok(Box::new(Shared::new(embedder.clone(), tokenizer.as_ref().clone())));
+            }
         }
         let settings = self.plan.settings(fp, InputKind::Document)?;
         Ok(load::load(&settings, &mut log_event)?.embedder)
