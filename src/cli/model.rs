@@ -6,7 +6,6 @@ use anyhow::Result;
 use qsearch::config::Config;
 use qsearch::embed::InputKind;
 use qsearch::embed::device::Device;
-use qsearch::embed::onnx::target_for;
 use qsearch::models::catalog;
 use qsearch::models::prepare;
 use qsearch::models::source::{self, Event};
@@ -125,7 +124,7 @@ fn prepare(config: &Config, id: &str, device: Device) -> Result<ExitCode> {
         // Whether this machine has CUDA is ONNX Runtime's to say.
         qsearch::runtime::get(config.ort_lib.as_deref(), &mut |m| eprintln!("{m}"))?;
     }
-    let target = target_for(device);
+    let target = qsearch::embed::device::profile(device).target;
     let sources = source::Sources { user_dir: config.model_dir.clone(), allow_pip: true, allow_download: true };
     let files = source::resolve(&spec, &sources, &mut |e| {
         if let Event::Message(m) = e {

@@ -10,6 +10,8 @@ use anyhow::{Result, anyhow, bail};
 use ort::session::Session;
 use ort::session::builder::{AutoDevicePolicy, GraphOptimizationLevel, PrepackedWeights, SessionBuilder};
 
+use crate::models::catalog::{ACCELERATOR_MODEL, DEFAULT_MODEL};
+use crate::models::prepare::Target;
 use crate::runtime::Runtime;
 
 /// The device asked for.
@@ -112,6 +114,36 @@ impl fmt::Display for Placement {
     }
 }
 
+/// What qsearch does on a backend, in one place: the graph prepared for it, the padded tokens
+/// per run where the user set none (a GPU needs far larger runs than a CPU, whose caches favour
+/// small ones: benches/README.md, ../shared/guides/gpu.md), and the default model (int8 on the
+/// CPU; on an accelerator the fp32 export, which the CoreML and CUDA preparations turn to fp16:
+/// int8 kernels are CPU ones). The provider's own options are [`session`]'s.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Profile {
+    pub backend: Backend,
+    pub target: Target,
+    pub batch_tokens: usize,
+    pub default_model: &'static str,
+}
+
+impl Backend {
+    pub fn profile(self) -> Profile {
+        let (target, batch_tokens, default_model) = match self {
+            Backend::Cuda => (Target::Cuda, 16_384, ACCELERATOR_MODEL),
+            Backend::CoreMl => (Target::Coreml, 512, ACCELERATOR_MODEL),
+            Backend::Cpu | Backend::StandIn | Backend::Server => (Target::Cpu, 512, DEFAULT_MODEL),
+        };
+        Profile { backend: self, target, batch_tokens, default_model }
+    }
+}
+
+/// The profile of the backend `device` asks for (`Auto`: this machine's accelerator, else the
+/// CPU).
+pub fn profile(device: Device) -> Profile {
+    wanted(device).unwrap_or(Backend::Cpu).profile()
+}
+
 /// The accelerator `device` asks for (`Auto`: CoreML on macOS, else CUDA when ONNX Runtime has
 /// it); `None` for the CPU.
 pub fn wanted(device: Device) -> Option<Backend> {
@@ -206,6 +238,20 @@ mod tests {
         }
         let err = "gpu".parse::<Device>().unwrap_err().to_string();
         assert_eq!(err, "unknown device `gpu`; expected one of auto, cpu, coreml, cuda");
+    }
+
+    #[test]
+    fn each_backend_has_one_profile() {
+        let cuda = Backend::Cuda.profile();
+        assert_eq!((cuda.target, cuda.batch_tokens, cuda.default_model), (Target::Cuda, 16_384, ACCELERATOR_MODEL));
+        let coreml = Backend::CoreMl.profile();
+        assert_eq!((coreml.target, coreml.default_model), (Target::Coreml, ACCELERATOR_MODEL));
+        let cpu = profile(Device::Cpu);
+        assert_eq!(
+            (cpu.backend, cpu.target, cpu.batch_tokens, cpu.default_model),
+            (Backend::Cpu, Target::Cpu, 512, DEFAULT_MODEL)
+        );
+        assert_eq!(profile(Device::Cuda).backend, Backend::Cuda, "a named device's, whether or not it can be had");
     }
 
     #[test]

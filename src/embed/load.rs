@@ -11,7 +11,7 @@ use super::device::{self, Device, Placement};
 use super::onnx::{OnnxEmbedder, Options};
 use super::server::{Server, ServerEmbedder};
 use super::{Embedder, InputKind, stand_in};
-use crate::models::catalog::{self, ACCELERATOR_MODEL, DEFAULT_MODEL, FALLBACK_MODEL};
+use crate::models::catalog::{self, DEFAULT_MODEL, FALLBACK_MODEL};
 use crate::models::choice::{self, Choice};
 use crate::models::reference::ModelRef;
 use crate::models::source::{self, Event, Sources};
@@ -149,14 +149,13 @@ pub fn load(settings: &Settings, on: &mut dyn FnMut(Event)) -> Result<Loaded> {
     finish(settings, &files, notes, on)
 }
 
-/// The default for the device: int8 on the CPU; on an accelerator the fp32 export, which the
-/// CoreML and CUDA preparations turn to fp16 (int8 kernels are CPU ones).
+/// The default for the device ([`device::Profile`]).
 fn default_model(settings: &Settings, on: &mut dyn FnMut(Event)) -> &'static str {
     let device = settings.options.device;
     // Asking ONNX Runtime whether it has CUDA needs it loaded (it is needed next anyway).
     let knows =
         device != Device::Auto || runtime::get(settings.ort_lib.as_deref(), &mut |msg| on(Event::Message(msg))).is_ok();
-    if knows && device::wanted(device).is_some() { ACCELERATOR_MODEL } else { DEFAULT_MODEL }
+    if knows { device::profile(device).default_model } else { DEFAULT_MODEL }
 }
 
 fn finish(

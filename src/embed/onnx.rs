@@ -10,7 +10,7 @@ use ort::value::{DynValue, Tensor, TensorElementType, ValueType};
 use tokenizers::Tokenizer;
 
 use super::batch::{self, PadSide, Padded};
-use super::device::{self, Backend, Device, Placement};
+use super::device::{self, Device, Placement};
 use super::fixed::{self, Fixed};
 use super::placement::{self, NodePlacement};
 use super::pool;
@@ -31,13 +31,13 @@ pub struct Options {
     pub max_tokens: Option<usize>,
     /// Query task for instruction-following models.
     pub task: Option<String>,
-    /// Padded tokens per run (rows x longest row); `None`: the device's ([`batch_tokens_on`]).
+    /// Padded tokens per run (rows x longest row); `None`: the device's ([`device::Profile`]).
     pub batch_tokens: Option<usize>,
     pub threads: usize,
     /// Run a decoder export through the preparation step first (`models::prepare`).
     pub prepare: bool,
     /// The preparation to run whatever the device (tests, benchmarks); `None`: the device's
-    /// ([`target_for`]).
+    /// ([`device::Profile`]).
     pub graph: Option<Target>,
     /// What this process will mostly embed: its graph is loaded at once, the other one (prepared
     /// models have one for queries) at first use.
@@ -136,7 +136,7 @@ impl OnnxEmbedder {
             Family::Qwen3 => eot.unwrap_or(0),
             Family::Bert => tokenizer.token_to_id("[PAD]").unwrap_or(0),
         };
-        let target = opts.graph.unwrap_or_else(|| target_for(opts.device));
+        let target = opts.graph.unwrap_or_else(|| device::profile(opts.device).target);
         let prepared = match (opts.prepare, spec.family) {
             (true, Family::Qwen3) => {
                 match prepare::prepared(files.path(Role::Model), &crate::paths::prepared_dir(), target, on) {
@@ -212,7 +212,7 @@ impl OnnxEmbedder {
             None => hidden,
         };
         let run_options = RunOptions::new()?.with_outputs(OutputSelector::no_default().with(output.clone()));
-        let batch_tokens = opts.batch_tokens.unwrap_or(batch_tokens_on(device.on));
+        let batch_tokens = opts.batch_tokens.unwrap_or(device.on.profile().batch_tokens);
         let (sessions, fixed) = match fixed {
             Some(mut f) => {
                 let (bucket, _) = f.first().expect("checked at load");
@@ -426,25 +426,6 @@ impl OnnxEmbedder {
             .into_iter()
             .map(|(input, output)| Ok((input, outputs.remove(&output).with_context(|| format!("no output {output}"))?)))
             .collect()
-    }
-}
-
-/// The preparation a device runs: CoreML's fixed-shape graphs, the export in fp16 on CUDA (the
-/// CPU rewrite made it 18.6x slower there), the CPU rewrite elsewhere.
-pub fn target_for(device: Device) -> Target {
-    match device::wanted(device) {
-        Some(Backend::CoreMl) => Target::Coreml,
-        Some(Backend::Cuda) => Target::Cuda,
-        _ => Target::Cpu,
-    }
-}
-
-/// Padded tokens per run where the user set none: a GPU needs far larger runs than a CPU, whose
-/// caches favour small ones (measured: benches/README.md, ../shared/guides/gpu.md).
-pub fn batch_tokens_on(backend: Backend) -> usize {
-    match backend {
-        Backend::Cuda => 16_384,
-        _ => 512,
     }
 }
 
