@@ -372,4 +372,15 @@ fn doctor_and_embed_show_where_the_graph_ran() {
     assert_eq!(lines.len(), 2, "one line per text");
     assert_eq!(lines[1]["text"], "another");
     assert_eq!(lines[0]["placement"]["providers"], serde_json::json!([["CPU", nodes]]), "{}", lines[0]);
+
+    // And the first lines of `index`.
+    let root = tmp.path().join("notes");
+    common::write(&root, "a.md", "# A\n\nhello world\n");
+    let out = common::qsearch(&index)
+        .args(["--device", "cpu", "--model", "all-minilm-l6-v2", "index"])
+        .arg(&root)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(&format!("on CPU: CPU {nodes}/{nodes} nodes")), "{stderr}");
 }

@@ -72,8 +72,15 @@ pub fn run(config: &Config, args: Args) -> Result<ExitCode> {
         if show { ProgressDrawTarget::stderr() } else { ProgressDrawTarget::hidden() },
     );
     bar.enable_steady_tick(Duration::from_millis(200));
+    // One short text through the model: where ONNX Runtime placed its nodes (none for a model on
+    // a server), before the run, so that a model off its device is seen at once.
+    let placement = match writer.placement() {
+        Ok(Some(p)) => format!(": {p}"),
+        Ok(None) => String::new(),
+        Err(e) => format!(" (placement unknown: {e:#})"),
+    };
     if !args.quiet {
-        eprintln!("index: {}\n{} on {}", dir.display(), fp, writer.embedder().device());
+        eprintln!("index: {}\n{} on {}{placement}", dir.display(), fp, writer.embedder().device());
     }
     let quiet = args.quiet;
     let mut embedding = false;

@@ -251,7 +251,11 @@ fn index_options(config: &Config) -> qsearch::indexer::Options {
 /// [`Plan::for_writer`]), loaded with visible progress.
 fn open_writer(config: &Config, role: Role, rebuild: Rebuild, quiet: bool) -> Result<Writer> {
     let settings = qsearch::indexer::Settings { role, rebuild, options: index_options(config) };
-    let plan = plan(config);
+    let mut plan = plan(config);
+    if role == Role::Index {
+        // Where ONNX Runtime runs the graph, recorded until `Writer::placement` reads it.
+        plan.options.profile = Some(std::env::temp_dir().join(format!("qsearch-profile-{}", std::process::id())));
+    }
     let writer =
         Writer::open(&config.index_dir(), settings, |existing| load_embedder(&plan.for_writer(existing), quiet))?;
     if let Some(dir) = &config.model_dir {

@@ -144,6 +144,18 @@ impl Writer {
         &self.opts
     }
 
+    /// Where the runtime runs the model's graph, when the embedder records it (the plan's
+    /// `options.profile`): one short text is embedded, then its placement read (which ends the
+    /// recording). `None` for models that record none.
+    pub fn placement(&mut self) -> Result<Option<crate::embed::placement::NodePlacement>> {
+        use crate::embed::device::Backend;
+        if matches!(self.embedder.device().on, Backend::Server | Backend::StandIn) {
+            return Ok(None);
+        }
+        self.embedder.embed(&["where does this run"], crate::embed::InputKind::Document)?;
+        self.embedder.placement()
+    }
+
     pub fn embedder(&self) -> &dyn Embedder {
         self.embedder.as_ref()
     }
