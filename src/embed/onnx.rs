@@ -42,6 +42,8 @@ pub struct Options {
     /// What this process will mostly embed: its graph is loaded at once, the other one (prepared
     /// models have one for queries) at first use.
     pub purpose: InputKind,
+    /// Where prepared graphs are kept (`None`: the data directory's `prepared/`).
+    pub prepared_dir: Option<PathBuf>,
     /// Record where ONNX Runtime runs the first graph's nodes ([`OnnxEmbedder::placement`]):
     /// its profile is written under this prefix until the placement is read.
     pub profile: Option<PathBuf>,
@@ -59,6 +61,7 @@ impl Default for Options {
             prepare: true,
             graph: None,
             purpose: InputKind::Document,
+            prepared_dir: None,
             profile: None,
         }
     }
@@ -127,48 +130,14 @@ impl OnnxEmbedder {
     ) -> Result<Self> {
         let spec = files.spec.clone();
         let tokenizer = load_tokenizer(files.path(Role::Tokenizer))?;
-        let max_tokens = opts.max_tokens.unwrap_or(spec.max_tokens).min(spec.max_tokens).max(2);
-        let eot = match &spec.eot_token {
-            Some(t) => Some(tokenizer.token_to_id(t).with_context(|| format!("tokenizer has no {t} token"))?),
-            None => None,
-        };
-        let pad_id = match spec.family {
-            Family::Qwen3 => eot.unwrap_or(0),
-            Family::Bert => tokenizer.token_to_id("[PAD]").unwrap_or(0),
-        };
         let target = opts.graph.unwrap_or_else(|| device::profile(opts.device).target);
-        let prepared = match (opts.prepare, spec.family) {
-            (true, Family::Qwen3) => {
-                match prepare::prepared(files.path(Role::Model), &crate::paths::prepared_dir(), target, on) {
-                    Ok(p) => Some(p),
-                    Err(e) => {
-                        on(&format!("could not prepare the model ({e:#}); running the export as it is, slower"));
-                        None
-                    }
-                }
-            }
-            _ => None,
-        };
+        let prepared = prepared_graphs(files, opts, target, on);
         let right_padding = prepared.as_ref().is_some_and(|p| p.manifest.right_padding());
         let fixed = prepared.as_ref().map(|p| p.buckets()).filter(|b| !b.is_empty()).map(Fixed::new);
+        let max_tokens = opts.max_tokens.unwrap_or(spec.max_tokens).min(spec.max_tokens).max(2);
         // Fixed shapes hold texts up to their longest bucket.
         let max_tokens = fixed.as_ref().map_or(max_tokens, |f| max_tokens.min(f.longest()));
-        let recipe = Recipe {
-            pooling: spec.pooling,
-            max_tokens,
-            eot,
-            query_template: spec.query_template.clone(),
-            task: opts.task.clone().or_else(|| spec.task.clone()).unwrap_or_default(),
-            query_prefix: spec.query_prefix.clone(),
-            document_prefix: spec.document_prefix.clone(),
-            pad_id,
-            pad_side: match spec.family {
-                // The reference pads on the left; under causal attention right padding gives the
-                // same vectors, and the prepared graph's attention needs it.
-                Family::Qwen3 if !right_padding => PadSide::Left,
-                _ => PadSide::Right,
-            },
-        };
+        let recipe = Recipe::new(&spec, &tokenizer, opts.task.as_deref(), max_tokens, right_padding)?;
         let model = prepared.as_ref().map_or_else(|| files.path(Role::Model).to_path_buf(), |p| p.model());
         let table = match prepared.as_ref().and_then(|p| Some((p.table()?, p.manifest.table.clone()?))) {
             Some((path, spec)) => Some(Table::open(&path, &spec)?),
@@ -426,6 +395,28 @@ impl OnnxEmbedder {
             .into_iter()
             .map(|(input, output)| Ok((input, outputs.remove(&output).with_context(|| format!("no output {output}"))?)))
             .collect()
+    }
+}
+
+/// The export rewritten for `target` (a Qwen3 export, when preparing is on), under the
+/// options' prepared folder; `None` runs the export as it is (said through `on` when preparing
+/// failed).
+fn prepared_graphs(
+    files: &ModelFiles,
+    opts: &Options,
+    target: Target,
+    on: &mut dyn FnMut(&str),
+) -> Option<prepare::Prepared> {
+    if !opts.prepare || files.spec.family != Family::Qwen3 {
+        return None;
+    }
+    let root = opts.prepared_dir.clone().unwrap_or_else(crate::paths::prepared_dir);
+    match prepare::prepared(files.path(Role::Model), &root, target, on) {
+        Ok(p) => Some(p),
+        Err(e) => {
+            on(&format!("could not prepare the model ({e:#}); running the export as it is, slower"));
+            None
+        }
     }
 }
 

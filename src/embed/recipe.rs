@@ -1,12 +1,12 @@
 //! A model's recipe: how text becomes token ids (instruction or prefix, the end token once, the
 //! cut at the model's length) and how hidden states become one vector (pooling, padding side).
 
-use anyhow::{Result, anyhow};
+use anyhow::{Context, Result, anyhow};
 use tokenizers::Tokenizer;
 
 use super::InputKind;
 use super::batch::PadSide;
-use crate::models::catalog::Pooling;
+use crate::models::catalog::{Family, ModelSpec, Pooling};
 
 /// The model-specific parts: how text becomes ids and how hidden states become one vector.
 #[derive(Debug, Clone)]
@@ -24,6 +24,41 @@ pub(super) struct Recipe {
 }
 
 impl Recipe {
+    /// The recipe of `spec` with its tokenizer: `task` (else the catalog's) for queries, inputs
+    /// cut at `max_tokens`; `right_padding` when the prepared graph needs it.
+    pub(super) fn new(
+        spec: &ModelSpec,
+        tokenizer: &Tokenizer,
+        task: Option<&str>,
+        max_tokens: usize,
+        right_padding: bool,
+    ) -> Result<Recipe> {
+        let eot = match &spec.eot_token {
+            Some(t) => Some(tokenizer.token_to_id(t).with_context(|| format!("tokenizer has no {t} token"))?),
+            None => None,
+        };
+        let pad_id = match spec.family {
+            Family::Qwen3 => eot.unwrap_or(0),
+            Family::Bert => tokenizer.token_to_id("[PAD]").unwrap_or(0),
+        };
+        Ok(Recipe {
+            pooling: spec.pooling,
+            max_tokens,
+            eot,
+            query_template: spec.query_template.clone(),
+            task: task.map(String::from).or_else(|| spec.task.clone()).unwrap_or_default(),
+            query_prefix: spec.query_prefix.clone(),
+            document_prefix: spec.document_prefix.clone(),
+            pad_id,
+            pad_side: match spec.family {
+                // The reference pads on the left; under causal attention right padding gives the
+                // same vectors, and the prepared graph's attention needs it.
+                Family::Qwen3 if !right_padding => PadSide::Left,
+                _ => PadSide::Right,
+            },
+        })
+    }
+
     pub(super) fn format(&self, text: &str, kind: InputKind) -> String {
         match kind {
             InputKind::Query => match &self.query_template {
