@@ -5,14 +5,12 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::mpsc::channel;
 use std::time::{Duration, Instant};
 
 use qsearch::mcp::engine::SearchRequest;
 use qsearch::search::{Mode, Query};
 use qsearch::session::{Around, ModelState};
-use qsearch::tui::worker::{IndexState, Reply, Setup, Worker};
+use qsearch::tui::worker::{IndexState, Reply};
 use serde_json::Value;
 
 fn fixture() -> (tempfile::TempDir, PathBuf, PathBuf) {
@@ -59,14 +57,7 @@ fn kind(k: qsearch::search::MatchKind) -> String {
 
 /// The TUI worker's complete answer to `text`.
 fn tui(index: &Path, text: &str) -> qsearch::tui::worker::Found {
-    let (tx, rx) = channel();
-    let setup = Setup {
-        index_dir: index.to_path_buf(),
-        model: common::stand_in_plan(),
-        refresh_every: Duration::from_millis(200),
-        log: tracing::Dispatch::none(),
-    };
-    let worker = Worker::spawn(setup, Arc::new(move |reply| tx.send(reply).unwrap_or(())));
+    let (worker, rx) = common::tui_worker(index);
     let deadline = Instant::now() + Duration::from_secs(20);
     let mut asked = false;
     while let Ok(reply) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {

@@ -5,13 +5,12 @@
 mod common;
 
 use std::path::Path;
-use std::sync::Arc;
-use std::sync::mpsc::{Receiver, channel};
+use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
 use qsearch::search::{MatchKind, Mode, Query};
 use qsearch::session::{self, Around, Session};
-use qsearch::tui::worker::{Answer, IndexState, ModelState, Reply, Setup, Worker};
+use qsearch::tui::worker::{Answer, IndexState, ModelState, Reply, Worker};
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -26,15 +25,7 @@ fn notes(root: &Path) {
 }
 
 fn worker(index: &Path) -> (Worker, Receiver<Reply>) {
-    let (tx, rx) = channel();
-    let setup = Setup {
-        index_dir: index.to_path_buf(),
-        model: common::stand_in_plan(),
-        refresh_every: Duration::from_millis(200),
-        log: tracing::Dispatch::none(),
-    };
-    let worker = Worker::spawn(setup, Arc::new(move |reply| tx.send(reply).unwrap_or(())));
-    (worker, rx)
+    common::tui_worker(index)
 }
 
 /// Replies until `done` says so (returning everything seen), or a failure after WAIT.

@@ -100,6 +100,23 @@ pub fn mcp_engine(index: &Path, plan: qsearch::embed::load::Plan) -> qsearch::mc
     })
 }
 
+/// The TUI's worker over `index` with the stand-in model, looking for changes every 200 ms, and
+/// the replies it sends.
+pub fn tui_worker(
+    index: &Path,
+) -> (qsearch::tui::worker::Worker, std::sync::mpsc::Receiver<qsearch::tui::worker::Reply>) {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let setup = qsearch::tui::worker::Setup {
+        index_dir: index.to_path_buf(),
+        model: stand_in_plan(),
+        refresh_every: std::time::Duration::from_millis(200),
+        log: tracing::Dispatch::none(),
+    };
+    let worker =
+        qsearch::tui::worker::Worker::spawn(setup, std::sync::Arc::new(move |reply| tx.send(reply).unwrap_or(())));
+    (worker, rx)
+}
+
 /// The stand-in model, as `--model stand-in` names it.
 pub fn stand_in_plan() -> qsearch::embed::load::Plan {
     qsearch::embed::load::Plan::named(qsearch::models::reference::ModelRef::StandIn)
