@@ -225,11 +225,7 @@ fn server_check(model: &ModelRef, name: &str, server: &Server) -> ServerCheck {
 /// is here) and reads where ONNX Runtime placed the graph's nodes, from its own profile.
 fn device_check(plan: &Plan, model: Option<&ModelRef>) -> DeviceCheck {
     let dir = plan.sources.user_dir.as_deref();
-    let present = |id: &str| {
-        catalog::find(id).is_ok_and(|spec| {
-            spec.files.iter().all(|f| source::find_local(&spec, f, dir).is_some() || source::not_needed(&spec, f, dir))
-        })
-    };
+    let present = |id: &str| catalog::find(id).is_ok_and(|spec| source::is_present(&spec, dir));
     let id = match model {
         Some(ModelRef::Catalog(id)) if present(id) => id.clone(),
         Some(ModelRef::Catalog(id)) => return DeviceCheck::NoModel { model: Some(id.clone()) },
@@ -246,7 +242,7 @@ fn device_check(plan: &Plan, model: Option<&ModelRef>) -> DeviceCheck {
     plan.named = Some(ModelRef::Catalog(id.clone()));
     plan.sources.allow_pip = false;
     plan.sources.allow_download = false;
-    plan.options.profile = Some(std::env::temp_dir().join(format!("qsearch-profile-{}", std::process::id())));
+    plan.options.profile = Some(crate::embed::placement::profile_prefix());
     let loaded = plan.settings(None, InputKind::Query).and_then(|s| load::load(&s, &mut |_| {}));
     let mut embedder = match loaded {
         Ok(loaded) => loaded.embedder,

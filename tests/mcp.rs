@@ -16,8 +16,16 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 /// Where scripts/test.sh installs the MCP Python SDK.
+/// Where `scripts/test.sh` installs the official MCP Python SDK; a test that needs it fails
+/// (never skips) when it is not there.
 fn sdk_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("target").join("test-py")
+    let sdk = Path::new(env!("CARGO_MANIFEST_DIR")).join("target").join("test-py");
+    assert!(
+        sdk.join("mcp").is_dir(),
+        "the MCP Python SDK is not installed in {}: run `bash scripts/test.sh` (it installs it there once)",
+        sdk.display()
+    );
+    sdk
 }
 
 /// A folder of notes indexed with the stand-in model, a secret file next to it, a symlink from
@@ -64,11 +72,6 @@ fn wait_for(what: &str, patience: Duration, mut f: impl FnMut() -> bool) {
 #[test]
 fn the_python_sdk_searches_reads_and_is_refused_while_a_watcher_writes() {
     let sdk = sdk_dir();
-    assert!(
-        sdk.join("mcp").is_dir(),
-        "the MCP Python SDK is not installed in {}: run `bash scripts/test.sh` (it installs it there once)",
-        sdk.display()
-    );
     let (_tmp, root, index) = fixture();
     let watcher = common::qsearch(&index)
         .args(["watch", "--model", "stand-in", "--debounce-ms", "100"])
@@ -145,11 +148,6 @@ fn start_http(index: &Path, extra: &[&str]) -> (Reaped, String, String) {
 #[test]
 fn the_python_sdk_over_streamable_http_serves_several_clients_and_is_refused_outside_the_folders() {
     let sdk = sdk_dir();
-    assert!(
-        sdk.join("mcp").is_dir(),
-        "the MCP Python SDK is not installed in {}: run `bash scripts/test.sh`",
-        sdk.display()
-    );
     let (_tmp, root, index) = fixture();
     let (mut server, url, said) = start_http(&index, &["127.0.0.1:0"]);
     assert!(url.starts_with("http://127.0.0.1:") && url.ends_with("/mcp"), "{url}");
@@ -588,11 +586,6 @@ fn http_on_loopback_refuses_foreign_origins_and_hosts_and_admits_local_ones() {
 #[test]
 fn http_off_loopback_needs_the_token_which_the_python_sdk_sends() {
     let sdk = sdk_dir();
-    assert!(
-        sdk.join("mcp").is_dir(),
-        "the MCP Python SDK is not installed in {}: run `bash scripts/test.sh`",
-        sdk.display()
-    );
     let (tmp, root, index) = fixture();
     let data = tmp.path().join("data");
     // Listening on every address: off loopback, whatever address a client comes from.

@@ -254,7 +254,7 @@ fn open_writer(config: &Config, role: Role, rebuild: Rebuild, quiet: bool) -> Re
     let mut plan = plan(config);
     if role == Role::Index {
         // Where ONNX Runtime runs the graph, recorded until `Writer::placement` reads it.
-        plan.options.profile = Some(std::env::temp_dir().join(format!("qsearch-profile-{}", std::process::id())));
+        plan.options.profile = Some(qsearch::embed::placement::profile_prefix());
     }
     let writer =
         Writer::open(&config.index_dir(), settings, |existing| load_embedder(&plan.for_writer(existing), quiet))?;

@@ -50,10 +50,7 @@ pub fn run(config: &Config, cmd: ModelCommand) -> Result<ExitCode> {
         ModelCommand::List => {
             for spec in catalog::all() {
                 let dir = config.model_dir.as_deref();
-                let present = spec
-                    .files
-                    .iter()
-                    .all(|f| source::find_local(&spec, f, dir).is_some() || source::not_needed(&spec, f, dir));
+                let present = source::is_present(&spec, dir);
                 let default = if spec.id == catalog::DEFAULT_MODEL { " (default)" } else { "" };
                 println!(
                     "{:<28} {:>5} dims  {:<10} {}{default}",
@@ -145,7 +142,7 @@ pub fn embed(config: &Config, args: EmbedArgs) -> Result<ExitCode> {
     let mut plan = super::plan(config);
     plan.dims = args.dims.or(plan.dims);
     // ONNX Runtime records where the first run's nodes go; the timed runs are not recorded.
-    plan.options.profile = Some(std::env::temp_dir().join(format!("qsearch-profile-{}", std::process::id())));
+    plan.options.profile = Some(qsearch::embed::placement::profile_prefix());
     let mut embedder = super::load_embedder(&plan.settings(None, kind)?, false)?;
     let texts: Vec<&str> = args.texts.iter().map(String::as_str).collect();
     let out = embedder.embed(&texts, kind)?;

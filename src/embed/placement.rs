@@ -32,6 +32,12 @@ impl fmt::Display for NodePlacement {
     }
 }
 
+/// Where this process has ONNX Runtime write its profile (`onnx::Options::profile`): a file under
+/// the temporary directory, removed once its placement is read.
+pub fn profile_prefix() -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("qsearch-profile-{}", std::process::id()))
+}
+
 /// Nodes per provider in an ONNX Runtime profile (its JSON array of events): each node counted
 /// once, by the provider of its kernel.
 pub fn from_profile(json: &str) -> Result<Vec<(String, usize)>> {

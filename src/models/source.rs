@@ -86,6 +86,11 @@ pub fn resolve(spec: &ModelSpec, sources: &Sources, on: &mut dyn FnMut(Event)) -
     Ok(ModelFiles { spec: spec.clone(), files })
 }
 
+/// Whether every file `spec` needs is here already (nothing fetched).
+pub fn is_present(spec: &ModelSpec, user_dir: Option<&Path>) -> bool {
+    spec.files.iter().all(|f| find_local(spec, f, user_dir).is_some() || not_needed(spec, f, user_dir))
+}
+
 /// A file the model can do without here: the external data of a local graph that keeps its
 /// weights inside.
 pub fn not_needed(spec: &ModelSpec, file: &FileSpec, user_dir: Option<&Path>) -> bool {

@@ -222,11 +222,7 @@ pub(super) fn standard_graph(
                 b.attention(&n.input[0], (&n.input[1], k_rank), (&n.input[2], v_rank), &mask, shapes, &n.output[0])?;
             }
             ("com.microsoft", op) => return Err(format!("{}: no standard form for com.microsoft {op}", n.name)),
-            ("", "Cast") if precision == Precision::F16 && int_attr(&n, "to") == Some(DataType::FLOAT as i64) => {
-                // A Cast has its `to` (checked by the guard): it now casts to f16.
-                n.attribute.iter_mut().filter(|a| a.name == "to").for_each(|a| a.i = DataType::FLOAT16 as i64);
-                b.push(n);
-            }
+            ("", "Cast") if precision == Precision::F16 && casts_to_f32(&n) => b.push(cast_to_f16(n)),
             _ => b.push(n),
         }
     }
@@ -235,6 +231,17 @@ pub(super) fn standard_graph(
     graph.output.retain(|o| !o.name.starts_with("present"));
     prune(graph);
     fix_interface(graph, bucket, precision)
+}
+
+/// Whether `n` (a Cast) casts to f32.
+fn casts_to_f32(n: &NodeProto) -> bool {
+    int_attr(n, "to") == Some(DataType::FLOAT as i64)
+}
+
+/// A Cast to f32 made a Cast to f16, for an fp16 graph.
+fn cast_to_f16(mut n: NodeProto) -> NodeProto {
+    n.attribute.iter_mut().filter(|a| a.name == "to").for_each(|a| a.i = DataType::FLOAT16 as i64);
+    n
 }
 
 /// Head size from the rotary cos cache (`[positions, head_dim / 2]`).

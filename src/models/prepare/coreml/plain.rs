@@ -65,7 +65,7 @@ pub(super) fn plain_graph(
     let (norms, in_norms) = rms_norms(graph, &scalars, src);
     let nodes = std::mem::take(&mut graph.node);
     let inits = graph.initializer.clone();
-    for (i, mut n) in nodes.into_iter().enumerate() {
+    for (i, n) in nodes.into_iter().enumerate() {
         if in_norms.contains(&i) {
             continue;
         }
@@ -97,10 +97,7 @@ pub(super) fn plain_graph(
                 _ if precision == Precision::F32 => b.push(n),
                 e => return Err(format!("{}: exponent {e:?} (CoreML takes Pow in fp32 only)", what())),
             },
-            ("", "Cast") if precision == Precision::F16 && int_attr(&n, "to") == Some(DataType::FLOAT as i64) => {
-                n.attribute.iter_mut().filter(|a| a.name == "to").for_each(|a| a.i = DataType::FLOAT16 as i64);
-                b.push(n);
-            }
+            ("", "Cast") if precision == Precision::F16 && casts_to_f32(&n) => b.push(cast_to_f16(n)),
             _ => b.push(n),
         }
     }
