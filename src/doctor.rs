@@ -14,6 +14,7 @@ use crate::embed::{Embedder, InputKind};
 use crate::models::catalog::{self, Family, ModelSpec, Role};
 use crate::models::reference::ModelRef;
 use crate::models::{prepare, source};
+use crate::store::check::{self, Integrity};
 use crate::{paths, runtime};
 
 /// What the checks look at: plain inputs, as the binary's flags and configuration give them.
@@ -32,6 +33,9 @@ pub struct Report {
     /// The server of a served model (named, or the index's).
     pub server: Option<ServerCheck>,
     pub index: IndexCheck,
+    /// The index's full checks: SQLite's quick_check, the keyword index, orphaned rows, the
+    /// vector graph against SQLite.
+    pub integrity: IntegrityCheck,
     /// One query on the device asked for.
     pub device: DeviceCheck,
 }
@@ -45,7 +49,9 @@ impl Report {
             self.models.iter().flat_map(|m| &m.files).filter(|f| matches!(f.checksum, Checksum::Mismatch)).count();
         let server = self.server.as_ref().is_some_and(|s| s.answer.is_err()) as usize;
         let device = matches!(self.device, DeviceCheck::Problem { .. }) as usize;
-        runtime + checksums + server + device
+        let integrity =
+            matches!(self.integrity, IntegrityCheck::Damaged { .. } | IntegrityCheck::Failed { .. }) as usize;
+        runtime + checksums + server + device + integrity
     }
 }
 
@@ -114,6 +120,41 @@ pub enum IndexCheck {
 
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "state", rename_all = "snake_case")]
+pub enum IntegrityCheck {
+    /// No index here yet.
+    NoIndex,
+    Sound {
+        details: Integrity,
+    },
+    /// What is wrong, in words, and the command that mends it.
+    Damaged {
+        problems: Vec<String>,
+        fix: String,
+        details: Integrity,
+    },
+    /// The checks could not run (an index written by a newer qsearch, a file that cannot be opened).
+    Failed {
+        error: String,
+    },
+}
+
+fn integrity_check(dir: &Path) -> IntegrityCheck {
+    if !dir.join(crate::store::DB_FILE).exists() {
+        return IntegrityCheck::NoIndex;
+    }
+    match check::check(dir) {
+        Ok(details) if details.is_ok() => IntegrityCheck::Sound { details },
+        Ok(details) => IntegrityCheck::Damaged {
+            problems: details.problems(),
+            fix: format!("`qsearch index --repair --index {}`", dir.display()),
+            details,
+        },
+        Err(e) => IntegrityCheck::Failed { error: format!("{:#}", crate::store::explain(e, dir)) },
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
 pub enum DeviceCheck {
     /// A served model or the stand-in: nothing runs here.
     NotLocal,
@@ -148,7 +189,7 @@ pub fn check(inputs: &Inputs) -> Report {
             pending: s.pending,
             bytes: s.bytes_on_disk,
         },
-        Err(e) => IndexCheck::Unreadable { error: format!("{e:#}") },
+        Err(e) => IndexCheck::Unreadable { error: format!("{:#}", crate::store::explain(e, inputs.index_dir)) },
     };
     Report {
         runtime: runtime_check(plan.ort_lib.as_deref()),
@@ -158,6 +199,7 @@ pub fn check(inputs: &Inputs) -> Report {
             _ => None,
         },
         index,
+        integrity: integrity_check(inputs.index_dir),
         device: device_check(plan, model.as_ref()),
     }
 }

@@ -44,6 +44,11 @@ pub struct Args {
     /// Only estimate the work (chunks, tokens, time on this machine, disk) and change nothing
     #[arg(long)]
     estimate: bool,
+    /// Check the index and mend what can be mended without the model (a damaged database is
+    /// salvaged, orphaned rows dropped, the keyword index and the vector file written again),
+    /// then bring it up to date (files whose rows were lost are read again)
+    #[arg(long, conflicts_with_all = ["rebuild", "estimate"])]
+    repair: bool,
 }
 
 pub fn run(config: &Config, args: Args) -> Result<ExitCode> {
@@ -60,6 +65,12 @@ pub fn run(config: &Config, args: Args) -> Result<ExitCode> {
     let dir = config.index_dir();
     // Named folders are checked before the model loads.
     indexer::canonical_roots(&args.paths)?;
+    if args.repair {
+        let repair = indexer::repair(&dir)?;
+        if !args.quiet {
+            eprintln!("{repair}");
+        }
+    }
     let mut writer =
         super::open_writer(config, Role::Index, if args.rebuild { Rebuild::Always } else { Rebuild::No }, args.quiet)?;
     let roots = writer.roots_or_registered(&args.paths, "no folders to index: run `qsearch index PATH`")?;

@@ -116,7 +116,7 @@ pub fn doctor(config: &Config, args: DoctorArgs) -> Result<ExitCode> {
 }
 
 fn print_doctor(report: &doctor::Report, device: qsearch::embed::device::Device) {
-    use doctor::{Checksum, DeviceCheck, IndexCheck, RuntimeCheck};
+    use doctor::{Checksum, DeviceCheck, IndexCheck, IntegrityCheck, RuntimeCheck};
     match &report.runtime {
         RuntimeCheck::NotFound { install } => {
             println!("runtime:  not found; it will be installed with pip ({install}) on first use")
@@ -177,6 +177,26 @@ fn print_doctor(report: &doctor::Report, device: qsearch::embed::device::Device)
             *bytes as f64 / 1e6
         ),
         IndexCheck::Unreadable { error } => println!("index:    {error}"),
+    }
+    match &report.integrity {
+        IntegrityCheck::NoIndex => {}
+        IntegrityCheck::Sound { details: d } => println!(
+            "checks:   sound: SQLite's quick_check ok; keyword index {} rows for {} chunks; vector graph {} vectors \
+             for {} embedded chunks{}",
+            d.keyword_rows,
+            d.chunks,
+            d.graph_vectors,
+            d.embedded_chunks,
+            d.vector_file.as_ref().map_or(String::new(), |p| format!(" ({})", p.display()))
+        ),
+        IntegrityCheck::Damaged { problems, fix, .. } => {
+            println!("checks:   DAMAGED");
+            for p in problems {
+                println!("    {p}");
+            }
+            println!("    fix: {fix}");
+        }
+        IntegrityCheck::Failed { error } => println!("checks:   PROBLEM: {error}"),
     }
     match &report.device {
         DeviceCheck::NotLocal => {}

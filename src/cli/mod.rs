@@ -122,7 +122,8 @@ pub fn run() -> Result<ExitCode> {
     if let Some(v) = cli.ort_lib {
         config.ort_lib = Some(v);
     }
-    match cli.command {
+    let index_dir = config.index_dir();
+    let ran = match cli.command {
         Some(Command::Index(args)) => index::run(&config, args),
         Some(Command::Search(args)) => search::run(&config, args),
         Some(Command::Status(args)) => info::status(&config, args),
@@ -135,7 +136,9 @@ pub fn run() -> Result<ExitCode> {
         Some(Command::Service(cmd)) => service::run(&config, cmd),
         Some(Command::Mcp(args)) => mcp::run(&config, args),
         Some(Command::Tui) | None => tui::run(&config),
-    }
+    };
+    // SQLite's "database disk image is malformed", said as what to do about it.
+    ran.map_err(|e| qsearch::store::explain(e, &index_dir))
 }
 
 /// `--device`: the accepted spellings, listed by `--help`.

@@ -17,7 +17,9 @@
 mod embedding;
 mod estimate;
 mod pipeline;
+mod repair;
 mod report;
+mod space;
 mod sync;
 
 use std::path::{Path, PathBuf};
@@ -36,7 +38,9 @@ use crate::text::chunk;
 
 pub use embedding::Rate;
 pub use estimate::{Estimate, estimate};
+pub use repair::{Repair, repair};
 pub use report::{FileNote, FileOutcome, Progress, Report};
+pub use space::{DiskFull, free_bytes, is_disk_full};
 pub use sync::Area;
 
 #[derive(Debug, Clone)]
@@ -105,17 +109,24 @@ impl Writer {
         load: impl FnOnce(Option<&Fingerprint>) -> Result<Box<dyn Embedder>>,
     ) -> Result<Writer> {
         let lock = WriterLock::acquire(dir, settings.role)?;
-        let mut store = Store::open_write(dir)?;
+        if settings.rebuild == Rebuild::Always {
+            set_aside_newer(dir)?;
+        }
+        let mut store = Store::open_write(dir).map_err(|e| disk_full_at(e, dir))?;
         let existing = if settings.rebuild == Rebuild::IfOther { None } else { store.fingerprint()? };
         let embedder = load(existing.as_ref())?;
         let mut opts = settings.options;
         opts.chunk = effective_chunking(opts.chunk, embedder.as_ref());
         let fingerprint = fingerprint(embedder.as_ref(), opts.chunk);
-        check_fingerprint(&mut store, &fingerprint, settings.rebuild)?;
-        let vectors = VectorIndex::open(&store, embedder.dims())?;
-        store.set_meta("vector_index", &vectors.describe().to_string())?;
-        // Where the model runs (and why not where it was asked to), for `status`.
-        store.set_meta(DEVICE_META, &embedder.device().to_string())?;
+        let opened = (|| -> Result<VectorIndex> {
+            check_fingerprint(&mut store, &fingerprint, settings.rebuild)?;
+            let vectors = VectorIndex::open(&store, embedder.dims())?;
+            store.set_meta("vector_index", &vectors.describe().to_string())?;
+            // Where the model runs (and why not where it was asked to), for `status`.
+            store.set_meta(DEVICE_META, &embedder.device().to_string())?;
+            Ok(vectors)
+        })();
+        let vectors = opened.map_err(|e| disk_full_at(crate::store::explain(e, dir), dir))?;
         Ok(Writer { store, vectors, embedder, opts, fingerprint, _lock: lock })
     }
 
@@ -211,23 +222,30 @@ impl Writer {
         cancel: &AtomicBool,
     ) -> Result<Report> {
         let mut report = Report::default();
-        let scan = std::time::Instant::now();
-        let work = self.plan(areas, &mut report, progress)?;
-        // Sync time is the scan plus the run until the last file is written (added by `run`).
-        report.sync_secs += scan.elapsed().as_secs_f64();
-        self.run(work, &mut report, progress, cancel)?;
-        if !report.interrupted {
-            self.store.collect_garbage()?;
+        let updated = (|| -> Result<()> {
+            let scan = std::time::Instant::now();
+            let work = self.plan(areas, &mut report, progress)?;
+            // Sync time is the scan plus the run until the last file is written (added by `run`).
+            report.sync_secs += scan.elapsed().as_secs_f64();
+            self.run(work, &mut report, progress, cancel)?;
+            if !report.interrupted {
+                self.store.collect_garbage()?;
+            }
+            self.vectors.save_if_due(&self.store)?;
+            report.pending = self.store.pending_chunks()?;
+            Ok(())
+        })();
+        match updated {
+            Ok(()) => Ok(report),
+            Err(e) => Err(self.explain_disk_full(crate::store::explain(e, self.dir()), areas)),
         }
-        self.vectors.save_if_due(&self.store)?;
-        report.pending = self.store.pending_chunks()?;
-        Ok(report)
     }
 
     /// Writes the vector file (atomically) if it lacks changes, so that the next reader loads
     /// it as it is.
     pub fn save(&mut self) -> Result<()> {
-        self.vectors.save(&self.store)
+        let saved = self.vectors.save(&self.store);
+        saved.map_err(|e| self.explain_disk_full(e, &[]))
     }
 
     /// Registers a folder (its documents are written under its id).
@@ -314,6 +332,40 @@ fn check_fingerprint(store: &mut WriteStore, wanted: &Fingerprint, rebuild: Rebu
             store.set_fingerprint(wanted)
         }
     }
+}
+
+/// `err` as [`DiskFull`] (with no estimate of the space needed) when it says the disk is full.
+fn disk_full_at(err: anyhow::Error, dir: &Path) -> anyhow::Error {
+    if is_disk_full(&err) && !err.chain().any(|c| c.is::<DiskFull>()) { DiskFull::at(dir, None).into() } else { err }
+}
+
+/// Before `--rebuild` of an index a newer qsearch wrote: its database is moved aside, untouched
+/// (`index.sqlite.schema-<N>`), and a new one started with its folders, if they can be read.
+fn set_aside_newer(dir: &Path) -> Result<()> {
+    let Some(newer) = Store::open_read(dir).err().and_then(|e| e.downcast::<crate::store::Newer>().ok()) else {
+        return Ok(());
+    };
+    let db = dir.join(crate::store::DB_FILE);
+    let roots: Vec<PathBuf> = rusqlite::Connection::open_with_flags(&db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .and_then(|c| {
+            let mut stmt = c.prepare("SELECT path FROM roots ORDER BY id")?;
+            let rows = stmt.query_map([], |r| r.get::<_, Vec<u8>>(0))?;
+            rows.map(|r| r.map(|p| crate::util::path_from_bytes(&p))).collect()
+        })
+        .unwrap_or_default();
+    for suffix in ["", "-wal", "-shm"] {
+        let from = dir.join(format!("{}{suffix}", crate::store::DB_FILE));
+        if from.exists() {
+            let to = dir.join(format!("{}.schema-{}{suffix}", crate::store::DB_FILE, newer.schema));
+            std::fs::rename(&from, &to).with_context(|| format!("moving {} aside", from.display()))?;
+        }
+    }
+    crate::store::vectors::remove_files(dir)?;
+    let store = Store::open_write(dir)?;
+    for root in roots {
+        store.add_root(&root)?;
+    }
+    Ok(())
 }
 
 /// Absolute, normalised root paths.

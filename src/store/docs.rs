@@ -384,7 +384,7 @@ fn write_document(
             let mut fts =
                 tx.prepare_cached("INSERT INTO chunks_fts(rowid, heading, body, path) VALUES (?1, ?2, ?3, ?4)")?;
             let mut vector = tx.prepare_cached("SELECT data FROM vectors WHERE hash = ?1")?;
-            let path_words = fts::segment(&doc.path.display().to_string().replace(['/', '\\', '.', '-'], " "));
+            let path_words = path_words(&doc.path.display().to_string());
             for c in chunks {
                 let existing: Option<Vec<u8>> = vector.query_row([&c.hash], |r| r.get(0)).optional()?;
                 let vec_seq = existing.as_ref().map(|_| {
@@ -415,6 +415,37 @@ fn write_document(
         }
     }
     Ok(())
+}
+
+/// A document's path as the keyword index takes it: its parts as words.
+fn path_words(display: &str) -> String {
+    fts::segment(&display.replace(['/', '\\', '.', '-'], " "))
+}
+
+impl WriteStore {
+    /// Writes the keyword index again from the chunks as stored (it is contentless: FTS5's own
+    /// `rebuild` cannot), in one transaction; returns the chunks written.
+    pub(crate) fn rebuild_keyword_index(&mut self) -> Result<u64> {
+        let tx = self.store.conn.transaction()?;
+        tx.execute("INSERT INTO chunks_fts(chunks_fts) VALUES ('delete-all')", [])?;
+        let mut n = 0;
+        {
+            let mut read = tx.prepare(
+                "SELECT c.id, c.heading, c.text, d.display FROM chunks c JOIN documents d ON d.id = c.doc_id ORDER BY c.id",
+            )?;
+            let mut insert =
+                tx.prepare("INSERT INTO chunks_fts(rowid, heading, body, path) VALUES (?1, ?2, ?3, ?4)")?;
+            let mut rows = read.query([])?;
+            while let Some(r) = rows.next()? {
+                let (id, heading, text, display): (i64, String, String, String) =
+                    (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?);
+                insert.execute(params![id, fts::segment(&heading), fts::segment(&text), path_words(&display)])?;
+                n += 1;
+            }
+        }
+        tx.commit()?;
+        Ok(n)
+    }
 }
 
 impl Store {

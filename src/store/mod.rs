@@ -2,12 +2,14 @@
 //! keyword index) and a usearch HNSW file derived from it (see [`vectors`]). One writer at a time,
 //! enforced by [`lock`]; any number of readers, which WAL lets read while the writer writes.
 
+pub mod check;
 pub mod docs;
 pub mod lock;
 pub mod read;
 pub mod vectors;
 
 use std::collections::HashSet;
+use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -99,22 +101,25 @@ impl Store {
     /// `indexer::Writer` calls it, holding the writer lock.
     pub(crate) fn open_write(dir: &Path) -> Result<WriteStore> {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create index directory {}", dir.display()))?;
-        let conn = Connection::open(dir.join(DB_FILE))
-            .with_context(|| format!("cannot open index {}", dir.join(DB_FILE).display()))?;
-        configure(&conn)?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
-        // 64 MiB of page cache (SQLite's default is 2 MiB): a first index's B-tree and FTS5
-        // inserts otherwise read back pages they wrote moments before.
-        conn.pragma_update(None, "cache_size", -65_536)?;
-        // Checkpoint the WAL every 64 MiB instead of every 4 MiB: with `synchronous = NORMAL` a
-        // checkpoint is the only fsync, and a first index made the writer wait on one every few
-        // hundred files (benches/README, "Checkpoints").
-        conn.pragma_update(None, "wal_autocheckpoint", 16_384)?;
-        let store = Store { conn, dir: dir.to_path_buf() };
-        store.migrate()?;
-        let garbage_left = store.meta(GARBAGE_DUE)?.is_some();
-        Ok(WriteStore { store, unused: HashSet::new(), garbage_left })
+        let opened = (|| -> Result<WriteStore> {
+            let conn = Connection::open(dir.join(DB_FILE))
+                .with_context(|| format!("cannot open index {}", dir.join(DB_FILE).display()))?;
+            configure(&conn)?;
+            conn.pragma_update(None, "journal_mode", "WAL")?;
+            conn.pragma_update(None, "synchronous", "NORMAL")?;
+            // 64 MiB of page cache (SQLite's default is 2 MiB): a first index's B-tree and FTS5
+            // inserts otherwise read back pages they wrote moments before.
+            conn.pragma_update(None, "cache_size", -65_536)?;
+            // Checkpoint the WAL every 64 MiB instead of every 4 MiB: with `synchronous = NORMAL` a
+            // checkpoint is the only fsync, and a first index made the writer wait on one every few
+            // hundred files (benches/README, "Checkpoints").
+            conn.pragma_update(None, "wal_autocheckpoint", 16_384)?;
+            let store = Store { conn, dir: dir.to_path_buf() };
+            store.migrate()?;
+            let garbage_left = store.meta(GARBAGE_DUE)?.is_some();
+            Ok(WriteStore { store, unused: HashSet::new(), garbage_left })
+        })();
+        opened.map_err(|e| explain(e, dir))
     }
 
     /// Opens an existing index for reading.
@@ -123,19 +128,22 @@ impl Store {
         if !path.exists() {
             bail!("no index at {}: run `qsearch index PATH` first", dir.display());
         }
-        let conn =
-            Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
-                .with_context(|| format!("cannot open index {}", path.display()))?;
-        configure(&conn)?;
-        let store = Store { conn, dir: dir.to_path_buf() };
-        let version: i64 = store.conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
-        if version as usize > MIGRATIONS.len() {
-            bail!("the index at {} was written by a newer qsearch (schema {version})", dir.display());
-        }
-        if version == 0 {
-            bail!("the index at {} is empty: run `qsearch index PATH`", dir.display());
-        }
-        Ok(store)
+        let opened = (|| -> Result<Store> {
+            let conn =
+                Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+                    .with_context(|| format!("cannot open index {}", path.display()))?;
+            configure(&conn)?;
+            let store = Store { conn, dir: dir.to_path_buf() };
+            // Reads the header and the schema: a file that is no database, or a damaged first
+            // page, is found here.
+            let version = schema_version(&store.conn)?;
+            refuse_newer(dir, version)?;
+            if version == 0 {
+                bail!("the index at {} is empty: run `qsearch index PATH`", dir.display());
+            }
+            Ok(store)
+        })();
+        opened.map_err(|e| explain(e, dir))
     }
 
     pub fn dir(&self) -> &Path {
@@ -143,11 +151,10 @@ impl Store {
     }
 
     fn migrate(&self) -> Result<()> {
-        let version: i64 = self.conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
-        if version as usize > MIGRATIONS.len() {
-            bail!("the index at {} was written by a newer qsearch (schema {version})", self.dir.display());
-        }
-        for (i, (name, sql)) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+        let version = schema_version(&self.conn)?;
+        // Never migrated down: the newer qsearch's index stays as it wrote it.
+        refuse_newer(&self.dir, version)?;
+        for (i, (name, sql)) in MIGRATIONS.iter().enumerate().skip(version) {
             let tx = self.conn.unchecked_transaction()?;
             tx.execute_batch(sql).with_context(|| format!("migration {name}"))?;
             tx.pragma_update(None, "user_version", (i + 1) as i64)?;
@@ -232,6 +239,92 @@ impl WriteStore {
         tx.commit()?;
         vectors::remove_files(&self.store.dir)?;
         Ok(())
+    }
+}
+
+/// The schema version an index was written at (`user_version`: the migrations applied).
+fn schema_version(conn: &Connection) -> Result<usize> {
+    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    // The schema itself is read too, so that a damaged one is found at open.
+    conn.query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get::<_, i64>(0))?;
+    Ok(version.max(0) as usize)
+}
+
+/// The schema versions this qsearch knows (its migrations).
+pub const SCHEMA_VERSION: usize = MIGRATIONS.len();
+
+/// An index written by a newer qsearch, whose schema this one does not know.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Newer {
+    pub dir: PathBuf,
+    pub schema: usize,
+}
+
+impl fmt::Display for Newer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "the index at {} was written by a newer qsearch (schema {}, this one knows {SCHEMA_VERSION}): \
+             upgrade qsearch, or rebuild it with `qsearch index --rebuild` (the newer index is then kept \
+             beside it, untouched)",
+            self.dir.display(),
+            self.schema
+        )
+    }
+}
+
+impl std::error::Error for Newer {}
+
+fn refuse_newer(dir: &Path, version: usize) -> Result<()> {
+    if version > SCHEMA_VERSION {
+        return Err(Newer { dir: dir.to_path_buf(), schema: version }.into());
+    }
+    Ok(())
+}
+
+/// The index's database is damaged (SQLite found a malformed page, or a file that is no
+/// database): `qsearch index --repair` mends it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Damaged {
+    pub dir: PathBuf,
+    /// SQLite's own words.
+    pub what: String,
+}
+
+impl fmt::Display for Damaged {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "the index at {dir} is damaged ({}): run `qsearch index --repair --index {dir}` \
+             (it keeps the damaged file beside the index and reads your files again where it must)",
+            self.what,
+            dir = self.dir.display()
+        )
+    }
+}
+
+impl std::error::Error for Damaged {}
+
+/// SQLite's words when `err` says a database is damaged (a malformed page or index, a file that
+/// is no database).
+pub fn damage_in(err: &anyhow::Error) -> Option<String> {
+    use rusqlite::ErrorCode::{DatabaseCorrupt, NotADatabase};
+    err.chain().find_map(|c| match c.downcast_ref::<rusqlite::Error>()? {
+        rusqlite::Error::SqliteFailure(e, msg) if matches!(e.code, DatabaseCorrupt | NotADatabase) => {
+            Some(msg.clone().unwrap_or_else(|| e.to_string()))
+        }
+        _ => None,
+    })
+}
+
+/// `err` as [`Damaged`] when it says that the index at `dir` is damaged; else as it is.
+pub fn explain(err: anyhow::Error, dir: &Path) -> anyhow::Error {
+    if err.chain().any(|c| c.is::<Damaged>()) {
+        return err;
+    }
+    match damage_in(&err) {
+        Some(what) => Damaged { dir: dir.to_path_buf(), what }.into(),
+        None => err,
     }
 }
 
