@@ -124,6 +124,10 @@ struct Unit {
     tokens: usize,
 }
 
+/// Containers cut into their members at most this deep (each level is a call of
+/// [`Walker::tile`]): 100,000 nested `mod m {` overflowed the thread's stack and aborted the index.
+const MAX_NESTING: usize = 64;
+
 /// Lines longer than this on average mark generated or minified code: it has no structure
 /// worth a parse (and parsing it is slow), so it is chunked as text.
 const MINIFIED_LINE_BYTES: usize = 250;
@@ -150,7 +154,7 @@ pub fn split<S: ChunkSizer>(text: &str, lang: Lang, settings: Settings, sizer: &
     let budget = settings.tokens.max(1);
     let walker = Walker { text, grammar, sizer, budget };
     let mut units = Vec::new();
-    walker.tile(tree.root_node(), 0, text.len(), &[], &mut units);
+    walker.tile(tree.root_node(), 0, text.len(), &[], 0, &mut units);
     let lines = LineIndex::new(text);
     let mut chunks = Vec::new();
     for (start, end, path) in walker.pack(&units, settings) {
@@ -187,7 +191,8 @@ impl<S: ChunkSizer> Walker<'_, S> {
 
     /// Cuts `[from, to)`, the span of `parent`'s named children, into units: each child from
     /// the end of the one before it (so comments join what follows them) to its own end.
-    fn tile(&self, parent: Node, from: usize, to: usize, path: &[String], out: &mut Vec<Unit>) {
+    /// `depth`: containers cut into above this one; past [`MAX_NESTING`] one is cut by lines.
+    fn tile(&self, parent: Node, from: usize, to: usize, path: &[String], depth: usize, out: &mut Vec<Unit>) {
         let mut cursor = from;
         let mut walk = parent.walk();
         for child in parent.named_children(&mut walk) {
@@ -202,7 +207,11 @@ impl<S: ChunkSizer> Walker<'_, S> {
                     own.push(label);
                     let body = inner.child_by_field_name("body").filter(|b| b.named_child_count() > 0);
                     match body {
-                        Some(body) if tokens > self.budget && self.grammar.containers.contains(&inner.kind()) => {
+                        Some(body)
+                            if tokens > self.budget
+                                && depth < MAX_NESTING
+                                && self.grammar.containers.contains(&inner.kind()) =>
+                        {
                             let first = body.named_child(0).map_or(end, |n| n.start_byte());
                             out.push(Unit {
                                 start: cursor,
@@ -210,7 +219,7 @@ impl<S: ChunkSizer> Walker<'_, S> {
                                 tokens: self.size(cursor, first),
                                 path: own.clone(),
                             });
-                            self.tile(body, first, end, &own, out);
+                            self.tile(body, first, end, &own, depth + 1, out);
                         }
                         _ => out.push(Unit { start: cursor, end, path: own, tokens }),
                     }
@@ -368,4 +377,25 @@ fn heading(group: &[&Unit]) -> Vec<String> {
         path.push(names.join(", "));
     }
     path
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::text::chunk::Sizer;
+
+    /// Each container over the budget was cut into by a call inside the last: 100,000 nested
+    /// modules overflowed the stack (issue 25).
+    #[test]
+    fn nested_containers_overflowed_the_stack() {
+        let depth = 100_000;
+        let text = format!("{}fn f() {{}}\n{}", "mod m {\n".repeat(depth), "}\n".repeat(depth));
+        let chunks = std::thread::Builder::new()
+            .stack_size(2 << 20)
+            .spawn(move || split(&text, Lang::Rust, Settings::new(64, 0), &Sizer::Approx).map(|c| c.len()))
+            .unwrap()
+            .join()
+            .unwrap();
+        assert!(chunks.is_some_and(|n| n > depth / 64), "{chunks:?}");
+    }
 }
