@@ -348,13 +348,17 @@ fn split_structure<S: ChunkSizer>(text: &str, kind: Kind, settings: Settings, si
         .with_sizer(sizer)
         .with_overlap(overlap)
         .expect("overlap is below capacity");
-    let pieces: Vec<(usize, &str)> = if kind.reads_as_markdown() {
-        MarkdownSplitter::new(config).chunk_indices(text).collect()
+    let markdown = kind.reads_as_markdown();
+    let pieces: Vec<(usize, &str)> = if markdown {
+        let splitter = MarkdownSplitter::new(config);
+        by_sections(text, true, |s| splitter.chunk_indices(s).collect())
     } else {
-        TextSplitter::new(config).chunk_indices(text).collect()
+        let splitter = TextSplitter::new(config);
+        by_sections(text, false, |s| splitter.chunk_indices(s).collect())
     };
     let lines = LineIndex::new(text);
-    let headings = if kind.reads_as_markdown() { markdown_headings(text) } else { Vec::new() };
+    let headings = if markdown { markdown_headings(text) } else { Vec::new() };
+    let mut paths = HeadingPaths::new(&headings);
     pieces
         .into_iter()
         .filter(|(_, piece)| !piece.trim().is_empty())
@@ -363,7 +367,7 @@ fn split_structure<S: ChunkSizer>(text: &str, kind: Kind, settings: Settings, si
             let end = start + piece.len();
             Chunk {
                 seq,
-                heading: heading_path_at(&headings, start),
+                heading: paths.at(start),
                 start_byte: start,
                 end_byte: end,
                 start_line: lines.line_of(start),
@@ -450,18 +454,108 @@ fn markdown_headings(text: &str) -> Vec<(usize, usize, String)> {
     out
 }
 
-fn heading_path_at(headings: &[(usize, usize, String)], byte: usize) -> Vec<String> {
-    let mut stack: Vec<(usize, &str)> = Vec::new();
-    for (at, level, title) in headings {
-        if *at > byte {
-            break;
-        }
-        while stack.last().is_some_and(|(l, _)| l >= level) {
-            stack.pop();
-        }
-        stack.push((*level, title));
+/// The heading path at each of a run of byte offsets, walking the headings once while the
+/// offsets grow (from the start again when one goes back): each chunk looked through every
+/// heading before it, and a note of 100,000 headings took minutes.
+struct HeadingPaths<'h> {
+    headings: &'h [(usize, usize, String)],
+    /// Headings taken into `stack`.
+    next: usize,
+    stack: Vec<(usize, &'h str)>,
+    last: usize,
+}
+
+impl<'h> HeadingPaths<'h> {
+    fn new(headings: &'h [(usize, usize, String)]) -> Self {
+        HeadingPaths { headings, next: 0, stack: Vec::new(), last: 0 }
     }
-    stack.into_iter().map(|(_, t)| t.to_string()).collect()
+
+    fn at(&mut self, byte: usize) -> Vec<String> {
+        if byte < self.last {
+            (self.next, self.last) = (0, 0);
+            self.stack.clear();
+        }
+        self.last = byte;
+        while let Some((_, level, title)) = self.headings.get(self.next).filter(|h| h.0 <= byte) {
+            while self.stack.last().is_some_and(|(l, _)| l >= level) {
+                self.stack.pop();
+            }
+            self.stack.push((*level, title));
+            self.next += 1;
+        }
+        self.stack.iter().map(|(_, t)| t.to_string()).collect()
+    }
+}
+
+/// Text longer than about twice this is cut into sections of about this size, each split alone:
+/// the splitter looks through every break left in its text for each chunk it makes, so its work
+/// grew with the square of the length (a 2.4 MB note of short sections took a minute, 10 MB a
+/// quarter of an hour).
+const SECTION_BYTES: usize = 32 * 1024;
+
+/// The pieces `split` makes of `text`, section by section ([`sections`]), at their offsets in
+/// `text`.
+pub(super) fn by_sections<'t>(
+    text: &'t str,
+    markdown: bool,
+    mut split: impl FnMut(&'t str) -> Vec<(usize, &'t str)>,
+) -> Vec<(usize, &'t str)> {
+    let mut out = Vec::new();
+    for (at, section) in sections(text, markdown) {
+        out.extend(split(section).into_iter().map(|(i, piece)| (at + i, piece)));
+    }
+    out
+}
+
+/// `text` in sections of at least [`SECTION_BYTES`], each cut where a chunk would end anyway: at
+/// the first heading or blank line after that much (outside code fences, in Markdown), else at
+/// the line break before twice that much, else (a line that long) at a space or anywhere on a
+/// character boundary.
+fn sections(text: &str, markdown: bool) -> Vec<(usize, &str)> {
+    let mut cuts = vec![0];
+    let mut start = 0;
+    let mut offset = 0;
+    let mut fence: Option<&str> = None;
+    let mut after_blank = false;
+    for line in text.split_inclusive('\n') {
+        let at = offset;
+        offset += line.len();
+        let trimmed = line.trim_start();
+        let good = fence.is_none() && (after_blank || (markdown && trimmed.starts_with('#')));
+        if at > start && ((good && at - start >= SECTION_BYTES) || offset - start > 2 * SECTION_BYTES) {
+            cuts.push(at);
+            start = at;
+        }
+        // A line longer than that alone.
+        while offset - start > 2 * SECTION_BYTES {
+            let from = floor_char_boundary(text, start + SECTION_BYTES);
+            let to = floor_char_boundary(text, start + 2 * SECTION_BYTES);
+            let cut = text[from..to].find(char::is_whitespace).map_or(to, |i| from + i).max(start + 1);
+            let cut = floor_char_boundary(text, cut).max(from);
+            cuts.push(cut);
+            start = cut;
+        }
+        if markdown && let Some(m) = ["```", "~~~"].into_iter().find(|m| trimmed.starts_with(m)) {
+            fence = match fence {
+                None => Some(m),
+                Some(f) if f == m => None,
+                open => open,
+            };
+        }
+        after_blank = trimmed.is_empty();
+    }
+    cuts.push(text.len());
+    cuts.dedup();
+    cuts.windows(2).map(|w| (w[0], &text[w[0]..w[1]])).collect()
+}
+
+/// The greatest character boundary of `text` at or before `at`.
+fn floor_char_boundary(text: &str, at: usize) -> usize {
+    let mut at = at.min(text.len());
+    while !text.is_char_boundary(at) {
+        at -= 1;
+    }
+    at
 }
 
 #[cfg(test)]
@@ -511,6 +605,49 @@ mod tests {
             assert_eq!(c.start_line, doc[..c.start_byte].matches('\n').count() + 1, "lines count from 1");
         }
         assert!(fitted.iter().enumerate().all(|(i, c)| c.seq == i));
+    }
+
+    /// The splitter's work grew with the square of a document's length, and each chunk's heading
+    /// path with the number of headings (issue 25): long documents are split in sections, cut
+    /// where a chunk ends anyway, and heading paths are found in one walk.
+    #[test]
+    fn splitter_quadratic_in_document_length() {
+        let small = "# A\n\ntext\n\n".repeat(2_000);
+        assert_eq!(sections(&small, true).len(), 1, "documents under 64 KB are split whole");
+        let fence = format!("```\n{}```\n", "code\n\n".repeat(10_000));
+        let doc = format!("{}{fence}{}", "# H\n\nsome text here\n\n".repeat(5_000), "one long line ".repeat(20_000));
+        let parts = sections(&doc, true);
+        assert!(parts.len() > 5, "{} sections", parts.len());
+        assert_eq!(parts.iter().map(|(_, s)| *s).collect::<String>(), doc);
+        let fence_at = doc.find("```").unwrap();
+        for pair in parts.windows(2) {
+            let ((_, before), (at, _)) = (pair[0], pair[1]);
+            assert!(before.len() <= 2 * SECTION_BYTES + 20, "{}", before.len());
+            let in_fence = at > fence_at && at < fence_at + fence.len();
+            let at_break = doc[..at].ends_with('\n') || doc[at..].starts_with(' ');
+            let forced = before.len() > 2 * SECTION_BYTES - 100;
+            assert!(
+                at_break && (!in_fence || forced),
+                "cut at {at} ({fence_at}, {}): {:?}",
+                before.len(),
+                &doc[at - 10..at + 10]
+            );
+        }
+        let chunks = split(&doc, Kind::Markdown, Settings::new(64, 8), Sizer::Approx);
+        let naive = |byte: usize| {
+            let mut stack: Vec<(usize, String)> = Vec::new();
+            for (at, level, title) in markdown_headings(&doc) {
+                if at <= byte {
+                    stack.retain(|(l, _)| *l < level);
+                    stack.push((level, title));
+                }
+            }
+            stack.into_iter().map(|(_, t)| t).collect::<Vec<_>>()
+        };
+        for c in &chunks {
+            assert_eq!(&doc[c.start_byte..c.end_byte], c.text);
+            assert_eq!(c.heading, naive(c.start_byte));
+        }
     }
 
     #[test]

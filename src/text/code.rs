@@ -353,7 +353,8 @@ impl<S: ChunkSizer> Walker<'_, S> {
         let overlap = settings.overlap.min(self.budget.saturating_sub(1));
         let Ok(config) = ChunkConfig::new(self.budget).with_sizer(self.sizer).with_overlap(overlap) else { return };
         let piece = &self.text[unit.start..unit.end];
-        for (at, part) in TextSplitter::new(config).chunk_indices(piece) {
+        let splitter = TextSplitter::new(config);
+        for (at, part) in super::chunk::by_sections(piece, false, |s| splitter.chunk_indices(s).collect()) {
             out.push((unit.start + at, unit.start + at + part.len(), unit.path.clone()));
         }
     }
