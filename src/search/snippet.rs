@@ -13,8 +13,10 @@ pub struct Snippet {
 /// A window of about `width` bytes around the first query word.
 pub fn snippet(text: &str, terms: &[String], width: usize) -> Snippet {
     let lower = text.to_lowercase();
-    // Lowercasing can change byte lengths; fall back to no marks when it does.
-    let same_len = lower.len() == text.len();
+    // Lowercasing can change byte lengths; fall back to no marks when it does for any character
+    // (a total that stays the same can hide two that do not: `İ` grows, `ẞ` shrinks).
+    let same_len = lower.len() == text.len()
+        && text.chars().all(|c| c.to_lowercase().map(char::len_utf8).sum::<usize>() == c.len_utf8());
     let mut found: Vec<(usize, usize)> = Vec::new();
     if same_len {
         for t in terms.iter().filter(|t| !t.is_empty()) {
@@ -62,5 +64,13 @@ mod tests {
         assert!(s.text.starts_with("The borrow"));
         let marked: Vec<&str> = s.marks.iter().map(|&(a, b)| &s.text[a..b]).collect();
         assert_eq!(marked, vec!["borrow", "checker"]);
+    }
+
+    /// `İ` lowercases one byte longer and `ẞ` one shorter: the lowercased text kept its length, so
+    /// its offsets were taken for the text's, and `ß` was found inside `ẞ` (issue 25: a panic).
+    #[test]
+    fn snippet_lowercase_offsets_inside_a_character() {
+        let s = snippet("İẞ x", &["ß".into()], 40);
+        assert_eq!((s.text.as_str(), s.marks), ("İẞ x", vec![]));
     }
 }
