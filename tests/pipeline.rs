@@ -307,11 +307,81 @@ fn cjk_text_is_found_by_keyword() {
     // Hybrid keeps the keyword hit (where it ranks depends on the stand-in's random vectors).
     // The semantic side returns all three notes, so presence alone proves nothing: `ja.md` must
     // be there as found by its words too (`Both`), and the other two by meaning alone.
+    // The two characters in order are a phrase: `Phrase`, where a note holding them apart
+    // would be `Both`.
     let hits = search_kinds(&env, "寿司", Mode::Hybrid);
     let kind = |name: &str| hits.iter().find(|h| h.0 == name).map(|h| h.1);
-    assert_eq!(kind("ja.md"), Some(MatchKind::Both), "{hits:?}");
+    assert_eq!(kind("ja.md"), Some(MatchKind::Phrase), "{hits:?}");
     assert_eq!(kind("zh.md"), Some(MatchKind::Semantic), "{hits:?}");
     assert_eq!(kind("en.md"), Some(MatchKind::Semantic), "{hits:?}");
+    let hits = search_kinds(&env, "学习了向量", Mode::Hybrid);
+    assert_eq!(hits[0], ("zh.md".to_string(), MatchKind::Phrase), "{hits:?}");
+    let hits = search_kinds(&env, "\"向量学习\"", Mode::Hybrid);
+    assert!(hits.iter().all(|h| h.1 != MatchKind::Phrase), "the characters apart are no phrase: {hits:?}");
+}
+
+/// Notes that hold the words of "the quick brown fox jumps over the lazy dog", each more often
+/// (so BM25 ranks them above) but never in that order; `fox.md` holds the sentence itself.
+fn phrase_notes(env: &Env) {
+    common::write(
+        &env.root,
+        "fox.md",
+        "# Typing\n\nA pangram: the quick brown fox jumps over the lazy dog, they say.\n\nIt holds every letter of the alphabet, which makes it handy for testing keyboards and fonts.\n",
+    );
+    for i in 0..6 {
+        common::write(
+            &env.root,
+            &format!("mixed{i}.md"),
+            format!(
+                "# Mixed {i}\n\nThe lazy dog jumps. The brown dog is quick over the fox; the quick fox jumps over brown dogs, lazy fox, lazy dog.\n"
+            ),
+        );
+    }
+    common::write(&env.root, "brown.md", "# Colours\n\nBrown fox fur, a brown fox den, the brown fox again.\n");
+    index(env);
+}
+
+#[test]
+fn a_typed_sentence_finds_its_note_first_though_others_hold_its_words_more_often() {
+    let env = env();
+    phrase_notes(&env);
+    let query = "the quick brown fox jumps over the lazy dog";
+    // Keyword search alone prefers the notes that repeat the words...
+    let by_words = search_kinds(&env, query, Mode::Keyword);
+    assert_ne!(by_words[0].0, "fox.md", "{by_words:?}");
+    // ...but the note holding the sentence is marked, and hybrid puts it first.
+    assert!(by_words.contains(&("fox.md".to_string(), MatchKind::Phrase)), "{by_words:?}");
+    assert_eq!(by_words.iter().filter(|h| h.1 == MatchKind::Phrase).count(), 1, "{by_words:?}");
+    let hybrid = search_kinds(&env, query, Mode::Hybrid);
+    assert_eq!(hybrid[0], ("fox.md".to_string(), MatchKind::Phrase), "{hybrid:?}");
+    // Punctuation and case between the words do not matter.
+    let hybrid = search_kinds(&env, "Quick, brown fox -- jumps over", Mode::Hybrid);
+    assert_eq!(hybrid[0], ("fox.md".to_string(), MatchKind::Phrase), "{hybrid:?}");
+}
+
+#[test]
+fn quoted_words_must_appear_as_a_phrase_in_every_hit() {
+    let env = env();
+    phrase_notes(&env);
+    for mode in [Mode::Hybrid, Mode::Keyword, Mode::Semantic] {
+        let hits = search(&env, "\"brown fox\" den", mode);
+        let mut found = hits.clone();
+        found.sort();
+        assert_eq!(found, ["brown.md", "fox.md"], "{mode}: {hits:?}");
+    }
+    // Without quotes, the notes holding the words apart are found too.
+    assert!(search(&env, "brown fox den", Mode::Keyword).len() > 2);
+    // A quoted phrase nothing holds: the hits are without it, and the answer says so.
+    let mut s = Searcher::open(&env.index).unwrap();
+    s.load_vectors().unwrap();
+    let text = "\"fox brown den\" keyboards";
+    let v = StandIn::new(64).embed(&[text], InputKind::Query).unwrap().vectors.remove(0);
+    let q = Query { text: text.into(), k: 10, mode: Mode::Hybrid, filter: Default::default(), per_doc: 2 };
+    let results = s.search(&q, Some(&v)).unwrap();
+    assert_eq!(results.phrases_missing.as_deref(), Some("\"fox brown den\""));
+    assert!(!results.hits.is_empty());
+    let q = Query { text: "\"brown fox\"".into(), ..q };
+    assert_eq!(s.search(&q, Some(&v)).unwrap().phrases_missing, None);
 }
 
 #[test]

@@ -11,6 +11,12 @@
 //! ahead, while a flat keyword list (a question whose words code rarely uses) barely moves the
 //! semantic order. The weight was chosen on the development sets in `/work/shared/data` (see
 //! `benches/README.md`; `qsearch eval` prints per-query wins and losses of each mode).
+//!
+//! The weighted sum suits questions but can drown exact words, so three promises of the keyword
+//! side are kept over it ([`promises`]): a chunk holding the query as a phrase goes first; so
+//! does the one chunk (or two) holding every word of a long query, when it also outscores every
+//! chunk holding only some; and keyword search's best hit is never pushed out of the first
+//! [`SEAT`] places. A user who types a sentence they remember finds its note on the first line.
 
 use std::collections::{HashMap, HashSet};
 
@@ -22,32 +28,92 @@ const SEMANTIC_WEIGHT: f32 = 0.65;
 /// How many of each list's first hits are fused into the head of the ranking (the default
 /// search of 10 hits fetches this many). Hits further down either list follow the head, so a
 /// search for more hits (the terminal UI asks for 50) does not reorder the first ones.
-const HEAD: usize = 40;
+pub const HEAD: usize = 40;
 
-/// Combines the two rankings. Hybrid: a weighted sum of each list's z-scores; a single mode
-/// keeps its own scores.
-pub fn fuse(keyword: &[KeywordHit], semantic: &[(i64, f32)], mode: Mode) -> Vec<(i64, f32, MatchKind)> {
+/// A query of at least this many words whose every word one or two chunks alone hold puts
+/// them first (see [`promises`]).
+const LONG_QUERY: usize = 6;
+
+/// At most this many chunks holding the query as a phrase, or all of a long query's words, go
+/// first.
+const PROMOTED: usize = 3;
+
+/// Keyword search's best hit stays within this many places of the top.
+pub const SEAT: usize = 10;
+
+/// Combines the two rankings. Hybrid: a weighted sum of each list's z-scores, with the keyword
+/// side's promises kept; a single mode keeps its own scores. `words` is how many words the
+/// query has (stopwords included).
+pub fn fuse(keyword: &[KeywordHit], semantic: &[(i64, f32)], mode: Mode, words: usize) -> Vec<(i64, f32, MatchKind)> {
+    let phrases: HashSet<i64> = keyword.iter().filter(|h| h.phrase).map(|h| h.chunk_id).collect();
     match mode {
-        Mode::Keyword => keyword.iter().map(|h| (h.chunk_id, h.score, MatchKind::Keyword)).collect(),
+        Mode::Keyword => keyword
+            .iter()
+            .map(|h| (h.chunk_id, h.score, if h.phrase { MatchKind::Phrase } else { MatchKind::Keyword }))
+            .collect(),
         Mode::Semantic => semantic.iter().map(|&(id, s)| (id, s, MatchKind::Semantic)).collect(),
         Mode::Hybrid => {
             let by_words: HashSet<i64> = keyword.iter().map(|h| h.chunk_id).collect();
             let by_meaning: HashSet<i64> = semantic.iter().map(|h| h.0).collect();
-            let kind = |id: i64| match (by_words.contains(&id), by_meaning.contains(&id)) {
-                (true, true) => MatchKind::Both,
-                (true, false) => MatchKind::Keyword,
+            let kind = |id: i64| match (phrases.contains(&id), by_words.contains(&id), by_meaning.contains(&id)) {
+                (true, _, _) => MatchKind::Phrase,
+                (_, true, true) => MatchKind::Both,
+                (_, true, false) => MatchKind::Keyword,
                 _ => MatchKind::Semantic,
             };
-            let head = weighted_sum(&keyword[..keyword.len().min(HEAD)], &semantic[..semantic.len().min(HEAD)]);
+            let (kw_head, sem_head) = (&keyword[..keyword.len().min(HEAD)], &semantic[..semantic.len().min(HEAD)]);
+            // A weak keyword list: its best hit holds only some of the query's words, and
+            // semantic's first hits do not hold it. Then its scores say nothing for this query
+            // (a question whose words the answer does not use) and the semantic order stands,
+            // keyword hits after it; the promises below still hold.
+            let weak =
+                keyword.first().is_some_and(|best| !best.every_word && !sem_head.iter().any(|s| s.0 == best.chunk_id));
+            let agree = !weak;
+            let weight = if agree || semantic.is_empty() { SEMANTIC_WEIGHT } else { 1.0 };
+            let head = weighted_sum(kw_head, sem_head, weight);
             let placed: HashSet<i64> = head.iter().map(|h| h.0).collect();
-            let tail = weighted_sum(keyword, semantic).into_iter().filter(|h| !placed.contains(&h.0));
-            head.into_iter().chain(tail).map(|(id, score)| (id, score, kind(id))).collect()
+            let tail = weighted_sum(keyword, semantic, weight).into_iter().filter(|h| !placed.contains(&h.0));
+            let fused: Vec<(i64, f32)> = head.into_iter().chain(tail).collect();
+            promises(fused, &keyword[..keyword.len().min(HEAD)], words)
+                .into_iter()
+                .map(|(id, score)| (id, score, kind(id)))
+                .collect()
         }
     }
 }
 
+/// Keeps the keyword side's promises over the fused order: chunks holding the query as a
+/// phrase first (at most [`PROMOTED`], in fused order); with a query of [`LONG_QUERY`] words or
+/// more that only one or two chunks hold whole, and that outscore in BM25 every chunk holding
+/// part of it, those too; then keyword's best hit within the first [`SEAT`] places.
+fn promises(fused: Vec<(i64, f32)>, keyword: &[KeywordHit], words: usize) -> Vec<(i64, f32)> {
+    let mut first: HashSet<i64> = keyword.iter().filter(|h| h.phrase).map(|h| h.chunk_id).collect();
+    let whole: Vec<&KeywordHit> = keyword.iter().filter(|h| h.every_word).collect();
+    let best_part = keyword.iter().filter(|h| !h.every_word).map(|h| h.score * h.coverage).fold(0.0, f32::max);
+    if words >= LONG_QUERY && matches!(whole.len(), 1 | 2) && whole.iter().all(|h| h.score >= best_part) {
+        first.extend(whole.iter().map(|h| h.chunk_id));
+    }
+    let (mut out, rest): (Vec<_>, Vec<_>) = {
+        let mut taken = 0;
+        fused.into_iter().partition(|h| {
+            let take = taken < PROMOTED && first.contains(&h.0);
+            taken += take as usize;
+            take
+        })
+    };
+    out.extend(rest);
+    if let Some(best) = keyword.first()
+        && let Some(at) = out.iter().position(|h| h.0 == best.chunk_id)
+        && at >= SEAT
+    {
+        let hit = out.remove(at);
+        out.insert(SEAT - 1, hit);
+    }
+    out
+}
+
 /// Every chunk of either list, best first, by the weighted sum of its z-scores in each.
-fn weighted_sum(keyword: &[KeywordHit], semantic: &[(i64, f32)]) -> Vec<(i64, f32)> {
+fn weighted_sum(keyword: &[KeywordHit], semantic: &[(i64, f32)], weight: f32) -> Vec<(i64, f32)> {
     let kw: HashMap<i64, f32> = keyword.iter().map(|h| (h.chunk_id, h.score * h.coverage)).collect();
     let sem: HashMap<i64, f32> = semantic.iter().copied().collect();
     let mut ids: Vec<i64> = keyword.iter().map(|h| h.chunk_id).collect();
@@ -57,11 +123,8 @@ fn weighted_sum(keyword: &[KeywordHit], semantic: &[(i64, f32)]) -> Vec<(i64, f3
     let sem_floor = semantic.iter().map(|h| h.1).reduce(f32::min).unwrap_or(0.0);
     let kz = standardise(ids.iter().map(|id| kw.get(id).copied().unwrap_or(0.0)));
     let sz = standardise(ids.iter().map(|id| sem.get(id).copied().unwrap_or(sem_floor)));
-    let mut out: Vec<(i64, f32)> = ids
-        .iter()
-        .enumerate()
-        .map(|(i, &id)| (id, SEMANTIC_WEIGHT * sz[i] + (1.0 - SEMANTIC_WEIGHT) * kz[i]))
-        .collect();
+    let mut out: Vec<(i64, f32)> =
+        ids.iter().enumerate().map(|(i, &id)| (id, weight * sz[i] + (1.0 - weight) * kz[i])).collect();
     out.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
     out
 }
@@ -82,7 +145,13 @@ mod tests {
 
     fn kw(hits: &[(i64, f32, f32)]) -> Vec<KeywordHit> {
         hits.iter()
-            .map(|&(chunk_id, score, coverage)| KeywordHit { chunk_id, score, every_word: coverage == 1.0, coverage })
+            .map(|&(chunk_id, score, coverage)| KeywordHit {
+                chunk_id,
+                score,
+                every_word: coverage == 1.0,
+                coverage,
+                phrase: false,
+            })
             .collect()
     }
 
@@ -90,7 +159,7 @@ mod tests {
     fn agreement_wins_and_a_decisive_keyword_hit_stays_on_top() {
         let keyword = kw(&[(1, 9.0, 1.0), (2, 8.0, 1.0), (3, 7.0, 1.0)]);
         let sem = vec![(3, 0.9), (4, 0.8), (1, 0.7)];
-        let fused = fuse(&keyword, &sem, Mode::Hybrid);
+        let fused = fuse(&keyword, &sem, Mode::Hybrid, 3);
         assert_eq!(fused.len(), 4);
         assert_eq!((fused[0].0, fused[0].2), (3, MatchKind::Both), "{fused:?}");
         // A keyword hit far ahead of its list (a query that reuses a page's words) goes first,
@@ -98,11 +167,11 @@ mod tests {
         let sem: Vec<(i64, f32)> = (0..40).map(|i| (100 + i, 0.60 - 0.003 * i as f32)).collect();
         let mut hits = vec![(102, 30.0, 1.0)];
         hits.extend((0..39).map(|i| (200 + i, 3.0 - 0.01 * i as f32, 0.5)));
-        assert_eq!(fuse(&kw(&hits), &sem, Mode::Hybrid)[0].0, 102);
+        assert_eq!(fuse(&kw(&hits), &sem, Mode::Hybrid, 3)[0].0, 102);
         // Among chunks with equal keyword scores, the semantic order decides.
         let keyword = kw(&[(9, 5.0, 0.5), (8, 5.0, 0.5), (4, 5.0, 0.5)]);
         let sem = vec![(4, 0.9), (8, 0.6), (6, 0.5), (9, 0.4)];
-        let fused = fuse(&keyword, &sem, Mode::Hybrid);
+        let fused = fuse(&keyword, &sem, Mode::Hybrid, 3);
         assert_eq!(fused.iter().map(|f| f.0).take(3).collect::<Vec<_>>(), vec![4, 8, 9]);
     }
 
@@ -112,19 +181,58 @@ mod tests {
         // goes first; the one holding one rare word of them, not. Keyword mode keeps BM25's order.
         let sem: Vec<(i64, f32)> = vec![(7, 0.5), (8, 0.5), (1, 0.6), (2, 0.55)];
         let keyword = kw(&[(7, 10.0, 0.2), (8, 10.0, 1.0), (3, 2.0, 0.3)]);
-        let fused = fuse(&keyword, &sem, Mode::Hybrid);
+        let fused = fuse(&keyword, &sem, Mode::Hybrid, 3);
         let at = |id| fused.iter().position(|f| f.0 == id).unwrap();
         assert!(at(8) < at(7), "{fused:?}");
         let keyword = kw(&[(7, 10.0, 0.2), (8, 10.0, 1.0)]);
-        assert_eq!(fuse(&keyword, &[], Mode::Keyword).iter().map(|f| f.0).collect::<Vec<_>>(), vec![7, 8]);
+        assert_eq!(fuse(&keyword, &[], Mode::Keyword, 3).iter().map(|f| f.0).collect::<Vec<_>>(), vec![7, 8]);
+    }
+
+    #[test]
+    fn phrases_go_first_then_a_long_query_held_whole_by_one_chunk_and_keywords_best_keeps_a_seat() {
+        // Semantic's order is 100.., and it holds none of the keyword hits.
+        let sem: Vec<(i64, f32)> = (0..40).map(|i| (100 + i, 0.9 - 0.001 * i as f32)).collect();
+        let ranks = |keyword: &[KeywordHit], words: usize| {
+            let fused = fuse(keyword, &sem, Mode::Hybrid, words);
+            move |id: i64| fused.iter().position(|f| f.0 == id).unwrap()
+        };
+        let mut keyword = kw(&[(1, 9.0, 1.0), (2, 8.0, 1.0), (3, 7.0, 1.0), (4, 6.0, 1.0), (5, 5.0, 1.0)]);
+        keyword.extend(kw(&(10..40).map(|i| (i, 4.0, 0.5)).collect::<Vec<_>>()));
+        let plain = ranks(&keyword, 3);
+        assert!(plain(3) > 0 && plain(1) < SEAT, "keyword's best keeps a seat");
+        for i in [2, 3, 4, 5] {
+            keyword[i - 1].phrase = true;
+        }
+        let marked = fuse(&keyword, &sem, Mode::Hybrid, 3);
+        let first: Vec<i64> = marked.iter().take(PROMOTED).map(|f| f.0).collect();
+        assert_eq!(first, [2, 3, 4], "phrases first, in fused order, at most {PROMOTED}: {marked:?}");
+        assert_eq!(marked[0].2, MatchKind::Phrase);
+        assert!(marked.iter().any(|f| f.0 == 5 && f.2 == MatchKind::Phrase), "a phrase past the cap is still marked");
+        // A long query whose every word two chunks alone hold, each above every partial hit.
+        let mut keyword = kw(&[(1, 9.0, 1.0), (2, 8.0, 1.0)]);
+        keyword.extend(kw(&(10..40).map(|i| (i, 6.0, 0.9)).collect::<Vec<_>>()));
+        let long = ranks(&keyword, LONG_QUERY);
+        assert_eq!((long(1), long(2)), (0, 1));
+        let short = ranks(&keyword, LONG_QUERY - 1);
+        assert!(short(2) > 1, "a short query keeps the fused order");
+        // A partial hit above them in BM25, or three chunks holding every word: no promise.
+        keyword[2].score = 9.5;
+        assert!(ranks(&keyword, LONG_QUERY)(2) > 1);
+        let keyword = kw(&[(1, 9.0, 1.0), (2, 8.0, 1.0), (3, 7.5, 1.0)]);
+        assert!(ranks(&keyword, LONG_QUERY)(3) > 2);
+        // Keyword mode marks phrases and keeps BM25's order.
+        let mut keyword = kw(&[(7, 10.0, 1.0), (8, 9.0, 1.0)]);
+        keyword[1].phrase = true;
+        let kinds: Vec<_> = fuse(&keyword, &[], Mode::Keyword, 3).iter().map(|f| (f.0, f.2)).collect();
+        assert_eq!(kinds, [(7, MatchKind::Keyword), (8, MatchKind::Phrase)]);
     }
 
     #[test]
     fn one_empty_list_gives_the_other_as_it_is() {
         let sem = vec![(3, 0.9), (4, 0.8)];
-        let fused = fuse(&[], &sem, Mode::Hybrid);
+        let fused = fuse(&[], &sem, Mode::Hybrid, 3);
         assert_eq!(fused.iter().map(|f| f.0).collect::<Vec<_>>(), vec![3, 4]);
         let keyword = kw(&[(1, 2.0, 1.0), (2, 1.0, 0.5)]);
-        assert_eq!(fuse(&keyword, &[], Mode::Hybrid).iter().map(|f| f.0).collect::<Vec<_>>(), vec![1, 2]);
+        assert_eq!(fuse(&keyword, &[], Mode::Hybrid, 3).iter().map(|f| f.0).collect::<Vec<_>>(), vec![1, 2]);
     }
 }

@@ -4,6 +4,7 @@
 
 pub mod filter;
 pub mod fuse;
+pub mod phrase;
 pub mod snippet;
 mod types;
 
@@ -22,6 +23,7 @@ use crate::text::fts;
 
 pub use filter::Filter;
 pub use fuse::fuse;
+pub use phrase::Phrases;
 pub use types::{Hit, KeywordHit, KeywordOnly, MatchKind, Mode, Query, Results};
 
 /// A word found in more chunks than this (and in more than [`COMMON_TERM_SHARE`] of them) is left
@@ -34,6 +36,10 @@ const COMMON_TERM_SHARE: f64 = 0.05;
 /// A filter allowing at most this many chunks is searched by meaning exactly, chunk by chunk,
 /// rather than by a filtered walk of the graph (benches/README.md, "Filters").
 const EXACT_AMONG: usize = 4_096;
+
+/// With quoted phrases in the query, each list is asked for this many times its usual count:
+/// the hits without the phrases are dropped after.
+const QUOTED_WIDER: usize = 4;
 
 /// Most words a searcher remembers the chunks of (see [`TermChunks`]), and most chunk ids in all.
 const TERM_CHUNKS_KEPT: usize = 4_096;
@@ -182,7 +188,9 @@ impl Searcher {
             return Ok(results);
         }
         let allowed = allowed.as_deref();
-        let fetch = (q.k * 4).max(40);
+        let phrases = Phrases::of(&q.text);
+        // Quoted phrases drop the hits without them, so each list is asked for more.
+        let fetch = (q.k * 4).max(40) * if phrases.required.is_empty() { 1 } else { QUOTED_WIDER };
         let wants_keyword = q.mode != Mode::Semantic;
         let keyword_side = || if wants_keyword { self.keyword(&q.text, fetch, allowed) } else { Ok(Vec::new()) };
         let (keyword, semantic) = match (q.mode.needs_vectors(), query_vector, self.vectors()) {
@@ -210,9 +218,52 @@ impl Searcher {
                 (keyword_side()?, Vec::new())
             }
         };
-        let fused = fuse(&keyword, &semantic, q.mode);
-        results.hits = self.hits(&fused, q)?;
+        let (mut keyword, mut semantic) = (keyword, semantic);
+        let (rows, missing) = self.check_phrases(&phrases, &mut keyword, &mut semantic)?;
+        results.phrases_missing = missing;
+        let fused = fuse(&keyword, &semantic, q.mode, phrases.whole.len());
+        results.hits = self.hits(&fused, q, rows)?;
         Ok(results)
+    }
+
+    /// Marks the keyword hits that hold the whole query as a phrase (among the first of them
+    /// holding every word: only those can), and with quoted phrases in the query, drops every
+    /// hit of either list without them; when that leaves nothing, the lists stay whole and the
+    /// phrases are returned (in quotes) to say so. Also returns the rows it read, for
+    /// [`Searcher::hits`].
+    fn check_phrases(
+        &self,
+        phrases: &Phrases,
+        keyword: &mut Vec<KeywordHit>,
+        semantic: &mut Vec<(i64, f32)>,
+    ) -> Result<(HashMap<i64, HitRow>, Option<String>)> {
+        let ids: Vec<i64> = if !phrases.required.is_empty() {
+            keyword.iter().map(|h| h.chunk_id).chain(semantic.iter().map(|h| h.0)).collect()
+        } else if phrases.has_whole() {
+            keyword.iter().take(fuse::HEAD).filter(|h| h.every_word).map(|h| h.chunk_id).collect()
+        } else {
+            Vec::new()
+        };
+        let rows = self.store.hit_rows(&ids)?;
+        let words: HashMap<i64, Vec<String>> = rows.iter().map(|(&id, row)| (id, phrase::words(&row.text))).collect();
+        let held = |id: i64| words.get(&id).is_none_or(|w| phrases.required_in(w));
+        let mut missing = None;
+        if !phrases.required.is_empty() {
+            if keyword.iter().any(|h| held(h.chunk_id)) || semantic.iter().any(|h| held(h.0)) {
+                keyword.retain(|h| held(h.chunk_id));
+                semantic.retain(|h| held(h.0));
+            } else if !keyword.is_empty() || !semantic.is_empty() {
+                missing = Some(
+                    phrases.required.iter().map(|p| format!("\"{}\"", p.join(" "))).collect::<Vec<_>>().join(" and "),
+                );
+            }
+        }
+        if phrases.has_whole() {
+            for h in keyword.iter_mut().filter(|h| h.every_word) {
+                h.phrase = words.get(&h.chunk_id).is_some_and(|w| phrase::holds(w, &phrases.whole));
+            }
+        }
+        Ok((rows, missing))
     }
 
     /// BM25 over the keyword index: chunks with every query word first, then chunks with some
@@ -223,7 +274,7 @@ impl Searcher {
         let all = self.keyword_match(&terms, fts::Join::All, limit, allowed)?;
         let mut out: Vec<KeywordHit> = all
             .iter()
-            .map(|&(chunk_id, score)| KeywordHit { chunk_id, score, every_word: true, coverage: 1.0 })
+            .map(|&(chunk_id, score)| KeywordHit { chunk_id, score, every_word: true, coverage: 1.0, phrase: false })
             .collect();
         if out.len() < limit && terms.len() > 1 {
             let seen: HashSet<i64> = all.iter().map(|h| h.0).collect();
@@ -237,6 +288,7 @@ impl Searcher {
                 score,
                 every_word: false,
                 coverage: coverage.get(&chunk_id).copied().unwrap_or(0.0),
+                phrase: false,
             }));
         }
         Ok(out)
@@ -386,7 +438,8 @@ impl Searcher {
         Ok(out)
     }
 
-    fn hits(&self, fused: &[(i64, f32, MatchKind)], q: &Query) -> Result<Vec<Hit>> {
+    /// The hits for the fused ranking, `known` rows reused (the rest read a batch at a time).
+    fn hits(&self, fused: &[(i64, f32, MatchKind)], q: &Query, mut known: HashMap<i64, HitRow>) -> Result<Vec<Hit>> {
         let terms = fts::query_terms(&q.text);
         let mut per_doc: HashMap<i64, usize> = HashMap::new();
         let mut hits = Vec::new();
@@ -394,8 +447,9 @@ impl Searcher {
         // need only the first batch.
         let batch = (q.k * 2).max(20);
         for part in fused.chunks(batch) {
-            let ids: Vec<i64> = part.iter().map(|f| f.0).collect();
-            let mut rows = self.store.hit_rows(&ids)?;
+            let ids: Vec<i64> = part.iter().map(|f| f.0).filter(|id| !known.contains_key(id)).collect();
+            known.extend(self.store.hit_rows(&ids)?);
+            let rows = &mut known;
             // Chunks missing here were removed after the vector file was written: skip them.
             for &(id, score, kind) in part {
                 let Some(row) = rows.remove(&id) else { continue };

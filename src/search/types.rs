@@ -64,6 +64,8 @@ pub enum MatchKind {
     Keyword,
     Semantic,
     Both,
+    /// The chunk holds the query's words in the order they were typed (see `search::phrase`).
+    Phrase,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -106,6 +108,9 @@ pub struct Results {
     pub semantic_note: Option<KeywordOnly>,
     /// The filter held no indexed file, so nothing was searched: the filter in words.
     pub no_file_matches: Option<String>,
+    /// No hit held the query's quoted phrases, so these hits are without them: the phrases,
+    /// each in quotes.
+    pub phrases_missing: Option<String>,
 }
 
 /// Why a semantic or hybrid query was answered with keyword results alone. Each reason has one
@@ -157,4 +162,6 @@ pub struct KeywordHit {
     /// The share of the query's words the chunk holds, each weighted by its rarity (IDF): 1
     /// with every word.
     pub coverage: f32,
+    /// Whether the chunk holds the whole query as a phrase (its words in order, adjacent).
+    pub phrase: bool,
 }

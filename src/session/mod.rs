@@ -67,6 +67,8 @@ pub enum Note {
     Pending(u64),
     /// The filter (in words) holds no indexed file: nothing was searched.
     NoFileMatches(String),
+    /// No hit holds the query's quoted phrases (given in quotes): the hits shown are without them.
+    PhrasesMissing(String),
     /// Nothing was found.
     NoResults,
 }
@@ -79,6 +81,7 @@ impl std::fmt::Display for Note {
             Note::NoFileMatches(filter) => {
                 write!(f, "no indexed file matches the filter ({filter}): nothing was searched")
             }
+            Note::PhrasesMissing(p) => write!(f, "nothing holds {p}: these hits are without the quoted words"),
             Note::NoResults => f.write_str("no results"),
         }
     }
@@ -273,6 +276,9 @@ fn notes(results: &Results, mode: Mode) -> Vec<Note> {
     }
     if results.pending > 0 && mode.needs_vectors() {
         notes.push(Note::Pending(results.pending));
+    }
+    if let Some(phrases) = &results.phrases_missing {
+        notes.push(Note::PhrasesMissing(phrases.clone()));
     }
     if let Some(filter) = &results.no_file_matches {
         notes.push(Note::NoFileMatches(filter.clone()));

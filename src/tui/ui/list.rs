@@ -43,8 +43,12 @@ fn title(app: &App, theme: &Theme) -> Vec<Span<'static>> {
 fn hit_row(app: &App, theme: &Theme, hit: &Hit, selected: bool, cells: usize) -> Line<'static> {
     let heading = clean(if hit.heading.is_empty() { &hit.title } else { &hit.heading });
     let location = clean(&format!("{}:{}", app.relative(&hit.path), hit.line));
-    let right = if cells >= 40 { format!(" {:>7} {:<8} ", score(hit.score), kind(hit.kind)) } else { String::new() };
-    let avail = cells.saturating_sub(2 + right.len());
+    let (right, label) = if cells >= 40 {
+        (format!(" {:>7} ", score(hit.score)), format!("{:<8} ", kind(hit.kind)))
+    } else {
+        (String::new(), String::new())
+    };
+    let avail = cells.saturating_sub(2 + right.len() + label.len());
     let (head_w, loc_w) = (width(&heading), width(&location));
     let loc_cells = if head_w + 2 + loc_w <= avail {
         loc_w
@@ -59,6 +63,9 @@ fn hit_row(app: &App, theme: &Theme, hit: &Hit, selected: bool, cells: usize) ->
         Span::raw("  "),
         Span::styled(fit(&truncate_start(&location, loc_cells), loc_cells), theme.path()),
         Span::styled(right, theme.dim()),
+        // A hit holding the query's words in order stands out: it is what a remembered phrase
+        // was typed for.
+        Span::styled(label, if hit.kind == MatchKind::Phrase { theme.notice() } else { theme.dim() }),
     ];
     if selected {
         for span in &mut spans {
@@ -84,5 +91,6 @@ fn kind(k: MatchKind) -> &'static str {
         MatchKind::Keyword => "keyword",
         MatchKind::Semantic => "semantic",
         MatchKind::Both => "both",
+        MatchKind::Phrase => "phrase",
     }
 }
