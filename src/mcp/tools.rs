@@ -118,7 +118,8 @@ impl Server {
     #[tool(
         description = "Search the user's indexed notes, documents and code (local hybrid keyword + semantic search). \
         Returns hits best first, each with path, line (first matching line), end_line (end of the matching chunk), \
-        heading, score, match (keyword, semantic or both), snippet and chunk_id; read more of a hit with `get`, or ask \
+        heading, score, match (keyword, semantic, both, or phrase: it holds the query's words in order), snippet and \
+        chunk_id; \"quoted words\" in the query must appear as a phrase in every hit. Read more of a hit with `get`, or ask \
         for `context_lines` around each hit and its `neighbours` (the chunks before and after). \
         `notes` says when results are keyword-only (the model is still loading) or partial. Narrow with `path`, \
         `type`, `tags` (frontmatter) and `since`/`until` (the note's frontmatter date, else the file's modification time).",

@@ -101,13 +101,16 @@ fn promises(fused: Vec<(i64, f32)>, keyword: &[KeywordHit], words: usize) -> Vec
             take
         })
     };
+    // Scores stay in rank order: a hit moved up takes the score of the hit it passes.
+    let passed = rest.first().map_or(f32::MIN, |h| h.1);
+    out.iter_mut().for_each(|h| h.1 = h.1.max(passed));
     out.extend(rest);
     if let Some(best) = keyword.first()
         && let Some(at) = out.iter().position(|h| h.0 == best.chunk_id)
         && at >= SEAT
     {
-        let hit = out.remove(at);
-        out.insert(SEAT - 1, hit);
+        let (id, _) = out.remove(at);
+        out.insert(SEAT - 1, (id, out[SEAT - 1].1));
     }
     out
 }
@@ -200,12 +203,20 @@ mod tests {
         keyword.extend(kw(&(10..40).map(|i| (i, 4.0, 0.5)).collect::<Vec<_>>()));
         let plain = ranks(&keyword, 3);
         assert!(plain(3) > 0 && plain(1) < SEAT, "keyword's best keeps a seat");
+        // A weak list (its best holds some of the words, and semantic lacks it) leaves the
+        // semantic order, but its best still takes the last seat.
+        let weak = kw(&[(1, 9.0, 0.6), (2, 8.0, 0.5)]);
+        let seated = fuse(&weak, &sem, Mode::Hybrid, 3);
+        assert_eq!(seated.iter().take(SEAT - 1).map(|f| f.0).collect::<Vec<_>>(), (100..109).collect::<Vec<_>>());
+        assert_eq!(seated[SEAT - 1].0, 1, "{seated:?}");
+        assert!(seated.windows(2).all(|w| w[0].1 >= w[1].1), "scores in rank order: {seated:?}");
         for i in [2, 3, 4, 5] {
             keyword[i - 1].phrase = true;
         }
         let marked = fuse(&keyword, &sem, Mode::Hybrid, 3);
         let first: Vec<i64> = marked.iter().take(PROMOTED).map(|f| f.0).collect();
         assert_eq!(first, [2, 3, 4], "phrases first, in fused order, at most {PROMOTED}: {marked:?}");
+        assert!(marked.windows(2).all(|w| w[0].1 >= w[1].1), "scores in rank order: {marked:?}");
         assert_eq!(marked[0].2, MatchKind::Phrase);
         assert!(marked.iter().any(|f| f.0 == 5 && f.2 == MatchKind::Phrase), "a phrase past the cap is still marked");
         // A long query whose every word two chunks alone hold, each above every partial hit.
