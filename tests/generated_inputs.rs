@@ -1,7 +1,7 @@
 //! Generated and mutated inputs for every parser (issue 25, item 2): frontmatter (YAML and
 //! TOML), HTML to text, chunking (Markdown, plain text, PDF pages, code in each language with a
 //! grammar, and by the real Qwen3 tokenizer), the query (keyword expression, run on a real FTS5
-//! table, and the snippet's marks), filters (the TUI's line, flags and tool arguments, dates and
+//! table, quoted phrases, and the snippet's marks), filters (the TUI's line, flags and tool arguments, dates and
 //! times ago, the path glob as the searcher compiles it), the config file, and the MCP tools'
 //! arguments (parsed as the server parses them, then run on a real index), `get`'s path rules and
 //! the HTTP guard.
@@ -1078,6 +1078,10 @@ fn any_query_is_a_valid_keyword_expression_and_marks_its_snippet() {
             prop_assert!(!t.phrases.is_empty() && !t.word.is_empty(), "{:?}", t);
         }
         let _ = fts::segment(&q);
+        // Quoted phrases (`search/phrase.rs`): what every hit must hold, looked for in the text.
+        let phrases = qsearch::search::phrase::Phrases::of(&q);
+        let words = qsearch::search::phrase::words(&text);
+        let _ = (phrases.required_in(&words), qsearch::search::phrase::holds(&words, &phrases.whole));
         let terms = fts::query_terms(&q);
         let shown = qsearch::search::snippet::snippet(&text, &terms, 240);
         prop_assert_eq!(text.get(shown.offset..shown.offset + shown.text.len()), Some(shown.text.as_str()));
