@@ -38,6 +38,8 @@ pub struct Report {
     pub integrity: IntegrityCheck,
     /// One query on the device asked for.
     pub device: DeviceCheck,
+    /// Whether searches embed their queries with a daemon's warm model (`watch`, `serve`).
+    pub daemon: crate::daemon::Probe,
 }
 
 impl Report {
@@ -201,6 +203,7 @@ pub fn check(inputs: &Inputs) -> Report {
         index,
         integrity: integrity_check(inputs.index_dir),
         device: device_check(plan, model.as_ref()),
+        daemon: crate::daemon::Probe::of(inputs.index_dir),
     }
 }
 

@@ -4,6 +4,7 @@
 //! The library never prints; the binary and the TUI decide what the user sees.
 
 pub mod config;
+pub mod daemon;
 pub mod doctor;
 pub mod embed;
 pub mod eval;

@@ -37,8 +37,16 @@ pub struct ConfigArgs {
 pub fn status(config: &Config, args: StatusArgs) -> Result<ExitCode> {
     let dir = config.index_dir();
     let status = Status::read(&Searcher::open(&dir)?)?;
+    let daemon = qsearch::daemon::Probe::of(&dir);
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&status)?);
+        #[derive(serde::Serialize)]
+        struct Out<'a> {
+            #[serde(flatten)]
+            status: &'a Status,
+            /// Whether searches embed their queries with a daemon's warm model.
+            daemon: &'a qsearch::daemon::Probe,
+        }
+        println!("{}", serde_json::to_string_pretty(&Out { status: &status, daemon: &daemon })?);
         return Ok(ExitCode::SUCCESS);
     }
     let Status { stats, writer, watcher, endpoint, device, .. } = status;
@@ -88,6 +96,7 @@ pub fn status(config: &Config, args: StatusArgs) -> Result<ExitCode> {
         Some(h) => println!("writer:   {} (pid {}) since {}", h.role, h.pid, local_time(h.since)),
         None => println!("watcher:  not running"),
     }
+    println!("daemon:   {}", daemon.describe());
     Ok(ExitCode::SUCCESS)
 }
 
@@ -219,4 +228,5 @@ fn print_doctor(report: &doctor::Report, device: qsearch::embed::device::Device)
         }
         DeviceCheck::Problem { error } => println!("device:   {device}: PROBLEM: {error}"),
     }
+    println!("daemon:   {}", report.daemon.describe());
 }

@@ -7,6 +7,7 @@ mod info;
 mod mcp;
 mod model;
 mod search;
+mod serve;
 mod service;
 mod tui;
 mod watch;
@@ -55,6 +56,10 @@ struct Cli {
     /// Log details to stderr
     #[arg(short, long, global = true)]
     verbose: bool,
+    /// Embed queries in this process even when a running `qsearch watch` or `qsearch serve`
+    /// holds the index's model warm (search, the TUI, mcp)
+    #[arg(long, global = true)]
+    no_daemon: bool,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -87,6 +92,9 @@ enum Command {
     /// Run the watcher as a user service that survives reboots (systemd or launchd)
     #[command(subcommand)]
     Service(service::Cmd),
+    /// Answer other processes' queries with one warm model, as a watcher does, without watching
+    /// (runs until Ctrl-C or SIGTERM)
+    Serve,
 }
 
 pub fn run() -> Result<ExitCode> {
@@ -123,6 +131,11 @@ pub fn run() -> Result<ExitCode> {
         config.ort_lib = Some(v);
     }
     let index_dir = config.index_dir();
+    // Searches ask the index's daemon for their query vectors first (none: they load the model).
+    if !cli.no_daemon && matches!(cli.command, None | Some(Command::Search(_) | Command::Tui | Command::Mcp(_))) {
+        #[cfg(unix)]
+        qsearch::session::model::ask_remote_first(qsearch::daemon::client::remote);
+    }
     let ran = match cli.command {
         Some(Command::Index(args)) => index::run(&config, args),
         Some(Command::Search(args)) => search::run(&config, args),
@@ -135,6 +148,7 @@ pub fn run() -> Result<ExitCode> {
         Some(Command::Watch(args)) => watch::run(&config, args),
         Some(Command::Service(cmd)) => service::run(&config, cmd),
         Some(Command::Mcp(args)) => mcp::run(&config, args),
+        Some(Command::Serve) => serve::run(&config),
         Some(Command::Tui) | None => tui::run(&config),
     };
     // SQLite's "database disk image is malformed", said as what to do about it.
@@ -253,14 +267,24 @@ fn index_options(config: &Config) -> qsearch::indexer::Options {
 /// Opens the index for writing: the lock, then the model the index needs (see
 /// [`Plan::for_writer`]), loaded with visible progress.
 fn open_writer(config: &Config, role: Role, rebuild: Rebuild, quiet: bool) -> Result<Writer> {
-    let settings = qsearch::indexer::Settings { role, rebuild, options: index_options(config) };
     let mut plan = plan(config);
     if role == Role::Index {
         // Where ONNX Runtime runs the graph, recorded until `Writer::placement` reads it.
         plan.options.profile = Some(qsearch::embed::placement::profile_prefix());
     }
-    let writer =
-        Writer::open(&config.index_dir(), settings, |existing| load_embedder(&plan.for_writer(existing), quiet))?;
+    open_writer_with(config, role, rebuild, |existing| load_embedder(&plan.for_writer(existing), quiet))
+}
+
+/// [`open_writer`] with the embedder `load` gives for the index's fingerprint (the watcher's:
+/// its daemon's warm model).
+fn open_writer_with(
+    config: &Config,
+    role: Role,
+    rebuild: Rebuild,
+    load: impl FnOnce(Option<&qsearch::store::Fingerprint>) -> Result<Box<dyn Embedder>>,
+) -> Result<Writer> {
+    let settings = qsearch::indexer::Settings { role, rebuild, options: index_options(config) };
+    let writer = Writer::open(&config.index_dir(), settings, load)?;
     if let Some(dir) = &config.model_dir {
         writer.remember_model_dir(dir)?;
     }

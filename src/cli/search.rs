@@ -58,6 +58,9 @@ struct JsonOut<'a> {
     partial: bool,
     pending: u64,
     notes: Vec<&'a Note>,
+    /// Who embedded the query: "daemon" (a running watch or serve), "process" (this one), or
+    /// null (no query vector: keyword search).
+    via: Option<session::Via>,
     hits: Vec<JsonHit<'a>>,
 }
 
@@ -112,6 +115,7 @@ pub fn run(config: &Config, args: Args) -> Result<ExitCode> {
             partial: answer.results.pending > 0,
             pending: answer.results.pending,
             notes,
+            via: session.model().last_via(),
             hits: hits
                 .iter()
                 .zip(&answer.context)

@@ -21,7 +21,7 @@ use crate::search::{Filter, KeywordOnly, Mode, Query, Results, Searcher};
 use crate::store::Fingerprint;
 
 pub use context::{Around, HitContext};
-pub use model::{Listener, ModelState, WarmModel};
+pub use model::{Listener, ModelState, Via, WarmModel};
 pub use status::Status;
 
 /// What a session is started with.
@@ -121,11 +121,14 @@ pub struct Session {
 impl Session {
     /// A session over the index in `setup.index_dir`; nothing is opened or loaded until asked.
     /// `listener` hears every change of the model's state.
+    /// Queries are embedded by the daemon while it serves the index's model, when the process
+    /// asked for that ([`model::ask_remote_first`]).
     pub fn new(setup: Setup, listener: Option<Listener>) -> Session {
+        let remote = model::remote_factory().and_then(|make| make(&setup.index_dir, &setup.model));
         Session {
             dir: setup.index_dir,
             searcher: Mutex::new(None),
-            model: WarmModel::new(setup.model, listener),
+            model: WarmModel::new(setup.model, listener).with_remote(remote),
             defaults: setup.defaults,
         }
     }

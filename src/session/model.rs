@@ -4,8 +4,13 @@
 //! a note that says why. The same warm model embeds documents when the MCP `index` tool refreshes
 //! the index: the writer gets a [`Shared`] handle that locks it per batch, so queries interleave
 //! with indexing.
+//!
+//! Another process may hold the same model warm already (`qsearch watch`, `qsearch serve`: the
+//! daemon). A [`Remote`] is asked first: while it serves the index's model, queries are embedded
+//! there and nothing loads here; when it fails, this process loads its own (once) and goes on.
 
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::path::Path;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
@@ -19,7 +24,7 @@ use crate::search::KeywordOnly;
 use crate::store::Fingerprint;
 
 /// What the model is doing, as `status`, the TUI's status line and MCP's `status` tool show it.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(tag = "state", rename_all = "lowercase")]
 pub enum ModelState {
     /// Nothing to load: no index, or nothing embedded in it yet.
@@ -45,6 +50,43 @@ pub type Listener = Arc<dyn Fn(&ModelState) + Send + Sync>;
 
 type Warm = Arc<Mutex<Box<dyn Embedder>>>;
 
+/// A warm model in another process (the daemon), asked before this one loads its own.
+pub trait Remote: Send + Sync {
+    /// Whether it embeds queries for an index whose vectors are `fp` now, and who it is (as
+    /// the model's state shows it: "qsearch watch (pid 12)"); asked once, before a load.
+    fn serves(&self, fp: &Fingerprint) -> Option<String>;
+    /// The query's vector from there. An error (gone, another model, a time-out) means this
+    /// process embeds it itself.
+    fn query_vector(&self, fp: &Fingerprint, text: &str) -> Result<Vec<f32>>;
+}
+
+/// Makes the [`Remote`] of an index folder for a model plan (None: there is none to ask).
+pub type RemoteFactory = fn(&Path, &Plan) -> Option<Arc<dyn Remote>>;
+
+static REMOTE: OnceLock<RemoteFactory> = OnceLock::new();
+
+/// Lets every [`Session`](super::Session) this process opens ask `factory`'s remote before
+/// loading a model (the binary: the daemon's client, unless `--no-daemon`). Nothing is asked
+/// without it (the library's own tests, the daemon itself).
+pub fn ask_remote_first(factory: RemoteFactory) {
+    let _ = REMOTE.set(factory);
+}
+
+/// The factory [`ask_remote_first`] set, if any.
+pub fn remote_factory() -> Option<RemoteFactory> {
+    REMOTE.get().copied()
+}
+
+/// Where the last query vector came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Via {
+    /// The daemon's warm model ([`Remote`]).
+    Daemon,
+    /// This process's own model.
+    Process,
+}
+
 /// What a model is loaded for: another model or other dimensions load again.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Key {
@@ -60,16 +102,38 @@ impl Key {
 
 enum Slot {
     Idle,
-    Loading { key: Key, step: String },
-    Ready { key: Key, embedder: Warm, tokenizer: Box<Option<tokenizers::Tokenizer>>, state: ModelState },
-    Failed { key: Key, state: ModelState },
+    Loading {
+        key: Key,
+        step: String,
+    },
+    Ready {
+        key: Key,
+        embedder: Warm,
+        tokenizer: Box<Option<tokenizers::Tokenizer>>,
+        state: ModelState,
+    },
+    Failed {
+        key: Key,
+        state: ModelState,
+    },
+    /// The daemon embeds the queries; `wait`: when it fails, load here on the caller's thread.
+    Remote {
+        key: Key,
+        fp: Box<Fingerprint>,
+        who: String,
+        remote: Arc<dyn Remote>,
+        wait: bool,
+    },
 }
 
 impl Slot {
     fn key(&self) -> Option<&Key> {
         match self {
             Slot::Idle => None,
-            Slot::Loading { key, .. } | Slot::Ready { key, .. } | Slot::Failed { key, .. } => Some(key),
+            Slot::Loading { key, .. }
+            | Slot::Ready { key, .. }
+            | Slot::Failed { key, .. }
+            | Slot::Remote { key, .. } => Some(key),
         }
     }
 
@@ -78,6 +142,9 @@ impl Slot {
             Slot::Idle => ModelState::None,
             Slot::Loading { key, step } => ModelState::Loading { model: key.model.to_string(), step: step.clone() },
             Slot::Ready { state, .. } | Slot::Failed { state, .. } => state.clone(),
+            Slot::Remote { key, who, .. } => {
+                ModelState::Ready { model: key.model.to_string(), device: who.clone(), notes: Vec::new() }
+            }
         }
     }
 }
@@ -116,12 +183,29 @@ impl Shelf {
 pub struct WarmModel {
     plan: Plan,
     shelf: Arc<Shelf>,
+    remote: Option<Arc<dyn Remote>>,
+    via: Mutex<Option<Via>>,
 }
 
 impl WarmModel {
     pub fn new(plan: Plan, listener: Option<Listener>) -> WarmModel {
         let shelf = Shelf { slot: Mutex::new(Slot::Idle), settled: Condvar::new(), listener };
-        WarmModel { plan, shelf: Arc::new(shelf) }
+        WarmModel { plan, shelf: Arc::new(shelf), remote: None, via: Mutex::new(None) }
+    }
+
+    /// The same, asking `remote` first (see [`Remote`]).
+    pub fn with_remote(mut self, remote: Option<Arc<dyn Remote>>) -> WarmModel {
+        self.remote = remote;
+        self
+    }
+
+    pub fn plan(&self) -> &Plan {
+        &self.plan
+    }
+
+    /// Where the last query vector came from (None before any).
+    pub fn last_via(&self) -> Option<Via> {
+        *self.via.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     pub fn state(&self) -> ModelState {
@@ -141,11 +225,21 @@ impl WarmModel {
         }
     }
 
-    /// Starts loading the model for `fp` in the background unless it is loaded or loading.
+    /// Starts loading the model for `fp` in the background unless it is loaded or loading (or
+    /// the daemon serves it).
     pub fn ensure(&self, fp: &Fingerprint) {
         let Some(key) = self.claim(fp) else { return };
-        let (plan, shelf, fp) = (self.plan.clone(), self.shelf.clone(), fp.clone());
+        self.spawn_load(key, fp.clone(), self.remote.clone());
+    }
+
+    /// Loads the model for `fp` on a thread of its own, after asking `remote` whether it serves it.
+    fn spawn_load(&self, key: Key, fp: Fingerprint, remote: Option<Arc<dyn Remote>>) {
+        let (plan, shelf) = (self.plan.clone(), self.shelf.clone());
         let spawned = std::thread::Builder::new().name("qsearch-model".into()).spawn(move || {
+            if let Some(slot) = remote_slot(remote.as_ref(), &key, &fp, false) {
+                shelf.set(&key, slot, false);
+                return;
+            }
             let mut last: Option<Instant> = None;
             let step = |step: String| shelf.set(&key, Slot::Loading { key: key.clone(), step }, false);
             let loaded = load_warm(
@@ -172,6 +266,10 @@ impl WarmModel {
     /// outcome is the state's: a model that cannot be loaded leaves [`ModelState::Failed`].
     pub fn load_now(&self, fp: &Fingerprint, on: &mut dyn FnMut(Event)) {
         if let Some(key) = self.claim(fp) {
+            if let Some(slot) = remote_slot(self.remote.as_ref(), &key, fp, true) {
+                self.shelf.set(&key, slot, false);
+                return;
+            }
             let loaded = load_warm(&self.plan, fp, on, &mut || {});
             self.shelf.set(&key, settled(&key, loaded), false);
         }
@@ -204,9 +302,66 @@ impl WarmModel {
         slot.state()
     }
 
-    /// The query's vector by the model now loaded, or why there is none (the search then
-    /// answers by keyword).
+    /// The query's vector by the daemon or the model now loaded, or why there is none (the
+    /// search then answers by keyword). A daemon that fails costs one load here: on this thread
+    /// when the model was loaded with [`WarmModel::load_now`], else in the background (keyword
+    /// results meanwhile).
     pub fn query_vector(&self, text: &str) -> Result<Vec<f32>, KeywordOnly> {
+        let asked = match &*self.shelf.lock() {
+            Slot::Remote { fp, who, remote, wait, .. } => Some((fp.clone(), who.clone(), remote.clone(), *wait)),
+            _ => None,
+        };
+        let Some((fp, who, remote, wait)) = asked else { return self.local_vector(text) };
+        match remote.query_vector(&fp, text) {
+            Ok(vector) => {
+                tracing::debug!("the query was embedded by {who}");
+                self.set_via(Via::Daemon);
+                Ok(vector)
+            }
+            Err(e) => {
+                tracing::warn!("{who} could not embed the query ({e:#}): loading the model here");
+                self.fall_back(&fp, wait);
+                self.local_vector(text)
+            }
+        }
+    }
+
+    fn set_via(&self, via: Via) {
+        *self.via.lock().unwrap_or_else(|p| p.into_inner()) = Some(via);
+    }
+
+    /// The daemon failed: this process loads its own model for `fp` (now when `wait`, else in the
+    /// background), and asks the daemon no more.
+    fn fall_back(&self, fp: &Fingerprint, wait: bool) {
+        let key = Key::of(fp);
+        let took = {
+            let mut slot = self.shelf.lock();
+            let ours = matches!(&*slot, Slot::Remote { key: k, .. } if *k == key);
+            if ours {
+                *slot = Slot::Loading { key: key.clone(), step: "starting".into() };
+            }
+            ours
+        };
+        if !took {
+            // Another caller took over already.
+            if wait {
+                self.wait(Duration::from_secs(24 * 3600));
+            }
+            return;
+        }
+        if let Some(listener) = &self.shelf.listener {
+            listener(&self.state());
+        }
+        if wait {
+            let loaded = load_warm(&self.plan, fp, &mut |_| {}, &mut || {});
+            self.shelf.set(&key, settled(&key, loaded), false);
+        } else {
+            self.spawn_load(key, fp.clone(), None);
+        }
+    }
+
+    /// The query's vector by the model loaded here.
+    fn local_vector(&self, text: &str) -> Result<Vec<f32>, KeywordOnly> {
         let warm = match &*self.shelf.lock() {
             Slot::Ready { embedder, .. } => embedder.clone(),
             Slot::Failed { state: ModelState::Failed { error, .. }, .. } => {
@@ -216,7 +371,12 @@ impl WarmModel {
             _ => return Err(KeywordOnly::ModelLoading),
         };
         let mut embedder = warm.lock().unwrap_or_else(|p| p.into_inner());
-        embed_query(embedder.as_mut(), text).map_err(|e| KeywordOnly::ModelUnavailable(format!("{e:#}")))
+        let vector = embed_query(embedder.as_mut(), text).map_err(|e| KeywordOnly::ModelUnavailable(format!("{e:#}")));
+        drop(embedder);
+        if vector.is_ok() {
+            self.set_via(Via::Process);
+        }
+        vector
     }
 
     /// An embedder for the index's writer: the warm model when it is (or is being) loaded for
@@ -237,6 +397,14 @@ impl WarmModel {
         let settings = self.plan.settings(fp, InputKind::Document)?;
         Ok(load::load(&settings, &mut log_event)?.embedder)
     }
+}
+
+/// The slot that says the daemon serves `fp`, when `remote` does.
+fn remote_slot(remote: Option<&Arc<dyn Remote>>, key: &Key, fp: &Fingerprint, wait: bool) -> Option<Slot> {
+    let remote = remote?;
+    let who = remote.serves(fp)?;
+    tracing::debug!("queries go to {who}");
+    Some(Slot::Remote { key: key.clone(), fp: Box::new(fp.clone()), who, remote: remote.clone(), wait })
 }
 
 /// The slot a finished load leaves.
