@@ -36,6 +36,12 @@ pub struct Config {
     pub results: usize,
     pub per_doc: usize,
     pub mode: Mode,
+    /// A reranker on a server (`openai:NAME`), and that server (`.../v1`).
+    pub reranker: Option<String>,
+    pub reranker_endpoint: Option<String>,
+    /// Rerank every search, within `rerank_ms` a query.
+    pub rerank: bool,
+    pub rerank_ms: u64,
 }
 
 impl Default for Config {
@@ -60,6 +66,10 @@ impl Default for Config {
             results: 10,
             per_doc: 2,
             mode: Mode::Hybrid,
+            reranker: None,
+            reranker_endpoint: None,
+            rerank: false,
+            rerank_ms: 150,
         }
     }
 }

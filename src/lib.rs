@@ -13,6 +13,7 @@ pub mod mcp;
 pub mod models;
 pub mod paths;
 pub mod pip;
+pub mod rerank;
 pub mod runtime;
 pub mod scan;
 pub mod search;

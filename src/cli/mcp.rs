@@ -37,6 +37,12 @@ pub fn run(config: &Config, args: Args) -> Result<ExitCode> {
         defaults: Defaults { k: config.results, mode: config.mode, per_doc: config.per_doc },
         index_options: super::index_options(config),
     }));
+    // The `rerank` argument of the search tool uses the configured reranker.
+    match super::reranker(config) {
+        Ok(Some(r)) => engine.session().set_reranker(r, std::time::Duration::from_millis(config.rerank_ms)),
+        Ok(None) => {}
+        Err(e) => eprintln!("qsearch mcp: no reranker: {e:#}"),
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let served = match args.http {
         None => {

@@ -191,6 +191,27 @@ fn plan(config: &Config) -> Plan {
 }
 
 /// The embedding server of the configuration (default: Ollama on this machine).
+/// The reranker the configuration names (`reranker`, on `reranker_endpoint`), connected; None
+/// when it names none.
+fn reranker(config: &Config) -> Result<Option<Box<dyn qsearch::rerank::Reranker>>> {
+    use qsearch::models::reference::SERVED_PREFIX;
+    let Some(named) = &config.reranker else { return Ok(None) };
+    let Some(name) = named.strip_prefix(SERVED_PREFIX) else {
+        anyhow::bail!(
+            "reranker {named:?}: qsearch reranks with a reranker on a server for now, named \
+             {SERVED_PREFIX}NAME (Infinity, vLLM, llama.cpp's server, TEI: whatever serves /rerank)"
+        )
+    };
+    let Some(url) = config.reranker_endpoint.clone().or_else(|| config.endpoint.clone()) else {
+        anyhow::bail!("reranker {named}: say where its server is with --reranker-endpoint URL (up to /v1)")
+    };
+    let server = Server { url, key: config.api_key.clone() };
+    if !server.is_local() {
+        eprintln!("note: the query and the text of the first hits are sent to the reranker at {}", server.url);
+    }
+    Ok(Some(Box::new(qsearch::rerank::served::ServedReranker::connect(name, server)?)))
+}
+
 fn server(config: &Config) -> Server {
     Server { url: config.endpoint.clone().unwrap_or_else(|| server::DEFAULT_URL.into()), key: config.api_key.clone() }
 }

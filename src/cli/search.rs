@@ -48,6 +48,18 @@ pub struct Args {
     /// Print JSON (schema in README)
     #[arg(long)]
     json: bool,
+    /// Rerank the first hits with the reranker (`--reranker`, or `reranker` in the config)
+    #[arg(long)]
+    rerank: bool,
+    /// The reranker: openai:NAME, a model on a server speaking the /rerank API
+    #[arg(long, value_name = "openai:NAME")]
+    reranker: Option<String>,
+    /// Where the reranker's server is, up to its /v1 (default: --endpoint)
+    #[arg(long, value_name = "URL")]
+    reranker_endpoint: Option<String>,
+    /// The time reranking may take: as many of the first hits are reranked as fit (at least 5)
+    #[arg(long, value_name = "MS")]
+    rerank_ms: Option<u64>,
 }
 
 #[derive(serde::Serialize)]
@@ -61,6 +73,9 @@ struct JsonOut<'a> {
     /// Who embedded the query: "daemon" (a running watch or serve), "process" (this one), or
     /// null (no query vector: keyword search).
     via: Option<session::Via>,
+    /// What reranking did, when it did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reranked: Option<&'a qsearch::rerank::Reranked>,
     hits: Vec<JsonHit<'a>>,
 }
 
@@ -74,6 +89,12 @@ struct JsonHit<'a> {
 }
 
 pub fn run(config: &Config, args: Args) -> Result<ExitCode> {
+    let mut config = config.clone();
+    config.reranker = args.reranker.or(config.reranker);
+    config.reranker_endpoint = args.reranker_endpoint.or(config.reranker_endpoint);
+    config.rerank_ms = args.rerank_ms.unwrap_or(config.rerank_ms);
+    let rerank = args.rerank || config.rerank;
+    let config = &config;
     let filter = Filter::from_parts(
         args.path.as_deref(),
         &args.types,
@@ -89,10 +110,19 @@ pub fn run(config: &Config, args: Args) -> Result<ExitCode> {
         filter,
         per_doc: args.per_doc,
         around: Around { lines: args.context.unwrap_or(0), neighbours: args.neighbours },
+        rerank,
     };
     let defaults = session::Defaults { k: config.results, mode: config.mode, per_doc: config.per_doc };
     let plan = super::plan(config);
     let session = Session::new(session::Setup { index_dir: config.index_dir(), model: plan.clone(), defaults }, None);
+    if rerank {
+        // A reranker that cannot be had leaves the first stage's order, and says why.
+        match super::reranker(config) {
+            Ok(Some(r)) => session.set_reranker(r, std::time::Duration::from_millis(config.rerank_ms)),
+            Ok(None) => {}
+            Err(e) => eprintln!("note: not reranking: {e:#}"),
+        }
+    }
     // One query, so the model is waited for (keyword results alone only when it cannot be had).
     if session.query(&request).mode.needs_vectors()
         && let Some(fp) = session.fingerprint()?
@@ -116,6 +146,7 @@ pub fn run(config: &Config, args: Args) -> Result<ExitCode> {
             pending: answer.results.pending,
             notes,
             via: session.model().last_via(),
+            reranked: answer.reranked.as_deref(),
             hits: hits
                 .iter()
                 .zip(&answer.context)

@@ -15,6 +15,7 @@ use anyhow::{Context, Result, bail};
 use super::access;
 use crate::embed::load::Plan;
 use crate::indexer::{self, Report, Writer};
+use crate::rerank::Reranked;
 use crate::search::{Filter, MatchKind, Mode};
 use crate::session::{self, Around, HitContext, ModelState, Note, Request, Session};
 use crate::store::TagCount;
@@ -43,6 +44,8 @@ pub struct SearchRequest {
     pub filter: Filter,
     /// Lines before and after each hit's line, and its neighbouring chunks.
     pub around: Around,
+    /// Rerank the first hits (with the engine's reranker).
+    pub rerank: bool,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -54,6 +57,9 @@ pub struct SearchOut {
     pub pending: u64,
     /// Why results are keyword-only or partial, when they are.
     pub notes: Vec<Note>,
+    /// What reranking did, when it did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reranked: Option<Reranked>,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -65,6 +71,9 @@ pub struct HitOut {
     pub end_line: usize,
     pub heading: String,
     pub score: f32,
+    /// The reranker's score, when this hit was reranked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rerank_score: Option<f32>,
     #[serde(rename = "match")]
     pub kind: MatchKind,
     pub snippet: String,
@@ -149,6 +158,11 @@ impl Engine {
         self.session.index_dir()
     }
 
+    /// The query session every call goes through (to give it a reranker).
+    pub fn session(&self) -> &Session {
+        &self.session
+    }
+
     /// Opens the index, loads its vector graph and starts loading its model, so the first
     /// search does not wait for them. Errors are left for the calls to report.
     pub fn warm_up(&self) {
@@ -163,6 +177,7 @@ impl Engine {
             filter: req.filter.clone(),
             per_doc: None,
             around: req.around,
+            rerank: req.rerank,
         };
         let answer = self.session.search(&request)?;
         let hits = answer
@@ -176,6 +191,7 @@ impl Engine {
                 end_line: h.end_line,
                 heading: if h.heading.is_empty() { h.title } else { h.heading },
                 score: h.score,
+                rerank_score: h.rerank_score,
                 kind: h.kind,
                 snippet: h.snippet,
                 chunk_id: h.chunk_id,
@@ -190,6 +206,7 @@ impl Engine {
             hits,
             pending: answer.results.pending,
             notes: answer.notes,
+            reranked: answer.reranked.map(|r| *r),
         })
     }
 

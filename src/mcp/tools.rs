@@ -72,6 +72,9 @@ pub struct SearchParams {
     /// Also return each hit's chunk with the chunks before and after it in its document, in `context.neighbours`.
     #[serde(default)]
     pub neighbours: Option<bool>,
+    /// Rerank the first hits with the reranker the server was started with (`--reranker`), within its time budget; each reranked hit gets `rerank_score`, and `reranked` says how many.
+    #[serde(default)]
+    pub rerank: Option<bool>,
 }
 
 /// Most lines of context a hit gets on each side.
@@ -143,8 +146,14 @@ impl Server {
             lines: p.context_lines.unwrap_or(0).min(MAX_CONTEXT_LINES) as usize,
             neighbours: p.neighbours.unwrap_or(false),
         };
-        let req =
-            SearchRequest { query: p.query, k: p.k.map(|k| k as usize), mode: p.mode.map(Mode::from), filter, around };
+        let req = SearchRequest {
+            query: p.query,
+            k: p.k.map(|k| k as usize),
+            mode: p.mode.map(Mode::from),
+            filter,
+            around,
+            rerank: p.rerank.unwrap_or(false),
+        };
         let engine = self.engine.clone();
         blocking(move || engine.search(&req).map(|out| structured(&out))).await
     }

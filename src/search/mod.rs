@@ -471,6 +471,7 @@ impl Searcher {
                     line,
                     end_line: row.end_line,
                     score,
+                    rerank_score: None,
                     kind,
                     snippet: shown.text,
                     marks: shown.marks,

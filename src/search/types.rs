@@ -77,7 +77,11 @@ pub struct Hit {
     pub heading: String,
     pub line: usize,
     pub end_line: usize,
+    /// The first stage's score (hybrid, semantic or keyword).
     pub score: f32,
+    /// The reranker's score, when this hit was reranked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rerank_score: Option<f32>,
     #[serde(rename = "match")]
     pub kind: MatchKind,
     pub snippet: String,

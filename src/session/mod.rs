@@ -16,8 +16,11 @@ use std::sync::{Mutex, MutexGuard};
 
 use anyhow::{Result, bail};
 
+use std::time::Duration;
+
 use crate::embed::load::Plan;
-use crate::search::{Filter, KeywordOnly, Mode, Query, Results, Searcher};
+use crate::rerank::{self, Cost, Reranked, Reranker};
+use crate::search::{Filter, Hit, KeywordOnly, Mode, Query, Results, Searcher};
 use crate::store::Fingerprint;
 
 pub use context::{Around, HitContext};
@@ -56,6 +59,8 @@ pub struct Request {
     pub per_doc: Option<usize>,
     /// What to give with each hit besides its snippet.
     pub around: Around,
+    /// Rerank the first hits (with the session's reranker, within its budget).
+    pub rerank: bool,
 }
 
 /// Something a client shows beside the hits. Each has one wording, wherever it is shown.
@@ -67,6 +72,8 @@ pub enum Note {
     Pending(u64),
     /// The filter (in words) holds no indexed file: nothing was searched.
     NoFileMatches(String),
+    /// Reranking was asked for and did not happen, and why: the first stage's order stands.
+    NotReranked(String),
     /// No hit holds the query's quoted phrases (given in quotes): the hits shown are without them.
     PhrasesMissing(String),
     /// Nothing was found.
@@ -81,6 +88,7 @@ impl std::fmt::Display for Note {
             Note::NoFileMatches(filter) => {
                 write!(f, "no indexed file matches the filter ({filter}): nothing was searched")
             }
+            Note::NotReranked(why) => write!(f, "not reranked ({why}): hits in first-stage order"),
             Note::PhrasesMissing(p) => write!(f, "nothing holds {p}: these hits are without the quoted words"),
             Note::NoResults => f.write_str("no results"),
         }
@@ -102,6 +110,8 @@ pub struct Answer {
     pub notes: Vec<Note>,
     /// Per hit, in hit order: its context (None when none was asked for or it could not be read).
     pub context: Vec<Option<HitContext>>,
+    /// What reranking did, when it did (boxed: an answer travels in the TUI's messages).
+    pub reranked: Option<Box<Reranked>>,
 }
 
 impl Answer {
@@ -116,6 +126,14 @@ pub struct Session {
     searcher: Mutex<Option<Searcher>>,
     model: WarmModel,
     defaults: Defaults,
+    reranker: Mutex<Option<Rerank>>,
+}
+
+/// The session's reranker, what it was seen to cost, and the time it may take a query.
+struct Rerank {
+    reranker: Box<dyn Reranker>,
+    cost: Cost,
+    budget: Duration,
 }
 
 impl Session {
@@ -130,7 +148,20 @@ impl Session {
             searcher: Mutex::new(None),
             model: WarmModel::new(setup.model, listener).with_remote(remote),
             defaults: setup.defaults,
+            reranker: Mutex::new(None),
         }
+    }
+
+    /// Gives the session a reranker, for requests that ask for one, with the time it may take
+    /// a query.
+    pub fn set_reranker(&self, reranker: Box<dyn Reranker>, budget: Duration) {
+        *self.reranker.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some(Rerank { reranker, cost: Cost::default(), budget });
+    }
+
+    /// The session's reranker as named, when it has one.
+    pub fn reranker(&self) -> Option<String> {
+        self.reranker.lock().unwrap_or_else(|p| p.into_inner()).as_ref().map(|r| r.reranker.id())
     }
 
     pub fn index_dir(&self) -> &Path {
@@ -233,11 +264,45 @@ impl Session {
             why = Some(KeywordOnly::VectorFileUnreadable);
             vector = None;
         }
-        let mut answer = self.answer(&query, vector.as_deref(), req.around)?;
+        let mut rerank = req.rerank.then(|| self.reranker.lock().unwrap_or_else(|p| p.into_inner()));
+        // The first stage is asked for as many hits as the reranker may take.
+        let first_k = match rerank.as_deref().map(Option::as_ref) {
+            Some(Some(r)) => query.k.max(r.cost.fit(r.budget, rerank::MAX_CANDIDATES)),
+            _ => query.k,
+        };
+        let mut answer = self.answer(&Query { k: first_k, ..query.clone() }, vector.as_deref(), req.around)?;
         if let Some(why) = why {
             answer.results.semantic_note = Some(why);
             answer.notes = notes(&answer.results, query.mode);
         }
+        match rerank.as_deref_mut() {
+            None => {}
+            Some(None) => {
+                answer.notes.push(Note::NotReranked("no reranker is set: see `qsearch search --help`".into()))
+            }
+            Some(Some(r)) if !answer.results.hits.is_empty() => {
+                // Contexts follow their hits.
+                let mut pairs: Vec<(Hit, Option<HitContext>)> =
+                    answer.results.hits.drain(..).zip(answer.context.drain(..)).collect();
+                let mut hits: Vec<Hit> = pairs.iter().map(|p| p.0.clone()).collect();
+                match rerank::rerank(r.reranker.as_mut(), &mut r.cost, r.budget, &query.text, &mut hits) {
+                    Ok(done) => {
+                        let mut context: std::collections::HashMap<i64, Option<HitContext>> =
+                            pairs.drain(..).map(|(h, c)| (h.chunk_id, c)).collect();
+                        answer.context = hits.iter().map(|h| context.remove(&h.chunk_id).flatten()).collect();
+                        answer.results.hits = hits;
+                        answer.reranked = Some(Box::new(done));
+                    }
+                    Err(e) => {
+                        (answer.results.hits, answer.context) = pairs.into_iter().unzip();
+                        answer.notes.push(Note::NotReranked(format!("{e:#}")));
+                    }
+                }
+            }
+            Some(Some(_)) => {}
+        }
+        answer.results.hits.truncate(query.k);
+        answer.context.truncate(query.k);
         Ok(answer)
     }
 
@@ -254,6 +319,7 @@ impl Session {
                 notes: notes(&results, query.mode),
                 results,
                 context,
+                reranked: None,
             })
         })
     }

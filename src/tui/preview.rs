@@ -185,6 +185,7 @@ mod tests {
             line,
             end_line,
             score: 1.0,
+            rerank_score: None,
             kind: MatchKind::Keyword,
             snippet: text.into(),
             marks: Vec::new(),

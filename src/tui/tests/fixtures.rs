@@ -75,6 +75,7 @@ pub fn hit(chunk_id: i64, path: &str, heading: &str, line: usize, text: &str) ->
         line,
         end_line: line + text.trim_end_matches('\n').matches('\n').count(),
         score: 0.0325,
+        rerank_score: None,
         kind: MatchKind::Both,
         snippet: text.into(),
         marks: Vec::new(),
