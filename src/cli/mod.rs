@@ -1,6 +1,7 @@
 //! Command-line interface: flags, dispatch, and what the commands share (settings, loading the
 //! embedder with visible progress).
 
+mod completions;
 mod eval;
 mod index;
 mod info;
@@ -95,10 +96,20 @@ enum Command {
     /// Answer other processes' queries with one warm model, as a watcher does, without watching
     /// (runs until Ctrl-C or SIGTERM)
     Serve,
+    /// Print the completion script for a shell (bash, zsh, fish, powershell, elvish)
+    Completions(completions::CompletionsArgs),
+    /// Print the manual page (or write one per command with --out DIR)
+    Man(completions::ManArgs),
 }
 
 pub fn run() -> Result<ExitCode> {
     let cli = Cli::parse();
+    // Generated from the definitions above alone: no configuration, no index, no logging.
+    match cli.command {
+        Some(Command::Completions(args)) => return completions::completions(args),
+        Some(Command::Man(args)) => return completions::man(args),
+        _ => {}
+    }
     // The UI owns the terminal: it logs to a file of its own instead.
     if !matches!(cli.command, None | Some(Command::Tui)) {
         init_logging(cli.verbose);
@@ -149,6 +160,7 @@ pub fn run() -> Result<ExitCode> {
         Some(Command::Service(cmd)) => service::run(&config, cmd),
         Some(Command::Mcp(args)) => mcp::run(&config, args),
         Some(Command::Serve) => serve::run(&config),
+        Some(Command::Completions(_) | Command::Man(_)) => unreachable!("answered before the configuration is read"),
         Some(Command::Tui) | None => tui::run(&config),
     };
     // SQLite's "database disk image is malformed", said as what to do about it.

@@ -1,0 +1,110 @@
+//! What ships around the binary: shell completions and manual pages, generated from the same
+//! definitions as `--help`. The commands are read from the binary's own `--help`, so a command
+//! added to the CLI and missing from a completion script or a page fails here.
+
+use std::path::Path;
+use std::process::Command;
+
+fn qsearch() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_qsearch"))
+}
+
+fn stdout(args: &[&str]) -> String {
+    let out = qsearch().args(args).output().unwrap();
+    assert!(out.status.success(), "qsearch {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// The subcommands `qsearch <path> --help` lists under "Commands:", less clap's own `help`.
+fn subcommands(path: &[&str]) -> Vec<String> {
+    let mut args = path.to_vec();
+    args.push("--help");
+    let help = stdout(&args);
+    let Some((_, list)) = help.split_once("Commands:\n") else { return Vec::new() };
+    list.lines()
+        .take_while(|line| !line.trim().is_empty())
+        .filter(|line| line.starts_with("  ") && !line[2..].starts_with(' '))
+        .map(|line| line.split_whitespace().next().unwrap().to_string())
+        .filter(|name| name != "help")
+        .collect()
+}
+
+/// Every command as its path from the top: `["index"]`, `["model", "list"]`, ...
+fn every_command() -> Vec<Vec<String>> {
+    let mut all = Vec::new();
+    let mut todo: Vec<Vec<String>> = subcommands(&[]).into_iter().map(|n| vec![n]).collect();
+    while let Some(path) = todo.pop() {
+        let args: Vec<&str> = path.iter().map(String::as_str).collect();
+        for child in subcommands(&args) {
+            let mut p = path.clone();
+            p.push(child);
+            todo.push(p);
+        }
+        all.push(path);
+    }
+    all.sort();
+    all
+}
+
+#[test]
+fn the_commands_are_read_from_help() {
+    let all = every_command();
+    // The parsing above finds what is there (an empty list would make the checks below vacuous).
+    for expected in
+        [&["index"][..], &["search"], &["model", "list"], &["service", "install"], &["completions"], &["man"]]
+    {
+        assert!(all.iter().any(|p| p == expected), "{expected:?} not among {all:?}");
+    }
+}
+
+#[test]
+fn bash_completion_names_every_command() {
+    let script = stdout(&["completions", "bash"]);
+    for path in every_command() {
+        // clap_complete's bash script has one case per command: `qsearch,index)` for a top-level
+        // command, `qsearch__subcmd__model,list)` for `model list`.
+        let (name, parents) = path.split_last().unwrap();
+        let prefix: String = parents.iter().map(|p| format!("__subcmd__{p}")).collect();
+        let case = format!("qsearch{prefix},{name})");
+        assert!(script.contains(&case), "the bash completion has no {case} for `qsearch {}`", path.join(" "));
+    }
+    for shell in ["zsh", "fish", "powershell", "elvish"] {
+        let script = stdout(&["completions", shell]);
+        for path in every_command() {
+            let name = path.last().unwrap();
+            assert!(
+                script.contains(name.as_str()),
+                "the {shell} completion does not name `qsearch {}`",
+                path.join(" ")
+            );
+        }
+    }
+}
+
+#[test]
+fn man_pages_name_every_command() {
+    let page = stdout(&["man"]);
+    assert!(
+        page.starts_with(".ie") || page.contains(".TH qsearch"),
+        "not a manual page: {}",
+        &page[..200.min(page.len())]
+    );
+    let all = every_command();
+    for path in all.iter().filter(|p| p.len() == 1) {
+        // roff escapes the hyphen.
+        let see = format!("qsearch\\-{}(1)", path[0]);
+        assert!(page.contains(&see), "the top page does not list {see}");
+    }
+
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("man1");
+    stdout(&["man", "--out", dir.to_str().unwrap()]);
+    assert!(dir.join("qsearch.1").is_file());
+    for path in &all {
+        let file = format!("qsearch-{}.1", path.join("-"));
+        let page = std::fs::read_to_string(dir.join(&file)).unwrap_or_else(|e| panic!("{file}: {e}"));
+        assert!(page.contains(".TH"), "{file} is not a manual page");
+    }
+    let pages = std::fs::read_dir(&dir).unwrap().count();
+    assert_eq!(pages, all.len() + 1, "one page per command and the top page in {}", Path::new(&dir).display());
+}
