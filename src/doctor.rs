@@ -26,8 +26,21 @@ pub struct Inputs<'a> {
     pub prepare: bool,
 }
 
+/// This build's version and commit (`0.1.0 (c7363cb)`, `0.1.0 (c7363cb-dirty)`, or `0.1.0` when
+/// not built from a git checkout), as `qsearch --version` says it (build.rs).
+pub const LONG_VERSION: &str = env!("QSEARCH_VERSION");
+
+/// The commit this build is from (`c7363cb`, `c7363cb-dirty`); None when not built from git.
+pub fn commit() -> Option<&'static str> {
+    Some(env!("QSEARCH_COMMIT")).filter(|c| !c.is_empty())
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
+    /// The Cargo version of this build.
+    pub version: &'static str,
+    /// The commit it was built from, when built from a git checkout (see [`commit`]).
+    pub commit: Option<&'static str>,
     pub runtime: RuntimeCheck,
     pub models: Vec<ModelCheck>,
     /// The server of a served model (named, or the index's).
@@ -194,6 +207,8 @@ pub fn check(inputs: &Inputs) -> Report {
         Err(e) => IndexCheck::Unreadable { error: format!("{:#}", crate::store::explain(e, inputs.index_dir)) },
     };
     Report {
+        version: env!("CARGO_PKG_VERSION"),
+        commit: commit(),
         runtime: runtime_check(plan.ort_lib.as_deref()),
         models: catalog::all().iter().map(|spec| model_check(spec, model_dir, inputs.prepare)).collect(),
         server: match &model {

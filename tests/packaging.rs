@@ -108,3 +108,69 @@ fn man_pages_name_every_command() {
     let pages = std::fs::read_dir(&dir).unwrap().count();
     assert_eq!(pages, all.len() + 1, "one page per command and the top page in {}", Path::new(&dir).display());
 }
+
+/// `git -C <this checkout> ARGS`, None where git is missing or this is not a git checkout.
+fn git(args: &[&str]) -> Option<String> {
+    let out = Command::new("git").arg("-C").arg(env!("CARGO_MANIFEST_DIR")).args(args).output().ok()?;
+    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+/// The commit named in `... (c7363cb)` / `... (c7363cb-dirty)`, without the mark.
+fn named_commit(text: &str) -> Option<String> {
+    let inside = text.split_once('(')?.1.split_once(')')?.0;
+    let sha = inside.strip_suffix("-dirty").unwrap_or(inside);
+    (sha.len() >= 7 && sha.chars().all(|c| c.is_ascii_hexdigit())).then(|| sha.to_string())
+}
+
+/// Checks that `sha` is a commit of this checkout and HEAD or before it (others may have committed
+/// since the binary was built).
+fn assert_commit_of_this_checkout(sha: &str, said: &str) {
+    assert!(git(&["cat-file", "-e", &format!("{sha}^{{commit}}")]).is_some(), "{sha} is not a commit here: {said}");
+    assert!(git(&["merge-base", "--is-ancestor", sha, "HEAD"]).is_some(), "{sha} is not HEAD or before it: {said}");
+}
+
+#[test]
+fn version_names_the_commit_when_built_from_git() {
+    let said = stdout(&["--version"]);
+    let version = env!("CARGO_PKG_VERSION");
+    assert!(said.starts_with(&format!("qsearch {version}")), "{said}");
+    let in_git = git(&["ls-files", "--error-unmatch", "Cargo.toml"]).is_some();
+    match named_commit(&said) {
+        Some(sha) => assert_commit_of_this_checkout(&sha, &said),
+        None => assert!(!in_git, "built in a git checkout, but --version names no commit: {said}"),
+    }
+}
+
+#[test]
+fn doctor_says_the_version_first() {
+    let tmp = tempfile::tempdir().unwrap();
+    let doctor = |json: bool| {
+        let mut cmd = qsearch();
+        cmd.env("QSEARCH_DATA_DIR", tmp.path().join("data"))
+            .env("QSEARCH_INDEX", tmp.path().join("index"))
+            .env("QSEARCH_CONFIG", tmp.path().join("no-config.toml"))
+            .env_remove("QSEARCH_MODEL")
+            .env_remove("ORT_DYLIB_PATH")
+            .env("NO_COLOR", "1")
+            .arg("doctor");
+        if json {
+            cmd.arg("--json");
+        }
+        cmd.output().unwrap()
+    };
+    let version = env!("CARGO_PKG_VERSION");
+    let out = doctor(false);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let first = text.lines().next().unwrap_or_default();
+    assert!(first.starts_with(&format!("qsearch:  {version}")), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
+    let out = doctor(true);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["version"], version);
+    match report["commit"].as_str() {
+        Some(commit) => {
+            assert!(first.contains(&format!("({commit})")), "{first} vs {commit}");
+            assert_commit_of_this_checkout(named_commit(&format!("({commit})")).as_deref().unwrap_or("?"), commit);
+        }
+        None => assert!(git(&["ls-files", "--error-unmatch", "Cargo.toml"]).is_none(), "{report}"),
+    }
+}

@@ -126,6 +126,10 @@ pub fn doctor(config: &Config, args: DoctorArgs) -> Result<ExitCode> {
 
 fn print_doctor(report: &doctor::Report, device: qsearch::embed::device::Device) {
     use doctor::{Checksum, DeviceCheck, IndexCheck, IntegrityCheck, RuntimeCheck};
+    match report.commit {
+        Some(commit) => println!("qsearch:  {} ({commit})", report.version),
+        None => println!("qsearch:  {} (not built from a git checkout)", report.version),
+    }
     match &report.runtime {
         RuntimeCheck::NotFound { install } => {
             println!("runtime:  not found; it will be installed with pip ({install}) on first use")

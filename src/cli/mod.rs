@@ -32,7 +32,11 @@ use qsearch::store::Store;
 use qsearch::store::lock::Role;
 
 #[derive(Parser)]
-#[command(name = "qsearch", version, about = "Local semantic search over your notes, docs and code")]
+#[command(
+    name = "qsearch",
+    version = qsearch::doctor::LONG_VERSION,
+    about = "Local semantic search over your notes, docs and code"
+)]
 struct Cli {
     /// Index directory [env: QSEARCH_INDEX]
     #[arg(long, global = true)]
