@@ -218,3 +218,37 @@ fn the_cli_reranks_and_reports_both_scores_in_json() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not reranking"));
 }
+
+#[test]
+fn eval_reports_reranked_hits_as_a_fourth_mode_and_an_oracle_lifts_them_to_the_judgements() {
+    let tmp = tempfile::tempdir().unwrap();
+    let beir = tmp.path().join("beir");
+    // Every document holds the query's words alike; only the judgements tell them apart.
+    let corpus: String = (0..12)
+        .map(|i| {
+            format!(
+                "{}\n",
+                json!({"_id": format!("d{i}"), "title": "", "text": format!("notes on stirring a risotto, part {i}")})
+            )
+        })
+        .collect();
+    common::write(&beir, "corpus.jsonl", corpus);
+    common::write(&beir, "queries.jsonl", format!("{}\n", json!({"_id": "q1", "text": "stirring risotto"})));
+    common::write(&beir, "qrels/test.tsv", "query-id\tcorpus-id\tscore\nq1\td7\t1\n");
+    let out = common::qsearch(&tmp.path().join("index"))
+        .args(["eval", "--json", "--model", "stand-in", "--rerank", "oracle", "--beir"])
+        .arg(&beir)
+        .arg("--work")
+        .arg(tmp.path().join("work"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let ndcg = |mode: &str| {
+        json["results"].as_array().unwrap().iter().find(|r| r["mode"] == mode).unwrap()["metrics"]["ndcg_at_10"]
+            .as_f64()
+            .unwrap()
+    };
+    assert_eq!(ndcg("reranked"), 1.0, "{json}");
+    assert!(ndcg("hybrid") < 1.0, "the first stage alone does not put d7 first: {json}");
+}

@@ -43,6 +43,29 @@ pub struct Args {
     /// lines, for studying the fusion
     #[arg(long)]
     lists: Option<PathBuf>,
+    /// Also rerank hybrid's hits, reported as a fourth mode: with the configured reranker
+    /// (`--reranker openai:NAME`, as `search`'s), or with `oracle`, which scores each hit by the
+    /// data set's own judgements (it proves the reranked order is used, not any model's quality)
+    #[arg(long, value_name = "openai:NAME|oracle")]
+    rerank: Option<String>,
+    /// Where a served reranker's server is, up to its /v1
+    #[arg(long, value_name = "URL")]
+    reranker_endpoint: Option<String>,
+}
+
+/// Scores each hit by the judgement of its document (0 when unjudged): a reranker that knows
+/// the answers, for `eval --rerank oracle`.
+struct Oracle {
+    judged: std::collections::HashMap<String, f32>,
+}
+
+impl qsearch::rerank::Reranker for Oracle {
+    fn id(&self) -> String {
+        "oracle".into()
+    }
+    fn score(&mut self, _query: &str, documents: &[&str]) -> Result<Vec<f32>> {
+        Ok(documents.iter().map(|d| self.judged.get(*d).copied().unwrap_or(0.0)).collect())
+    }
 }
 
 const MODES: [Mode; 3] = [Mode::Keyword, Mode::Semantic, Hybrid];
@@ -122,6 +145,18 @@ pub fn run(config: &Config, args: Args) -> Result<ExitCode> {
         )),
         None => None,
     };
+    let mut served = match args.rerank.as_deref() {
+        None | Some("oracle") => None,
+        Some(name) => {
+            let mut config = config.clone();
+            config.reranker = Some(name.to_string());
+            config.reranker_endpoint = args.reranker_endpoint.clone().or(config.reranker_endpoint);
+            super::reranker(&config)?
+        }
+    };
+    let budget = std::time::Duration::from_millis(config.rerank_ms);
+    let mut cost = qsearch::rerank::Cost::default();
+    let (mut reranked, mut rerank_secs, mut rerank_counts) = (Vec::new(), 0.0f64, 0usize);
     let mut scores: Vec<Vec<(f64, f64, f64, f64)>> = vec![Vec::new(); MODES.len()];
     let mut secs = [0.0f64; MODES.len()];
     for (q, v) in queries.iter().zip(&vectors) {
@@ -139,27 +174,63 @@ pub fn run(config: &Config, args: Args) -> Result<ExitCode> {
             if lists.is_some() && mode != Mode::Hybrid {
                 dumped.push(list_json(&searcher, &q.text, &ranked)?);
             }
+            if mode == Mode::Hybrid && args.rerank.is_some() {
+                let mut hits = results.hits.clone();
+                let mut oracle;
+                let reranker: &mut dyn qsearch::rerank::Reranker = match served.as_deref_mut() {
+                    Some(r) => r,
+                    None => {
+                        let judged = hits
+                            .iter()
+                            .filter_map(|h| {
+                                let doc = eval::doc_of(&h.path, &names)?;
+                                Some((h.text.clone(), relevant.get(&doc).copied().unwrap_or(0) as f32))
+                            })
+                            .collect();
+                        oracle = Oracle { judged };
+                        &mut oracle
+                    }
+                };
+                let t = Instant::now();
+                let done = qsearch::rerank::rerank(reranker, &mut cost, budget, &q.text, &mut hits)?;
+                rerank_secs += t.elapsed().as_secs_f64();
+                rerank_counts += done.count;
+                let ranking: Vec<String> = hits.iter().filter_map(|h| eval::doc_of(&h.path, &names)).collect();
+                reranked.push(eval::score(&ranking, relevant));
+            }
         }
         if let Some(out) = lists.as_mut() {
             let row = serde_json::json!({"id": q.id, "text": q.text, "relevant": relevant, "keyword": dumped[0], "semantic": dumped[1]});
             writeln!(out, "{row}")?;
         }
     }
-    let table: Vec<(Mode, eval::Metrics, f64)> = MODES
+    let per_query = |s: f64| s * 1000.0 / queries.len().max(1) as f64;
+    let mut table: Vec<(String, eval::Metrics, f64)> = MODES
         .iter()
         .enumerate()
-        .map(|(i, &mode)| (mode, eval::average(&scores[i]), secs[i] * 1000.0 / queries.len().max(1) as f64))
+        .map(|(i, &mode)| (mode.to_string(), eval::average(&scores[i]), per_query(secs[i])))
         .collect();
     let (kw, sem, hyb) = (&scores[0], &scores[1], &scores[2]);
-    let versus = [
+    let mut versus = vec![
         ("hybrid", "semantic", eval::win_loss(hyb, sem)),
         ("hybrid", "keyword", eval::win_loss(hyb, kw)),
         ("semantic", "keyword", eval::win_loss(sem, kw)),
     ];
+    if args.rerank.is_some() {
+        // Its time is the reranker's alone, on top of hybrid's.
+        table.push(("reranked".into(), eval::average(&reranked), per_query(rerank_secs)));
+        versus.push(("reranked", "hybrid", eval::win_loss(&reranked, hyb)));
+        eprintln!(
+            "reranked by {}: {:.1} hits a query on average (budget {} ms)",
+            args.rerank.as_deref().unwrap_or_default(),
+            rerank_counts as f64 / queries.len().max(1) as f64,
+            config.rerank_ms
+        );
+    }
     if args.json {
         let rows: Vec<_> = table
             .iter()
-            .map(|(mode, m, ms)| serde_json::json!({"mode": mode.to_string(), "metrics": m, "ms_per_query": ms}))
+            .map(|(mode, m, ms)| serde_json::json!({"mode": mode, "metrics": m, "ms_per_query": ms}))
             .collect();
         let pairs: Vec<_> =
             versus.iter().map(|(a, b, wl)| serde_json::json!({"mode": a, "against": b, "queries": wl})).collect();
@@ -178,12 +249,7 @@ pub fn run(config: &Config, args: Args) -> Result<ExitCode> {
         for (mode, m, ms) in &table {
             println!(
                 "{:<9} {:>8.4} {:>10.4} {:>11.4} {:>7.4} {:>12.2}",
-                mode.to_string(),
-                m.ndcg_at_10,
-                m.recall_at_10,
-                m.recall_at_100,
-                m.mrr_at_10,
-                ms
+                mode, m.ndcg_at_10, m.recall_at_10, m.recall_at_100, m.mrr_at_10, ms
             );
         }
         println!("* search time only; query embeddings were computed beforehand in one batch");
