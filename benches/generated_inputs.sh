@@ -18,10 +18,14 @@ export QSEARCH_SEED="${QSEARCH_SEED:-random}"
 export QSEARCH_CASE_SECS="${QSEARCH_CASE_SECS:-10}"
 log=target/generated_inputs.log
 echo "cpu: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores; QSEARCH_CASES=$cases QSEARCH_SEED=$QSEARCH_SEED"
-cargo test --release --test generated_inputs --no-run
+# The binary built once and run itself, so that files changing meanwhile (a shared checkout)
+# cannot rebuild it halfway.
+exe=$(cargo test --release --test generated_inputs --no-run 2>&1 | tee /dev/stderr |
+    sed -n 's/.*Executable .*(\(.*\))$/\1/p' | tail -1)
+[ -x "$exe" ] || { echo "no test binary" >&2; exit 1; }
 start=$(date +%s)
 status=0
-cargo test --release --test generated_inputs -- --nocapture --test-threads "$(nproc)" >"$log" 2>&1 || status=$?
+"$exe" --nocapture --test-threads "$(nproc)" >"$log" 2>&1 || status=$?
 grep -aE '^generated_inputs:|^test |^test result|minimal failing input|Test failed|panicked' "$log" || true
 echo "wall time: $(($(date +%s) - start)) s (exit $status; log: $log)"
 exit "$status"
