@@ -32,5 +32,14 @@ if [ "$(cat "$CHECK_DIR/.installed" 2>/dev/null)" != "$CHECK_DEPS" ]; then
   echo "$CHECK_DEPS" > "$CHECK_DIR/.installed"
 fi
 cargo fmt --check
+# The package (`cargo install`, crates.io) holds only what builds the binary (Cargo.toml's
+# include): no tests, fixtures, benches, scripts or build output. The list alone, no build.
+package_list=$(cargo package --list --allow-dirty --quiet)
+grep -qx 'src/main.rs' <<<"$package_list" || { echo "cargo package --list has no src/main.rs:"; echo "$package_list"; exit 1; }
+if outside=$(grep -E '^(tests|benches|scripts|target)/|(^|/)fixtures/' <<<"$package_list"); then
+  echo "these would be in the package; leave them out of Cargo.toml's include:"
+  echo "$outside"
+  exit 1
+fi
 cargo clippy --all-targets --quiet -- -D warnings
 cargo test
