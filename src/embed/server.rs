@@ -52,6 +52,32 @@ impl Server {
         let host = host.to_ascii_lowercase();
         host == "localhost" || host.ends_with(".localhost") || host.starts_with("127.") || host == "::1"
     }
+
+    /// An HTTP agent for this server: statuses as answers, not errors, and no proxy for a server
+    /// on this machine (texts for it never leave it through an HTTP_PROXY).
+    pub fn agent(&self, connect: Duration, whole: Duration) -> ureq::Agent {
+        let mut config = ureq::Agent::config_builder()
+            .timeout_connect(Some(connect))
+            .timeout_global(Some(whole))
+            .http_status_as_error(false);
+        if self.is_local() {
+            config = config.proxy(None);
+        }
+        config.build().into()
+    }
+
+    /// POSTs a JSON `body` to `{url}/{path}` with the key as a bearer token: the status and the
+    /// body (up to `limit` bytes).
+    pub fn post(&self, agent: &ureq::Agent, path: &str, body: &[u8], limit: u64) -> Result<(u16, String), ureq::Error> {
+        let url = format!("{}/{path}", self.url.trim_end_matches('/'));
+        let mut req = agent.post(&url).header("Content-Type", "application/json");
+        if let Some(key) = &self.key {
+            req = req.header("Authorization", &format!("Bearer {key}"));
+        }
+        let mut resp = req.send(body)?;
+        let status = resp.status().as_u16();
+        Ok((status, resp.body_mut().with_config().limit(limit).read_to_string()?))
+    }
 }
 
 /// What a model family expects in front of queries and documents, from its model card (the
@@ -96,15 +122,7 @@ impl ServerEmbedder {
         if name.is_empty() {
             bail!("`{id}` names no model: use {SERVED_PREFIX}NAME, NAME as the server calls it");
         }
-        let mut config = ureq::Agent::config_builder()
-            .timeout_connect(Some(Duration::from_secs(5)))
-            .timeout_global(Some(Duration::from_secs(300)))
-            .http_status_as_error(false);
-        if server.is_local() {
-            // Texts for a server on this machine never leave it through an HTTP_PROXY.
-            config = config.proxy(None);
-        }
-        let agent = config.build().into();
+        let agent = server.agent(Duration::from_secs(5), Duration::from_secs(300));
         let mut e = ServerEmbedder {
             id,
             name: name.to_string(),
@@ -131,10 +149,6 @@ impl ServerEmbedder {
             e.dims = want;
         }
         Ok(e)
-    }
-
-    fn endpoint(&self) -> String {
-        format!("{}/embeddings", self.server.url.trim_end_matches('/'))
     }
 
     /// One request, tried again while its failure may pass: the vectors in input order and the
@@ -170,14 +184,7 @@ impl ServerEmbedder {
     }
 
     fn send(&self, body: &[u8]) -> Result<(u16, String), ureq::Error> {
-        let mut req = self.agent.post(&self.endpoint()).header("Content-Type", "application/json");
-        if let Some(key) = &self.server.key {
-            req = req.header("Authorization", &format!("Bearer {key}"));
-        }
-        let mut resp = req.send(body)?;
-        let status = resp.status().as_u16();
-        let text = resp.body_mut().with_config().limit(256 << 20).read_to_string()?;
-        Ok((status, text))
+        self.server.post(&self.agent, "embeddings", body, 256 << 20)
     }
 
     /// What to tell the user of a request the server refused.

@@ -29,30 +29,14 @@ impl ServedReranker {
         if name.is_empty() {
             bail!("`{SERVED_PREFIX}` names no reranker: use {SERVED_PREFIX}NAME, NAME as the server calls it");
         }
-        let mut config = ureq::Agent::config_builder()
-            .timeout_connect(Some(Duration::from_secs(2)))
-            .timeout_global(Some(Duration::from_secs(30)))
-            .http_status_as_error(false);
-        if server.is_local() {
-            config = config.proxy(None);
-        }
-        let mut r = ServedReranker { name: name.to_string(), server, agent: config.build().into() };
+        let agent = server.agent(Duration::from_secs(2), Duration::from_secs(30));
+        let mut r = ServedReranker { name: name.to_string(), server, agent };
         r.score("qsearch", &["qsearch"])?;
         Ok(r)
     }
 
-    fn endpoint(&self) -> String {
-        format!("{}/rerank", self.server.url.trim_end_matches('/'))
-    }
-
     fn send(&self, body: &[u8]) -> Result<(u16, String), ureq::Error> {
-        let mut req = self.agent.post(&self.endpoint()).header("Content-Type", "application/json");
-        if let Some(key) = &self.server.key {
-            req = req.header("Authorization", &format!("Bearer {key}"));
-        }
-        let mut resp = req.send(body)?;
-        let status = resp.status().as_u16();
-        Ok((status, resp.body_mut().with_config().limit(64 << 20).read_to_string()?))
+        self.server.post(&self.agent, "rerank", body, 64 << 20)
     }
 }
 

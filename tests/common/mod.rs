@@ -123,3 +123,41 @@ pub fn stand_in_plan() -> qsearch::embed::load::Plan {
 }
 
 pub mod pdf;
+
+/// One HTTP/1.1 request read from a test server's connection: its request line, its
+/// `Authorization` header and its body.
+pub fn read_request(stream: &std::net::TcpStream) -> (String, Option<String>, Vec<u8>) {
+    use std::io::{BufRead, Read};
+    let mut reader = std::io::BufReader::new(stream);
+    let mut line = String::new();
+    reader.read_line(&mut line).unwrap();
+    let (mut length, mut auth) = (0, None);
+    loop {
+        let mut header = String::new();
+        reader.read_line(&mut header).unwrap();
+        let header = header.trim_end();
+        if header.is_empty() {
+            break;
+        }
+        let (name, value) = header.split_once(':').unwrap();
+        match name.to_ascii_lowercase().as_str() {
+            "content-length" => length = value.trim().parse().unwrap(),
+            "authorization" => auth = Some(value.trim().to_string()),
+            _ => {}
+        }
+    }
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body).unwrap();
+    (line, auth, body)
+}
+
+/// Answers a test server's request with `status` and a JSON body, then closes.
+pub fn write_json(mut stream: std::net::TcpStream, status: u16, reply: &serde_json::Value) {
+    use std::io::Write;
+    let reply = reply.to_string();
+    let _ = write!(
+        stream,
+        "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{reply}",
+        reply.len()
+    );
+}
