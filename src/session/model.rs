@@ -10,6 +10,7 @@
 //! there and nothing loads here; when it fails, this process loads its own (once) and goes on.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -48,7 +49,43 @@ pub enum ModelState {
 /// Called on every change of [`ModelState`] (from the loading thread).
 pub type Listener = Arc<dyn Fn(&ModelState) + Send + Sync>;
 
-type Warm = Arc<Mutex<Box<dyn Embedder>>>;
+type Warm = Arc<WarmCell>;
+
+/// The loaded model, shared by queries and a writer. Queries go first: a writer's batch waits
+/// while a query waits, so a query waits at most for the batch the model is on. (A plain mutex
+/// let the writer's thread take the model again batch after batch: queries through a watcher's
+/// daemon waited for minutes while it embedded a burst of files.)
+pub(crate) struct WarmCell {
+    embedder: Mutex<Box<dyn Embedder>>,
+    queries: AtomicUsize,
+}
+
+impl WarmCell {
+    fn new(embedder: Box<dyn Embedder>) -> WarmCell {
+        WarmCell { embedder: Mutex::new(embedder), queries: AtomicUsize::new(0) }
+    }
+
+    /// The model for a query, ahead of any writer's next batch.
+    fn for_query(&self) -> MutexGuard<'_, Box<dyn Embedder>> {
+        self.queries.fetch_add(1, Ordering::SeqCst);
+        let guard = self.embedder.lock().unwrap_or_else(|p| p.into_inner());
+        self.queries.fetch_sub(1, Ordering::SeqCst);
+        guard
+    }
+
+    /// The model for a writer's batch, once no query waits for it.
+    fn for_documents(&self) -> MutexGuard<'_, Box<dyn Embedder>> {
+        loop {
+            while self.queries.load(Ordering::SeqCst) > 0 {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            let guard = self.embedder.lock().unwrap_or_else(|p| p.into_inner());
+            if self.queries.load(Ordering::SeqCst) == 0 {
+                return guard;
+            }
+        }
+    }
+}
 
 /// A warm model in another process (the daemon), asked before this one loads its own.
 pub trait Remote: Send + Sync {
@@ -370,7 +407,7 @@ impl WarmModel {
             Slot::Idle => return Err(KeywordOnly::NoModel),
             _ => return Err(KeywordOnly::ModelLoading),
         };
-        let mut embedder = warm.lock().unwrap_or_else(|p| p.into_inner());
+        let mut embedder = warm.for_query();
         let vector = embed_query(embedder.as_mut(), text).map_err(|e| KeywordOnly::ModelUnavailable(format!("{e:#}")));
         drop(embedder);
         if vector.is_ok() {
@@ -414,7 +451,7 @@ fn settled(key: &Key, loaded: Result<(Box<dyn Embedder>, Vec<String>)>) -> Slot 
             let state =
                 ModelState::Ready { model: key.model.to_string(), device: embedder.device().to_string(), notes };
             let tokenizer = Box::new(embedder.tokenizer().cloned());
-            Slot::Ready { key: key.clone(), embedder: Arc::new(Mutex::new(embedder)), tokenizer, state }
+            Slot::Ready { key: key.clone(), embedder: Arc::new(WarmCell::new(embedder)), tokenizer, state }
         }
         Err(e) => {
             tracing::warn!("the model {} could not be loaded: {e:#}", key.model);
@@ -490,7 +527,7 @@ pub struct Shared {
 impl Shared {
     fn new(inner: Warm, tokenizer: Option<tokenizers::Tokenizer>) -> Shared {
         let (fingerprint, model_id, dims, max_tokens, device) = {
-            let e = inner.lock().unwrap_or_else(|p| p.into_inner());
+            let e = inner.for_query();
             (e.fingerprint(), e.model_id().to_string(), e.dims(), e.max_tokens(), e.device())
         };
         Shared { inner, tokenizer, fingerprint, model_id, dims, max_tokens, device }
@@ -516,7 +553,50 @@ impl Embedder for Shared {
     fn tokenizer(&self) -> Option<&tokenizers::Tokenizer> {
         self.tokenizer.as_ref()
     }
+    /// About one model batch at a time (the writer asks 64 texts at once, seconds of work), so a
+    /// query waits at most for one.
     fn embed(&mut self, texts: &[&str], kind: InputKind) -> Result<Embedded> {
-        self.inner.lock().unwrap_or_else(|p| p.into_inner()).embed(texts, kind)
+        let mut out = Embedded { vectors: Vec::with_capacity(texts.len()), tokens: 0, truncated: 0 };
+        for slice in slices(texts, SLICE_BYTES) {
+            let part = self.inner.for_documents().embed(slice, kind)?;
+            out.vectors.extend(part.vectors);
+            out.tokens += part.tokens;
+            out.truncated += part.truncated;
+        }
+        Ok(out)
+    }
+}
+
+/// Text a writer's call to the shared model holds it for: about one 512-token batch.
+const SLICE_BYTES: usize = 2048;
+
+/// `texts` in runs of at most `max_bytes` (a longer text is a run of its own), in order.
+fn slices<'a, 'b>(texts: &'a [&'b str], max_bytes: usize) -> Vec<&'a [&'b str]> {
+    let mut runs = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (i, text) in texts.iter().enumerate() {
+        if i > start && bytes + text.len() > max_bytes {
+            runs.push(&texts[start..i]);
+            (start, bytes) = (i, 0);
+        }
+        bytes += text.len();
+    }
+    if start < texts.len() {
+        runs.push(&texts[start..]);
+    }
+    runs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::slices;
+
+    #[test]
+    fn a_writers_texts_go_to_the_model_in_runs_of_about_one_batch() {
+        let texts = ["aaaa", "bb", "cccccccc", "d", "ee"];
+        let runs = slices(&texts, 6);
+        assert_eq!(runs, [&["aaaa", "bb"][..], &["cccccccc"], &["d", "ee"]]);
+        assert_eq!(runs.concat(), texts, "every text once, in order");
+        assert!(slices(&[], 6).is_empty());
     }
 }
