@@ -25,21 +25,6 @@ fn crash_options() -> indexer::Options {
     options
 }
 
-fn make_tree(root: &Path) {
-    for i in 0..300 {
-        let body: String = (0..12)
-            .map(|p| {
-                format!(
-                    "## Section {p}\n\nNote {i} paragraph {p}: words about topic{} and item{}.\n\n",
-                    (i * 7 + p) % 50,
-                    i * 13 + p
-                )
-            })
-            .collect();
-        common::write(root, &format!("dir{}/note{i}.md", i % 10), format!("# Note {i}\n\n{body}"));
-    }
-}
-
 fn run_index(index: &Path, root: &Path) -> Child {
     common::qsearch(index)
         .args(["index", "--model", "stand-in", "--quiet", "--chunk-tokens", "32", "--chunk-overlap", "0"])
@@ -123,7 +108,7 @@ fn kill_after(mut child: Child, delay: Duration) -> Outcome {
 fn killed_at_any_moment_the_index_stays_consistent_and_finishes_equal() {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("tree");
-    make_tree(&root);
+    common::note_tree(&root, 300, 12, 10);
 
     let reference = tmp.path().join("reference");
     let t0 = Instant::now();

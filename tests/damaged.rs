@@ -17,21 +17,6 @@ const CHUNKING: [&str; 4] = ["--chunk-tokens", "32", "--chunk-overlap", "0"];
 const QUERIES: [&str; 5] =
     ["words about topic3", "Note 17 paragraph 2", "item 120 section", "topic41 and item", "quick brown fox"];
 
-fn make_tree(root: &Path, notes: usize) {
-    for i in 0..notes {
-        let body: String = (0..8)
-            .map(|p| {
-                format!(
-                    "## Section {p}\n\nNote {i} paragraph {p}: words about topic{} and item{}.\n\n",
-                    (i * 7 + p) % 50,
-                    i * 13 + p
-                )
-            })
-            .collect();
-        common::write(root, &format!("dir{}/note{i}.md", i % 6), format!("# Note {i}\n\n{body}"));
-    }
-}
-
 fn index(index: &Path, extra: &[&str], root: Option<&Path>) -> Output {
     let mut cmd = common::qsearch(index);
     cmd.args(["index", "--model", "stand-in"]).args(CHUNKING).args(extra);
@@ -120,7 +105,7 @@ struct Clean {
 fn clean(notes: usize) -> Clean {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("tree");
-    make_tree(&root, notes);
+    common::note_tree(&root, notes, 8, 6);
     let idx = tmp.path().join("clean");
     ok(&index(&idx, &["--quiet"], Some(&root)));
     let (answers, stderr) = answers(&idx);
@@ -263,7 +248,7 @@ fn a_deleted_wal_loses_only_the_work_in_it_and_the_vector_file_is_not_trusted() 
     let held = rusqlite::Connection::open(live.join(qsearch::store::DB_FILE)).unwrap();
     held.query_row("SELECT count(*) FROM meta", [], |r| r.get::<_, i64>(0)).unwrap();
     // More notes, one changed, one gone.
-    make_tree(&clean_v1.root, 90);
+    common::note_tree(&clean_v1.root, 90, 8, 6);
     common::write(&clean_v1.root, "dir1/note1.md", "# Note 1\n\nRewritten: quick brown fox.\n");
     std::fs::remove_file(clean_v1.root.join("dir2/note2.md")).unwrap();
     ok(&index(&live, &["--quiet"], None));
@@ -357,7 +342,7 @@ impl Drop for Tmpfs {
 fn a_full_disk_says_where_how_much_and_that_nothing_was_lost_then_a_rerun_finishes() {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("tree");
-    make_tree(&root, 300);
+    common::note_tree(&root, 300, 8, 6);
     let Some(disk) = Tmpfs::mount(&tmp.path().join("small"), "1536k") else { return };
     let idx = disk.0.join("idx");
 

@@ -1371,30 +1371,9 @@ fn served() -> &'static Served {
 
 /// The `search` tool's steps (`src/mcp/tools.rs`): arguments, filter, request, engine.
 fn search_tool(engine: &qsearch::mcp::Engine, args: serde_json::Value) -> Result<(), TestCaseError> {
-    use qsearch::mcp::engine::SearchRequest;
     use qsearch::mcp::tools::SearchParams;
     let Ok(p) = serde_json::from_value::<SearchParams>(args) else { return Ok(()) };
-    let filter = Filter::from_parts(
-        p.path.as_deref(),
-        p.types.as_slice(),
-        p.tags.as_deref().unwrap_or_default(),
-        p.since.as_deref(),
-        p.until.as_deref(),
-        chrono::Local::now(),
-    );
-    let Ok(filter) = filter else { return Ok(()) };
-    let around = qsearch::session::Around {
-        lines: p.context_lines.unwrap_or(0).min(50) as usize,
-        neighbours: p.neighbours.unwrap_or(false),
-    };
-    let req = SearchRequest {
-        query: p.query,
-        k: p.k.map(|k| k as usize),
-        mode: p.mode.map(Into::into),
-        filter,
-        around,
-        rerank: false,
-    };
+    let Ok(req) = p.request() else { return Ok(()) };
     if let Ok(out) = engine.search(&req) {
         prop_assert!(out.hits.len() <= qsearch::mcp::engine::MAX_K);
         for h in &out.hits {

@@ -80,6 +80,33 @@ pub struct SearchParams {
 /// Most lines of context a hit gets on each side.
 const MAX_CONTEXT_LINES: u32 = 50;
 
+impl SearchParams {
+    /// The engine's request for these arguments; a filter value that cannot be read is an error
+    /// the agent reads, like a missing query.
+    pub fn request(self) -> anyhow::Result<SearchRequest> {
+        let filter = Filter::from_parts(
+            self.path.as_deref(),
+            self.types.as_slice(),
+            self.tags.as_deref().unwrap_or_default(),
+            self.since.as_deref(),
+            self.until.as_deref(),
+            chrono::Local::now(),
+        )?;
+        let around = Around {
+            lines: self.context_lines.unwrap_or(0).min(MAX_CONTEXT_LINES) as usize,
+            neighbours: self.neighbours.unwrap_or(false),
+        };
+        Ok(SearchRequest {
+            query: self.query,
+            k: self.k.map(|k| k as usize),
+            mode: self.mode.map(Mode::from),
+            filter,
+            around,
+            rerank: self.rerank.unwrap_or(false),
+        })
+    }
+}
+
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct GetParams {
     /// The file: a `path` from a search hit, or a path relative to an indexed folder. Give this or `chunk_id`.
@@ -129,30 +156,9 @@ impl Server {
         annotations(title = "Search the index", read_only_hint = true, open_world_hint = false)
     )]
     async fn search(&self, Parameters(p): Parameters<SearchParams>) -> Result<CallToolResult, ErrorData> {
-        let filter = Filter::from_parts(
-            p.path.as_deref(),
-            p.types.as_slice(),
-            p.tags.as_deref().unwrap_or_default(),
-            p.since.as_deref(),
-            p.until.as_deref(),
-            chrono::Local::now(),
-        );
-        // A filter value that cannot be read is a tool error the agent reads, like a missing query.
-        let filter = match filter {
-            Ok(f) => f,
+        let req = match p.request() {
+            Ok(req) => req,
             Err(e) => return Ok(CallToolResult::error(vec![ContentBlock::text(e.to_string())])),
-        };
-        let around = Around {
-            lines: p.context_lines.unwrap_or(0).min(MAX_CONTEXT_LINES) as usize,
-            neighbours: p.neighbours.unwrap_or(false),
-        };
-        let req = SearchRequest {
-            query: p.query,
-            k: p.k.map(|k| k as usize),
-            mode: p.mode.map(Mode::from),
-            filter,
-            around,
-            rerank: p.rerank.unwrap_or(false),
         };
         let engine = self.engine.clone();
         blocking(move || engine.search(&req).map(|out| structured(&out))).await

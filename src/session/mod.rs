@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use crate::embed::load::Plan;
 use crate::rerank::{self, Cost, Reranked, Reranker};
-use crate::search::{Filter, Hit, KeywordOnly, Mode, Query, Results, Searcher};
+use crate::search::{Filter, KeywordOnly, Mode, Query, Results, Searcher};
 use crate::store::Fingerprint;
 
 pub use context::{Around, HitContext};
@@ -281,22 +281,17 @@ impl Session {
                 answer.notes.push(Note::NotReranked("no reranker is set: see `qsearch search --help`".into()))
             }
             Some(Some(r)) if !answer.results.hits.is_empty() => {
-                // Contexts follow their hits.
-                let mut pairs: Vec<(Hit, Option<HitContext>)> =
-                    answer.results.hits.drain(..).zip(answer.context.drain(..)).collect();
-                let mut hits: Vec<Hit> = pairs.iter().map(|p| p.0.clone()).collect();
-                match rerank::rerank(r.reranker.as_mut(), &mut r.cost, r.budget, &query.text, &mut hits) {
+                let before: Vec<i64> = answer.results.hits.iter().map(|h| h.chunk_id).collect();
+                let hits = &mut answer.results.hits;
+                match rerank::rerank(r.reranker.as_mut(), &mut r.cost, r.budget, &query.text, hits) {
                     Ok(done) => {
+                        // Contexts follow their hits.
                         let mut context: std::collections::HashMap<i64, Option<HitContext>> =
-                            pairs.drain(..).map(|(h, c)| (h.chunk_id, c)).collect();
+                            before.into_iter().zip(answer.context.drain(..)).collect();
                         answer.context = hits.iter().map(|h| context.remove(&h.chunk_id).flatten()).collect();
-                        answer.results.hits = hits;
                         answer.reranked = Some(Box::new(done));
                     }
-                    Err(e) => {
-                        (answer.results.hits, answer.context) = pairs.into_iter().unzip();
-                        answer.notes.push(Note::NotReranked(format!("{e:#}")));
-                    }
+                    Err(e) => answer.notes.push(Note::NotReranked(format!("{e:#}"))),
                 }
             }
             Some(Some(_)) => {}

@@ -161,3 +161,20 @@ pub fn write_json(mut stream: std::net::TcpStream, status: u16, reply: &serde_js
         reply.len()
     );
 }
+
+/// `notes` Markdown notes of `sections` sections each, spread over `dirs` folders under `root`:
+/// a tree for indexing runs to interrupt or damage.
+pub fn note_tree(root: &Path, notes: usize, sections: usize, dirs: usize) {
+    for i in 0..notes {
+        let body: String = (0..sections)
+            .map(|p| {
+                format!(
+                    "## Section {p}\n\nNote {i} paragraph {p}: words about topic{} and item{}.\n\n",
+                    (i * 7 + p) % 50,
+                    i * 13 + p
+                )
+            })
+            .collect();
+        write(root, &format!("dir{}/note{i}.md", i % dirs), format!("# Note {i}\n\n{body}"));
+    }
+}
