@@ -34,10 +34,27 @@ impl Watcher {
         wait_for("the watcher to be ready", || qsearch::watch::State::read(index).is_some_and(|s| s.ready));
         w
     }
+
+    /// SIGKILL: the watcher dies wherever it is, as on a crash (its socket stays behind).
+    fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        std::mem::forget(self);
+    }
 }
 
 impl Drop for Watcher {
+    /// Stopped as a user stops it (SIGTERM), so that it removes its daemon socket; killed only
+    /// if it has not ended within a few seconds.
     fn drop(&mut self) {
+        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
+        let t = Instant::now();
+        while t.elapsed() < Duration::from_secs(10) {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
         let _ = &self.index;
@@ -215,7 +232,7 @@ fn a_burst_with_searches_running_and_a_kill_mid_batch() {
         common::write(&root, &format!("burst/{}/f{i}.md", i % 100), format!("burst note {i} about topic{}\n", i % 37));
     }
     std::thread::sleep(Duration::from_millis(700));
-    drop(w); // SIGKILL in the middle of absorbing the burst
+    w.kill(); // in the middle of absorbing the burst
     let _w = Watcher::start(&index, &root);
     assert_converges(&index, &root, tmp.path(), "a burst of 10,000 files and a kill");
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
