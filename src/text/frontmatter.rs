@@ -61,6 +61,9 @@ pub fn read(text: &str) -> Option<Frontmatter> {
 
 fn from_yaml(block: &str) -> Frontmatter {
     use yaml_rust2::{Yaml, YamlLoader};
+    if let Some(nodes) = yaml_nodes_over(block, MAX_YAML_NODES) {
+        return broken(format!("frontmatter's YAML aliases expand to over {nodes} values: not read"));
+    }
     let docs = match YamlLoader::load_from_str(block) {
         Ok(docs) => docs,
         Err(e) => return broken(format!("frontmatter is not valid YAML ({e})")),
@@ -86,6 +89,58 @@ fn from_yaml(block: &str) -> Frontmatter {
     }
     each_once(&mut fm.tags);
     fm
+}
+
+/// The most values a front matter block may hold once its aliases are expanded. The YAML loader
+/// copies an anchored value at every alias, so a few hundred bytes of nested aliases (a
+/// "billion laughs") would otherwise take minutes and gigabytes; real front matter holds tens
+/// (a million values, as a generated list of tags, read in well under a second).
+const MAX_YAML_NODES: u64 = 1_000_000;
+
+/// `Some(limit)` when `block`, its aliases expanded, holds more than `limit` values. Counted on
+/// the parser's events (linear in the text), before anything is expanded.
+fn yaml_nodes_over(block: &str, limit: u64) -> Option<u64> {
+    use yaml_rust2::parser::{Event, EventReceiver, Parser};
+    #[derive(Default)]
+    struct Count {
+        open: Vec<(usize, u64)>,
+        anchored: std::collections::HashMap<usize, u64>,
+        total: u64,
+    }
+    impl Count {
+        fn add(&mut self, anchor: usize, n: u64) {
+            if anchor > 0 {
+                self.anchored.insert(anchor, n);
+            }
+            match self.open.last_mut() {
+                Some((_, size)) => *size = size.saturating_add(n),
+                None => self.total = self.total.saturating_add(n),
+            }
+        }
+    }
+    impl EventReceiver for Count {
+        fn on_event(&mut self, ev: Event) {
+            match ev {
+                Event::Scalar(_, _, anchor, _) => self.add(anchor, 1),
+                Event::SequenceStart(anchor, _) | Event::MappingStart(anchor, _) => self.open.push((anchor, 1)),
+                Event::SequenceEnd | Event::MappingEnd => {
+                    if let Some((anchor, n)) = self.open.pop() {
+                        self.add(anchor, n)
+                    }
+                }
+                Event::Alias(id) => {
+                    let n = self.anchored.get(&id).copied().unwrap_or(1);
+                    self.add(0, n)
+                }
+                _ => {}
+            }
+        }
+    }
+    let mut count = Count::default();
+    // A parse error is the loader's to report.
+    let _ = Parser::new_from_str(block).load(&mut count, true);
+    let most = count.open.iter().fold(count.total, |t, (_, n)| t.saturating_add(*n));
+    (most > limit).then_some(limit)
 }
 
 fn yaml_scalar(y: &yaml_rust2::Yaml) -> Option<String> {
@@ -249,6 +304,21 @@ mod tests {
         assert_eq!(tags("---\nkeywords: [a]\ncategories: b\ntag: a\n---\n"), vec!["a", "b"]);
         assert_eq!(tags("---\ntags: [2024, true]\n---\n"), vec!["2024", "true"]);
         assert_eq!(tags("---\ntitle: x\n...\nbody"), Vec::<String>::new());
+    }
+
+    #[test]
+    fn aliases_are_read_but_a_billion_laughs_is_refused_before_it_expands() {
+        assert_eq!(tags("---\nbase: &t [rust, cli]\ntags: *t\n---\n"), vec!["rust", "cli"]);
+        // Ten values, then six levels of ten aliases each: 10^7 once expanded (seconds and
+        // gigabytes; three more levels would take hours), 200 bytes here.
+        let mut y = String::from("---\na0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+        for i in 1..7 {
+            y += &format!("a{i}: &a{i} [{}]\n", vec![format!("*a{}", i - 1); 10].join(", "));
+        }
+        y += "tags: [deep]\n---\nbody\n";
+        let fm = read(&y).unwrap();
+        assert!(fm.error.as_deref().is_some_and(|e| e.contains("aliases")), "{:?}", fm.error);
+        assert!(fm.tags.is_empty());
     }
 
     #[test]
@@ -439,3 +509,4 @@ deadline: 2024-03-02
         assert_eq!(normalise("#"), None);
     }
 }
+
