@@ -509,4 +509,3 @@ deadline: 2024-03-02
         assert_eq!(normalise("#"), None);
     }
 }
-
