@@ -45,6 +45,12 @@ Usage:
   python scripts/qwen3_graph.py --size tiny --plain --compare --out tests/fixtures/qwen3-plain/model.onnx
   python scripts/qwen3_graph.py --size full --out target/bench-models/qwen3-full-fp32/model.onnx
   python scripts/qwen3_graph.py --size full --int8 --out target/bench-models/qwen3-full-int8/model.onnx
+  python scripts/qwen3_graph.py --size tiny --reranker --out tests/fixtures/qwen3-reranker-tiny/model.onnx
+
+`--reranker` makes the same model a Qwen3-Reranker: the graph ends in the two rows of the tied
+output projection (the token table's rows) that score "no" (2152) and "yes" (9693), as
+`logits` float32 [batch_size, sequence_length, 2] = [no, yes], in place of last_hidden_state
+(the key/value outputs stay). The reranker's score is softmax(logits[:, -1])[1].
 """
 from __future__ import annotations
 
@@ -58,6 +64,8 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 VOCAB = 151669
+# The Qwen3 tokenizer's ids of "no" and "yes" (the reranker's two answers).
+NO_ID, YES_ID = 2152, 9693
 
 SIZES = {
     # tiny: committed test fixture; real vocabulary so real tokenizer ids work.
@@ -147,7 +155,7 @@ def rope_cache(cfg: dict) -> tuple[np.ndarray, np.ndarray]:
     return np.cos(freqs).astype(np.float32), np.sin(freqs).astype(np.float32)
 
 
-def build_model(cfg: dict, w: dict[str, np.ndarray]) -> onnx.ModelProto:
+def build_model(cfg: dict, w: dict[str, np.ndarray], reranker: bool = False) -> onnx.ModelProto:
     H = cfg["hidden_size"]
     D = cfg["head_dim"]
     nq = cfg["num_attention_heads"]
@@ -174,7 +182,10 @@ def build_model(cfg: dict, w: dict[str, np.ndarray]) -> onnx.ModelProto:
         helper.make_tensor_value_info("attention_mask", TensorProto.INT64, [B, T]),
         helper.make_tensor_value_info("position_ids", TensorProto.INT64, [B, S]),
     ]
-    outputs = [helper.make_tensor_value_info("last_hidden_state", TensorProto.FLOAT, [B, S, H])]
+    if reranker:
+        outputs = [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [B, S, 2])]
+    else:
+        outputs = [helper.make_tensor_value_info("last_hidden_state", TensorProto.FLOAT, [B, S, H])]
     for i in range(L):
         for kv in ("key", "value"):
             inputs.append(helper.make_tensor_value_info(f"past_key_values.{i}.{kv}", TensorProto.FLOAT, [B, nkv, P, D]))
@@ -269,6 +280,10 @@ def build_model(cfg: dict, w: dict[str, np.ndarray]) -> onnx.ModelProto:
     init("model.norm.weight", w["norm.weight"])
     node("SkipSimplifiedLayerNormalization", [pending, residual, "model.norm.weight"], ["last_hidden_state"],
          "/model/norm", domain="com.microsoft", epsilon=eps)
+    if reranker:
+        # lm_head is tied to the token table: its "no" and "yes" rows, as [hidden, 2]
+        init("lm_head.no_yes.T", w["embed_tokens.weight"][[NO_ID, YES_ID]].T)
+        node("MatMul", ["last_hidden_state", "lm_head.no_yes.T"], ["logits"], "/lm_head/MatMul")
 
     graph = helper.make_graph(nodes, "qwen3_random", inputs, outputs, initializer=inits)
     model = helper.make_model(
@@ -513,6 +528,9 @@ def main(argv=None) -> int:
                     help="quantize with onnxruntime quantize_dynamic (QInt8 signed weights); "
                          "the fp32 graph is written next to --out as <out>.fp32.onnx first")
     ap.add_argument("--config-out", help="also write the dims as JSON here")
+    ap.add_argument("--reranker", action="store_true",
+                    help="a Qwen3-Reranker: `logits` [batch, seq, 2] (the no and yes rows of the tied output "
+                         "projection) in place of last_hidden_state")
     ap.add_argument("--plain", action="store_true",
                     help="standard ONNX operators only, as torch.onnx exports Qwen3 (no contrib operators, "
                          "no key/value cache); same weights for the same seed")
@@ -529,7 +547,9 @@ def main(argv=None) -> int:
             print(f"the plain graph differs from the contrib graph by {diff}", file=sys.stderr)
             return 1
     w = make_weights(cfg, args.seed, SCALES[args.size])
-    model = build_plain_model(cfg, w) if args.plain else build_model(cfg, w)
+    if args.reranker and args.plain:
+        ap.error("--reranker builds the contrib layout only")
+    model = build_plain_model(cfg, w) if args.plain else build_model(cfg, w, reranker=args.reranker)
     del w
     counts = op_counts(model)
     big = args.size == "full"
@@ -555,10 +575,12 @@ def main(argv=None) -> int:
 
     if args.config_out:
         with open(args.config_out, "w") as f:
-            json.dump(dict(cfg, model_type="qwen3", seed=args.seed, weight_scales=SCALES[args.size],
+            extra = dict(reranker_head=["no", "yes"], no_id=NO_ID, yes_id=YES_ID) if args.reranker else {}
+            json.dump(dict(cfg, **extra, model_type="qwen3", seed=args.seed, weight_scales=SCALES[args.size],
                            generator="scripts/qwen3_graph.py"), f, indent=2)
             f.write("\n")
-    print(json.dumps({"out": args.out, "size": args.size, "int8": args.int8, "op_counts": counts}))
+    print(json.dumps({"out": args.out, "size": args.size, "int8": args.int8, "reranker": args.reranker,
+                      "op_counts": counts}))
     return 0
 
 

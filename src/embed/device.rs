@@ -159,7 +159,7 @@ pub fn wanted(device: Device) -> Option<Backend> {
 
 /// Creates the session on `device`; a device that cannot be used falls back to the CPU, and the
 /// placement says so.
-pub(super) fn session(
+pub fn session(
     runtime: &Runtime,
     model: &Path,
     device: Device,

