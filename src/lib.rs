@@ -9,6 +9,8 @@ pub mod doctor;
 pub mod embed;
 pub mod eval;
 pub mod indexer;
+// The MCP server: built with the `mcp` feature (on by default).
+#[cfg(feature = "mcp")]
 pub mod mcp;
 pub mod models;
 pub mod paths;

@@ -55,6 +55,7 @@ fn index_then_search_as_json() {
 /// beside it is left out with the reason. An index from before this (schema 4) reads its pages
 /// again at the next `index`.
 #[test]
+#[cfg(feature = "html")]
 fn an_html_page_is_searched_by_its_text_and_headed_by_its_headings() {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("site");

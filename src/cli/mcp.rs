@@ -2,18 +2,37 @@
 //! or with `--http` on a local URL. The server lives in the library (`qsearch::mcp`); this
 //! decides, as the other commands do, which model an index gets, and runs it on a small async
 //! runtime.
+//!
+//! A build without the `mcp` feature has the command too, from `no_mcp.rs`: it says what the
+//! build lacks and how to get it.
 
+#[cfg(not(feature = "mcp"))]
+#[path = "no_mcp.rs"]
+mod without;
+#[cfg(not(feature = "mcp"))]
+pub use without::{Args, run};
+
+#[cfg(feature = "mcp")]
 use std::process::ExitCode;
+#[cfg(feature = "mcp")]
 use std::sync::Arc;
+#[cfg(feature = "mcp")]
 use std::sync::atomic::{AtomicBool, Ordering};
 
+#[cfg(feature = "mcp")]
 use anyhow::Result;
+#[cfg(feature = "mcp")]
 use qsearch::config::Config;
+#[cfg(feature = "mcp")]
 use qsearch::mcp::token::Token;
+#[cfg(feature = "mcp")]
 use qsearch::mcp::{self, Engine, Setup, http};
+#[cfg(feature = "mcp")]
 use qsearch::session::Defaults;
+#[cfg(feature = "mcp")]
 use tokio_util::sync::CancellationToken;
 
+#[cfg(feature = "mcp")]
 #[derive(clap::Args)]
 pub struct Args {
     /// Serve MCP's streamable HTTP transport at http://ADDR/mcp instead of stdio (default
@@ -30,6 +49,7 @@ pub struct Args {
     pub token: bool,
 }
 
+#[cfg(feature = "mcp")]
 pub fn run(config: &Config, args: Args) -> Result<ExitCode> {
     let engine = Arc::new(Engine::new(Setup {
         index_dir: config.index_dir(),
@@ -90,6 +110,7 @@ pub fn run(config: &Config, args: Args) -> Result<ExitCode> {
 
 /// The host a client names to reach `local`: the machine's name when it listens on every
 /// address (`0.0.0.0`, `[::]`), else the address.
+#[cfg(feature = "mcp")]
 fn client_host(local: std::net::SocketAddr) -> String {
     if !local.ip().is_unspecified() {
         return local.to_string();
@@ -106,6 +127,7 @@ fn client_host(local: std::net::SocketAddr) -> String {
 
 /// Cancelled by Ctrl-C or SIGTERM (the server then stops accepting and ends its sessions); a
 /// second signal exits at once.
+#[cfg(feature = "mcp")]
 fn stop_on_signal() -> CancellationToken {
     let stop = CancellationToken::new();
     let token = stop.clone();

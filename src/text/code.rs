@@ -3,6 +3,9 @@
 //! is cut inside (a container into its members, anything else by lines), and small neighbours
 //! share a chunk up to the size limit. Comments and attributes go with what follows them. Files
 //! of other languages, or that do not parse, are left to the plain-text chunker.
+//!
+//! Built with the `tree-sitter` feature (on by default). Without it, `text::code` is a stub
+//! (in `text/mod.rs`) whose `split` answers `None`: every code file is chunked as plain text.
 
 use std::cell::RefCell;
 use std::collections::HashMap;

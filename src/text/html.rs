@@ -9,6 +9,9 @@
 //! on every page, would otherwise be every page's first chunk), and, where the page marks its
 //! main content (`<main>`), everything around it. Links keep their words, images their
 //! alternative text.
+//!
+//! Built with the `html` feature (on by default); without it pages are read by the plain scan
+//! of `text::html_plain`.
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;

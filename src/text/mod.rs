@@ -1,15 +1,33 @@
 //! From raw bytes to chunks: decoding, file kinds, chunking, and keyword-index text.
 
 pub mod chunk;
+#[cfg(feature = "tree-sitter")]
 pub mod code;
 pub mod decode;
 pub mod frontmatter;
 pub mod fts;
+#[cfg(feature = "html")]
 pub mod html;
+pub mod html_plain;
 pub mod ident;
 pub mod kind;
 pub mod pdf;
 pub mod tokens;
+
+/// Code chunking in a build without the `tree-sitter` feature (`--no-default-features`): no
+/// grammar, so every code file is chunked as plain text, as files of languages without a grammar
+/// are in the default build.
+#[cfg(not(feature = "tree-sitter"))]
+pub mod code {
+    use super::chunk::{Chunk, Settings};
+    use super::kind::Lang;
+    use text_splitter::ChunkSizer;
+
+    /// Always `None`: the caller chunks the code as text.
+    pub fn split<S: ChunkSizer>(_text: &str, _lang: Lang, _settings: Settings, _sizer: &S) -> Option<Vec<Chunk>> {
+        None
+    }
+}
 
 use std::borrow::Cow;
 use std::sync::LazyLock;
@@ -64,7 +82,11 @@ pub fn readable(bytes: &[u8], kind: Kind) -> Result<Readable, Unreadable> {
         return Err(Unreadable::Minified { line_bytes });
     }
     if kind == Kind::Html {
+        #[cfg(feature = "html")]
         let page = html::page(&decoded.text);
+        // Without html5ever (`--no-default-features`), a plain scan drops the tags.
+        #[cfg(not(feature = "html"))]
+        let page = html_plain::page(&decoded.text);
         return Ok(Readable { text: page.text, lossy: decoded.lossy, note: None, title: page.title });
     }
     Ok(Readable { text: decoded.text, lossy: decoded.lossy, note: None, title: None })

@@ -7,16 +7,19 @@
 //! `catch_unwind` stops, a stack overflow (a form that draws itself: 600 bytes abort the process)
 //! or a reader that never ends, is stopped by reading in a child process ([`read_in_child`]):
 //! the `qsearch` binary reads every PDF so, the child killed after [`CHILD_LIMIT`].
+//!
+//! pdf-extract is built with the `pdf` feature (on by default). Without it every PDF is
+//! [`PdfError::NotBuilt`]: passed over, and the index report says why.
 
-use std::cell::Cell;
 use std::io::{Read, Write};
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::sync::{Once, OnceLock};
+use std::sync::OnceLock;
 use std::time::Duration;
 
+#[cfg(feature = "pdf")]
 use pdf_extract::{Document, PlainTextOutput};
+#[cfg(feature = "pdf")]
 use unicode_normalization::UnicodeNormalization;
 
 /// Between two pages' text.
@@ -30,6 +33,12 @@ pub enum PdfError {
     Encrypted,
     #[error("PDF without a text layer (scanned pages need OCR before they can be searched)")]
     NoText,
+    /// This build has no PDF reader (`--no-default-features`).
+    #[error(
+        "this qsearch was built without PDF support (the `pdf` feature): PDFs are read by one \
+         installed with `cargo install qsearch` (default features) or `--features pdf`"
+    )]
+    NotBuilt,
 }
 
 /// A PDF's text, and how many of its pages could not be read.
@@ -55,6 +64,9 @@ pub fn read_in_child(program: PathBuf, args: Vec<String>) {
 
 /// A PDF's text: in a child process if [`read_in_child`] was called, else here.
 pub fn read(bytes: &[u8]) -> Result<PdfText, PdfError> {
+    if cfg!(not(feature = "pdf")) {
+        return Err(PdfError::NotBuilt);
+    }
     match CHILD.get() {
         Some((program, args)) => in_child(bytes, program, args, CHILD_LIMIT),
         None => text_of(bytes),
@@ -148,6 +160,14 @@ fn exit_words(status: std::process::ExitStatus) -> String {
     status.to_string()
 }
 
+/// A PDF's text, read in this process.
+#[cfg(not(feature = "pdf"))]
+pub fn text_of(_bytes: &[u8]) -> Result<PdfText, PdfError> {
+    Err(PdfError::NotBuilt)
+}
+
+/// A PDF's text, read in this process.
+#[cfg(feature = "pdf")]
 pub fn text_of(bytes: &[u8]) -> Result<PdfText, PdfError> {
     let doc = match quietly(|| Document::load_mem(bytes)) {
         Some(Ok(doc)) => doc,
@@ -189,6 +209,7 @@ pub fn text_of(bytes: &[u8]) -> Result<PdfText, PdfError> {
 
 /// A page's text as searched: typesetting's compatibility characters folded (NFKC: the "ﬁ"
 /// ligature is "fi", so keyword search finds "profile"), no page break inside.
+#[cfg(feature = "pdf")]
 fn plain(page: &str) -> String {
     page.nfkc().map(|c| if c == PAGE_BREAK { '\n' } else { c }).collect()
 }
@@ -198,12 +219,17 @@ pub fn page_starts(text: &str) -> Vec<usize> {
     std::iter::once(0).chain(text.match_indices(PAGE_BREAK).map(|(i, _)| i + PAGE_BREAK.len_utf8())).collect()
 }
 
+#[cfg(feature = "pdf")]
 thread_local! {
-    static QUIET: Cell<bool> = const { Cell::new(false) };
+    static QUIET: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
 /// `f`, or `None` if it panicked; its panic message is not printed.
+#[cfg(feature = "pdf")]
 fn quietly<T>(f: impl FnOnce() -> T) -> Option<T> {
+    use std::cell::Cell;
+    use std::panic::{AssertUnwindSafe, catch_unwind};
+    use std::sync::Once;
     static HOOK: Once = Once::new();
     HOOK.call_once(|| {
         let previous = std::panic::take_hook();
@@ -230,19 +256,29 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "pdf")]
     fn ligatures_are_letters_and_a_page_holds_no_break() {
         assert_eq!(plain("The misﬁts\u{c}ﬂow"), "The misfits\nflow");
     }
 
     #[test]
+    #[cfg(feature = "pdf")]
     fn bytes_that_are_no_pdf_are_broken() {
         assert!(matches!(text_of(b"%PDF-1.4\nnot really"), Err(PdfError::Broken(_))));
         assert!(matches!(text_of(b"hello"), Err(PdfError::Broken(_))));
     }
 
     #[test]
+    #[cfg(feature = "pdf")]
     fn a_panic_inside_is_caught_and_not_printed() {
         assert_eq!(quietly(|| -> u8 { panic!("inside the reader") }), None);
         assert_eq!(quietly(|| 7), Some(7));
+    }
+
+    #[test]
+    #[cfg(not(feature = "pdf"))]
+    fn a_build_without_the_reader_says_so() {
+        assert_eq!(read(b"%PDF-1.4\n").unwrap_err(), PdfError::NotBuilt);
+        assert!(PdfError::NotBuilt.to_string().contains("--features pdf"));
     }
 }

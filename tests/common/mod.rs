@@ -91,6 +91,7 @@ pub fn cosine(a: &[f32], b: &[f32]) -> f64 {
 }
 
 /// The engine with `plan`'s model, as `qsearch mcp` would build it.
+#[cfg(feature = "mcp")]
 pub fn mcp_engine(index: &Path, plan: qsearch::embed::load::Plan) -> qsearch::mcp::Engine {
     qsearch::mcp::Engine::new(qsearch::mcp::Setup {
         index_dir: index.to_path_buf(),
@@ -122,6 +123,7 @@ pub fn stand_in_plan() -> qsearch::embed::load::Plan {
     qsearch::embed::load::Plan::named(qsearch::models::reference::ModelRef::StandIn)
 }
 
+#[cfg(feature = "pdf")]
 pub mod pdf;
 
 /// One HTTP/1.1 request read from a test server's connection: its request line, its
