@@ -24,6 +24,10 @@ pub struct Inputs<'a> {
     pub index_dir: &'a Path,
     /// Whether Qwen3 exports are prepared per device (`prepare_model`).
     pub prepare: bool,
+    /// The reranker the configuration names (`reranker`), and whether every search reranks
+    /// (`rerank`).
+    pub reranker: Option<&'a str>,
+    pub rerank: bool,
 }
 
 /// This build's version and commit (`0.1.0 (c7363cb)`, `0.1.0 (c7363cb-dirty)`, or `0.1.0` when
@@ -53,6 +57,20 @@ pub struct Report {
     pub device: DeviceCheck,
     /// Whether searches embed their queries with a daemon's warm model (`watch`, `serve`).
     pub daemon: crate::daemon::Probe,
+    /// The reranker named, and whether it is here (never a problem: a search it cannot rerank
+    /// says so and keeps its first order).
+    pub reranker: RerankerCheck,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum RerankerCheck {
+    /// None named: searches are not reranked.
+    None,
+    /// On a server (`openai:NAME`): asked at the first reranked search.
+    Served { name: String, rerank: bool },
+    /// On this machine: a catalog reranker or a folder, its files here or not.
+    Local { name: String, rerank: bool, files: Vec<PathBuf>, missing: Vec<String>, fix: Option<String> },
 }
 
 impl Report {
@@ -219,7 +237,46 @@ pub fn check(inputs: &Inputs) -> Report {
         integrity: integrity_check(inputs.index_dir),
         device: device_check(plan, model.as_ref()),
         daemon: crate::daemon::Probe::of(inputs.index_dir),
+        reranker: reranker_check(inputs.reranker, inputs.rerank, model_dir),
     }
+}
+
+/// Whether the reranker named is here, without loading it.
+fn reranker_check(named: Option<&str>, rerank: bool, model_dir: Option<&Path>) -> RerankerCheck {
+    let Some(named) = named else { return RerankerCheck::None };
+    if let Some(name) = named.strip_prefix(crate::models::reference::SERVED_PREFIX) {
+        return RerankerCheck::Served { name: name.to_string(), rerank };
+    }
+    let name = named.to_string();
+    let dir = Path::new(named);
+    if dir.is_dir() {
+        return match crate::rerank::local::folder_files(dir) {
+            Ok((model, tokenizer)) => {
+                RerankerCheck::Local { name, rerank, files: vec![model, tokenizer], missing: vec![], fix: None }
+            }
+            Err(e) => RerankerCheck::Local { name, rerank, files: vec![], missing: vec![format!("{e:#}")], fix: None },
+        };
+    }
+    let Some(spec) = catalog::find_reranker(named) else {
+        let fix = Some("name a reranker of `assets/models.toml`, a folder, or openai:NAME".to_string());
+        return RerankerCheck::Local { name, rerank, files: vec![], missing: vec!["unknown reranker".into()], fix };
+    };
+    let model = spec.as_model();
+    let (mut files, mut missing) = (Vec::new(), Vec::new());
+    for file in &model.files {
+        match source::find_local(&model, file, model_dir) {
+            Some(found) => files.push(found.path),
+            None => missing.push(file.path.clone()),
+        }
+    }
+    let fix = (!missing.is_empty()).then(|| {
+        format!(
+            "fetched from {} at the first reranked search where huggingface.co is reachable; or put its files in \
+             a folder and name that folder with --reranker",
+            spec.hf_repo
+        )
+    });
+    RerankerCheck::Local { name: spec.id, rerank, files, missing, fix }
 }
 
 fn runtime_check(explicit: Option<&Path>) -> RuntimeCheck {

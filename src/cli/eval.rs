@@ -43,10 +43,11 @@ pub struct Args {
     /// lines, for studying the fusion
     #[arg(long)]
     lists: Option<PathBuf>,
-    /// Also rerank hybrid's hits, reported as a fourth mode: with the configured reranker
-    /// (`--reranker openai:NAME`, as `search`'s), or with `oracle`, which scores each hit by the
-    /// data set's own judgements (it proves the reranked order is used, not any model's quality)
-    #[arg(long, value_name = "openai:NAME|oracle")]
+    /// Also rerank hybrid's hits, reported as a fourth mode: with this reranker (as `search
+    /// --reranker` names one: qwen3-reranker, a folder, openai:NAME), or with `oracle`, which
+    /// scores each hit by the data set's own judgements (it proves the reranked order is used,
+    /// not any model's quality)
+    #[arg(long, value_name = "NAME|FOLDER|openai:NAME|oracle")]
     rerank: Option<String>,
     /// Where a served reranker's server is, up to its /v1
     #[arg(long, value_name = "URL")]

@@ -25,6 +25,9 @@ pub struct DoctorArgs {
     /// Print JSON
     #[arg(long)]
     json: bool,
+    /// Check this reranker in place of the configured one (as `search --reranker` names one)
+    #[arg(long, value_name = "NAME|FOLDER|openai:NAME")]
+    reranker: Option<String>,
 }
 
 #[derive(clap::Args)]
@@ -114,7 +117,13 @@ pub fn config(config: &Config, args: ConfigArgs) -> Result<ExitCode> {
 pub fn doctor(config: &Config, args: DoctorArgs) -> Result<ExitCode> {
     let plan = super::plan(config);
     let index_dir = config.index_dir();
-    let report = doctor::check(&doctor::Inputs { plan: &plan, index_dir: &index_dir, prepare: config.prepare_model });
+    let report = doctor::check(&doctor::Inputs {
+        plan: &plan,
+        index_dir: &index_dir,
+        prepare: config.prepare_model,
+        reranker: args.reranker.as_deref().or(config.reranker.as_deref()),
+        rerank: config.rerank,
+    });
     let problems = report.problems();
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
@@ -233,4 +242,20 @@ fn print_doctor(report: &doctor::Report, device: qsearch::embed::device::Device)
         DeviceCheck::Problem { error } => println!("device:   {device}: PROBLEM: {error}"),
     }
     println!("daemon:   {}", report.daemon.describe());
+    let when = |rerank: bool| if rerank { "every search (rerank = true)" } else { "search --rerank" };
+    match &report.reranker {
+        doctor::RerankerCheck::None => println!("reranker: none (--reranker qwen3-reranker, a folder, or openai:NAME)"),
+        doctor::RerankerCheck::Served { name, rerank } => {
+            println!("reranker: openai:{name} on a server, for {}", when(*rerank))
+        }
+        doctor::RerankerCheck::Local { name, rerank, files, missing, fix } => {
+            let state =
+                if missing.is_empty() { "present".to_string() } else { format!("missing {}", missing.join(", ")) };
+            println!("reranker: {name} — {state}, for {}", when(*rerank));
+            files.iter().for_each(|f| println!("    {}", f.display()));
+            if let Some(fix) = fix {
+                println!("    fix: {fix}");
+            }
+        }
+    }
 }

@@ -207,16 +207,21 @@ fn plan(config: &Config) -> Plan {
 }
 
 /// The embedding server of the configuration (default: Ollama on this machine).
-/// The reranker the configuration names (`reranker`, on `reranker_endpoint`), connected; None
-/// when it names none.
+/// The reranker the configuration names (`reranker`: on `reranker_endpoint` when served, else on
+/// this machine), connected or loaded; None when it names none.
 fn reranker(config: &Config) -> Result<Option<Box<dyn qsearch::rerank::Reranker>>> {
     use qsearch::models::reference::SERVED_PREFIX;
     let Some(named) = &config.reranker else { return Ok(None) };
     let Some(name) = named.strip_prefix(SERVED_PREFIX) else {
-        anyhow::bail!(
-            "reranker {named:?}: qsearch reranks with a reranker on a server for now, named \
-             {SERVED_PREFIX}NAME (Infinity, vLLM, llama.cpp's server, TEI: whatever serves /rerank)"
-        )
+        let plan = plan(config);
+        let setup = qsearch::rerank::local::Setup {
+            sources: plan.sources,
+            ort_lib: plan.ort_lib,
+            device: config.device,
+            threads: config.threads,
+        };
+        let mut progress = Progress::new(false);
+        return Ok(Some(Box::new(qsearch::rerank::local::open(named, &setup, &mut |e| progress.on(e))?)));
     };
     let Some(url) = config.reranker_endpoint.clone().or_else(|| config.endpoint.clone()) else {
         anyhow::bail!("reranker {named}: say where its server is with --reranker-endpoint URL (up to /v1)")

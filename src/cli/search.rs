@@ -51,8 +51,10 @@ pub struct Args {
     /// Rerank the first hits with the reranker (`--reranker`, or `reranker` in the config)
     #[arg(long)]
     rerank: bool,
-    /// The reranker: openai:NAME, a model on a server speaking the /rerank API
-    #[arg(long, value_name = "openai:NAME")]
+    /// The reranker: qwen3-reranker (or another of `assets/models.toml`'s rerankers), a folder
+    /// with a reranker's model.onnx and tokenizer.json, or openai:NAME, a model on a server
+    /// speaking the /rerank API
+    #[arg(long, value_name = "NAME|FOLDER|openai:NAME")]
     reranker: Option<String>,
     /// Where the reranker's server is, up to its /v1 (default: --endpoint)
     #[arg(long, value_name = "URL")]

@@ -25,8 +25,22 @@ pub fn run(config: &Config) -> Result<ExitCode> {
         color: std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
         model: super::plan(config),
         log: log_file(),
+        reranker: reranker(config),
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The configured reranker for Ctrl+R (loaded before the UI takes the terminal), with a budget
+/// of at most 100 ms a list: it reranks while the user waits between keystrokes.
+fn reranker(config: &Config) -> Option<tui::worker::Reranking> {
+    let budget = std::time::Duration::from_millis(config.rerank_ms.min(100));
+    match super::reranker(config) {
+        Ok(r) => r.map(|r| (r, budget)),
+        Err(e) => {
+            eprintln!("note: Ctrl+R will not rerank: {e:#}");
+            None
+        }
+    }
 }
 
 /// Log lines go to `tui.log` in the data directory (`QSEARCH_LOG` sets the filter), or nowhere.

@@ -181,7 +181,13 @@ impl LocalReranker {
             instruction: opts.instruction.clone().unwrap_or_else(|| DEFAULT_INSTRUCTION.to_string()),
             pad_id,
             max_tokens,
-            batch_tokens: opts.batch_tokens.max(1),
+            // A whole-vocabulary output is 600 KB a token: smaller batches.
+            batch_tokens: if kind == Kind::YesNo && width != Some(2) {
+                opts.batch_tokens.min(512)
+            } else {
+                opts.batch_tokens
+            }
+            .max(1),
         })
     }
 

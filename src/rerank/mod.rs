@@ -39,14 +39,27 @@ pub struct Cost {
 }
 
 impl Cost {
-    /// How many candidates fit `budget`: all of `available` (up to [`MAX_CANDIDATES`]) before
-    /// anything was measured is too many, so the first call takes [`MIN_CANDIDATES`] * 2.
+    /// How many candidates fit `budget`. Before anything was measured, as many as there are (up
+    /// to [`MAX_CANDIDATES`]): [`rerank`] then measures on the first [`MIN_CANDIDATES`] and
+    /// gives the rest of the budget to as many more as it holds.
     pub fn fit(&self, budget: Duration, available: usize) -> usize {
         let n = match self.per_pair {
-            None => MIN_CANDIDATES * 2,
+            None => MAX_CANDIDATES,
             Some(per) => ((budget.as_secs_f64() - self.fixed).max(0.0) / per.max(1e-6) + 1e-9) as usize,
         };
         n.clamp(MIN_CANDIDATES, MAX_CANDIDATES).min(available)
+    }
+
+    /// Whether a call was measured yet.
+    pub fn measured(&self) -> bool {
+        self.per_pair.is_some()
+    }
+
+    /// How many more pairs fit in `left`, in one more call (none when not measured).
+    fn more(&self, left: Duration, available: usize) -> usize {
+        let Some(per) = self.per_pair else { return 0 };
+        let n = ((left.as_secs_f64() - self.fixed).max(0.0) / per.max(1e-6) + 1e-9) as usize;
+        n.min(available)
     }
 
     /// Learns from a call of `n` pairs that took `took`.
@@ -90,13 +103,20 @@ pub fn rerank(
     query: &str,
     hits: &mut [Hit],
 ) -> Result<Reranked> {
-    let n = cost.fit(budget, hits.len());
-    let documents: Vec<&str> = hits[..n].iter().map(|h| h.text.as_str()).collect();
     let started = Instant::now();
-    let scores = reranker.score(query, &documents)?;
+    // Unmeasured (a reranker's first call): the first few measure the cost, then as many more
+    // as the rest of the budget holds.
+    let measured = cost.measured();
+    let n = if measured { cost.fit(budget, hits.len()) } else { MIN_CANDIDATES.min(hits.len()) };
+    let mut scores = score(reranker, cost, query, &hits[..n])?;
+    if !measured {
+        let more = cost.more(budget.saturating_sub(started.elapsed()), hits.len().min(MAX_CANDIDATES) - n);
+        if more > 0 {
+            scores.extend(score(reranker, cost, query, &hits[n..n + more])?);
+        }
+    }
     let took = started.elapsed();
-    anyhow::ensure!(scores.len() == n, "the reranker {} gave {} scores for {n} documents", reranker.id(), scores.len());
-    cost.record(n, took);
+    let n = scores.len();
     for (hit, score) in hits.iter_mut().zip(scores) {
         hit.rerank_score = Some(score);
     }
@@ -110,6 +130,17 @@ pub fn rerank(
     })
 }
 
+/// One call of the reranker on `hits`, its time recorded in `cost`.
+fn score(reranker: &mut dyn Reranker, cost: &mut Cost, query: &str, hits: &[Hit]) -> Result<Vec<f32>> {
+    let documents: Vec<&str> = hits.iter().map(|h| h.text.as_str()).collect();
+    let started = Instant::now();
+    let scores = reranker.score(query, &documents)?;
+    let n = documents.len();
+    anyhow::ensure!(scores.len() == n, "the reranker {} gave {} scores for {n} documents", reranker.id(), scores.len());
+    cost.record(n, started.elapsed());
+    Ok(scores)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -118,7 +149,7 @@ mod tests {
     fn the_count_follows_the_measured_cost_within_its_bounds() {
         let budget = Duration::from_millis(150);
         let mut cost = Cost::default();
-        assert_eq!(cost.fit(budget, 50), MIN_CANDIDATES * 2, "unmeasured: a small first call");
+        assert_eq!(cost.fit(budget, 500), MAX_CANDIDATES, "unmeasured: as many as there may be");
         assert_eq!(cost.fit(budget, 3), 3, "never more than there are");
         // 10 pairs in 50 ms: 10 ms a call and 4 ms a pair, so 35 fit 150 ms.
         cost.record(10, Duration::from_millis(50));
@@ -131,5 +162,58 @@ mod tests {
         let mut free = Cost::default();
         free.record(10, Duration::from_micros(10));
         assert_eq!(free.fit(budget, 1000), MAX_CANDIDATES);
+    }
+
+    #[test]
+    fn a_first_call_measures_on_the_first_few_then_takes_as_many_as_the_rest_of_the_budget_holds() {
+        // 5 pairs in 50 ms: 10 ms a call, 8 ms a pair; 100 ms left hold 11 more.
+        let mut cost = Cost::default();
+        assert_eq!(cost.more(Duration::from_millis(100), 200), 0, "nothing measured, nothing more");
+        cost.record(5, Duration::from_millis(50));
+        assert_eq!(cost.more(Duration::from_millis(100), 200), 11);
+        assert_eq!(cost.more(Duration::from_millis(100), 4), 4);
+        assert_eq!(cost.more(Duration::from_millis(5), 200), 0);
+
+        struct ByLength(Vec<usize>);
+        impl Reranker for ByLength {
+            fn id(&self) -> String {
+                "by-length".into()
+            }
+            fn score(&mut self, _: &str, documents: &[&str]) -> Result<Vec<f32>> {
+                self.0.push(documents.len());
+                Ok(documents.iter().map(|d| d.len() as f32).collect())
+            }
+        }
+        let hit = |i: usize| Hit {
+            chunk_id: i as i64,
+            doc_id: i as i64,
+            path: format!("{i}.md"),
+            title: String::new(),
+            heading: String::new(),
+            line: 1,
+            end_line: 1,
+            score: 1.0 / (i + 1) as f32,
+            rerank_score: None,
+            kind: crate::search::MatchKind::Keyword,
+            snippet: String::new(),
+            marks: vec![],
+            tags: vec![],
+            date: String::new(),
+            text: "x".repeat(i),
+        };
+        // A reranker that costs next to nothing: the first call takes the first 5, the second
+        // every other hit (up to the cap).
+        let mut hits: Vec<Hit> = (0..150).map(hit).collect();
+        let (mut reranker, mut cost) = (ByLength(vec![]), Cost::default());
+        let done = rerank(&mut reranker, &mut cost, Duration::from_secs(5), "q", &mut hits).unwrap();
+        assert_eq!(reranker.0, [MIN_CANDIDATES, MAX_CANDIDATES - MIN_CANDIDATES]);
+        assert_eq!(done.count, MAX_CANDIDATES);
+        assert_eq!(hits[0].chunk_id, 99, "the longest of the reranked first");
+        assert_eq!(hits[MAX_CANDIDATES].chunk_id, 100, "the rest in their first order");
+        assert!(hits[MAX_CANDIDATES].rerank_score.is_none());
+        // Measured now: one call.
+        let mut hits: Vec<Hit> = (0..150).map(hit).collect();
+        rerank(&mut reranker, &mut cost, Duration::from_secs(5), "q", &mut hits).unwrap();
+        assert_eq!(reranker.0.len(), 3);
     }
 }

@@ -264,41 +264,53 @@ impl Session {
             why = Some(KeywordOnly::VectorFileUnreadable);
             vector = None;
         }
-        let mut rerank = req.rerank.then(|| self.reranker.lock().unwrap_or_else(|p| p.into_inner()));
         // The first stage is asked for as many hits as the reranker may take.
-        let first_k = match rerank.as_deref().map(Option::as_ref) {
-            Some(Some(r)) => query.k.max(r.cost.fit(r.budget, rerank::MAX_CANDIDATES)),
-            _ => query.k,
-        };
+        let first_k = if req.rerank { self.rerank_k(query.k) } else { query.k };
         let mut answer = self.answer(&Query { k: first_k, ..query.clone() }, vector.as_deref(), req.around)?;
         if let Some(why) = why {
             answer.results.semantic_note = Some(why);
             answer.notes = notes(&answer.results, query.mode);
         }
-        match rerank.as_deref_mut() {
-            None => {}
-            Some(None) => {
-                answer.notes.push(Note::NotReranked("no reranker is set: see `qsearch search --help`".into()))
-            }
-            Some(Some(r)) if !answer.results.hits.is_empty() => {
-                let before: Vec<i64> = answer.results.hits.iter().map(|h| h.chunk_id).collect();
-                let hits = &mut answer.results.hits;
-                match rerank::rerank(r.reranker.as_mut(), &mut r.cost, r.budget, &query.text, hits) {
-                    Ok(done) => {
-                        // Contexts follow their hits.
-                        let mut context: std::collections::HashMap<i64, Option<HitContext>> =
-                            before.into_iter().zip(answer.context.drain(..)).collect();
-                        answer.context = hits.iter().map(|h| context.remove(&h.chunk_id).flatten()).collect();
-                        answer.reranked = Some(Box::new(done));
-                    }
-                    Err(e) => answer.notes.push(Note::NotReranked(format!("{e:#}"))),
-                }
-            }
-            Some(Some(_)) => {}
+        if req.rerank {
+            self.rerank_answer(&query.text, &mut answer);
         }
         answer.results.hits.truncate(query.k);
         answer.context.truncate(query.k);
         Ok(answer)
+    }
+
+    /// How many first hits to ask for to rerank the first `k`: as many as the reranker may take.
+    pub fn rerank_k(&self, k: usize) -> usize {
+        match self.reranker.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+            Some(r) => k.max(r.cost.fit(r.budget, rerank::MAX_CANDIDATES)),
+            None => k,
+        }
+    }
+
+    /// Reranks `answer`'s hits in place (their contexts follow them) with the session's reranker,
+    /// within its budget; without a reranker, or when it fails, a note says why and the first
+    /// order stands. [`Session::search`] does it when asked; the TUI when typing pauses.
+    pub fn rerank_answer(&self, text: &str, answer: &mut Answer) {
+        let mut guard = self.reranker.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(r) = guard.as_mut() else {
+            answer.notes.push(Note::NotReranked("no reranker is set: see `qsearch search --help`".into()));
+            return;
+        };
+        if answer.results.hits.is_empty() {
+            return;
+        }
+        let before: Vec<i64> = answer.results.hits.iter().map(|h| h.chunk_id).collect();
+        let hits = &mut answer.results.hits;
+        match rerank::rerank(r.reranker.as_mut(), &mut r.cost, r.budget, text, hits) {
+            Ok(done) => {
+                // Contexts follow their hits.
+                let mut context: std::collections::HashMap<i64, Option<HitContext>> =
+                    before.into_iter().zip(answer.context.drain(..)).collect();
+                answer.context = hits.iter().map(|h| context.remove(&h.chunk_id).flatten()).collect();
+                answer.reranked = Some(Box::new(done));
+            }
+            Err(e) => answer.notes.push(Note::NotReranked(format!("{e:#}"))),
+        }
     }
 
     /// The searcher's answer to `query` with `vector` (None: semantic and hybrid fall back to

@@ -27,7 +27,12 @@ pub struct Config {
     /// False under `NO_COLOR`.
     pub color: bool,
     pub size: (u16, u16),
+    /// The reranker Ctrl+R reranks with (its name), when one is set.
+    pub reranker: Option<String>,
 }
+
+/// Ticks (250 ms) without a keystroke before the list is reranked.
+pub const RERANK_PAUSE_TICKS: u64 = 2;
 
 #[derive(Debug, Clone)]
 pub enum Event {
@@ -45,6 +50,11 @@ pub enum Event {
 pub enum Effect {
     /// Compute `query`'s results; answers carry `generation`.
     Search {
+        generation: u64,
+        query: Query,
+    },
+    /// Rerank `query`'s results (generation `generation`, whose complete answer is shown).
+    Rerank {
         generation: u64,
         query: Query,
     },
@@ -104,6 +114,14 @@ pub struct App {
     pub notice: Option<String>,
     pub size: (u16, u16),
     pub ticks: u64,
+    /// The reranker Ctrl+R reranks with, when one is set.
+    pub reranker: Option<String>,
+    /// Rerank the list when typing pauses (Ctrl+R).
+    pub rerank: bool,
+    /// `ticks` at the last keystroke that changed the query.
+    pub edited_at: u64,
+    /// The generation a reranking was asked for (once each).
+    pub rerank_asked: Option<u64>,
 }
 
 impl App {
@@ -131,6 +149,10 @@ impl App {
             notice: None,
             size: config.size,
             ticks: 0,
+            reranker: config.reranker,
+            rerank: false,
+            edited_at: 0,
+            rerank_asked: None,
         }
     }
 
@@ -162,7 +184,7 @@ impl App {
             }
             Event::Tick => {
                 self.ticks += 1;
-                Vec::new()
+                self.rerank_when_paused()
             }
             Event::Worker(reply) => {
                 self.on_reply(reply);
@@ -216,6 +238,17 @@ impl App {
                 self.mode = self.mode.next().next();
                 return self.search();
             }
+            Action::ToggleRerank => match &self.reranker {
+                Some(name) => {
+                    self.rerank = !self.rerank;
+                    let state = if self.rerank { "on" } else { "off" };
+                    self.notice = Some(format!("reranking with {name}: {state}"));
+                }
+                None => {
+                    self.notice =
+                        Some("no reranker: set `reranker` in the config (qwen3-reranker, a folder, openai:NAME)".into())
+                }
+            },
             Action::ToggleFilter => {
                 self.focus = if self.focus == Focus::Filter { Focus::Query } else { Focus::Filter };
             }
@@ -236,6 +269,7 @@ impl App {
 
     fn edited(&mut self) -> Vec<Effect> {
         self.notice = None;
+        self.edited_at = self.ticks;
         self.search()
     }
 
@@ -262,6 +296,23 @@ impl App {
             per_doc: self.per_doc,
         };
         vec![Effect::Search { generation: self.generation, query }]
+    }
+
+    /// With reranking on, once typing paused and the current query's complete answer is shown
+    /// (not reranked yet): ask for it reranked, once.
+    fn rerank_when_paused(&mut self) -> Vec<Effect> {
+        let Some(shown) = &self.shown else { return Vec::new() };
+        let ready = self.rerank
+            && !self.searching
+            && shown.complete
+            && shown.generation == self.generation
+            && shown.found.reranked.is_none()
+            && self.rerank_asked != Some(self.generation)
+            && self.ticks.saturating_sub(self.edited_at) >= RERANK_PAUSE_TICKS;
+        let (true, Ok(filter)) = (ready, self.filter_spec()) else { return Vec::new() };
+        self.rerank_asked = Some(self.generation);
+        let query = Query { text: shown.text.clone(), k: self.k, mode: shown.mode, filter, per_doc: self.per_doc };
+        vec![Effect::Rerank { generation: self.generation, query }]
     }
 
     /// The filter line (Ctrl+F): `type:`, `tag:`, `since:`, `until:`, and a path, a glob when it

@@ -26,6 +26,8 @@ pub enum Action {
     NextMode,
     PrevMode,
     ToggleFilter,
+    /// Ctrl+R: rerank the list when typing pauses (on/off).
+    ToggleRerank,
     Help,
     /// Esc: close the help, leave the filter, or quit.
     Back,
@@ -53,6 +55,7 @@ pub const HELP: &[(&str, &str)] = &[
     ("Ctrl+F", "filter: a path (a glob; plain text matches"),
     ("", "  anywhere in it), type:rust tag:x since:7d"),
     ("", "  until:2026-01-31; Enter or Esc returns"),
+    ("Ctrl+R", "rerank the list when typing pauses (on/off)"),
     ("← → Home End", "move in the line (also Ctrl+A, Ctrl+E)"),
     ("Ctrl+U  Ctrl+W", "clear the line; delete a word"),
     ("F1, or ? on an empty query", "this help (any key closes it)"),
@@ -100,6 +103,7 @@ pub fn action(key: &KeyEvent, cx: KeyContext) -> Option<Action> {
             'h' => Action::Backspace,
             'n' => Action::Down,
             'p' => Action::Up,
+            'r' => Action::ToggleRerank,
             'u' => Action::ClearLine,
             'w' => Action::DeleteWord,
             _ => return None,

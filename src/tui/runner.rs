@@ -34,6 +34,8 @@ pub struct Options {
     pub model: crate::embed::load::Plan,
     /// Where log lines go while the terminal belongs to the UI.
     pub log: tracing::Dispatch,
+    /// What Ctrl+R reranks with, and the time it may take a list.
+    pub reranker: Option<super::worker::Reranking>,
 }
 
 pub fn run(options: Options) -> Result<()> {
@@ -42,9 +44,11 @@ pub fn run(options: Options) -> Result<()> {
     let mut session = Session::start().context("cannot set up the terminal")?;
     let (tx, rx) = mpsc::channel();
     let events = Events::spawn(tx.clone(), TICK)?;
-    let worker = Worker::spawn(
+    let reranker = options.reranker.as_ref().map(|(r, _)| r.id());
+    let worker = Worker::spawn_reranking(
         Setup { index_dir: options.index_dir.clone(), model: options.model, refresh_every: REFRESH, log: options.log },
         sink(tx.clone()),
+        options.reranker,
     );
     let interrupt = tx.clone();
     // Raw mode turns Ctrl-C into a key; this catches SIGTERM and SIGHUP (and SIGINT from `kill`).
@@ -58,6 +62,7 @@ pub fn run(options: Options) -> Result<()> {
         per_doc: options.per_doc,
         color: options.color,
         size,
+        reranker,
     });
     draw(&mut session, &app)?;
     loop {
@@ -78,6 +83,7 @@ pub fn run(options: Options) -> Result<()> {
         while let Some(effect) = effects.pop_front() {
             match effect {
                 Effect::Search { generation, query } => worker.search(generation, query),
+                Effect::Rerank { generation, query } => worker.rerank(generation, query),
                 Effect::Open { path, .. } if editor::opens_in_viewer(&path) => {
                     effects.extend(app.update(Event::EditorDone(editor::open_in_viewer(&path))));
                 }

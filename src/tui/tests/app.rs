@@ -287,3 +287,64 @@ fn paste_goes_into_the_query_as_one_line() {
     let effects = app.update(Event::Paste("git\nreflog".into()));
     assert_eq!(searches(&effects), vec![(1, "git reflog".into())]);
 }
+
+fn reranks(effects: &[Effect]) -> Vec<(u64, String)> {
+    effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Rerank { generation, query } => Some((*generation, query.text.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+fn ticks(app: &mut crate::tui::app::App, n: usize) -> Vec<Effect> {
+    (0..n).flat_map(|_| app.update(Event::Tick)).collect()
+}
+
+#[test]
+fn ctrl_r_reranks_the_shown_list_once_typing_pauses() {
+    use crate::tui::app::RERANK_PAUSE_TICKS;
+    let pause = RERANK_PAUSE_TICKS as usize;
+    let mut app = app(80, 24);
+    // Without a reranker Ctrl+R says what to set.
+    app.update(ctrl('r'));
+    assert!(!app.rerank && app.notice.as_deref().unwrap().contains("no reranker"), "{:?}", app.notice);
+    app.reranker = Some("qwen3-reranker-0.6b".into());
+    app.update(ctrl('r'));
+    assert!(app.rerank, "on");
+    type_text(&mut app, "git");
+    // Not before the complete answer is shown.
+    assert!(reranks(&ticks(&mut app, pause + 1)).is_empty());
+    app.update(answer(3, false, hits(3)));
+    assert!(reranks(&ticks(&mut app, pause + 1)).is_empty(), "keyword results first: not yet");
+    app.update(answer(3, true, hits(3)));
+    // Typing again before the pause: the old list is not reranked.
+    type_text(&mut app, "s");
+    app.update(answer(4, true, hits(3)));
+    assert!(reranks(&ticks(&mut app, pause - 1)).is_empty(), "typing has not paused yet");
+    assert_eq!(reranks(&ticks(&mut app, 1)), vec![(4, "gits".into())]);
+    assert!(reranks(&ticks(&mut app, pause * 3)).is_empty(), "asked once");
+    // The reranked answer replaces the list, the selection kept by chunk.
+    app.update(key(KeyCode::Down));
+    let selected = app.selected_hit().unwrap().0.chunk_id;
+    let mut reranked = hits(3);
+    reranked.reverse();
+    let event = answer(4, true, reranked);
+    let Event::Worker(Reply::Answer(mut a)) = event else { unreachable!() };
+    a.outcome.as_mut().unwrap().reranked = Some(Box::new(crate::rerank::Reranked {
+        reranker: "qwen3-reranker-0.6b".into(),
+        count: 3,
+        ms: 40.0,
+        budget_ms: 100,
+    }));
+    app.update(Event::Worker(Reply::Answer(a)));
+    assert_eq!(app.hits()[0].chunk_id, 3);
+    assert_eq!(app.selected_hit().unwrap().0.chunk_id, selected);
+    assert!(reranks(&ticks(&mut app, pause * 3)).is_empty());
+    // Off: no more reranking.
+    app.update(ctrl('r'));
+    type_text(&mut app, "x");
+    app.update(answer(5, true, hits(3)));
+    assert!(reranks(&ticks(&mut app, pause * 3)).is_empty());
+}

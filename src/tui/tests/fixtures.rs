@@ -18,6 +18,7 @@ pub fn app(w: u16, h: u16) -> App {
         per_doc: 2,
         color: true,
         size: (w, h),
+        reranker: None,
     });
     app.update(Event::Worker(Reply::Index(ready(None))));
     app.update(Event::Worker(Reply::Model(ModelState::Ready {

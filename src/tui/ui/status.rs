@@ -89,6 +89,14 @@ pub fn parts(app: &App, theme: &Theme) -> Vec<Part> {
     if let Some(shown) = &app.shown {
         let stage = if shown.complete { "" } else { " (keyword)" };
         out.push(part(format!("{}{stage}", millis(shown.latency)), theme.dim()));
+        if let Some(r) = &shown.found.reranked {
+            out.push(part(
+                format!("reranked {} in {}", r.count, millis(std::time::Duration::from_secs_f64(r.ms / 1e3))),
+                theme.good(),
+            ));
+        } else if app.rerank {
+            out.push(part("rerank on".into(), theme.dim()));
+        }
     }
     out
 }

@@ -42,6 +42,9 @@ pub struct Setup {
     pub log: tracing::Dispatch,
 }
 
+/// A reranker for [`Worker::rerank`], and the time it may take a list.
+pub type Reranking = (Box<dyn crate::rerank::Reranker>, Duration);
+
 #[derive(Debug, Clone)]
 pub enum Reply {
     Index(IndexState),
@@ -87,6 +90,12 @@ enum Inbox {
         query: Query,
         sent: Instant,
     },
+    /// The same query's results reranked (its complete answer was shown).
+    Rerank {
+        generation: u64,
+        query: Query,
+        sent: Instant,
+    },
     /// The query vector of `text`, by the model of `epoch`.
     Vector {
         epoch: u64,
@@ -109,6 +118,11 @@ pub struct Worker {
 
 impl Worker {
     pub fn spawn(setup: Setup, sink: Sink) -> Worker {
+        Worker::spawn_reranking(setup, sink, None)
+    }
+
+    /// As [`Worker::spawn`], with a reranker for [`Worker::rerank`].
+    pub fn spawn_reranking(setup: Setup, sink: Sink, reranker: Option<Reranking>) -> Worker {
         let (tx, rx) = channel();
         let listener: session::Listener = {
             let (sink, tx) = (sink.clone(), tx.clone());
@@ -125,6 +139,9 @@ impl Worker {
             },
             Some(listener),
         );
+        if let Some((reranker, budget)) = reranker {
+            session.set_reranker(reranker, budget);
+        }
         search::spawn(setup, Arc::new(session), sink, tx.clone(), rx);
         Worker { inbox: tx }
     }
@@ -132,6 +149,12 @@ impl Worker {
     /// Asks for `query`'s results; answers carry `generation`.
     pub fn search(&self, generation: u64, query: Query) {
         let _ = self.inbox.send(Inbox::Search { generation, query, sent: Instant::now() });
+    }
+
+    /// Asks for `query`'s results reranked; answered (complete, carrying `generation`) unless a
+    /// newer query came meanwhile.
+    pub fn rerank(&self, generation: u64, query: Query) {
+        let _ = self.inbox.send(Inbox::Rerank { generation, query, sent: Instant::now() });
     }
 }
 

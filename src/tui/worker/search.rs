@@ -80,9 +80,14 @@ impl SearchLoop {
             match rx.recv_timeout(wait) {
                 Ok(first) => {
                     let mut newest = None;
+                    let mut rerank = None;
                     for message in std::iter::once(first).chain(rx.try_iter()) {
                         match message {
-                            Inbox::Search { generation, query, sent } => newest = Some(Job { generation, query, sent }),
+                            Inbox::Search { generation, query, sent } => {
+                                newest = Some(Job { generation, query, sent });
+                                rerank = None;
+                            }
+                            Inbox::Rerank { generation, query, sent } => rerank = Some(Job { generation, query, sent }),
                             Inbox::Stop => return,
                             other => self.on_model_message(other),
                         }
@@ -93,6 +98,9 @@ impl SearchLoop {
                             self.answer_now();
                         }
                         None => self.advance(),
+                    }
+                    if let Some(job) = rerank {
+                        self.rerank(job);
                     }
                 }
                 Err(RecvTimeoutError::Timeout) => {}
@@ -297,6 +305,26 @@ impl SearchLoop {
         } else {
             self.send_keyword_only();
         }
+    }
+
+    /// Answers the current query again, reranked, when it is still the current one and its
+    /// complete answer was sent (a semantic one with the vector it had).
+    fn rerank(&mut self, job: Job) {
+        let current = self.job.as_ref().is_some_and(|j| j.generation == job.generation);
+        if !current || !self.done || !self.session.is_open() {
+            return;
+        }
+        let query = job.query;
+        let vector = self.vector_for(&query.text).map(<[f32]>::to_vec);
+        let first = Query { k: self.session.rerank_k(query.k), ..query.clone() };
+        let found = self.session.answer(&first, vector.as_deref(), AROUND).map(|mut found| {
+            self.session.rerank_answer(&query.text, &mut found);
+            found.results.hits.truncate(query.k);
+            found.context.truncate(query.k);
+            found
+        });
+        self.job = Some(Job { sent: job.sent, ..self.job.take().expect("current") });
+        self.send(found, true);
     }
 
     fn send_keyword_only(&mut self) {
