@@ -303,6 +303,7 @@ fn index_options(config: &Config) -> qsearch::indexer::Options {
     opts.scan.hidden = config.hidden;
     opts.scan.max_file_bytes = config.max_file_mb * 1024 * 1024;
     opts.threads = config.threads.unwrap_or(opts.threads);
+    opts.vector_type = config.vector_type;
     opts
 }
 

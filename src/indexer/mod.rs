@@ -32,7 +32,7 @@ use crate::embed::Embedder;
 use crate::scan;
 use crate::store::docs::{DocOp, NewChunk, NewDocument};
 use crate::store::lock::{Role, WriterLock};
-use crate::store::vectors::VectorIndex;
+use crate::store::vectors::{VectorIndex, VectorType};
 use crate::store::{DEVICE_META, Fingerprint, Stats, Store, WriteStore};
 use crate::text::chunk;
 
@@ -54,6 +54,8 @@ pub struct Options {
     pub threads: usize,
     /// How often the vector file is saved while embedding.
     pub save_every: Duration,
+    /// How the vector file keeps each vector (a file of another type is written again).
+    pub vector_type: VectorType,
 }
 
 impl Default for Options {
@@ -64,6 +66,7 @@ impl Default for Options {
             embed_batch: 64,
             threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
             save_every: Duration::from_secs(60),
+            vector_type: VectorType::default(),
         }
     }
 }
@@ -120,7 +123,7 @@ impl Writer {
         let fingerprint = fingerprint(embedder.as_ref(), opts.chunk);
         let opened = (|| -> Result<VectorIndex> {
             check_fingerprint(&mut store, &fingerprint, settings.rebuild)?;
-            let vectors = VectorIndex::open(&store, embedder.dims())?;
+            let vectors = VectorIndex::open(&store, embedder.dims(), opts.vector_type)?;
             store.set_meta("vector_index", &vectors.describe().to_string())?;
             // Where the model runs (and why not where it was asked to), for `status`.
             store.set_meta(DEVICE_META, &embedder.device().to_string())?;

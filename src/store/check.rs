@@ -105,7 +105,7 @@ pub fn check(dir: &Path) -> Result<Integrity> {
     out.orphans = orphans(&store.conn)?;
     out.embedded_chunks = store.embedded_chunks()?;
     if let Some(fp) = store.fingerprint()? {
-        let graph = VectorIndex::open_for_search(&store, fp.dims)?;
+        let graph = VectorIndex::open_checked(&store, fp.dims)?;
         out.graph_vectors = graph.len() as u64;
         match graph.damage() {
             Some((path, damage)) => {

@@ -8,13 +8,30 @@
 //! fails a check or still does not match SQLite (another count of vectors) is rebuilt from SQLite
 //! ([`FileDamage`] says why). So the file need not be written after every change: it is written
 //! once [`SAVE_AFTER`] changes wait, and when a command ends.
+//!
+//! Readers (searches, the TUI, the MCP server, the daemon's queries) map the file (usearch's view
+//! of a saved index) instead of loading it: opening costs milliseconds whatever its size, and its
+//! pages are the page cache's, shared by every reader. A mapped graph cannot change, so what SQLite
+//! attached since the file was saved goes into a small graph in memory beside it, and the chunks
+//! removed or replaced since are hidden from its answers. The writer loads the file, a copy it
+//! changes in place.
+//!
+//! Checking a file's whole checksum reads every byte (100 ms at 220 MB, a second at a million
+//! chunks of 1,024 dimensions), which would undo the mapping. So the writer stamps each file it
+//! saves with a modification time derived from its checksum (a date in 2001-2004 no write makes:
+//! any write to the file sets its time to now, and a copy that does not keep times has another
+//! one): a reader that finds the stamp trusts the checksum the writer computed, and checks the
+//! whole file only when the stamp is not there (a file written, copied, touched or restored since).
+//! The writer's own open and `qsearch doctor` check the whole file every time. What a reader
+//! does not find at open: bytes that change on the disk without a write (media decay under a
+//! kept time); the writer's next open and `doctor` do.
 
 use std::collections::HashSet;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Result, anyhow};
-use usearch::{Index, IndexOptions, MetricKind, ScalarKind};
+use usearch::{Index, IndexOptions, MetricKind, ScalarKind, b1x8};
 
 use super::docs::VectorChanges;
 use super::{Store, WriteStore};
@@ -28,9 +45,131 @@ pub struct Params {
 
 pub const PARAMS: Params = Params { connectivity: 16, expansion_add: 128, expansion_search: 192 };
 
+/// How the graph keeps each vector (`vector_type` in the configuration). SQLite keeps every
+/// vector in f32 whatever the type: i8 and binary graphs ask for more candidates than wanted and
+/// rank them again by exact cosine over SQLite's vectors, and a change of type writes the vector
+/// file again from them (no embedding). benches/README.md, "One machine's limits", measures them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VectorType {
+    /// Half floats, 2 bytes a dimension: cosine as good as f32's.
+    #[default]
+    F16,
+    /// Bytes, rescaled before rounding (a unit vector's components are small: x * sqrt(dims) * 32,
+    /// clamped at 4 standard deviations); candidates rescored.
+    I8,
+    /// One bit a dimension (its sign), Hamming distance; candidates rescored.
+    B1,
+}
+
+impl VectorType {
+    pub fn parse(s: &str) -> Result<VectorType> {
+        match s.to_ascii_lowercase().as_str() {
+            "f16" => Ok(VectorType::F16),
+            "i8" => Ok(VectorType::I8),
+            "b1" | "binary" => Ok(VectorType::B1),
+            other => Err(anyhow!("unknown vector_type {other:?}: f16, i8 or b1")),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            VectorType::F16 => "f16",
+            VectorType::I8 => "i8",
+            VectorType::B1 => "b1",
+        }
+    }
+
+    fn scalar(self) -> ScalarKind {
+        match self {
+            VectorType::F16 => ScalarKind::F16,
+            VectorType::I8 => ScalarKind::I8,
+            VectorType::B1 => ScalarKind::B1,
+        }
+    }
+
+    fn of_scalar(kind: ScalarKind) -> Option<VectorType> {
+        [VectorType::F16, VectorType::I8, VectorType::B1].into_iter().find(|t| t.scalar() == kind)
+    }
+
+    /// Candidates asked of the graph for `k` answers (the rest are rescored away).
+    fn candidates(self, k: usize) -> usize {
+        match self {
+            VectorType::F16 => k,
+            VectorType::I8 => (k * 3).max(30),
+            VectorType::B1 => (k * 10).max(100),
+        }
+    }
+}
+
+/// A vector as the graph of `ty` takes it.
+enum Quantized {
+    F32(Vec<f32>),
+    I8(Vec<i8>),
+    B1(Vec<b1x8>),
+}
+
+fn quantize(ty: VectorType, v: &[f32]) -> Quantized {
+    match ty {
+        VectorType::F16 => Quantized::F32(v.to_vec()),
+        VectorType::I8 => {
+            let s = (v.len() as f32).sqrt() * 32.0;
+            Quantized::I8(v.iter().map(|x| (x * s).round().clamp(-127.0, 127.0) as i8).collect())
+        }
+        VectorType::B1 => {
+            let mut bits = vec![b1x8(0); v.len().div_ceil(8)];
+            for (i, x) in v.iter().enumerate() {
+                if *x > 0.0 {
+                    bits[i / 8].0 |= 1 << (i % 8);
+                }
+            }
+            Quantized::B1(bits)
+        }
+    }
+}
+
+fn add_to(index: &Index, id: u64, v: &Quantized) -> std::result::Result<(), cxx::Exception> {
+    match v {
+        Quantized::F32(v) => index.add(id, v),
+        Quantized::I8(v) => index.add(id, v),
+        Quantized::B1(v) => index.add(id, v),
+    }
+}
+
+fn search_in(
+    index: &Index,
+    q: &Quantized,
+    k: usize,
+    keep: Option<&dyn Fn(u64) -> bool>,
+) -> std::result::Result<usearch::ffi::Matches, cxx::Exception> {
+    match (q, keep) {
+        (Quantized::F32(q), None) => index.search(q, k),
+        (Quantized::I8(q), None) => index.search(q, k),
+        (Quantized::B1(q), None) => index.search(q, k),
+        (Quantized::F32(q), Some(f)) => index.filtered_search(q, k, f),
+        (Quantized::I8(q), Some(f)) => index.filtered_search(q, k, f),
+        (Quantized::B1(q), Some(f)) => index.filtered_search(q, k, f),
+    }
+}
+
 pub struct VectorIndex {
+    /// The graph of the vector file: loaded (the writer's, or one rebuilt from SQLite) or mapped
+    /// (a reader's, see `mapped`).
     index: Index,
+    /// `index` is a view of the file on disk: it never changes; `added` and `hidden` hold what
+    /// changed since.
+    mapped: bool,
+    /// A mapped graph's vectors attached since the file was saved.
+    added: Option<Index>,
+    /// Chunks of the mapped graph removed (or given another vector, in `added`) since.
+    hidden: HashSet<u64>,
     dims: usize,
+    ty: VectorType,
+    /// The index's folder.
+    dir: PathBuf,
+    /// SQLite's f32 vectors, for ranking again the candidates of an i8 or binary graph (a read
+    /// connection of its own, opened at the first search).
+    exact: std::sync::OnceLock<std::sync::Mutex<Store>>,
     /// Highest `vec_seq` whose vector is in `index`.
     covered: i64,
     /// Vectors added or removed since the graph was loaded or saved: what the file lacks.
@@ -56,6 +195,9 @@ pub enum FileDamage {
     Ahead { file: i64, database: i64 },
     /// Brought up to date, it holds another number of vectors than SQLite has chunks with one.
     Count { file: u64, database: u64 },
+    /// Its vectors are of another type than the configured one (`vector_type`): not damage, the
+    /// writer writes it again as configured.
+    Type { file: String, index: String },
 }
 
 impl fmt::Display for FileDamage {
@@ -74,6 +216,7 @@ impl fmt::Display for FileDamage {
             FileDamage::Count { file, database } => {
                 write!(f, "it holds {file} vectors where the database has {database}")
             }
+            FileDamage::Type { file, index } => write!(f, "it holds {file} vectors, the index is set to {index}"),
         }
     }
 }
@@ -84,11 +227,11 @@ impl fmt::Display for FileDamage {
 /// watcher used to pay at every saved note.
 pub const SAVE_AFTER: usize = 1_000;
 
-fn options(dims: usize) -> IndexOptions {
+fn options(dims: usize, ty: VectorType) -> IndexOptions {
     IndexOptions {
         dimensions: dims,
-        metric: MetricKind::Cos,
-        quantization: ScalarKind::F16,
+        metric: if ty == VectorType::B1 { MetricKind::Hamming } else { MetricKind::Cos },
+        quantization: ty.scalar(),
         connectivity: PARAMS.connectivity,
         expansion_add: PARAMS.expansion_add,
         expansion_search: PARAMS.expansion_search,
@@ -104,20 +247,56 @@ impl VectorIndex {
     /// For the writer: loads the newest vector file, brings it up to date with `store`, and
     /// rebuilds it from SQLite if it fails a check or still disagrees (removals a crash kept in
     /// the file); a rebuilt graph is written at once, in place of the damaged file.
-    pub(crate) fn open(store: &WriteStore, dims: usize) -> Result<VectorIndex> {
-        let mut vi = VectorIndex::open_for_search(store, dims)?;
-        if vi.damage.is_some() {
+    /// A file of another vector type than `ty` is written again, as `ty`, from SQLite's vectors.
+    pub(crate) fn open(store: &WriteStore, dims: usize, ty: VectorType) -> Result<VectorIndex> {
+        let mut vi = VectorIndex::open_with(store, dims, Open::Load(ty))?;
+        let retyped = matches!(&vi.damage, Some((_, FileDamage::Type { .. })));
+        if retyped {
+            vi.damage = None;
+            vi.unsaved = vi.unsaved.max(1);
+        }
+        if retyped || vi.damage.is_some() {
             vi.save(store)?;
         }
         Ok(vi)
     }
 
-    /// For readers: the newest vector file, checked, with what SQLite attached and removed
+    /// For readers: the newest vector file mapped, checked, with what SQLite attached and removed
     /// since. A file that fails a check (see [`FileDamage`]) is set aside (logged) and the graph
     /// built from SQLite's vectors in memory; [`VectorIndex::damage`] says why.
     pub fn open_for_search(store: &Store, dims: usize) -> Result<VectorIndex> {
-        let index = Index::new(&options(dims)).map_err(err)?;
-        let mut vi = VectorIndex { index, dims, covered: 0, unsaved: 0, damage: None };
+        VectorIndex::open_with(store, dims, Open::Map)
+    }
+
+    /// As a reader opens it, but its whole checksum checked whatever its stamp (`qsearch doctor`).
+    pub fn open_checked(store: &Store, dims: usize) -> Result<VectorIndex> {
+        VectorIndex::open_with(store, dims, Open::MapChecked)
+    }
+
+    fn empty(store: &Store, dims: usize, ty: VectorType) -> Result<VectorIndex> {
+        let index = Index::new(&options(dims, ty)).map_err(err)?;
+        Ok(VectorIndex {
+            dir: store.dir().to_path_buf(),
+            index,
+            mapped: false,
+            added: None,
+            hidden: HashSet::new(),
+            dims,
+            ty,
+            exact: std::sync::OnceLock::new(),
+            covered: 0,
+            unsaved: 0,
+            damage: None,
+        })
+    }
+
+    fn open_with(store: &Store, dims: usize, how: Open) -> Result<VectorIndex> {
+        // A reader takes the type the writer recorded (the file's own header says it again).
+        let ty = match how {
+            Open::Load(ty) => ty,
+            _ => recorded_type(store),
+        };
+        let mut vi = VectorIndex::empty(store, dims, ty)?;
         // The file is listed before SQLite is read: a file is saved only after the commits it
         // covers, so the snapshot read next has them all.
         let mut found = newest_file(store.dir());
@@ -126,30 +305,34 @@ impl VectorIndex {
         let snapshot = store.conn.unchecked_transaction()?;
         let mut tries = 0;
         while let Some(file) = found.take() {
-            match vi.load(&file, store) {
+            match vi.load(&file, store, how) {
                 Ok(()) => {}
                 // Replaced by a newer save while it was being read: the newer one.
                 Err(_) if !file.path.exists() && tries < 3 => {
                     tries += 1;
-                    vi.index = Index::new(&options(dims)).map_err(err)?;
+                    vi = VectorIndex::empty(store, dims, ty)?;
                     found = newest_file(store.dir());
                 }
                 Err(damage) => {
-                    vi.index = Index::new(&options(dims)).map_err(err)?;
-                    vi.covered = 0;
+                    vi = VectorIndex::empty(store, dims, ty)?;
                     vi.damage = Some((file.path, damage));
                 }
             }
         }
         vi.catch_up(store)?;
         let database = store.embedded_chunks()?;
-        if vi.damage.is_none() && vi.index.size() as u64 != database {
+        if vi.damage.is_none() && vi.len() as u64 != database {
             let file = newest_file(store.dir()).map(|f| f.path).unwrap_or_default();
-            vi.damage = Some((file, FileDamage::Count { file: vi.index.size() as u64, database }));
+            vi.damage = Some((file, FileDamage::Count { file: vi.len() as u64, database }));
             vi.rebuild(store)?;
         }
         drop(snapshot);
-        if let Some((path, damage)) = &vi.damage {
+        if let Some((path, FileDamage::Type { file, index })) = &vi.damage {
+            tracing::info!(
+                "the vector file {} holds {file} vectors and the index is set to {index}: it is written again from the database",
+                path.display()
+            );
+        } else if let Some((path, damage)) = &vi.damage {
             tracing::warn!(
                 "the vector file {} is damaged: {damage}; the vectors were rebuilt from the database \
                  (nothing is lost; `qsearch index` writes the file again)",
@@ -161,27 +344,58 @@ impl VectorIndex {
 
     /// A graph of every vector in SQLite, no file read (`index --repair`).
     pub(crate) fn from_database(store: &Store, dims: usize) -> Result<VectorIndex> {
-        let index = Index::new(&options(dims)).map_err(err)?;
-        let mut vi = VectorIndex { index, dims, covered: 0, unsaved: 0, damage: None };
+        let mut vi = VectorIndex::empty(store, dims, recorded_type(store))?;
         vi.rebuild(store)?;
         Ok(vi)
     }
 
-    /// Loads `file` after its cheap checks: its checksum, a sequence number SQLite has reached,
-    /// its dimensions.
-    fn load(&mut self, file: &VectorFile, store: &Store) -> std::result::Result<(), FileDamage> {
+    /// Loads or maps `file` after its checks: its checksum (for a reader's map, the stamp the
+    /// writer left when it is there), a sequence number SQLite has reached, its dimensions, and
+    /// (mapped) its length against what the graph in it takes.
+    fn load(&mut self, file: &VectorFile, store: &Store, how: Open) -> std::result::Result<(), FileDamage> {
         let unreadable = |e: &dyn fmt::Display| FileDamage::Unreadable { error: e.to_string() };
         if let Some(expected) = &file.sum {
-            let found = checksum(&file.path).map_err(|e| unreadable(&e))?;
-            if &found != expected {
-                return Err(FileDamage::Checksum { expected: expected.clone(), found });
+            let stamped = how == Open::Map && has_stamp(&file.path, expected);
+            if !stamped {
+                let found = checksum(&file.path).map_err(|e| unreadable(&e))?;
+                if &found != expected {
+                    return Err(FileDamage::Checksum { expected: expected.clone(), found });
+                }
             }
         }
         let database = store.max_vec_seq().map_err(|e| unreadable(&e))?;
         if file.seq > database {
             return Err(FileDamage::Ahead { file: file.seq, database });
         }
-        self.index.load(&file.path.to_string_lossy()).map_err(|e| unreadable(&e))?;
+        let path = file.path.to_string_lossy();
+        let header = Index::metadata(&path).map_err(|e| unreadable(&e))?;
+        let Some(ty) = VectorType::of_scalar(header.quantization) else {
+            return Err(unreadable(&format!("vectors of {:?}", header.quantization)));
+        };
+        if header.dimensions as usize != self.dims {
+            return Err(FileDamage::Dims { file: header.dimensions as usize, index: self.dims });
+        }
+        match how {
+            Open::Load(wanted) if ty != wanted => {
+                return Err(FileDamage::Type { file: ty.name().into(), index: wanted.name().into() });
+            }
+            Open::Load(_) => self.index.load(&path).map_err(|e| unreadable(&e))?,
+            Open::Map | Open::MapChecked => {
+                if ty != self.ty {
+                    self.ty = ty;
+                    self.index = Index::new(&options(self.dims, ty)).map_err(|e| unreadable(&e))?;
+                }
+                self.index.view(&path).map_err(|e| unreadable(&e))?;
+                self.mapped = true;
+                let length = std::fs::metadata(&file.path).map_err(|e| unreadable(&e))?.len();
+                if self.index.serialized_length() as u64 != length {
+                    return Err(unreadable(&format!(
+                        "{length} bytes where its graph takes {}",
+                        self.index.serialized_length()
+                    )));
+                }
+            }
+        }
         if self.index.dimensions() != self.dims {
             return Err(FileDamage::Dims { file: self.index.dimensions(), index: self.dims });
         }
@@ -200,7 +414,7 @@ impl VectorIndex {
     /// and cleared removals this graph never saw) is loaded again.
     pub fn refresh(&mut self, store: &Store) -> Result<()> {
         self.catch_up(store)?;
-        if self.index.size() as u64 != store.embedded_chunks()? {
+        if self.len() as u64 != store.embedded_chunks()? {
             *self = VectorIndex::open_for_search(store, self.dims)?;
         }
         Ok(())
@@ -212,8 +426,7 @@ impl VectorIndex {
         let missing = store.vectors_after(self.covered)?;
         let last = missing.last().map_or(self.covered, |m| m.vec_seq);
         let added: Vec<(i64, Vec<f32>)> = missing.into_iter().map(|m| (m.chunk_id, m.vector)).collect();
-        let removed: Vec<i64> =
-            store.graph_removals()?.into_iter().filter(|&id| self.index.contains(id as u64)).collect();
+        let removed: Vec<i64> = store.graph_removals()?.into_iter().filter(|&id| self.contains(id as u64)).collect();
         self.apply(&VectorChanges { added, removed, ..VectorChanges::default() })?;
         self.covered = last;
         Ok(())
@@ -221,7 +434,10 @@ impl VectorIndex {
 
     /// Rebuilds the graph from every vector in SQLite.
     pub fn rebuild(&mut self, store: &Store) -> Result<()> {
-        self.index = Index::new(&options(self.dims)).map_err(err)?;
+        self.index = Index::new(&options(self.dims, self.ty)).map_err(err)?;
+        self.mapped = false;
+        self.added = None;
+        self.hidden.clear();
         self.covered = 0;
         self.catch_up(store)?;
         self.unsaved = self.unsaved.max(1);
@@ -229,6 +445,9 @@ impl VectorIndex {
     }
 
     pub fn apply(&mut self, changes: &VectorChanges) -> Result<()> {
+        if self.mapped {
+            return self.apply_beside(changes);
+        }
         for &id in &changes.removed {
             self.index.remove(id as u64).map_err(err)?;
         }
@@ -244,9 +463,45 @@ impl VectorIndex {
             if self.index.contains(*id as u64) {
                 self.index.remove(*id as u64).map_err(err)?;
             }
-            self.index.add(*id as u64, v).map_err(err)?;
+            add_to(&self.index, *id as u64, &quantize(self.ty, v)).map_err(err)?;
         }
         Ok(())
+    }
+
+    /// A mapped graph's changes: added vectors go into the graph in memory beside it, and the
+    /// chunks removed or replaced are hidden from the mapped one.
+    fn apply_beside(&mut self, changes: &VectorChanges) -> Result<()> {
+        let (dims, ty) = (self.dims, self.ty);
+        let added = match &mut self.added {
+            Some(added) => added,
+            None => self.added.insert(Index::new(&options(dims, ty)).map_err(err)?),
+        };
+        let replaced = changes.added.iter().map(|(id, _)| id);
+        for &id in changes.removed.iter().chain(replaced) {
+            if added.contains(id as u64) {
+                added.remove(id as u64).map_err(err)?;
+            }
+            if self.index.contains(id as u64) {
+                self.hidden.insert(id as u64);
+            }
+        }
+        self.unsaved += changes.removed.len() + changes.added.len();
+        let needed = added.size() + changes.added.len();
+        if needed > added.capacity() {
+            added.reserve(needed.max(added.capacity() * 2).max(1024)).map_err(err)?;
+        }
+        for (id, v) in &changes.added {
+            if v.len() != dims {
+                return Err(anyhow!("vector of {} dims for an index of {dims}", v.len()));
+            }
+            add_to(added, *id as u64, &quantize(ty, v)).map_err(err)?;
+        }
+        Ok(())
+    }
+
+    /// Whether chunk `id` has a vector in the graph.
+    fn contains(&self, id: u64) -> bool {
+        self.added.as_ref().is_some_and(|a| a.contains(id)) || (self.index.contains(id) && !self.hidden.contains(&id))
     }
 
     /// Saves once [`SAVE_AFTER`] changes are not in the file.
@@ -263,10 +518,16 @@ impl VectorIndex {
         }
         let dir = store.dir();
         let tmp = dir.join(format!(".vectors-{seq}.usearch.tmp"));
+        if self.mapped {
+            // Only a reader maps; a reader never saves.
+            return Err(anyhow!("vector index: a mapped graph is not saved"));
+        }
         let written = (|| -> Result<PathBuf> {
             self.index.save(&tmp.to_string_lossy()).map_err(err)?;
-            std::fs::File::open(&tmp)?.sync_all()?;
             let sum = checksum(&tmp)?;
+            let file = std::fs::File::options().write(true).open(&tmp)?;
+            file.set_modified(stamp(&sum))?;
+            file.sync_all()?;
             let final_path = dir.join(format!("vectors-{seq}-{sum}.usearch"));
             std::fs::rename(&tmp, &final_path)?;
             Ok(final_path)
@@ -297,8 +558,9 @@ impl VectorIndex {
 
     /// The graph's parameters as recorded in the index (`meta.vector_index`).
     pub fn describe(&self) -> serde_json::Value {
+        let metric = if self.ty == VectorType::B1 { "hamming" } else { "cos" };
         serde_json::json!({
-            "kind": "usearch HNSW", "metric": "cos", "scalar": "f16", "dims": self.dims,
+            "kind": "usearch HNSW", "metric": metric, "scalar": self.ty.name(), "dims": self.dims,
             "connectivity": PARAMS.connectivity, "expansion_add": PARAMS.expansion_add,
             "expansion_search": PARAMS.expansion_search,
         })
@@ -306,40 +568,76 @@ impl VectorIndex {
 
     /// Nearest chunks to `query` (a unit vector): (chunk id, cosine similarity), best first.
     pub fn search(&self, query: &[f32], k: usize, filter: Option<&dyn Fn(i64) -> bool>) -> Result<Vec<(i64, f32)>> {
-        if self.index.size() == 0 || k == 0 {
+        if self.is_empty() || k == 0 {
             return Ok(Vec::new());
         }
-        let matches = match filter {
-            Some(f) => self.index.filtered_search(query, k, |key| f(key as i64)).map_err(err)?,
-            None => self.index.search(query, k).map_err(err)?,
+        let q = quantize(self.ty, query);
+        let wanted = self.ty.candidates(k);
+        let found = |index: &Index, hidden: &HashSet<u64>| -> Result<Vec<(i64, f32)>> {
+            let keep = |key: u64| !hidden.contains(&key) && filter.is_none_or(|f| f(key as i64));
+            let keep: Option<&dyn Fn(u64) -> bool> =
+                if filter.is_none() && hidden.is_empty() { None } else { Some(&keep) };
+            let matches = search_in(index, &q, wanted, keep).map_err(err)?;
+            Ok(matches.keys.iter().zip(&matches.distances).map(|(&k, &d)| (k as i64, 1.0 - d)).collect())
         };
-        Ok(matches.keys.iter().zip(&matches.distances).map(|(&k, &d)| (k as i64, 1.0 - d)).collect())
+        let mut hits = found(&self.index, &self.hidden)?;
+        if let Some(added) = self.added.as_ref().filter(|a| a.size() > 0) {
+            hits.extend(found(added, &HashSet::new())?);
+        }
+        if self.ty != VectorType::F16 {
+            // Ranked again by exact cosine over SQLite's f32 vectors.
+            let ids: Vec<i64> = hits.iter().map(|h| h.0).collect();
+            hits = self.exact_vectors(&ids)?.into_iter().map(|(id, v)| (id, cosine(query, &v))).collect();
+        }
+        hits.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        hits.truncate(k);
+        Ok(hits)
+    }
+
+    /// SQLite's f32 vectors of `ids` (those that have one).
+    fn exact_vectors(&self, ids: &[i64]) -> Result<Vec<(i64, Vec<f32>)>> {
+        let store = match self.exact.get() {
+            Some(store) => store,
+            None => {
+                let _ = self.exact.set(std::sync::Mutex::new(Store::open_read(&self.dir)?));
+                self.exact.get().expect("set above")
+            }
+        };
+        store.lock().unwrap_or_else(|e| e.into_inner()).vectors_of(ids)
     }
 
     /// The `k` nearest of the chunks `among`, by exact cosine over their stored vectors: for a
     /// filter that allows few chunks, which a walk of the graph would visit most of the graph to
     /// find. Chunks without a vector are passed over.
     pub fn search_among(&self, query: &[f32], k: usize, among: &HashSet<i64>) -> Result<Vec<(i64, f32)>> {
-        let norm = |v: &[f32]| v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
-        let qn = norm(query);
-        let mut buf = vec![0f32; self.dims];
         let mut scored = Vec::with_capacity(among.len());
-        for &id in among {
-            if id < 0 || !self.index.contains(id as u64) {
+        if self.ty != VectorType::F16 {
+            let ids: Vec<i64> = among.iter().copied().filter(|&id| id >= 0 && self.contains(id as u64)).collect();
+            for (id, v) in self.exact_vectors(&ids)? {
+                scored.push((id, cosine(query, &v)));
+            }
+        }
+        let mut buf = vec![0f32; self.dims];
+        for &id in among.iter().filter(|_| self.ty == VectorType::F16) {
+            if id < 0 || !self.contains(id as u64) {
                 continue;
             }
-            if self.index.get(id as u64, &mut buf).map_err(err)? == 0 {
+            let from = match &self.added {
+                Some(added) if added.contains(id as u64) => added,
+                _ => &self.index,
+            };
+            if from.get(id as u64, &mut buf).map_err(err)? == 0 {
                 continue;
             }
-            let dot: f32 = query.iter().zip(&buf).map(|(a, b)| a * b).sum();
-            scored.push((id, dot / (qn * norm(&buf))));
+            scored.push((id, cosine(query, &buf)));
         }
         scored.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
         scored.truncate(k);
         Ok(scored)
     }
 
-    /// Exact search, for measuring the graph's recall.
+    /// Exact search over the file's graph, for measuring its recall (of an index whose file is
+    /// up to date: what changed since it was saved is left out).
     pub fn exact_search(&self, query: &[f32], k: usize) -> Result<Vec<(i64, f32)>> {
         let matches = self.index.exact_search(query, k).map_err(err)?;
         Ok(matches.keys.iter().zip(&matches.distances).map(|(&k, &d)| (k as i64, 1.0 - d)).collect())
@@ -349,13 +647,62 @@ impl VectorIndex {
         self.dims
     }
 
+    pub fn vector_type(&self) -> VectorType {
+        self.ty
+    }
+
     pub fn len(&self) -> usize {
-        self.index.size()
+        self.index.size() - self.hidden.len() + self.added.as_ref().map_or(0, |a| a.size())
+    }
+
+    /// Whether the graph is the vector file mapped (a reader's), not a copy in memory.
+    pub fn is_mapped(&self) -> bool {
+        self.mapped
     }
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+}
+
+fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    let norm = |v: &[f32]| v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
+    let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+    dot / (norm(a) * norm(b))
+}
+
+/// The vector type the writer recorded in `meta.vector_index` (f16 before there was a choice).
+fn recorded_type(store: &Store) -> VectorType {
+    let recorded = store.meta("vector_index").ok().flatten();
+    let scalar = recorded.and_then(|j| serde_json::from_str::<serde_json::Value>(&j).ok()).and_then(|v| {
+        let s = v.get("scalar")?.as_str()?.to_string();
+        Some(s)
+    });
+    scalar.and_then(|s| VectorType::parse(&s).ok()).unwrap_or_default()
+}
+
+/// How a vector file is opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Open {
+    /// Loaded (a copy in memory the writer changes), its whole checksum checked; a file of
+    /// another type than this one is set aside.
+    Load(VectorType),
+    /// Mapped, its checksum trusted when the writer's stamp is on it.
+    Map,
+    /// Mapped, its whole checksum checked.
+    MapChecked,
+}
+
+/// The modification time the writer gives a file whose checksum is `sum`: an even second of
+/// 2001-2004 derived from the checksum (even: a file system of 2-second times keeps it).
+fn stamp(sum: &str) -> std::time::SystemTime {
+    let n = u64::from_str_radix(sum.get(..8).unwrap_or("0"), 16).unwrap_or(0);
+    std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000_000 + 2 * (n % 50_000_000))
+}
+
+/// Whether the file at `path` still has the time its writer stamped it with.
+fn has_stamp(path: &Path, sum: &str) -> bool {
+    std::fs::metadata(path).and_then(|m| m.modified()).is_ok_and(|t| t == stamp(sum))
 }
 
 /// A vector file on disk: `vectors-<seq>-<sum>.usearch` (`vectors-<seq>.usearch` before files

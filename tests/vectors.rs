@@ -1,0 +1,195 @@
+//! The vector file as readers open it (issue 26, item 2): mapped, not loaded; what the writer
+//! attached and removed since the file was saved answers as in the writer's own graph; the
+//! writer's checksum stamp spares readers the reading of the whole file, and `doctor`'s checked
+//! open still reads it.
+
+use std::path::Path;
+
+use qsearch::embed::stand_in::StandIn;
+use qsearch::indexer::{self, Writer};
+use qsearch::store::Store;
+use qsearch::store::docs::{NewChunk, NewDocument};
+use qsearch::store::lock::Role;
+use qsearch::store::vectors::{FileDamage, VectorIndex, VectorType};
+
+const DIMS: usize = 32;
+
+fn unit(seed: u64) -> Vec<f32> {
+    let mut x = seed.wrapping_mul(0x9E3779B97F4A7C15) | 1;
+    let v: Vec<f32> = (0..DIMS)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 40) as f32 / (1u64 << 24) as f32 - 0.5
+        })
+        .collect();
+    let n = v.iter().map(|a| a * a).sum::<f32>().sqrt();
+    v.into_iter().map(|a| a / n).collect()
+}
+
+fn writer(dir: &Path) -> Writer {
+    writer_of(dir, VectorType::F16)
+}
+
+fn writer_of(dir: &Path, vector_type: VectorType) -> Writer {
+    let options = indexer::Options { vector_type, ..indexer::Options::default() };
+    let settings = indexer::Settings { role: Role::Index, rebuild: indexer::Rebuild::No, options };
+    Writer::open(dir, settings, |_| Ok(Box::new(StandIn::new(DIMS)))).unwrap()
+}
+
+/// Document `d` with `chunks` chunks, their vectors made from `salt`.
+fn write(w: &mut Writer, root: i64, dir: &Path, d: usize, chunks: usize, salt: u64) {
+    let chunks: Vec<NewChunk> = (0..chunks)
+        .map(|seq| {
+            let text = format!("document {d} part {seq} salt {salt}");
+            NewChunk::new(seq, format!("Doc {d}"), 0, text.len(), 1, 1, text)
+        })
+        .collect();
+    let doc = NewDocument {
+        root_id: root,
+        path: dir.join(format!("docs/{d}.md")),
+        size: 1,
+        mtime_ns: salt as i64,
+        hash: format!("{d}-{salt}"),
+        kind: "markdown",
+        title: "t".into(),
+        lossy: false,
+        tags: Vec::new(),
+        stated_ns: None,
+    };
+    let items: Vec<(String, Vec<f32>)> =
+        chunks.iter().enumerate().map(|(i, c)| (c.hash.clone(), unit(salt * 1000 + (d * 10 + i) as u64))).collect();
+    w.write_document(doc, chunks).unwrap();
+    w.attach_vectors(&items).unwrap();
+}
+
+fn top(vi: &VectorIndex, q: &[f32]) -> Vec<i64> {
+    vi.search(q, 5, None).unwrap().into_iter().map(|h| h.0).collect()
+}
+
+#[test]
+fn readers_map_the_file_and_see_what_was_attached_and_removed_since() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("idx");
+    let mut w = writer(&dir);
+    let root = w.add_root(&dir).unwrap();
+    for d in 0..40 {
+        write(&mut w, root, &dir, d, 5, 1);
+    }
+    w.save().unwrap();
+    let store = Store::open_read(&dir).unwrap();
+    let mut reader = VectorIndex::open_for_search(&store, DIMS).unwrap();
+    assert!(reader.is_mapped(), "a reader maps the vector file");
+    assert!(reader.damage().is_none());
+    assert_eq!(reader.len(), 200);
+
+    // Changes the writer commits and does not save: document 3 rewritten (its five chunks
+    // removed, two new ones), ten new documents.
+    write(&mut w, root, &dir, 3, 2, 2);
+    for d in 40..50 {
+        write(&mut w, root, &dir, d, 5, 1);
+    }
+    reader.refresh(&store).unwrap();
+    assert!(reader.is_mapped(), "a refresh keeps the map");
+    assert_eq!(reader.len(), 200 - 5 + 2 + 50);
+    // Every query answers as a graph loaded from SQLite's vectors answers.
+    let fresh = VectorIndex::open_for_search(&store, DIMS).unwrap();
+    assert!(fresh.is_mapped());
+    for i in 0..30 {
+        let q = unit(777 + i);
+        assert_eq!(top(&reader, &q), top(&fresh, &q), "query {i}");
+    }
+    // The new chunks are found by their own vectors; the removed ones are not found at all.
+    let new_vector = unit(2 * 1000 + 30);
+    let hit = reader.search(&new_vector, 1, None).unwrap()[0];
+    assert!(hit.1 > 0.999, "{hit:?}");
+    let old_vector = unit(1000 + 30);
+    let hits = reader.search(&old_vector, 250, None).unwrap();
+    assert!(hits.iter().all(|h| h.1 < 0.999), "a removed chunk answers: {hits:?}");
+    assert_eq!(hits.len(), 247);
+    drop(w);
+}
+
+#[test]
+fn the_writers_stamp_spares_readers_the_checksum_and_doctor_still_reads_the_whole_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("idx");
+    let mut w = writer(&dir);
+    let root = w.add_root(&dir).unwrap();
+    for d in 0..20 {
+        write(&mut w, root, &dir, d, 5, 1);
+    }
+    w.save().unwrap();
+    drop(w);
+    let file = qsearch::store::vectors::newest_path(&dir).unwrap();
+    let stamped = std::fs::metadata(&file).unwrap().modified().unwrap();
+    // Bytes changed with the writer's time put back (what decay under a kept time looks like):
+    // the last vector's bytes, which the graph's structure does not read.
+    let mut bytes = std::fs::read(&file).unwrap();
+    let at = bytes.len() - 3;
+    bytes[at] ^= 0x40;
+    std::fs::write(&file, &bytes).unwrap();
+    let f = std::fs::File::options().write(true).open(&file).unwrap();
+    f.set_modified(stamped).unwrap();
+    drop(f);
+    let store = Store::open_read(&dir).unwrap();
+    let reader = VectorIndex::open_for_search(&store, DIMS).unwrap();
+    assert!(reader.damage().is_none(), "a stamped file is trusted by a reader: {:?}", reader.damage());
+    let checked = VectorIndex::open_checked(&store, DIMS).unwrap();
+    assert!(
+        matches!(checked.damage(), Some((_, FileDamage::Checksum { .. }))),
+        "doctor's open reads the whole file: {:?}",
+        checked.damage()
+    );
+    // Without the stamp (any write sets the time to now), a reader checks the whole file too.
+    std::fs::write(&file, &bytes).unwrap();
+    let reader = VectorIndex::open_for_search(&store, DIMS).unwrap();
+    assert!(matches!(reader.damage(), Some((_, FileDamage::Checksum { .. }))), "{:?}", reader.damage());
+    assert!(!reader.is_mapped(), "a damaged file is rebuilt in memory from SQLite");
+    assert_eq!(reader.len(), 100);
+}
+
+/// The exact top 5 of `q` over every chunk's vector, by brute force.
+fn exact_top(vi: &VectorIndex, q: &[f32]) -> Vec<i64> {
+    let all: std::collections::HashSet<i64> = (0..1000).collect();
+    vi.search_among(q, 5, &all).unwrap().into_iter().map(|h| h.0).collect()
+}
+
+#[test]
+fn i8_and_binary_graphs_rank_their_candidates_by_the_exact_vectors_and_a_change_of_type_rewrites_only_the_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("idx");
+    let mut w = writer_of(&dir, VectorType::B1);
+    let root = w.add_root(&dir).unwrap();
+    for d in 0..40 {
+        write(&mut w, root, &dir, d, 5, 1);
+    }
+    w.save().unwrap();
+    drop(w);
+    for ty in [VectorType::B1, VectorType::I8, VectorType::F16] {
+        // The writer's open writes the file again as the type it is given.
+        drop(writer_of(&dir, ty));
+        let store = Store::open_read(&dir).unwrap();
+        let reader = VectorIndex::open_for_search(&store, DIMS).unwrap();
+        assert!(reader.damage().is_none(), "{ty:?}: {:?}", reader.damage());
+        assert!(reader.is_mapped());
+        assert_eq!(reader.vector_type(), ty);
+        assert_eq!(reader.len(), 200);
+        let mut agree = 0;
+        for i in 0..20 {
+            let q = unit(555 + i);
+            let hits = reader.search(&q, 5, None).unwrap();
+            // The similarities are the exact cosines, whatever the graph keeps.
+            let exact = reader.search_among(&q, 5, &hits.iter().map(|h| h.0).collect()).unwrap();
+            for (h, e) in hits.iter().zip(&exact) {
+                assert!((h.1 - e.1).abs() < 1e-3, "{ty:?}: {h:?} vs {e:?}");
+            }
+            agree += (hits.iter().map(|h| h.0).collect::<Vec<_>>() == exact_top(&reader, &q)) as usize;
+        }
+        assert!(agree >= 18, "{ty:?}: {agree} of 20 queries answered as exact search does");
+        // A vector's own chunk comes first.
+        let own = unit(1000 + 123);
+        assert_eq!(reader.search(&own, 1, None).unwrap()[0].0, exact_top(&reader, &own)[0], "{ty:?}");
+    }
+}
