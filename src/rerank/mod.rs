@@ -28,55 +28,86 @@ pub trait Reranker: Send {
     fn score(&mut self, query: &str, documents: &[&str]) -> Result<Vec<f32>>;
 }
 
-/// What reranking a list cost, measured: the time of a call of `n` pairs is taken as
-/// `fixed + n * per_pair`; each call's time updates the estimate of both (the last calls
-/// weigh most).
+/// Text a pair costs besides its query and document (a prompt, special tokens), in bytes.
+const PAIR_BYTES: usize = 256;
+
+/// A pair's size in the units [`Cost`] counts: the bytes of its query and document, and
+/// [`PAIR_BYTES`] (tokens follow bytes closely enough, and the reranker's tokenizer is its own).
+pub fn units(query: &str, document: &str) -> f64 {
+    (query.len() + document.len() + PAIR_BYTES) as f64
+}
+
+/// What reranking a list cost, measured: the time of a call is taken as `fixed + units *
+/// per_unit`, a pair's units its length ([`units`]); each call's time updates the estimate of
+/// both (the last calls weigh most).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Cost {
-    /// Seconds per pair, and per call besides, once a call was measured.
-    per_pair: Option<f64>,
+    /// Seconds per unit, and per call besides, once a call was measured.
+    per_unit: Option<f64>,
     fixed: f64,
+    /// A pair's units on average (0 before anything was measured).
+    pair_units: f64,
 }
 
 impl Cost {
-    /// How many candidates fit `budget`. Before anything was measured, as many as there are (up
-    /// to [`MAX_CANDIDATES`]): [`rerank`] then measures on the first [`MIN_CANDIDATES`] and
-    /// gives the rest of the budget to as many more as it holds.
+    /// How many candidates of the average size fit `budget`. Before anything was measured, as
+    /// many as there are (up to [`MAX_CANDIDATES`]): [`rerank`] then measures on the first
+    /// [`MIN_CANDIDATES`] and gives the rest of the budget to as many more as it holds.
     pub fn fit(&self, budget: Duration, available: usize) -> usize {
-        let n = match self.per_pair {
+        let n = match self.per_unit {
             None => MAX_CANDIDATES,
-            Some(per) => ((budget.as_secs_f64() - self.fixed).max(0.0) / per.max(1e-6) + 1e-9) as usize,
+            Some(per) => {
+                ((budget.as_secs_f64() - self.fixed).max(0.0) / (per * self.average()).max(1e-6) + 1e-9) as usize
+            }
         };
         n.clamp(MIN_CANDIDATES, MAX_CANDIDATES).min(available)
     }
 
     /// Whether a call was measured yet.
     pub fn measured(&self) -> bool {
-        self.per_pair.is_some()
+        self.per_unit.is_some()
     }
 
-    /// How many more pairs fit in `left`, in one more call (none when not measured).
-    fn more(&self, left: Duration, available: usize) -> usize {
-        let Some(per) = self.per_pair else { return 0 };
-        let n = ((left.as_secs_f64() - self.fixed).max(0.0) / per.max(1e-6) + 1e-9) as usize;
-        n.min(available)
+    fn average(&self) -> f64 {
+        if self.pair_units > 0.0 { self.pair_units } else { 1.0 }
     }
 
-    /// Learns from a call of `n` pairs that took `took`.
+    /// How many of `documents`, from the first, fit in `share` of `left`, in one call (none
+    /// when nothing was measured).
+    fn prefix(&self, left: Duration, share: f64, query: &str, documents: &[&str]) -> usize {
+        let Some(per) = self.per_unit else { return 0 };
+        let mut room = left.as_secs_f64() * share - self.fixed;
+        documents
+            .iter()
+            .take_while(|d| {
+                room -= units(query, d) * per;
+                room >= 0.0
+            })
+            .count()
+    }
+
+    /// Learns from a call of `n` pairs of the average size that took `took`.
     pub fn record(&mut self, n: usize, took: Duration) {
-        if n == 0 {
+        self.record_units(n, n as f64 * self.average(), took);
+    }
+
+    /// Learns from a call of `n` pairs, `units` in all, that took `took`.
+    pub fn record_units(&mut self, n: usize, units: f64, took: Duration) {
+        if n == 0 || units <= 0.0 {
             return;
         }
         let secs = took.as_secs_f64();
         // One call cannot tell the fixed part from the per-pair part: the fixed part is taken as
-        // a fifth of a call's time, the rest spread over its pairs.
+        // a fifth of a call's time, the rest spread over its units.
         let fixed = secs / 5.0;
-        let per = (secs - fixed) / n as f64;
-        match self.per_pair {
-            None => (self.per_pair, self.fixed) = (Some(per), fixed),
+        let per = (secs - fixed) / units;
+        let pair_units = units / n as f64;
+        match self.per_unit {
+            None => (self.per_unit, self.fixed, self.pair_units) = (Some(per), fixed, pair_units),
             Some(old) => {
-                self.per_pair = Some(old * 0.5 + per * 0.5);
+                self.per_unit = Some(old * 0.5 + per * 0.5);
                 self.fixed = self.fixed * 0.5 + fixed * 0.5;
+                self.pair_units = self.pair_units * 0.5 + pair_units * 0.5;
             }
         }
     }
@@ -104,13 +135,15 @@ pub fn rerank(
     hits: &mut [Hit],
 ) -> Result<Reranked> {
     let started = Instant::now();
+    let documents: Vec<&str> = hits.iter().take(MAX_CANDIDATES).map(|h| h.text.as_str()).collect();
     // Unmeasured (a reranker's first call): the first few measure the cost, then as many more
-    // as the rest of the budget holds.
+    // as the rest of the budget holds (less a fifth: the estimate comes from one call).
     let measured = cost.measured();
-    let n = if measured { cost.fit(budget, hits.len()) } else { MIN_CANDIDATES.min(hits.len()) };
+    let least = MIN_CANDIDATES.min(documents.len());
+    let n = if measured { cost.prefix(budget, 1.0, query, &documents).max(least) } else { least };
     let mut scores = score(reranker, cost, query, &hits[..n])?;
     if !measured {
-        let more = cost.more(budget.saturating_sub(started.elapsed()), hits.len().min(MAX_CANDIDATES) - n);
+        let more = cost.prefix(budget.saturating_sub(started.elapsed()), 0.8, query, &documents[n..]);
         if more > 0 {
             scores.extend(score(reranker, cost, query, &hits[n..n + more])?);
         }
@@ -137,7 +170,7 @@ fn score(reranker: &mut dyn Reranker, cost: &mut Cost, query: &str, hits: &[Hit]
     let scores = reranker.score(query, &documents)?;
     let n = documents.len();
     anyhow::ensure!(scores.len() == n, "the reranker {} gave {} scores for {n} documents", reranker.id(), scores.len());
-    cost.record(n, started.elapsed());
+    cost.record_units(n, documents.iter().map(|d| units(query, d)).sum(), started.elapsed());
     Ok(scores)
 }
 
@@ -166,13 +199,19 @@ mod tests {
 
     #[test]
     fn a_first_call_measures_on_the_first_few_then_takes_as_many_as_the_rest_of_the_budget_holds() {
-        // 5 pairs in 50 ms: 10 ms a call, 8 ms a pair; 100 ms left hold 11 more.
+        // 5 pairs of 1,000 units in 50 ms: 10 ms a call, 8 ms a pair of that size; 100 ms left
+        // (80 spent) hold 8 more of them, or 4 twice as long.
         let mut cost = Cost::default();
-        assert_eq!(cost.more(Duration::from_millis(100), 200), 0, "nothing measured, nothing more");
-        cost.record(5, Duration::from_millis(50));
-        assert_eq!(cost.more(Duration::from_millis(100), 200), 11);
-        assert_eq!(cost.more(Duration::from_millis(100), 4), 4);
-        assert_eq!(cost.more(Duration::from_millis(5), 200), 0);
+        let doc = "d".repeat(1000 - 1 - PAIR_BYTES);
+        let docs = vec![doc.as_str(); 200];
+        assert_eq!(cost.prefix(Duration::from_millis(100), 0.8, "q", &docs), 0, "nothing measured, nothing more");
+        cost.record_units(5, 5000.0, Duration::from_millis(50));
+        assert_eq!(cost.prefix(Duration::from_millis(100), 0.8, "q", &docs), 8);
+        assert_eq!(cost.prefix(Duration::from_millis(100), 0.8, "q", &docs[..4]), 4);
+        assert_eq!(cost.prefix(Duration::from_millis(5), 0.8, "q", &docs), 0);
+        let long = "d".repeat(2000 - 1 - PAIR_BYTES);
+        assert_eq!(cost.prefix(Duration::from_millis(100), 0.8, "q", &vec![long.as_str(); 10]), 4);
+        assert_eq!(cost.fit(Duration::from_millis(90), 200), 10, "the average pair");
 
         struct ByLength(Vec<usize>);
         impl Reranker for ByLength {
