@@ -210,7 +210,7 @@ mod tests {
         assert_eq!(cost.prefix(Duration::from_millis(100), 0.8, "q", &docs[..4]), 4);
         assert_eq!(cost.prefix(Duration::from_millis(5), 0.8, "q", &docs), 0);
         let long = "d".repeat(2000 - 1 - PAIR_BYTES);
-        assert_eq!(cost.prefix(Duration::from_millis(100), 0.8, "q", &vec![long.as_str(); 10]), 4);
+        assert_eq!(cost.prefix(Duration::from_millis(100), 0.8, "q", &[long.as_str(); 10]), 4);
         assert_eq!(cost.fit(Duration::from_millis(90), 200), 10, "the average pair");
 
         struct ByLength(Vec<usize>);
