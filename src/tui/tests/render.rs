@@ -223,3 +223,23 @@ fn a_crowded_status_line_leaves_out_whole_parts() {
     assert!(status.contains("579 files · 5299 chunks · 4144 pending │ all-minilm-l6-v2 │ indexing…"), "{status}");
     assert!(!status.contains("……") && status.ends_with("F1 help "), "{status}");
 }
+
+#[test]
+fn the_status_line_says_reranking_is_on_and_how_many_were_reranked() {
+    let mut app = searched(120, 24, "reflog");
+    app.reranker = Some("qwen3-reranker-0.6b".into());
+    app.update(ctrl('r'));
+    app.update(answer(6, true, hits(3)));
+    let status = rows(&draw(&app))[23].clone();
+    assert!(status.contains("rerank on"), "{status}");
+    let Event::Worker(Reply::Answer(mut reranked)) = answer(6, true, hits(3)) else { unreachable!() };
+    reranked.outcome.as_mut().unwrap().reranked = Some(Box::new(crate::rerank::Reranked {
+        reranker: "qwen3-reranker-0.6b".into(),
+        count: 3,
+        ms: 41.0,
+        budget_ms: 100,
+    }));
+    app.update(Event::Worker(Reply::Answer(reranked)));
+    let status = rows(&draw(&app))[23].clone();
+    assert!(status.contains("reranked 3 in 41 ms") && !status.contains("rerank on"), "{status}");
+}
