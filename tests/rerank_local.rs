@@ -393,4 +393,29 @@ fn a_whole_vocabulary_head_is_read_at_the_no_and_yes_columns() {
     for (got, c) in r.score(query, &docs).unwrap().iter().zip(&cases) {
         assert!((*got as f64 - c.score).abs() < 1e-4, "{got} against {}", c.score);
     }
+
+    // Prepared: the head cut to the two columns, the same scores.
+    let cut = qsearch::rerank::prepare::two_columns(&path, &tmp.path().join("prepared"), "logits", 2152, 9693)
+        .unwrap()
+        .expect("a whole-vocabulary head is cut");
+    let prepared = ModelProto::parse_from_bytes(&std::fs::read(&cut).unwrap()).unwrap();
+    let graph = prepared.graph.as_ref().unwrap();
+    let logits = graph.output.iter().find(|o| o.name == "logits").unwrap();
+    assert_eq!(logits.type_.tensor_type().shape.dim[2].dim_value(), 2);
+    assert!(
+        graph.node.iter().all(|n| n.op_type != "Transpose" || n.name != "/lm_head/Transpose"),
+        "the whole projection is gone"
+    );
+    let mut r = LocalReranker::load(common::runtime(), &cut, &common::qwen3_tokenizer_path(), &opts).unwrap();
+    for (got, c) in r.score(query, &docs).unwrap().iter().zip(&cases) {
+        assert!((*got as f64 - c.score).abs() < 1e-4, "prepared: {got} against {}", c.score);
+    }
+    let again = qsearch::rerank::prepare::two_columns(&path, &tmp.path().join("prepared"), "logits", 2152, 9693);
+    assert_eq!(again.unwrap(), Some(cut), "kept");
+    // Two wide already, or a cross-encoder: nothing to cut.
+    let dir = tmp.path().join("prepared");
+    let two = common::fixture("qwen3-reranker-tiny/model.onnx");
+    assert_eq!(qsearch::rerank::prepare::two_columns(&two, &dir, "logits", 2152, 9693).unwrap(), None);
+    let one = common::fixture("cross-encoder-tiny/model.onnx");
+    assert_eq!(qsearch::rerank::prepare::two_columns(&one, &dir, "logits", 2152, 9693).unwrap(), None);
 }

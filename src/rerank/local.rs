@@ -385,6 +385,24 @@ pub fn open(named: &str, setup: &Setup, on: &mut dyn FnMut(crate::models::source
             known.join(", ")
         )
     };
+    let model = if opts.kind == Some(Kind::CrossEncoder) { model } else { prepared(model, &tokenizer, on) };
     let runtime = crate::runtime::get(setup.ort_lib.as_deref(), &mut |m| on(Event::Message(m)))?;
     LocalReranker::load(runtime, &model, &tokenizer, &opts)
+}
+
+/// The export with its output projection cut to the columns of "no" and "yes"
+/// ([`super::prepare`]) when it has the whole vocabulary; as it is when it has two already, or
+/// when that cannot be done (said through `on`).
+fn prepared(model: PathBuf, tokenizer: &Path, on: &mut dyn FnMut(crate::models::source::Event)) -> PathBuf {
+    use crate::models::source::Event;
+    let ids = Tokenizer::from_file(tokenizer).ok().and_then(|t| Some((t.token_to_id("no")?, t.token_to_id("yes")?)));
+    let Some((no, yes)) = ids else { return model };
+    match super::prepare::two_columns(&model, &crate::paths::prepared_dir(), "logits", no as usize, yes as usize) {
+        Ok(Some(cut)) => cut,
+        Ok(None) => model,
+        Err(e) => {
+            on(Event::Message(&format!("the reranker runs with its whole output projection, slower: {e:#}")));
+            model
+        }
+    }
 }

@@ -6,6 +6,7 @@
 //! leaves the first stage's order, and the answer says why.
 
 pub mod local;
+pub mod prepare;
 pub mod served;
 
 use std::time::{Duration, Instant};
