@@ -29,6 +29,9 @@ pub trait Reranker: Send {
     fn score(&mut self, query: &str, documents: &[&str]) -> Result<Vec<f32>>;
 }
 
+/// The part of the time left that one call of the reranker may be planned to take.
+const SHARE: f64 = 0.5;
+
 /// Text a pair costs besides its query and document (a prompt, special tokens), in bytes.
 const PAIR_BYTES: usize = 256;
 
@@ -137,17 +140,20 @@ pub fn rerank(
 ) -> Result<Reranked> {
     let started = Instant::now();
     let documents: Vec<&str> = hits.iter().take(MAX_CANDIDATES).map(|h| h.text.as_str()).collect();
-    // Unmeasured (a reranker's first call): the first few measure the cost, then as many more
-    // as the rest of the budget holds (less a fifth: the estimate comes from one call).
-    let measured = cost.measured();
+    // Unmeasured (a reranker's first call), the first few measure the cost; measured, the first
+    // call takes what fits half the budget. Then each call takes what fits half of what is left,
+    // measured again after each: an estimate that is off (a burst of other work, longer
+    // documents further down) costs at most part of one call, not the whole budget.
     let least = MIN_CANDIDATES.min(documents.len());
-    let n = if measured { cost.prefix(budget, 1.0, query, &documents).max(least) } else { least };
+    let mut n = if cost.measured() { cost.prefix(budget, SHARE, query, &documents).max(least) } else { least };
     let mut scores = score(reranker, cost, query, &hits[..n])?;
-    if !measured {
-        let more = cost.prefix(budget.saturating_sub(started.elapsed()), 0.8, query, &documents[n..]);
-        if more > 0 {
-            scores.extend(score(reranker, cost, query, &hits[n..n + more])?);
+    loop {
+        let more = cost.prefix(budget.saturating_sub(started.elapsed()), SHARE, query, &documents[n..]);
+        if more == 0 {
+            break;
         }
+        scores.extend(score(reranker, cost, query, &hits[n..n + more])?);
+        n += more;
     }
     let took = started.elapsed();
     let n = scores.len();
