@@ -6,6 +6,10 @@
 //!     cargo bench --bench search -- [CHUNKS] [DIMS]
 //!
 //! The index is kept in target/bench-search-<N>-<DIMS> so a rerun skips building it.
+//!
+//!     cargo bench --bench search -- [CHUNKS] [DIMS] --vectors-only [--kinds=f16,i8,b1] [--queries=100]
+//!
+//! measures the vector graph alone, per vector type (benches/common/vectors_only.rs).
 
 mod common;
 
@@ -18,16 +22,59 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
     let n: usize = args.first().and_then(|a| a.parse().ok()).unwrap_or(100_000);
     let dims: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(1024);
+    let flags: Vec<String> = std::env::args().filter(|a| a.starts_with("--")).collect();
+    if flags.iter().any(|f| f == "--vectors-only") {
+        use common::vectors_only::Kind;
+        let kinds: Vec<Kind> = flags
+            .iter()
+            .filter_map(|f| f.strip_prefix("--kinds="))
+            .flat_map(|k| k.split(','))
+            .map(|k| match k {
+                "f16" => Kind::F16,
+                "i8" => Kind::I8,
+                "b1" => Kind::B1,
+                other => panic!("unknown vector kind {other} (f16, i8, b1)"),
+            })
+            .collect();
+        let kinds = if kinds.is_empty() { vec![Kind::F16, Kind::I8, Kind::B1] } else { kinds };
+        let queries = flags.iter().find_map(|f| f.strip_prefix("--queries=")?.parse().ok()).unwrap_or(100);
+        let mut out = serde_json::Map::new();
+        out.insert("chunks".into(), n.into());
+        out.insert("dims".into(), dims.into());
+        common::vectors_only::run(n, dims, &kinds, queries, &mut out);
+        println!("{}", serde_json::Value::Object(out));
+        return;
+    }
     let mut synthetic = common::synthetic_index(n, dims);
     let dir = synthetic.dir.clone();
+    let rss_before = rss_mb();
     let t = Instant::now();
     let mut searcher = Searcher::open(&dir).unwrap();
     searcher.load_vectors().unwrap();
-    eprintln!("opened the index (vector file load) in {:.0} ms", t.elapsed().as_secs_f64() * 1000.0);
+    let open_ms = t.elapsed().as_secs_f64() * 1000.0;
+    let mapped = searcher.vectors().is_some_and(|v| v.is_mapped());
+    eprintln!("opened the index (vector file {}) in {open_ms:.1} ms", if mapped { "mapped" } else { "loaded" });
     let queries = synthetic.queries(200);
     let mut out = serde_json::Map::new();
     out.insert("chunks".into(), n.into());
     out.insert("dims".into(), dims.into());
+    out.insert("open_ms".into(), open_ms.into());
+    // The index on disk, by file.
+    let mut total = 0u64;
+    for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+        let Ok(meta) = entry.metadata() else { continue };
+        if meta.is_file() {
+            total += meta.len();
+            eprintln!(
+                "  {:<50} {:>14} bytes ({:.0} B/chunk)",
+                entry.file_name().to_string_lossy(),
+                meta.len(),
+                meta.len() as f64 / n as f64
+            );
+        }
+    }
+    eprintln!("index on disk: {total} bytes, {:.0} B/chunk", total as f64 / n as f64);
+    out.insert("disk_bytes_per_chunk".into(), (total as f64 / n as f64).into());
     for mode in [Mode::Keyword, Mode::Semantic, Mode::Hybrid] {
         let mut ms: Vec<f64> = queries
             .iter()
@@ -122,5 +169,36 @@ fn main() {
     recall /= queries.len() as f64;
     eprintln!("HNSW recall@10 vs exact: {recall:.4}");
     out.insert("recall_at_10".into(), recall.into());
+    let rss = rss_mb();
+    eprintln!("RSS after every query above: {rss:.0} MB ({:.0} MB since the open)", rss - rss_before);
+    out.insert("rss_mb".into(), rss.into());
+    // What a reader paid before the vector file was mapped: its whole checksum, then a load.
+    let file = qsearch::store::vectors::newest_path(&dir).expect("a vector file");
+    let t = Instant::now();
+    let mut hasher = blake3::Hasher::new();
+    hasher.update_reader(std::fs::File::open(&file).unwrap()).unwrap();
+    std::hint::black_box(hasher.finalize());
+    let sum_ms = t.elapsed().as_secs_f64() * 1000.0;
+    let before = rss_mb();
+    let t = Instant::now();
+    let loaded = usearch::Index::restore(&file.to_string_lossy()).unwrap();
+    let load_ms = t.elapsed().as_secs_f64() * 1000.0;
+    eprintln!(
+        "before the map: checksum {sum_ms:.0} ms + load {load_ms:.0} ms, RSS +{:.0} MB for {} vectors",
+        rss_mb() - before,
+        loaded.size()
+    );
+    out.insert("checksum_ms".into(), sum_ms.into());
+    out.insert("load_ms".into(), load_ms.into());
     println!("{}", serde_json::Value::Object(out));
+}
+
+fn rss_mb() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let kb: f64 = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        .unwrap_or(0.0);
+    kb / 1024.0
 }

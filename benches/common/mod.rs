@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod vectors_only;
+
 use std::path::PathBuf;
 use std::time::Instant;
 
