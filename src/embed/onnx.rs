@@ -476,7 +476,8 @@ fn output_width(session: &Session, name: &str) -> Option<usize> {
     }
 }
 
-fn empty_past(dtype: &ValueType, rows: usize, name: &str) -> Result<DynValue> {
+/// A zero-length past key or value input, as an export's `past_key_values.*` declares it.
+pub(crate) fn empty_past(dtype: &ValueType, rows: usize, name: &str) -> Result<DynValue> {
     let ValueType::Tensor { ty, shape, .. } = dtype else { bail!("input {name} is not a tensor") };
     if shape.len() != 4 || shape[1] < 1 || shape[3] < 1 {
         bail!("input {name} has shape {shape:?}; expected [batch, heads, past, head_dim]");

@@ -18,12 +18,13 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, anyhow, bail};
 use ort::session::{Session, SessionInputValue};
-use ort::value::{DynValue, Tensor, TensorElementType, ValueType};
+use ort::value::{Tensor, ValueType};
 use tokenizers::{Tokenizer, TruncationDirection, TruncationParams, TruncationStrategy};
 
 use super::Reranker;
 use crate::embed::batch::{self, PadSide};
 use crate::embed::device::{self, Device, Placement};
+use crate::embed::onnx::empty_past;
 use crate::runtime::Runtime;
 
 /// The Qwen3-Reranker model card's system line and the turn around the pair.
@@ -303,19 +304,6 @@ impl Reranker for LocalReranker {
         }
         Ok(scores)
     }
-}
-
-fn empty_past(dtype: &ValueType, rows: usize, name: &str) -> Result<DynValue> {
-    let ValueType::Tensor { ty, shape, .. } = dtype else { bail!("input {name} is not a tensor") };
-    if shape.len() != 4 || shape[1] < 1 || shape[3] < 1 {
-        bail!("input {name} has shape {shape:?}; expected [batch, heads, past, head_dim]");
-    }
-    let dims = [rows as i64, shape[1], 0, shape[3]];
-    Ok(match ty {
-        TensorElementType::Float32 => Tensor::from_array((dims, Vec::<f32>::new()))?.into_dyn(),
-        TensorElementType::Float16 => Tensor::from_array((dims, Vec::<half::f16>::new()))?.into_dyn(),
-        other => bail!("input {name} has element type {other:?}"),
-    })
 }
 
 /// A reranker in a folder the user named: its graph (`model.onnx`, or `onnx/model.onnx`) and its
