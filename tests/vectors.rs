@@ -40,6 +40,19 @@ fn writer_of(dir: &Path, vector_type: VectorType) -> Writer {
 
 /// Document `d` with `chunks` chunks, their vectors made from `salt`.
 fn write(w: &mut Writer, root: i64, dir: &Path, d: usize, chunks: usize, salt: u64) {
+    write_with(w, root, dir, d, chunks, salt, |i| unit(salt * 1000 + (d * 10 + i) as u64));
+}
+
+/// Document `d` with `chunks` chunks, chunk `i`'s vector `vector(i)`.
+fn write_with(
+    w: &mut Writer,
+    root: i64,
+    dir: &Path,
+    d: usize,
+    chunks: usize,
+    salt: u64,
+    vector: impl Fn(usize) -> Vec<f32>,
+) {
     let chunks: Vec<NewChunk> = (0..chunks)
         .map(|seq| {
             let text = format!("document {d} part {seq} salt {salt}");
@@ -58,8 +71,7 @@ fn write(w: &mut Writer, root: i64, dir: &Path, d: usize, chunks: usize, salt: u
         tags: Vec::new(),
         stated_ns: None,
     };
-    let items: Vec<(String, Vec<f32>)> =
-        chunks.iter().enumerate().map(|(i, c)| (c.hash.clone(), unit(salt * 1000 + (d * 10 + i) as u64))).collect();
+    let items: Vec<(String, Vec<f32>)> = chunks.iter().enumerate().map(|(i, c)| (c.hash.clone(), vector(i))).collect();
     w.write_document(doc, chunks).unwrap();
     w.attach_vectors(&items).unwrap();
 }
@@ -192,4 +204,43 @@ fn i8_and_binary_graphs_rank_their_candidates_by_the_exact_vectors_and_a_change_
         let own = unit(1000 + 123);
         assert_eq!(reader.search(&own, 1, None).unwrap()[0].0, exact_top(&reader, &own)[0], "{ty:?}");
     }
+}
+
+#[test]
+fn a_small_index_answers_exactly_though_many_chunks_share_a_vector_or_a_filter_allows_few() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("idx");
+    let mut w = writer(&dir);
+    let root = w.add_root(&dir).unwrap();
+    // 1,500 chunks, most of them copies of twelve vectors (notes made from one template): a walk
+    // of the graph gets lost among copies; a scan does not.
+    for d in 0..300 {
+        if d % 5 == 0 {
+            write(&mut w, root, &dir, d, 5, 1);
+        } else {
+            write_with(&mut w, root, &dir, d, 5, 3, |i| unit(3000 + ((d + i) % 12) as u64));
+        }
+    }
+    w.save().unwrap();
+    // Unsaved changes: a reader hides the removed chunks and searches the attached ones apart.
+    write(&mut w, root, &dir, 7, 3, 4);
+    let store = Store::open_read(&dir).unwrap();
+    let reader = VectorIndex::open_for_search(&store, DIMS).unwrap();
+    assert!(reader.is_mapped());
+    let all: std::collections::HashSet<i64> = (0..5000).collect();
+    let few: std::collections::HashSet<i64> = all.iter().copied().filter(|id| id % 97 == 0).collect();
+    let keep = |id: i64| id % 97 == 0;
+    // The similarities of the top 10 (copies tie: which of them comes 10th is open), within the
+    // rounding of usearch's f16 arithmetic.
+    let same = |a: Vec<(i64, f32)>, b: Vec<(i64, f32)>| {
+        a.len() == b.len() && a.iter().zip(&b).all(|(x, y)| (x.1 - y.1).abs() < 5e-4)
+    };
+    for i in 0..40 {
+        let q = unit(999 + i);
+        let (got, exact) = (reader.search(&q, 10, None).unwrap(), reader.search_among(&q, 10, &all).unwrap());
+        assert!(same(got.clone(), exact.clone()), "query {i}: {got:?} vs {exact:?}");
+        let (got, exact) = (reader.search(&q, 10, Some(&keep)).unwrap(), reader.search_among(&q, 10, &few).unwrap());
+        assert!(same(got.clone(), exact.clone()), "query {i}, filtered: {got:?} vs {exact:?}");
+    }
+    drop(w);
 }

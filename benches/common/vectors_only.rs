@@ -185,6 +185,21 @@ pub fn run(
         let index = Index::new(&kind.options(dims)).unwrap();
         index.view(&path.to_string_lossy()).unwrap();
         let open_ms = t.elapsed().as_secs_f64() * 1000.0;
+        if kind == Kind::F16 {
+            // Every vector scanned (what qsearch does for a graph of up to
+            // `vectors::EXACT_SCALARS` scalars): its cost against the graph's walk below.
+            let ms: Vec<f64> = qs
+                .iter()
+                .map(|q| {
+                    let t = Instant::now();
+                    std::hint::black_box(index.exact_search(q, 10).unwrap());
+                    t.elapsed().as_secs_f64() * 1000.0
+                })
+                .collect();
+            let (p50, p95) = super::percentiles(ms);
+            eprintln!("f16 exact scan    search p50 {p50:.2} ms p95 {p95:.2} ms");
+            out.insert("f16_exact_p50_ms".into(), p50.into());
+        }
         let rescores: &[usize] = if kind == Kind::F16 { &[0] } else { &[0, 30, 50, 100, 200] };
         for &rescore in rescores {
             let mut ms = Vec::new();

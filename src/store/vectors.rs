@@ -136,12 +136,22 @@ fn add_to(index: &Index, id: u64, v: &Quantized) -> std::result::Result<(), cxx:
     }
 }
 
+/// Graphs of at most this many scalars (vectors x dimensions, e.g. 20,000 x 384 or 8,000 x
+/// 1,024) are searched by scanning every vector: exact answers that do not depend on the order
+/// the graph was built in, for about a millisecond (`cargo bench --bench search -- 20000 384
+/// --vectors-only`, benches/README.md). A walk of the graph misses a true neighbour now and then,
+/// most where many chunks have the same vector (copies of one note).
+pub const EXACT_SCALARS: usize = 1 << 23;
+
 fn search_in(
     index: &Index,
     q: &Quantized,
     k: usize,
     keep: Option<&dyn Fn(u64) -> bool>,
 ) -> std::result::Result<usearch::ffi::Matches, cxx::Exception> {
+    if index.size() * index.dimensions() <= EXACT_SCALARS {
+        return scan(index, q, k, keep);
+    }
     match (q, keep) {
         (Quantized::F32(q), None) => index.search(q, k),
         (Quantized::I8(q), None) => index.search(q, k),
@@ -149,6 +159,35 @@ fn search_in(
         (Quantized::F32(q), Some(f)) => index.filtered_search(q, k, f),
         (Quantized::I8(q), Some(f)) => index.filtered_search(q, k, f),
         (Quantized::B1(q), Some(f)) => index.filtered_search(q, k, f),
+    }
+}
+
+/// The `k` nearest vectors of `index` that `keep` allows, by scanning them all. usearch's scan
+/// takes no filter here: it is asked for more until `k` are kept (its top list costs `count` a
+/// vector, so the count grows fourfold rather than starting at the whole graph).
+fn scan(
+    index: &Index,
+    q: &Quantized,
+    k: usize,
+    keep: Option<&dyn Fn(u64) -> bool>,
+) -> std::result::Result<usearch::ffi::Matches, cxx::Exception> {
+    let exact = |count: usize| match q {
+        Quantized::F32(q) => index.exact_search(q, count),
+        Quantized::I8(q) => index.exact_search(q, count),
+        Quantized::B1(q) => index.exact_search(q, count),
+    };
+    let Some(keep) = keep else { return exact(k) };
+    let mut count = (k * 4).max(64);
+    loop {
+        let mut m = exact(count.min(index.size()))?;
+        let all = m.keys.len() < count || count >= index.size();
+        let (keys, distances): (Vec<u64>, Vec<f32>) =
+            m.keys.iter().zip(&m.distances).filter(|(key, _)| keep(**key)).take(k).unzip();
+        if keys.len() == k || all {
+            (m.keys, m.distances) = (keys, distances);
+            return Ok(m);
+        }
+        count *= 4;
     }
 }
 
