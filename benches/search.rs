@@ -47,6 +47,10 @@ fn main() {
     }
     let mut synthetic = common::synthetic_index(n, dims);
     let dir = synthetic.dir.clone();
+    if flags.iter().any(|f| f == "--keyword-cut") {
+        keyword_cut(&dir, &synthetic.queries(200));
+        return;
+    }
     let rss_before = rss_mb();
     let t = Instant::now();
     let mut searcher = Searcher::open(&dir).unwrap();
@@ -201,4 +205,42 @@ fn rss_mb() -> f64 {
         .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
         .unwrap_or(0.0);
     kb / 1024.0
+}
+
+/// The "some of the words" list with SQLite ranking at most `SOME_WORDS_RANKED` chunks, against
+/// ranking every chunk that holds a query word (`--keyword-cut`): time per query (two searchers,
+/// each with its own word cache, taking turns at going first) and how many of the exact top 10
+/// the cut keeps.
+fn keyword_cut(dir: &std::path::Path, queries: &[(String, Vec<f32>)]) {
+    let mut every = Searcher::open(dir).unwrap();
+    every.set_some_words_ranked(i64::MAX);
+    let cut = Searcher::open(dir).unwrap();
+    let (mut every_ms, mut cut_ms, mut kept, mut same_order) = (Vec::new(), Vec::new(), 0usize, 0usize);
+    let run = |s: &Searcher, text: &str| {
+        let t = Instant::now();
+        let hits: Vec<i64> = s.keyword(text, 10, None).unwrap().iter().map(|h| h.chunk_id).collect();
+        (hits, t.elapsed().as_secs_f64() * 1000.0)
+    };
+    for (i, (text, _)) in queries.iter().enumerate() {
+        let ((a, a_ms), (b, b_ms)) = if i % 2 == 0 {
+            let a = run(&every, text);
+            (a, run(&cut, text))
+        } else {
+            let b = run(&cut, text);
+            (run(&every, text), b)
+        };
+        every_ms.push(a_ms);
+        cut_ms.push(b_ms);
+        kept += a.iter().filter(|id| b.contains(id)).count();
+        same_order += (a == b) as usize;
+    }
+    let (e50, e95) = common::percentiles(every_ms);
+    let (c50, c95) = common::percentiles(cut_ms);
+    let share = kept as f64 / (queries.len() * 10) as f64;
+    eprintln!("keyword, every chunk ranked: p50 {e50:.2} ms  p95 {e95:.2} ms");
+    eprintln!(
+        "keyword, at most {} ranked: p50 {c50:.2} ms  p95 {c95:.2} ms; top 10 kept {share:.4}, same list in {same_order} of {}",
+        qsearch::search::SOME_WORDS_RANKED,
+        queries.len()
+    );
 }

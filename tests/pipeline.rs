@@ -832,3 +832,48 @@ fn a_watcher_tries_a_stopped_model_again_without_events_until_it_is_back() {
     watcher.join().unwrap().unwrap();
     assert_consistent(&env.index);
 }
+
+/// The "some of the words" list of a query whose words fill more chunks than SQLite is given to
+/// rank: the chunks holding its rarest word are ranked by SQLite, those holding several of the
+/// other words are found from the words' chunk lists, and the top of the list is what ranking
+/// every chunk gives.
+#[test]
+fn a_query_of_common_words_ranks_few_chunks_and_keeps_its_best() {
+    let env = env();
+    let filler = "lorem ipsum dolor sit amet consectetur";
+    let mut note = |name: String, words: &str| {
+        common::write(&env.root, &format!("{name}.md"), format!("# {name}\n\n{words} {filler}\n"));
+    };
+    // alpha, beta and delta in notes of their own (200, 150, 50), gamma in seven; three notes
+    // hold alpha, beta and delta; one gamma and alpha. None holds all four.
+    for i in 0..400 {
+        note(format!("n{i}"), ["alpha", "beta", "delta"][(i >= 200) as usize + (i >= 350) as usize]);
+    }
+    for i in 0..6 {
+        note(format!("g{i}"), "gamma");
+    }
+    note("ga".into(), "gamma alpha");
+    for i in 0..3 {
+        note(format!("t{i}"), "alpha beta delta");
+    }
+    index(&env);
+    let mut s = Searcher::open(&env.index).unwrap();
+    let names = |s: &Searcher, k: usize| -> Vec<String> {
+        let hits = s.keyword("alpha beta gamma delta", k, None).unwrap();
+        assert!(hits.iter().all(|h| !h.every_word));
+        let rows = hits.iter().map(|h| s.chunk(h.chunk_id).unwrap().unwrap().path).collect::<Vec<_>>();
+        rows.iter().map(|p| file_name(p)).collect()
+    };
+    s.set_some_words_ranked(i64::MAX);
+    let every = names(&s, 10);
+    s.set_some_words_ranked(50);
+    let cut = names(&s, 10);
+    assert_eq!(cut, every, "the same ten, in the same order");
+    assert!(every[..7].iter().all(|n| n.starts_with('g')), "the seven with gamma first: {every:?}");
+    assert!(every[7..].iter().all(|n| n.starts_with('t')), "then the three with three words: {every:?}");
+    // Further down, ranking every chunk goes on with notes of delta alone; the cut leaves out
+    // chunks holding one common word and nothing else.
+    assert_eq!(names(&s, 20), cut);
+    s.set_some_words_ranked(i64::MAX);
+    assert_eq!(names(&s, 20).len(), 20);
+}

@@ -33,6 +33,11 @@ pub use types::{Hit, KeywordHit, KeywordOnly, MatchKind, Mode, Query, Results};
 const COMMON_TERM_CHUNKS: f64 = 5_000.0;
 const COMMON_TERM_SHARE: f64 = 0.05;
 
+/// The "some of the words" list ranks by BM25 in SQLite at most about this many chunks (those
+/// holding the query's rarest words): BM25 costs ~0.7 us a matching chunk, and the words of a
+/// query can match 100,000 chunks of a large index (`some_words`).
+pub const SOME_WORDS_RANKED: i64 = 10_000;
+
 /// A filter allowing at most this many chunks is searched by meaning exactly, chunk by chunk,
 /// rather than by a filtered walk of the graph (benches/README.md, "Filters").
 const EXACT_AMONG: usize = 4_096;
@@ -93,6 +98,8 @@ pub struct Searcher {
     data_version: i64,
     term_chunks: RefCell<TermChunks>,
     filtered: RefCell<Option<Filtered>>,
+    /// [`SOME_WORDS_RANKED`], unless a test or bench sets another.
+    some_words_ranked: i64,
 }
 
 /// The last filter's chunks, valid while the index's `data_version` stays `version` (the
@@ -113,7 +120,14 @@ impl Searcher {
             data_version,
             term_chunks: RefCell::default(),
             filtered: RefCell::default(),
+            some_words_ranked: SOME_WORDS_RANKED,
         })
+    }
+
+    /// How many chunks SQLite ranks by BM25 for the "some of the words" list (see
+    /// `some_words`): for comparing the cut with ranking them all (`i64::MAX`).
+    pub fn set_some_words_ranked(&mut self, chunks: i64) {
+        self.some_words_ranked = chunks;
     }
 
     pub fn dir(&self) -> &Path {
@@ -278,7 +292,7 @@ impl Searcher {
             .collect();
         if out.len() < limit && terms.len() > 1 {
             let seen: HashSet<i64> = all.iter().map(|h| h.0).collect();
-            let mut some = self.keyword_match(&terms, fts::Join::Any, limit, allowed)?;
+            let mut some = self.some_words(&weighted, limit, allowed)?;
             some.retain(|h| !seen.contains(&h.0));
             some.truncate(limit - out.len());
             let ids: Vec<i64> = some.iter().map(|h| h.0).collect();
@@ -294,11 +308,54 @@ impl Searcher {
         Ok(out)
     }
 
+    /// Chunks holding some of the query's words, best BM25 first. Where the words' chunks are
+    /// too many to rank them all, SQLite ranks those holding the rarest words (up to
+    /// [`SOME_WORDS_RANKED`] of them); each of the other words a chunk holds adds its IDF (its
+    /// BM25 weight for one occurrence in a chunk of average length), and chunks holding two or
+    /// more of the other words only are found from their chunk lists and scored the same way.
+    /// A chunk holding one common word and nothing else is what this leaves out.
+    fn some_words(
+        &self,
+        weighted: &[(fts::Term, Postings)],
+        limit: usize,
+        allowed: Option<&HashSet<i64>>,
+    ) -> Result<Vec<(i64, f32)>> {
+        let terms: Vec<fts::Term> = weighted.iter().map(|w| w.0.clone()).collect();
+        let listed = weighted.iter().all(|(_, p)| p.ids.len() as i64 == p.count);
+        let total: i64 = weighted.iter().map(|(_, p)| p.count).sum();
+        if !listed || total <= self.some_words_ranked {
+            return self.keyword_match(&terms, fts::Join::Any, limit, allowed);
+        }
+        let mut order: Vec<&(fts::Term, Postings)> = weighted.iter().collect();
+        order.sort_by_key(|(_, p)| p.count);
+        let ranked = ranked_words(&order.iter().map(|(_, p)| p.count).collect::<Vec<_>>(), self.some_words_ranked);
+        let (rare, rest) = order.split_at(ranked);
+        let rare: Vec<fts::Term> = rare.iter().map(|(t, _)| t.clone()).collect();
+        let chunks = self.store.max_chunk_id()?.max(1) as f64;
+        let idf = |p: &Postings| bm25_idf(chunks, p.count);
+        let mut hits = self.keyword_match(&rare, fts::Join::Any, limit, allowed)?;
+        for h in &mut hits {
+            h.1 += rest.iter().filter(|(_, p)| p.holds(h.0)).map(|(_, p)| idf(p)).sum::<f32>();
+        }
+        let found: HashSet<i64> = hits.iter().map(|h| h.0).collect();
+        let lists: Vec<&[i64]> = rest.iter().map(|(_, p)| &p.ids[..]).collect();
+        for (id, held) in held_by_several(&lists) {
+            if found.contains(&id) || allowed.is_some_and(|a| !a.contains(&id)) {
+                continue;
+            }
+            let score = (0..rest.len()).filter(|i| held & (1 << i) != 0).map(|i| idf(&rest[i].1)).sum();
+            hits.push((id, score));
+        }
+        hits.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        hits.truncate(limit);
+        Ok(hits)
+    }
+
     /// For each of `ids`, the share of the query's words it holds, each word weighted by its
     /// rarity (BM25's IDF, from the number of chunks holding it).
     fn coverage(&self, weighted: &[(fts::Term, Postings)], ids: &[i64]) -> Result<HashMap<i64, f32>> {
         let total = self.store.max_chunk_id()?.max(1) as f64;
-        let idf = |chunks: i64| ((total - chunks as f64 + 0.5) / (chunks as f64 + 0.5)).ln().max(1e-6);
+        let idf = |chunks: i64| bm25_idf(total, chunks) as f64;
         let sum: f64 = weighted.iter().map(|w| idf(w.1.count)).sum();
         let mut out: HashMap<i64, f32> = HashMap::new();
         for (_, postings) in weighted {
@@ -515,6 +572,39 @@ fn both<A, B: Send>(a: impl FnOnce() -> A, b: impl FnOnce() -> B + Send) -> (A, 
     })
 }
 
+/// How many of a query's words, rarest first (`counts` ascending), SQLite ranks by BM25: as many
+/// as hold at most `budget` chunks together, and at least the rarest.
+fn ranked_words(counts: &[i64], budget: i64) -> usize {
+    let mut sum = 0;
+    let within = counts.iter().take_while(|&&c| {
+        sum += c;
+        sum <= budget
+    });
+    within.count().max(1).min(counts.len())
+}
+
+/// FTS5's BM25 weight of a word held by `holding` of `chunks` chunks.
+fn bm25_idf(chunks: f64, holding: i64) -> f32 {
+    ((chunks - holding as f64 + 0.5) / (holding as f64 + 0.5)).ln().max(1e-6) as f32
+}
+
+/// The ids found in two or more of `lists` (each ascending; at most 32 lists), each with a bit
+/// set for every list holding it, ids ascending.
+fn held_by_several(lists: &[&[i64]]) -> Vec<(i64, u32)> {
+    let mut all: Vec<(i64, u32)> =
+        lists.iter().take(32).enumerate().flat_map(|(i, l)| l.iter().map(move |&id| (id, 1u32 << i))).collect();
+    all.sort_unstable();
+    let mut out: Vec<(i64, u32)> = Vec::new();
+    for (id, bit) in all {
+        match out.last_mut() {
+            Some(last) if last.0 == id => last.1 |= bit,
+            _ => out.push((id, bit)),
+        }
+    }
+    out.retain(|(_, held)| held.count_ones() >= 2);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -544,6 +634,21 @@ mod tests {
         assert_eq!(get(&mut words, 2, "rust", 8), 8, "so does a table holding too many ids");
         let _ = get;
         assert_eq!(reads, 5 + TERM_CHUNKS_KEPT);
+    }
+
+    #[test]
+    fn the_rarest_words_within_the_budget_are_ranked_by_sqlite_and_always_one() {
+        assert_eq!(ranked_words(&[10, 3_000, 6_000, 45_000], 10_000), 3);
+        assert_eq!(ranked_words(&[10, 3_000, 7_000], 10_000), 2, "10,010 is over");
+        assert_eq!(ranked_words(&[20_000, 45_000], 10_000), 1, "the rarest, however common");
+        assert_eq!(ranked_words(&[1, 2], 10_000), 2);
+    }
+
+    #[test]
+    fn ids_held_by_two_lists_or_more_with_which() {
+        let (a, b, c) = ([1i64, 4, 7, 9], [2i64, 4, 9], [4i64, 5, 7]);
+        assert_eq!(held_by_several(&[&a, &b, &c]), vec![(4, 0b111), (7, 0b101), (9, 0b011)]);
+        assert!(held_by_several(&[&a]).is_empty());
     }
 
     #[test]
