@@ -244,3 +244,77 @@ fn a_small_index_answers_exactly_though_many_chunks_share_a_vector_or_a_filter_a
     }
     drop(w);
 }
+
+/// An index written before vectors were kept as f16 holds f32 blobs (4 bytes a dimension, no
+/// tag). They are read as they are and not converted (`qsearch index --rebuild` writes them again
+/// as f16): the graph is built from them, an i8 graph ranks its candidates by their f32 cosines,
+/// and the vectors attached after them are f16.
+#[test]
+fn an_index_of_f32_vectors_still_searches_and_the_vectors_attached_after_them_are_f16() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("idx");
+    let mut w = writer_of(&dir, VectorType::I8);
+    let root = w.add_root(&dir).unwrap();
+    for d in 0..40 {
+        write(&mut w, root, &dir, d, 5, 1);
+    }
+    drop(w);
+    // Each blob as qsearch wrote it before: the f32 bytes of the vector `write` gave.
+    let db = rusqlite::Connection::open(dir.join("index.sqlite")).unwrap();
+    let mut exact = std::collections::HashMap::new();
+    for d in 0..40 {
+        for seq in 0..5 {
+            let text = format!("document {d} part {seq} salt 1");
+            let hash = NewChunk::new(seq, format!("Doc {d}"), 0, text.len(), 1, 1, text).hash;
+            let v = unit(1000 + (d * 10 + seq) as u64);
+            let old: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+            let set = db.execute("UPDATE vectors SET data = ?2 WHERE hash = ?1", rusqlite::params![hash, old]).unwrap();
+            assert_eq!(set, 1);
+            let id: i64 = db.query_row("SELECT id FROM chunks WHERE hash = ?1", [&hash], |r| r.get(0)).unwrap();
+            exact.insert(id, v);
+        }
+    }
+    // No vector file: the graph is built from SQLite's blobs.
+    qsearch::store::vectors::remove_files(&dir).unwrap();
+    let store = Store::open_read(&dir).unwrap();
+    let reader = VectorIndex::open_for_search(&store, DIMS).unwrap();
+    assert!(reader.damage().is_none(), "{:?}", reader.damage());
+    assert_eq!(reader.len(), 200);
+    let all: std::collections::HashSet<i64> = exact.keys().copied().collect();
+    for i in 0..20 {
+        let q = unit(555 + i);
+        // The cosines of the f32 vectors as they are: rounded to f16 they would move by ~1e-5.
+        for (id, s) in reader.search_among(&q, 10, &all).unwrap() {
+            let cosine: f32 = q.iter().zip(&exact[&id]).map(|(a, b)| a * b).sum();
+            assert!((s - cosine).abs() < 1e-6, "query {i}, chunk {id}: {s} vs {cosine}");
+        }
+        let hits: Vec<i64> = reader.search(&q, 5, None).unwrap().into_iter().map(|h| h.0).collect();
+        assert_eq!(hits, exact_top(&reader, &q), "query {i}");
+    }
+    for (id, v) in exact.iter().take(20) {
+        assert_eq!(reader.search(v, 1, None).unwrap()[0].0, *id, "a vector's own chunk comes first");
+    }
+    drop(reader);
+
+    let mut w = writer_of(&dir, VectorType::I8);
+    for d in 40..50 {
+        write(&mut w, root, &dir, d, 5, 2);
+    }
+    w.save().unwrap();
+    drop(w);
+    let lengths: Vec<(usize, usize)> = db
+        .prepare("SELECT length(data), count(*) FROM vectors GROUP BY 1 ORDER BY 1")
+        .unwrap()
+        .query_map([], |r| Ok((r.get::<_, i64>(0)? as usize, r.get::<_, i64>(1)? as usize)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(lengths, [(2 * DIMS + 1, 50), (4 * DIMS, 200)], "new vectors f16, the old ones left f32");
+    let reader = VectorIndex::open_for_search(&store, DIMS).unwrap();
+    assert!(reader.damage().is_none(), "{:?}", reader.damage());
+    assert_eq!(reader.len(), 250);
+    let hit = reader.search(&unit(2 * 1000 + 400), 1, None).unwrap()[0];
+    assert!(hit.1 > 0.999, "a new chunk is found by its own vector: {hit:?}");
+    let (id, v) = exact.iter().next().unwrap();
+    assert_eq!(reader.search(v, 1, None).unwrap()[0].0, *id, "and an old one by its own");
+}

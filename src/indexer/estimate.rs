@@ -67,9 +67,10 @@ pub fn estimate(embedder: &mut dyn Embedder, roots: &[PathBuf], opts: &Options) 
         est.tokens_per_sec = out.tokens as f64 / t.elapsed().as_secs_f64().max(1e-6);
         est.embed_secs = est.tokens as f64 / est.tokens_per_sec.max(1e-6);
     }
-    // Text and keyword index in SQLite, an f32 vector in SQLite and an f16 one in the graph
-    // with its links.
+    // Text and keyword index in SQLite, a vector in SQLite and an f16 one in the graph with its
+    // links.
     let dims = embedder.dims() as u64;
-    est.disk_bytes = est.text_bytes * 2 + est.chunks as u64 * (dims * 4 + dims * 2 + 300);
+    est.disk_bytes =
+        est.text_bytes * 2 + est.chunks as u64 * (crate::store::docs::stored_vector_bytes(dims) + dims * 2 + 300);
     Ok(est)
 }

@@ -2,9 +2,9 @@
 //! full disk (SQLite's `SQLITE_FULL`, `ENOSPC` from a file write) answers with [`DiskFull`]
 //! instead: the index's folder and the disk it is on, the space free there, roughly what the run
 //! still needs (the estimate of `estimate.rs`: text and keyword index twice the text, and per
-//! chunk an f32 vector in SQLite, an f16 one in the graph and 300 bytes), and that nothing was
-//! lost: every transaction is whole or absent, and a vector file is written beside the last one
-//! and renamed, so the last committed state stands.
+//! chunk a vector in SQLite's pages, an f16 one in the graph and 300 bytes), and that nothing
+//! was lost: every transaction is whole or absent, and a vector file is written beside the last
+//! one and renamed, so the last committed state stands.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -166,7 +166,7 @@ impl Writer {
         let graph = crate::store::vectors::newest_path(self.dir())
             .and_then(|p| std::fs::metadata(p).ok())
             .map_or(0, |m| m.len());
-        Ok(text * 2 + chunks * (dims * 4 + dims * 2 + 300) + graph)
+        Ok(text * 2 + chunks * (crate::store::docs::stored_vector_bytes(dims) + dims * 2 + 300) + graph)
     }
 }
 

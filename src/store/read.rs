@@ -238,15 +238,15 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// The f32 vectors of the chunks `ids` that have one (to rank again the candidates of an
-    /// i8 or binary vector graph).
+    /// The vectors SQLite keeps of the chunks `ids` that have one (to rank again the candidates of
+    /// an i8 or binary vector graph).
     pub fn vectors_of(&self, ids: &[i64]) -> Result<Vec<(i64, Vec<f32>)>> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT c.id, v.data FROM chunks c JOIN vectors v ON v.hash = c.hash
              WHERE c.id IN rarray(?1) AND c.vec_seq IS NOT NULL",
         )?;
         let rows = stmt.query_map([id_array(ids.iter().copied())], |r| {
-            Ok((r.get::<_, i64>(0)?, super::docs::blob_to_vec(&r.get::<_, Vec<u8>>(1)?)))
+            Ok((r.get::<_, i64>(0)?, r.get::<_, super::docs::StoredBlob>(1)?.0))
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
