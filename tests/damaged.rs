@@ -182,9 +182,11 @@ fn a_corrupt_sqlite_page_is_said_as_damage_and_repaired_from_the_files() {
     let keywords = leaf_pages(&db, &["chunks_fts_data"]);
     assert!(chunks.len() > 4 && keywords.len() > 4, "{chunks:?} {keywords:?}");
     let mut bytes = std::fs::read(&db).unwrap();
+    // The page size, from the file's header (bytes 16-17, big-endian).
+    let size = u16::from_be_bytes([bytes[16], bytes[17]]) as usize;
     for page in [chunks[chunks.len() / 2], chunks[chunks.len() / 2 + 1], keywords[keywords.len() / 2]] {
-        let at = (page as usize - 1) * 4096;
-        for (i, b) in bytes[at..at + 4096].iter_mut().enumerate() {
+        let at = (page as usize - 1) * size;
+        for (i, b) in bytes[at..at + size].iter_mut().enumerate() {
             *b = (i * 31 + 7) as u8;
         }
     }

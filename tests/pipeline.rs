@@ -841,7 +841,7 @@ fn a_watcher_tries_a_stopped_model_again_without_events_until_it_is_back() {
 fn a_query_of_common_words_ranks_few_chunks_and_keeps_its_best() {
     let env = env();
     let filler = "lorem ipsum dolor sit amet consectetur";
-    let mut note = |name: String, words: &str| {
+    let note = |name: String, words: &str| {
         common::write(&env.root, &format!("{name}.md"), format!("# {name}\n\n{words} {filler}\n"));
     };
     // alpha, beta and delta in notes of their own (200, 150, 50), gamma in seven; three notes

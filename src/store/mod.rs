@@ -31,6 +31,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ("0007_passed_over", include_str!("../../migrations/0007_passed_over.sql")),
     ("0008_note_dates", include_str!("../../migrations/0008_note_dates.sql")),
     ("0009_graph_removals", include_str!("../../migrations/0009_graph_removals.sql")),
+    ("0010_f16_vectors", include_str!("../../migrations/0010_f16_vectors.sql")),
 ];
 
 /// What the vectors in an index depend on. A change needs `--rebuild`.
@@ -105,6 +106,11 @@ impl Store {
             let conn = Connection::open(dir.join(DB_FILE))
                 .with_context(|| format!("cannot open index {}", dir.join(DB_FILE).display()))?;
             configure(&conn)?;
+            // 8 KiB pages for a new index (an existing one keeps its own): a row holds its whole
+            // vector when it fits a page, and two f16 rows of 1,024 dimensions (2,125 bytes each)
+            // do not fit a 4 KiB page, so each took a page of its own; 8 KiB pages hold three
+            // (4,107 -> 2,737 bytes a vector, benches/README.md). Set before WAL, which fixes it.
+            conn.pragma_update(None, "page_size", 8192)?;
             conn.pragma_update(None, "journal_mode", "WAL")?;
             conn.pragma_update(None, "synchronous", "NORMAL")?;
             // 64 MiB of page cache (SQLite's default is 2 MiB): a first index's B-tree and FTS5

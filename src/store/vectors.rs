@@ -206,7 +206,7 @@ pub struct VectorIndex {
     ty: VectorType,
     /// The index's folder.
     dir: PathBuf,
-    /// SQLite's f32 vectors, for ranking again the candidates of an i8 or binary graph (a read
+    /// SQLite's vectors (f16, or an older index's f32), for ranking again the candidates of an i8 or binary graph (a read
     /// connection of its own, opened at the first search).
     exact: std::sync::OnceLock<std::sync::Mutex<Store>>,
     /// Highest `vec_seq` whose vector is in `index`.
@@ -624,7 +624,7 @@ impl VectorIndex {
             hits.extend(found(added, &HashSet::new())?);
         }
         if self.ty != VectorType::F16 {
-            // Ranked again by exact cosine over SQLite's f32 vectors.
+            // Ranked again by exact cosine over SQLite's vectors.
             let ids: Vec<i64> = hits.iter().map(|h| h.0).collect();
             hits = self.exact_vectors(&ids)?.into_iter().map(|(id, v)| (id, cosine(query, &v))).collect();
         }
@@ -633,7 +633,7 @@ impl VectorIndex {
         Ok(hits)
     }
 
-    /// SQLite's f32 vectors of `ids` (those that have one).
+    /// SQLite's vectors of `ids` (those that have one).
     fn exact_vectors(&self, ids: &[i64]) -> Result<Vec<(i64, Vec<f32>)>> {
         let store = match self.exact.get() {
             Some(store) => store,
