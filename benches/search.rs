@@ -8,8 +8,10 @@
 //! The index is kept in target/bench-search-<N>-<DIMS> so a rerun skips building it.
 //!
 //!     cargo bench --bench search -- [CHUNKS] [DIMS] --vectors-only [--kinds=f16,i8,b1] [--queries=100]
+//!         [--data=latent|clusters]
 //!
-//! measures the vector graph alone, per vector type (benches/common/vectors_only.rs).
+//! measures the vector graph alone, per vector type (benches/common/vectors_only.rs), on vectors
+//! shaped like text embeddings (`latent`, the default) or the first benches' `clusters`.
 
 mod common;
 
@@ -41,7 +43,13 @@ fn main() {
         let mut out = serde_json::Map::new();
         out.insert("chunks".into(), n.into());
         out.insert("dims".into(), dims.into());
-        common::vectors_only::run(n, dims, &kinds, queries, &mut out);
+        let data = match flags.iter().find_map(|f| f.strip_prefix("--data=")).unwrap_or("latent") {
+            "latent" => common::vectors_only::Data::new(true, dims),
+            "clusters" => common::vectors_only::Data::new(false, dims),
+            other => panic!("unknown --data={other} (latent, clusters)"),
+        };
+        out.insert("data".into(), data.name().into());
+        common::vectors_only::run(n, dims, &kinds, queries, &data, &mut out);
         println!("{}", serde_json::Value::Object(out));
         return;
     }
@@ -162,6 +170,13 @@ fn main() {
             out.insert(format!("filter_{name}_{kind}_p50_ms"), p50.into());
         }
     }
+    // A reader's memory after its queries (before the recall below reads every vector): its
+    // own (anonymous) pages, and the pages of mapped files it touched, which the page cache
+    // shares with every other process and takes back under pressure.
+    let (anon, file) = (status_mb("RssAnon:"), status_mb("RssFile:"));
+    eprintln!("reader RSS after the queries: {anon:.0} MB own + {file:.0} MB of mapped files");
+    out.insert("reader_rss_anon_mb".into(), anon.into());
+    out.insert("reader_rss_file_mb".into(), file.into());
     // Recall@10 of the HNSW graph against exact search, on the same index.
     let vi = searcher.vectors().expect("the vector graph is loaded");
     let mut recall = 0.0;
@@ -198,10 +213,15 @@ fn main() {
 }
 
 fn rss_mb() -> f64 {
+    status_mb("VmRSS:")
+}
+
+/// A line of /proc/self/status, in MB.
+fn status_mb(field: &str) -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     let kb: f64 = status
         .lines()
-        .find(|l| l.starts_with("VmRSS:"))
+        .find(|l| l.starts_with(field))
         .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
         .unwrap_or(0.0);
     kb / 1024.0

@@ -1,6 +1,7 @@
 //! The synthetic index the search benchmarks share: N chunks of generated text over a Zipfian
-//! vocabulary, with clustered random unit vectors, written through the `Writer` like any index
-//! and kept in target/bench-search-v3-<N>-<DIMS> so a rerun skips building it.
+//! vocabulary, with vectors shaped like text embeddings (`vectors_only::Data::Latent`), written
+//! through the `Writer` like any index and kept in target/bench-search-v5-<N>-<DIMS> so a rerun
+//! skips building it.
 
 #![allow(dead_code)]
 
@@ -47,17 +48,17 @@ pub fn word(rng: &mut Rng) -> String {
 pub struct Synthetic {
     pub dir: PathBuf,
     pub rng: Rng,
-    centers: Vec<Vec<f32>>,
+    data: vectors_only::Data,
     dims: usize,
+    /// The next vector's id (queries count down from the top bit).
+    next: u64,
 }
 
 impl Synthetic {
-    /// A vector near one of the clusters the index's vectors come from.
+    /// The next vector of the index's kind (shaped like text embeddings: `vectors_only::Data`).
     pub fn sample(&mut self) -> Vec<f32> {
-        let c = &self.centers[(self.rng.next() % 256) as usize];
-        let dims = self.dims as f32;
-        let noise: Vec<f32> = c.iter().map(|_| self.rng.unit()).collect();
-        normalize(c.iter().zip(noise).map(|(x, r)| x + 0.6 * r / dims.sqrt() * 8.0).collect())
+        self.next += 1;
+        self.data.vector(self.next, self.dims)
     }
 
     /// `count` queries of three words and a document tag, each with a vector.
@@ -65,7 +66,7 @@ impl Synthetic {
         (0..count)
             .map(|i| {
                 let words: Vec<String> = (0..3).map(|_| word(&mut self.rng)).collect();
-                (format!("{} doc{}", words.join(" "), i * 3), self.sample())
+                (format!("{} doc{}", words.join(" "), i * 3), self.data.vector((1 << 63) | i as u64, self.dims))
             })
             .collect()
     }
@@ -73,10 +74,11 @@ impl Synthetic {
 
 /// Opens (building it the first time) the index of `n` chunks with `dims`-dimension vectors.
 pub fn synthetic_index(n: usize, dims: usize) -> Synthetic {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("target/bench-search-v4-{n}-{dims}"));
-    let mut rng = Rng(0x9E3779B97F4A7C15);
-    let centers: Vec<Vec<f32>> = (0..256).map(|_| normalize((0..dims).map(|_| rng.unit()).collect())).collect();
-    let mut s = Synthetic { dir, rng, centers, dims };
+    // v5: vectors shaped like text embeddings, f16 vectors in SQLite, 8 KiB pages.
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("target/bench-search-v5-{n}-{dims}"));
+    let rng = Rng(0x9E3779B97F4A7C15);
+    let data = vectors_only::Data::new(true, dims);
+    let mut s = Synthetic { dir, rng, data, dims, next: 0 };
     if !s.dir.join(qsearch::store::DB_FILE).exists() {
         let t = Instant::now();
         // Written through the writer like any index; the stand-in embedder only names the
