@@ -145,24 +145,7 @@ pub fn cut(model: &mut ModelProto, output: &str, no: usize, yes: usize) -> Resul
             last.set_dim_value(2);
         }
     }
-    prune(graph);
+    // The whole projection goes; the graph keeps the inputs it was exported with.
+    crate::models::prepare::proto::prune_nodes(graph);
     Ok(true)
-}
-
-/// Drops the nodes and initializers nothing reads any more (the whole projection).
-fn prune(graph: &mut onnx_protobuf::GraphProto) {
-    loop {
-        let read: std::collections::HashSet<String> = graph
-            .node
-            .iter()
-            .flat_map(|n| n.input.iter().cloned())
-            .chain(graph.output.iter().map(|o| o.name.clone()))
-            .collect();
-        let before = graph.node.len();
-        graph.node.retain(|n| n.output.iter().any(|o| !o.is_empty() && read.contains(o)));
-        if graph.node.len() == before {
-            graph.initializer.retain(|t| read.contains(&t.name));
-            return;
-        }
-    }
 }

@@ -20,7 +20,7 @@
 mod attention;
 mod coreml;
 mod fp16;
-mod proto;
+pub(crate) mod proto;
 mod shapes;
 mod token_table;
 

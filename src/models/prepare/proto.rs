@@ -15,22 +15,28 @@ use onnx_protobuf::{
 
 /// Drops initializers, nodes and inputs nothing reads any more (the table, the old masks).
 pub(super) fn prune(graph: &mut GraphProto) {
+    prune_nodes(graph);
+    // Every input the session declares must be fed: drop those nothing reads.
+    let read = read_names(graph);
+    graph.input.retain(|i| read.contains(&i.name));
+}
+
+/// Drops the nodes and initializers nothing reads any more; the graph's inputs stay as they are.
+pub(crate) fn prune_nodes(graph: &mut GraphProto) {
     loop {
-        let read: HashSet<String> = graph
-            .node
-            .iter()
-            .flat_map(|n| n.input.iter().cloned())
-            .chain(graph.output.iter().map(|o| o.name.clone()))
-            .collect();
+        let read = read_names(graph);
         let before = graph.node.len();
         graph.node.retain(|n| n.output.iter().any(|o| !o.is_empty() && read.contains(o)));
         if graph.node.len() == before {
             graph.initializer.retain(|t| read.contains(&t.name));
-            // Every input the session declares must be fed: drop those nothing reads.
-            graph.input.retain(|i| read.contains(&i.name));
             return;
         }
     }
+}
+
+/// The names some node or the graph's outputs read.
+fn read_names(graph: &GraphProto) -> HashSet<String> {
+    graph.node.iter().flat_map(|n| n.input.iter().cloned()).chain(graph.output.iter().map(|o| o.name.clone())).collect()
 }
 
 /// External data stays where it is: each file is linked into the prepared directory under the
