@@ -1,7 +1,8 @@
 //! Names the commit the binary is built from, for `qsearch --version` and `qsearch doctor`: a bug
 //! report then says which code it is about. Sets `QSEARCH_COMMIT` (`c7363cb`, `c7363cb-dirty`
-//! when tracked files differed from it, or empty) and `QSEARCH_VERSION` (`0.1.0 (c7363cb)`, or
-//! the Cargo version alone). Outside a git checkout (a package from the registry, no `git`) it is
+//! when tracked files differed from it, or empty), `QSEARCH_FEATURES` (the optional Cargo features
+//! built in, space-separated) and `QSEARCH_VERSION` (`0.1.0 (c7363cb), with mcp pdf html
+//! tree-sitter`; without a commit, the Cargo version alone before the features). Outside a git checkout (a package from the registry, no `git`) it is
 //! the version alone, or the commit `cargo package` recorded; it never fails the build.
 
 use std::path::{Path, PathBuf};
@@ -13,12 +14,21 @@ fn main() {
     let version = std::env::var("CARGO_PKG_VERSION").unwrap_or_default();
     let dir = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| ".".into()));
     let commit = from_git(&dir).or_else(|| from_package(&dir));
+    // The optional parts built in (Cargo sets CARGO_FEATURE_<NAME> for each one enabled).
+    let features: Vec<&str> = ["mcp", "pdf", "html", "tree-sitter"]
+        .into_iter()
+        .filter(|f| std::env::var_os(format!("CARGO_FEATURE_{}", f.to_uppercase().replace('-', "_"))).is_some())
+        .collect();
+    let features = features.join(" ");
     let long = match &commit {
         Some(c) => format!("{version} ({c})"),
         None => version,
     };
+    let long =
+        if features.is_empty() { format!("{long}, no optional features") } else { format!("{long}, with {features}") };
     println!("cargo:rustc-env=QSEARCH_COMMIT={}", commit.unwrap_or_default());
     println!("cargo:rustc-env=QSEARCH_VERSION={long}");
+    println!("cargo:rustc-env=QSEARCH_FEATURES={features}");
 }
 
 /// The checkout's commit, with `-dirty` when tracked files differ from it. None when `git` is

@@ -30,9 +30,15 @@ pub struct Inputs<'a> {
     pub rerank: bool,
 }
 
-/// This build's version and commit (`0.1.0 (c7363cb)`, `0.1.0 (c7363cb-dirty)`, or `0.1.0` when
-/// not built from a git checkout), as `qsearch --version` says it (build.rs).
+/// This build's version, commit and optional features (`0.1.0 (c7363cb), with mcp pdf html
+/// tree-sitter`; `-dirty` after the commit when tracked files differed, no commit when not built
+/// from a git checkout), as `qsearch --version` says it (build.rs).
 pub const LONG_VERSION: &str = env!("QSEARCH_VERSION");
+
+/// The optional Cargo features this build has (`mcp`, `pdf`, `html`, `tree-sitter`).
+pub fn features() -> Vec<&'static str> {
+    env!("QSEARCH_FEATURES").split_whitespace().collect()
+}
 
 /// The commit this build is from (`c7363cb`, `c7363cb-dirty`); None when not built from git.
 pub fn commit() -> Option<&'static str> {
@@ -45,6 +51,8 @@ pub struct Report {
     pub version: &'static str,
     /// The commit it was built from, when built from a git checkout (see [`commit`]).
     pub commit: Option<&'static str>,
+    /// Its optional Cargo features (see [`features`]).
+    pub features: Vec<&'static str>,
     pub runtime: RuntimeCheck,
     pub models: Vec<ModelCheck>,
     /// The server of a served model (named, or the index's).
@@ -227,6 +235,7 @@ pub fn check(inputs: &Inputs) -> Report {
     Report {
         version: env!("CARGO_PKG_VERSION"),
         commit: commit(),
+        features: features(),
         runtime: runtime_check(plan.ort_lib.as_deref()),
         models: catalog::all().iter().map(|spec| model_check(spec, model_dir, inputs.prepare)).collect(),
         server: match &model {

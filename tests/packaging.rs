@@ -134,6 +134,16 @@ fn version_names_the_commit_when_built_from_git() {
     let said = stdout(&["--version"]);
     let version = env!("CARGO_PKG_VERSION");
     assert!(said.starts_with(&format!("qsearch {version}")), "{said}");
+    // The optional features this build has, as the tests were built with them.
+    for (name, on) in [
+        ("mcp", cfg!(feature = "mcp")),
+        ("pdf", cfg!(feature = "pdf")),
+        ("html", cfg!(feature = "html")),
+        ("tree-sitter", cfg!(feature = "tree-sitter")),
+    ] {
+        let listed = said.split_once(", with ").is_some_and(|(_, f)| f.split_whitespace().any(|w| w == name));
+        assert_eq!(listed, on, "{name}: {said}");
+    }
     let in_git = git(&["ls-files", "--error-unmatch", "Cargo.toml"]).is_some();
     match named_commit(&said) {
         Some(sha) => assert_commit_of_this_checkout(&sha, &said),

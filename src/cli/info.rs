@@ -135,9 +135,10 @@ pub fn doctor(config: &Config, args: DoctorArgs) -> Result<ExitCode> {
 
 fn print_doctor(report: &doctor::Report, device: qsearch::embed::device::Device) {
     use doctor::{Checksum, DeviceCheck, IndexCheck, IntegrityCheck, RuntimeCheck};
+    let features = if report.features.is_empty() { "none".to_string() } else { report.features.join(", ") };
     match report.commit {
-        Some(commit) => println!("qsearch:  {} ({commit})", report.version),
-        None => println!("qsearch:  {} (not built from a git checkout)", report.version),
+        Some(commit) => println!("qsearch:  {} ({commit}); optional features: {features}", report.version),
+        None => println!("qsearch:  {} (not built from a git checkout); optional features: {features}", report.version),
     }
     match &report.runtime {
         RuntimeCheck::NotFound { install } => {
