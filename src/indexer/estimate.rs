@@ -70,7 +70,7 @@ pub fn estimate(embedder: &mut dyn Embedder, roots: &[PathBuf], opts: &Options) 
     // Text and keyword index in SQLite, a vector in SQLite and an f16 one in the graph with its
     // links.
     let dims = embedder.dims() as u64;
-    est.disk_bytes =
-        est.text_bytes * 2 + est.chunks as u64 * (crate::store::docs::stored_vector_bytes(dims) + dims * 2 + 300);
+    est.disk_bytes = est.text_bytes * 2
+        + est.chunks as u64 * (crate::store::docs::stored_vector_bytes(dims, crate::store::PAGE_SIZE) + dims * 2 + 300);
     Ok(est)
 }

@@ -498,6 +498,11 @@ impl Store {
     }
 
     /// Chunks without a vector yet (what semantic search cannot find).
+    /// The database's page size in bytes.
+    pub fn page_size(&self) -> Result<u64> {
+        Ok(self.conn.pragma_query_value(None, "page_size", |r| r.get::<_, i64>(0))? as u64)
+    }
+
     pub fn pending_chunks(&self) -> Result<u64> {
         Ok(self.conn.query_row("SELECT count(*) FROM chunks WHERE vec_seq IS NULL", [], |r| r.get::<_, i64>(0))? as u64)
     }
@@ -635,19 +640,19 @@ impl rusqlite::types::FromSql for StoredBlob {
     }
 }
 
-/// Bytes a stored vector of `dims` takes in SQLite, its row and its key (for the space a run
-/// needs). A row smaller than a page is never split: in SQLite's default 4 KiB pages a 1,024-dim
-/// f16 row (2,125 bytes) has a page to itself (4,107 bytes measured), where an f32 row took an
-/// overflow page and part of a shared one (4,610).
-pub fn stored_vector_bytes(dims: u64) -> u64 {
-    const PAGE: u64 = 4096;
+/// Bytes a stored vector of `dims` takes in SQLite with pages of `page` bytes, its row and its
+/// key (for the space a run needs). A row smaller than a page is never split: in 4 KiB pages (an
+/// index made before [`super::PAGE_SIZE`]) a 1,024-dim f16 row (2,125 bytes) has a page to itself
+/// (4,107 bytes measured), where an f32 row took an overflow page and part of a shared one
+/// (4,610); 8 KiB pages hold three (2,737 measured).
+pub fn stored_vector_bytes(dims: u64, page: u64) -> u64 {
     // The blob, the 64-hex hash, the record's and cell's headers, the cell's pointer.
     let row = 2 * dims + 1 + 64 + 16;
     // An entry of the hash's index.
     let key = 84;
-    let usable = PAGE - 8;
+    let usable = page - 8;
     // A page shared by the rows it holds whole, or pages of its own for a row larger than one.
-    key + PAGE.checked_div(usable / row).unwrap_or(row.div_ceil(PAGE) * PAGE)
+    key + page.checked_div(usable / row).unwrap_or(row.div_ceil(page) * page)
 }
 
 /// The byte range of raw paths that holds `path` and everything under it (and some siblings
@@ -725,10 +730,12 @@ mod tests {
 
     #[test]
     fn the_space_a_vector_takes_counts_whole_pages() {
-        // Six 256-dim rows share a page, four 384-dim ones, a 1,024-dim one has it alone.
-        assert_eq!(stored_vector_bytes(256), 84 + 4096 / 6);
-        assert_eq!(stored_vector_bytes(384), 84 + 1024);
-        assert_eq!(stored_vector_bytes(1024), 84 + 4096);
-        assert_eq!(stored_vector_bytes(4096), 84 + 3 * 4096);
+        // Six 256-dim rows share a 4 KiB page, four 384-dim ones, a 1,024-dim one has it alone.
+        assert_eq!(stored_vector_bytes(256, 4096), 84 + 4096 / 6);
+        assert_eq!(stored_vector_bytes(384, 4096), 84 + 1024);
+        assert_eq!(stored_vector_bytes(1024, 4096), 84 + 4096);
+        assert_eq!(stored_vector_bytes(4096, 4096), 84 + 3 * 4096);
+        // An 8 KiB page holds three 1,024-dim rows.
+        assert_eq!(stored_vector_bytes(1024, 8192), 84 + 8192 / 3);
     }
 }

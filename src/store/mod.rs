@@ -110,7 +110,7 @@ impl Store {
             // vector when it fits a page, and two f16 rows of 1,024 dimensions (2,125 bytes each)
             // do not fit a 4 KiB page, so each took a page of its own; 8 KiB pages hold three
             // (4,107 -> 2,737 bytes a vector, benches/README.md). Set before WAL, which fixes it.
-            conn.pragma_update(None, "page_size", 8192)?;
+            conn.pragma_update(None, "page_size", PAGE_SIZE as i64)?;
             conn.pragma_update(None, "journal_mode", "WAL")?;
             conn.pragma_update(None, "synchronous", "NORMAL")?;
             // 64 MiB of page cache (SQLite's default is 2 MiB): a first index's B-tree and FTS5
@@ -258,6 +258,9 @@ fn schema_version(conn: &Connection) -> Result<usize> {
 
 /// The schema versions this qsearch knows (its migrations).
 pub const SCHEMA_VERSION: usize = MIGRATIONS.len();
+
+/// The page size of a new index's database (an existing one keeps its own; see `open_write`).
+pub const PAGE_SIZE: u64 = 8192;
 
 /// An index written by a newer qsearch, whose schema this one does not know.
 #[derive(Debug, Clone, PartialEq, Eq)]
