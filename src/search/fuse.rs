@@ -72,8 +72,17 @@ pub fn fuse(keyword: &[KeywordHit], semantic: &[(i64, f32)], mode: Mode, words: 
             let weight = if agree || semantic.is_empty() { SEMANTIC_WEIGHT } else { 1.0 };
             let head = weighted_sum(kw_head, sem_head, weight);
             let placed: HashSet<i64> = head.iter().map(|h| h.0).collect();
-            let tail = weighted_sum(keyword, semantic, weight).into_iter().filter(|h| !placed.contains(&h.0));
-            let fused: Vec<(i64, f32)> = head.into_iter().chain(tail).collect();
+            let tail: Vec<(i64, f32)> =
+                weighted_sum(keyword, semantic, weight).into_iter().filter(|h| !placed.contains(&h.0)).collect();
+            // The tail's z-scores are taken over the whole lists, the head's over their first
+            // hits: the tail is moved down to start at the head's last score, its gaps kept, so
+            // scores stay in rank order.
+            let shift = match (head.last(), tail.first()) {
+                (Some(last), Some(first)) => (first.1 - last.1).max(0.0),
+                _ => 0.0,
+            };
+            let fused: Vec<(i64, f32)> =
+                head.into_iter().chain(tail.into_iter().map(|(id, s)| (id, s - shift))).collect();
             promises(fused, &keyword[..keyword.len().min(HEAD)], words)
                 .into_iter()
                 .map(|(id, score)| (id, score, kind(id)))
@@ -236,6 +245,17 @@ mod tests {
         keyword[1].phrase = true;
         let kinds: Vec<_> = fuse(&keyword, &[], Mode::Keyword, 3).iter().map(|f| (f.0, f.2)).collect();
         assert_eq!(kinds, [(7, MatchKind::Keyword), (8, MatchKind::Phrase)]);
+    }
+
+    #[test]
+    fn scores_stay_in_rank_order_past_the_head() {
+        // Lists longer than the head: a weak keyword list whose hits follow the semantic head,
+        // and a tail whose z-scores, taken over the whole lists, would stand above the head's.
+        let sem: Vec<(i64, f32)> = (0..60).map(|i| (100 + i, 0.9 - 0.01 * i as f32)).collect();
+        let keyword = kw(&(0..60).map(|i| (200 + i, 9.0 - 0.1 * i as f32, 0.4)).collect::<Vec<_>>());
+        let fused = fuse(&keyword, &sem, Mode::Hybrid, 3);
+        assert_eq!(fused.len(), 120);
+        assert!(fused.windows(2).all(|w| w[0].1 >= w[1].1), "{fused:?}");
     }
 
     #[test]
