@@ -157,6 +157,19 @@ pub fn wanted(device: Device) -> Option<Backend> {
     }
 }
 
+/// Whether a session's threads wait for more work by spinning after a run. For documents (batch
+/// after batch) spinning saves waking them; for queries, one now and then, a spinning thread
+/// holds a core the rest of the machine wants: beside one busy process on 2 cores a 10-token
+/// query took 82-88 ms p50 spinning and 37-46 ms not, alone 29-41 ms either way
+/// (`scripts/ort_spinning.py`, benches/README.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Spin {
+    /// Runs come back to back (indexing).
+    Busy,
+    /// Runs come now and then (queries, reranking).
+    Idle,
+}
+
 /// Creates the session on `device`; a device that cannot be used falls back to the CPU, and the
 /// placement says so.
 pub fn session(
@@ -164,6 +177,7 @@ pub fn session(
     model: &Path,
     device: Device,
     threads: usize,
+    spin: Spin,
     prepacked: &PrepackedWeights,
     profile: Option<&Path>,
 ) -> Result<(Session, Placement)> {
@@ -178,6 +192,8 @@ pub fn session(
             .with_auto_device(AutoDevicePolicy::Default)
             .map_err(|e| anyhow!("{e}"))?
             .with_intra_threads(threads)
+            .map_err(|e| anyhow!("{e}"))?
+            .with_intra_op_spinning(spin == Spin::Busy)
             .map_err(|e| anyhow!("{e}"))?
             .with_prepacked_weights(prepacked)
             .map_err(|e| anyhow!("{e}"))

@@ -152,8 +152,16 @@ impl OnnxEmbedder {
             None => models[first].clone(),
         };
         let started = std::time::Instant::now();
-        let (session, device) =
-            device::session(runtime, &first_graph, opts.device, opts.threads, &prepacked, opts.profile.as_deref())?;
+        let spin = spin(opts.purpose, first);
+        let (session, device) = device::session(
+            runtime,
+            &first_graph,
+            opts.device,
+            opts.threads,
+            spin,
+            &prepacked,
+            opts.profile.as_deref(),
+        )?;
         let load_secs = started.elapsed().as_secs_f64();
         if device.fallback.is_some() && prepared.is_some() && opts.graph.is_none() && target != Target::Cpu {
             // The accelerator could not be used: the CPU runs its own graph, not the one prepared
@@ -271,9 +279,10 @@ impl OnnxEmbedder {
     /// The session for `slot` (0 documents, 1 queries), created now if needed.
     fn session(&mut self, slot: usize) -> Result<&mut Session> {
         if self.sessions[slot].is_none() {
-            let Options { device, threads, .. } = self.options;
+            let Options { device, threads, purpose, .. } = self.options;
+            let spin = spin(purpose, slot);
             let (session, _) =
-                device::session(self.runtime, &self.models[slot], device, threads, &self.prepacked, None)?;
+                device::session(self.runtime, &self.models[slot], device, threads, spin, &self.prepacked, None)?;
             self.sessions[slot] = Some(session);
         }
         Ok(self.sessions[slot].as_mut().expect("just made"))
@@ -330,11 +339,12 @@ impl OnnxEmbedder {
 
     /// One run of a fixed-shape graph; `padded` has the bucket's exact shape.
     fn run_fixed(&mut self, bucket: Bucket, padded: &Padded) -> Result<Vec<Vec<f32>>> {
-        let Options { device, threads, .. } = self.options;
+        let Options { device, threads, purpose, .. } = self.options;
         let (runtime, prepacked) = (self.runtime, &self.prepacked);
         let fixed = self.fixed.as_mut().context("no fixed-shape graphs")?;
-        let mut session =
-            fixed.take(bucket, &mut |path| Ok(device::session(runtime, path, device, threads, prepacked, None)?.0))?;
+        let spin = spin(purpose, 0);
+        let mut session = fixed
+            .take(bucket, &mut |path| Ok(device::session(runtime, path, device, threads, spin, prepacked, None)?.0))?;
         let result = self.feeds(&session, padded, None).and_then(|feeds| {
             let outputs = session.run_with_options(feeds, &self.run_options)?;
             pool_output(&outputs[self.output.as_str()], padded, &self.output, self.recipe.pooling)
@@ -423,6 +433,12 @@ fn prepared_graphs(
 /// Which session serves `kind`: the query graph when there is one.
 fn slot(models: &[std::path::PathBuf; 2], kind: InputKind) -> usize {
     usize::from(kind == InputKind::Query && models[1] != models[0])
+}
+
+/// Threads spin between runs only in the documents' session of a process that embeds documents
+/// (the indexer); a process that answers queries lets them sleep ([`device::Spin`]).
+fn spin(purpose: InputKind, slot: usize) -> device::Spin {
+    if purpose == InputKind::Document && slot == 0 { device::Spin::Busy } else { device::Spin::Idle }
 }
 
 fn pool_output(value: &DynValue, padded: &Padded, name: &str, pooling: Pooling) -> Result<Vec<Vec<f32>>> {

@@ -105,8 +105,9 @@ impl LocalReranker {
             .map_err(|e| anyhow!("could not read the reranker's tokenizer {}: {e}", tokenizer.display()))?;
         tok.with_padding(None);
         let prepacked = ort::session::builder::PrepackedWeights::new();
-        let (session, placement) = device::session(runtime, model, opts.device, opts.threads, &prepacked, None)
-            .with_context(|| format!("loading the reranker {}", opts.id))?;
+        let (session, placement) =
+            device::session(runtime, model, opts.device, opts.threads, device::Spin::Idle, &prepacked, None)
+                .with_context(|| format!("loading the reranker {}", opts.id))?;
         let output = ["logits", "yes_no", "scores"]
             .into_iter()
             .find(|w| session.outputs().iter().any(|o| o.name() == *w))
