@@ -1,9 +1,10 @@
 //! Names the commit the binary is built from, for `qsearch --version` and `qsearch doctor`: a bug
 //! report then says which code it is about. Sets `QSEARCH_COMMIT` (`c7363cb`, `c7363cb-dirty`
-//! when tracked files differed from it, or empty), `QSEARCH_FEATURES` (the optional Cargo features
-//! built in, space-separated) and `QSEARCH_VERSION` (`0.1.0 (c7363cb), with mcp pdf html
-//! tree-sitter`; without a commit, the Cargo version alone before the features). Outside a git checkout (a package from the registry, no `git`) it is
-//! the version alone, or the commit `cargo package` recorded; it never fails the build.
+//! when tracked files differed from it, or empty), `QSEARCH_FEATURES` (the optional Cargo
+//! features built in, space-separated) and `QSEARCH_VERSION` (`0.1.0 (c7363cb), with mcp pdf
+//! html tree-sitter`). Outside a git checkout (a package from the registry, no `git`) the commit
+//! is the one `cargo package` recorded, or none: the version stands alone before the features.
+//! It never fails the build.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

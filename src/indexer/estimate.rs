@@ -67,10 +67,13 @@ pub fn estimate(embedder: &mut dyn Embedder, roots: &[PathBuf], opts: &Options) 
         est.tokens_per_sec = out.tokens as f64 / t.elapsed().as_secs_f64().max(1e-6);
         est.embed_secs = est.tokens as f64 / est.tokens_per_sec.max(1e-6);
     }
-    // Text and keyword index in SQLite, a vector in SQLite and an f16 one in the graph with its
-    // links.
     let dims = embedder.dims() as u64;
-    est.disk_bytes = est.text_bytes * 2
-        + est.chunks as u64 * (crate::store::docs::stored_vector_bytes(dims, crate::store::PAGE_SIZE) + dims * 2 + 300);
+    est.disk_bytes = est.text_bytes * 2 + est.chunks as u64 * chunk_bytes(dims, crate::store::PAGE_SIZE);
     Ok(est)
+}
+
+/// Disk a chunk takes besides its text and keyword entries (twice the text, counted apart): its
+/// vector in SQLite's pages of `page` bytes, an f16 one in the graph with its links, and its row.
+pub fn chunk_bytes(dims: u64, page: u64) -> u64 {
+    crate::store::docs::stored_vector_bytes(dims, page) + dims * 2 + 300
 }

@@ -166,9 +166,7 @@ impl Writer {
         let graph = crate::store::vectors::newest_path(self.dir())
             .and_then(|p| std::fs::metadata(p).ok())
             .map_or(0, |m| m.len());
-        Ok(text * 2
-            + chunks * (crate::store::docs::stored_vector_bytes(dims, self.store.page_size()?) + dims * 2 + 300)
-            + graph)
+        Ok(text * 2 + chunks * super::estimate::chunk_bytes(dims, self.store.page_size()?) + graph)
     }
 }
 

@@ -320,10 +320,10 @@ impl Searcher {
         limit: usize,
         allowed: Option<&HashSet<i64>>,
     ) -> Result<Vec<(i64, f32)>> {
-        let terms: Vec<fts::Term> = weighted.iter().map(|w| w.0.clone()).collect();
         let listed = weighted.iter().all(|(_, p)| p.ids.len() as i64 == p.count);
         let total: i64 = weighted.iter().map(|(_, p)| p.count).sum();
         if !listed || total <= self.some_words_ranked {
+            let terms: Vec<fts::Term> = weighted.iter().map(|w| w.0.clone()).collect();
             return self.keyword_match(&terms, fts::Join::Any, limit, allowed);
         }
         let mut order: Vec<&(fts::Term, Postings)> = weighted.iter().collect();

@@ -497,12 +497,12 @@ impl Store {
             as u64)
     }
 
-    /// Chunks without a vector yet (what semantic search cannot find).
     /// The database's page size in bytes.
     pub fn page_size(&self) -> Result<u64> {
         Ok(self.conn.pragma_query_value(None, "page_size", |r| r.get::<_, i64>(0))? as u64)
     }
 
+    /// Chunks without a vector yet (what semantic search cannot find).
     pub fn pending_chunks(&self) -> Result<u64> {
         Ok(self.conn.query_row("SELECT count(*) FROM chunks WHERE vec_seq IS NULL", [], |r| r.get::<_, i64>(0))? as u64)
     }

@@ -206,8 +206,8 @@ pub struct VectorIndex {
     ty: VectorType,
     /// The index's folder.
     dir: PathBuf,
-    /// SQLite's vectors (f16, or an older index's f32), for ranking again the candidates of an i8 or binary graph (a read
-    /// connection of its own, opened at the first search).
+    /// SQLite's vectors (f16, or an older index's f32), for ranking again the candidates of an i8
+    /// or binary graph (a read connection of its own, opened at the first search).
     exact: std::sync::OnceLock<std::sync::Mutex<Store>>,
     /// Highest `vec_seq` whose vector is in `index`.
     covered: i64,
