@@ -29,7 +29,7 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
     let n: usize = args.first().and_then(|a| a.parse().ok()).unwrap_or(100_000);
     let dims: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(1024);
-    let mut synthetic = common::synthetic_index(n, dims);
+    let mut synthetic = common::synthetic_index(n, dims, None);
     let queries = synthetic.queries(200);
 
     let setup = Setup {

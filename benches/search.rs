@@ -3,9 +3,9 @@
 //! semantic and keyword queries timed end to end through `Searcher::search`, and recall@10 of
 //! the graph against exact search.
 //!
-//!     cargo bench --bench search -- [CHUNKS] [DIMS]
+//!     cargo bench --bench search -- [CHUNKS] [DIMS] [--vector-type=i8|f16|b1]
 //!
-//! The index is kept in target/bench-search-<N>-<DIMS> so a rerun skips building it.
+//! The index is kept in target/bench-search-v6-<TYPE>-<N>-<DIMS> so a rerun skips building it.
 //!
 //!     cargo bench --bench search -- [CHUNKS] [DIMS] --vectors-only [--kinds=f16,i8,b1] [--queries=100]
 //!         [--data=latent|clusters]
@@ -19,6 +19,7 @@ use std::time::Instant;
 
 use qsearch::search::{Filter, Mode, Query, Searcher};
 use qsearch::session::{self, Around, Session};
+use qsearch::store::vectors::VectorType;
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
@@ -53,7 +54,8 @@ fn main() {
         println!("{}", serde_json::Value::Object(out));
         return;
     }
-    let mut synthetic = common::synthetic_index(n, dims);
+    let ty = flags.iter().find_map(|f| f.strip_prefix("--vector-type=")).map(|t| VectorType::parse(t).unwrap());
+    let mut synthetic = common::synthetic_index(n, dims, ty);
     let dir = synthetic.dir.clone();
     if flags.iter().any(|f| f == "--keyword-cut") {
         keyword_cut(&dir, &synthetic.queries(200));
@@ -66,6 +68,18 @@ fn main() {
     let open_ms = t.elapsed().as_secs_f64() * 1000.0;
     let mapped = searcher.vectors().is_some_and(|v| v.is_mapped());
     eprintln!("opened the index (vector file {}) in {open_ms:.1} ms", if mapped { "mapped" } else { "loaded" });
+    // What a reader's check of its graph against SQLite costs: the count the database keeps
+    // (read at every open) against counting the chunks (what an open did before).
+    let store = qsearch::store::Store::open_read(&dir).unwrap();
+    let t = Instant::now();
+    let counted = store.count_embedded_chunks().unwrap();
+    let counted_ms = t.elapsed().as_secs_f64() * 1000.0;
+    let t = Instant::now();
+    let kept = store.embedded_chunks().unwrap();
+    let kept_ms = t.elapsed().as_secs_f64() * 1000.0;
+    assert_eq!(counted, kept, "the kept count and the chunks disagree");
+    eprintln!("vectors in SQLite: counted in {counted_ms:.2} ms, the kept count read in {kept_ms:.3} ms");
+    drop(store);
     let queries = synthetic.queries(200);
     let mut out = serde_json::Map::new();
     out.insert("chunks".into(), n.into());
@@ -177,13 +191,17 @@ fn main() {
     eprintln!("reader RSS after the queries: {anon:.0} MB own + {file:.0} MB of mapped files");
     out.insert("reader_rss_anon_mb".into(), anon.into());
     out.insert("reader_rss_file_mb".into(), file.into());
-    // Recall@10 of the HNSW graph against exact search, on the same index.
+    // Recall@10 of the graph's answers (rescored where the type is not f16) against exact f32
+    // search over the vectors made again.
     let vi = searcher.vectors().expect("the vector graph is loaded");
+    let t = Instant::now();
+    let vectors: Vec<Vec<f32>> = queries.iter().map(|q| q.1.clone()).collect();
+    let exact = synthetic.exact_top10(n, &vectors);
+    eprintln!("exact f32 top 10 of {} queries in {:.0} s", queries.len(), t.elapsed().as_secs_f64());
     let mut recall = 0.0;
-    for (_, v) in &queries {
+    for ((_, v), exact) in queries.iter().zip(&exact) {
         let approx: std::collections::HashSet<i64> = vi.search(v, 10, None).unwrap().into_iter().map(|x| x.0).collect();
-        let exact = vi.exact_search(v, 10).unwrap();
-        recall += exact.iter().filter(|x| approx.contains(&x.0)).count() as f64 / exact.len() as f64;
+        recall += exact.iter().filter(|x| approx.contains(x)).count() as f64 / exact.len() as f64;
     }
     recall /= queries.len() as f64;
     eprintln!("HNSW recall@10 vs exact: {recall:.4}");

@@ -30,8 +30,9 @@ pub struct Config {
     pub chunk_overlap: usize,
     pub max_file_mb: u64,
     /// How the vector file keeps each vector: f16, i8 or b1 (a change writes the vector file
-    /// again from the index's own vectors, no embedding).
-    pub vector_type: crate::store::vectors::VectorType,
+    /// again from the index's own vectors, no embedding). Unset: an index keeps its type, a new
+    /// one gets [`VectorType::default`](crate::store::vectors::VectorType).
+    pub vector_type: Option<crate::store::vectors::VectorType>,
     pub hidden: bool,
     pub batch_tokens: Option<usize>,
     pub threads: Option<usize>,
@@ -62,7 +63,7 @@ impl Default for Config {
             chunk_tokens: 384,
             chunk_overlap: 32,
             max_file_mb: 10,
-            vector_type: crate::store::vectors::VectorType::F16,
+            vector_type: None,
             hidden: false,
             batch_tokens: None,
             threads: None,

@@ -240,6 +240,27 @@ fn a_keyword_index_that_lost_rows_is_rebuilt_by_repair() {
 }
 
 #[test]
+fn a_vector_count_changed_behind_qsearch_is_said_searches_stay_right_and_repair_counts_again() {
+    let clean = clean(40);
+    let idx = clean.index.parent().unwrap().join("count");
+    copy_index(&clean.index, &idx);
+    let conn = rusqlite::Connection::open(idx.join(qsearch::store::DB_FILE)).unwrap();
+    conn.execute("UPDATE embedded_count SET n = n + 3", []).unwrap();
+    drop(conn);
+    let integrity = doctor_integrity(&idx);
+    assert_eq!(integrity["state"], "damaged", "{integrity}");
+    let said = integrity.to_string();
+    assert!(said.contains("counts") && said.contains("chunks with a vector"), "{integrity}");
+    // Readers find their graph short of the count and build it from SQLite's vectors.
+    assert_eq!(by_content(&answers(&idx).0), by_content(&clean.answers));
+    ok(&index(&idx, &["--repair"], None));
+    assert_eq!(doctor_integrity(&idx)["state"], "sound");
+    let (after, stderr) = answers(&idx);
+    assert!(!stderr.contains("damaged"), "{stderr}");
+    assert_eq!(by_content(&after), by_content(&clean.answers));
+}
+
+#[test]
 fn a_deleted_wal_loses_only_the_work_in_it_and_the_vector_file_is_not_trusted() {
     let clean_v1 = clean(60);
     let tmp = tempfile::tempdir().unwrap();

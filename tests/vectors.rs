@@ -33,7 +33,7 @@ fn writer(dir: &Path) -> Writer {
 }
 
 fn writer_of(dir: &Path, vector_type: VectorType) -> Writer {
-    let options = indexer::Options { vector_type, ..indexer::Options::default() };
+    let options = indexer::Options { vector_type: Some(vector_type), ..indexer::Options::default() };
     let settings = indexer::Settings { role: Role::Index, rebuild: indexer::Rebuild::No, options };
     Writer::open(dir, settings, |_| Ok(Box::new(StandIn::new(DIMS)))).unwrap()
 }
@@ -204,6 +204,47 @@ fn i8_and_binary_graphs_rank_their_candidates_by_the_exact_vectors_and_a_change_
         let own = unit(1000 + 123);
         assert_eq!(reader.search(&own, 1, None).unwrap()[0].0, exact_top(&reader, &own)[0], "{ty:?}");
     }
+}
+
+/// A writer given no type (`vector_type` unset in the configuration), rebuilding or not.
+fn writer_unset(dir: &Path, rebuild: indexer::Rebuild) -> Writer {
+    let options = indexer::Options { vector_type: None, ..indexer::Options::default() };
+    let settings = indexer::Settings { role: Role::Index, rebuild, options };
+    Writer::open(dir, settings, |_| Ok(Box::new(StandIn::new(DIMS)))).unwrap()
+}
+
+fn reader_type(dir: &Path) -> VectorType {
+    let store = Store::open_read(dir).unwrap();
+    VectorIndex::open_for_search(&store, DIMS).unwrap().vector_type()
+}
+
+#[test]
+fn a_new_index_gets_i8_one_made_with_f16_keeps_it_until_rebuilt_or_told() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fresh = tmp.path().join("fresh");
+    let mut w = writer_unset(&fresh, indexer::Rebuild::No);
+    let root = w.add_root(&fresh).unwrap();
+    write(&mut w, root, &fresh, 0, 5, 1);
+    w.save().unwrap();
+    drop(w);
+    assert_eq!(reader_type(&fresh), VectorType::I8);
+    // An index made as f16 (an older version's default) stays f16 when no type is set: its file
+    // is not written again at every open.
+    let old = tmp.path().join("old");
+    let mut w = writer_of(&old, VectorType::F16);
+    let root = w.add_root(&old).unwrap();
+    write(&mut w, root, &old, 0, 5, 1);
+    w.save().unwrap();
+    drop(w);
+    drop(writer_unset(&old, indexer::Rebuild::No));
+    assert_eq!(reader_type(&old), VectorType::F16);
+    // Rebuilt, it is made as a new one is.
+    let mut w = writer_unset(&old, indexer::Rebuild::Always);
+    let root = w.add_root(&old).unwrap();
+    write(&mut w, root, &old, 0, 5, 2);
+    w.save().unwrap();
+    drop(w);
+    assert_eq!(reader_type(&old), VectorType::I8);
 }
 
 #[test]

@@ -14,6 +14,7 @@ use qsearch::embed::stand_in::StandIn;
 use qsearch::indexer::{self, Writer};
 use qsearch::store::docs::{NewChunk, NewDocument};
 use qsearch::store::lock::Role;
+use qsearch::store::vectors::VectorType;
 
 /// A small deterministic generator (xorshift), so runs are comparable.
 pub struct Rng(pub u64);
@@ -61,6 +62,13 @@ impl Synthetic {
         self.data.vector(self.next, self.dims)
     }
 
+    /// The exact top 10 chunk ids of each query vector (chunk ids are 1..=n: the index's vectors
+    /// were made in chunk order).
+    pub fn exact_top10(&self, n: usize, qs: &[Vec<f32>]) -> Vec<Vec<i64>> {
+        let top = vectors_only::exact_top10(&self.data, self.dims, 1..n as u64 + 1, qs);
+        top.into_iter().map(|t| t.into_iter().map(|(_, id)| id as i64).collect()).collect()
+    }
+
     /// `count` queries of three words and a document tag, each with a vector.
     pub fn queries(&mut self, count: usize) -> Vec<(String, Vec<f32>)> {
         (0..count)
@@ -72,10 +80,13 @@ impl Synthetic {
     }
 }
 
-/// Opens (building it the first time) the index of `n` chunks with `dims`-dimension vectors.
-pub fn synthetic_index(n: usize, dims: usize) -> Synthetic {
-    // v5: vectors shaped like text embeddings, f16 vectors in SQLite, 8 KiB pages.
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("target/bench-search-v5-{n}-{dims}"));
+/// Opens (building it the first time) the index of `n` chunks with `dims`-dimension vectors, its
+/// vector file of type `ty` (the default for a new index when `None`).
+pub fn synthetic_index(n: usize, dims: usize, ty: Option<VectorType>) -> Synthetic {
+    // v6: vectors shaped like text embeddings, f16 vectors in SQLite, 8 KiB pages, the kept count.
+    let ty = ty.unwrap_or_default();
+    let name = format!("target/bench-search-v6-{}-{n}-{dims}", ty.name());
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(name);
     let rng = Rng(0x9E3779B97F4A7C15);
     let data = vectors_only::Data::new(true, dims);
     let mut s = Synthetic { dir, rng, data, dims, next: 0 };
@@ -86,7 +97,7 @@ pub fn synthetic_index(n: usize, dims: usize) -> Synthetic {
         let settings = indexer::Settings {
             role: Role::Index,
             rebuild: indexer::Rebuild::Always,
-            options: indexer::Options::default(),
+            options: indexer::Options { vector_type: Some(ty), ..indexer::Options::default() },
         };
         let mut writer = Writer::open(&s.dir, settings, |_| Ok(Box::new(StandIn::new(dims)))).unwrap();
         let root = writer.add_root(&s.dir).unwrap();

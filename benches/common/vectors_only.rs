@@ -166,6 +166,45 @@ impl Kind {
     }
 }
 
+/// The exact top 10 (cosine, id) of each query among the vectors `ids` made again by `data`
+/// (every vector once, on every core).
+pub fn exact_top10(data: &Data, dims: usize, ids: std::ops::Range<u64>, qs: &[Vec<f32>]) -> Vec<Vec<(f32, u64)>> {
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get()) as u64;
+    let parts: Vec<Vec<Vec<(f32, u64)>>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let ids = ids.clone();
+                s.spawn(move || {
+                    let mut best = vec![Vec::<(f32, u64)>::new(); qs.len()];
+                    let mut id = ids.start + t;
+                    while id < ids.end {
+                        let v = data.vector(id, dims);
+                        for (b, q) in best.iter_mut().zip(qs) {
+                            let d = dot(q, &v);
+                            if b.len() < 10 || d > b[9].0 {
+                                b.push((d, id));
+                                b.sort_by(|x, y| y.0.total_cmp(&x.0));
+                                b.truncate(10);
+                            }
+                        }
+                        id += threads;
+                    }
+                    best
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    (0..qs.len())
+        .map(|i| {
+            let mut all: Vec<(f32, u64)> = parts.iter().flat_map(|p| p[i].clone()).collect();
+            all.sort_by(|x, y| y.0.total_cmp(&x.0));
+            all.truncate(10);
+            all
+        })
+        .collect()
+}
+
 pub fn run(
     n: usize,
     dims: usize,
@@ -177,42 +216,8 @@ pub fn run(
     let qs: Vec<Vec<f32>> = (0..queries as u64).map(|i| data.vector((1 << 63) | i, dims)).collect();
     // Exact f32 search: every vector made again once, against every query.
     let t = Instant::now();
+    let exact = exact_top10(data, dims, 0..n as u64, &qs);
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let exact: Vec<Vec<(f32, u64)>> = {
-        let parts: Vec<Vec<Vec<(f32, u64)>>> = std::thread::scope(|s| {
-            let handles: Vec<_> = (0..threads)
-                .map(|t| {
-                    let qs = &qs;
-                    s.spawn(move || {
-                        let mut best = vec![Vec::<(f32, u64)>::new(); qs.len()];
-                        let mut id = t as u64;
-                        while id < n as u64 {
-                            let v = data.vector(id, dims);
-                            for (b, q) in best.iter_mut().zip(qs) {
-                                let d = dot(q, &v);
-                                if b.len() < 10 || d > b[9].0 {
-                                    b.push((d, id));
-                                    b.sort_by(|x, y| y.0.total_cmp(&x.0));
-                                    b.truncate(10);
-                                }
-                            }
-                            id += threads as u64;
-                        }
-                        best
-                    })
-                })
-                .collect();
-            handles.into_iter().map(|h| h.join().unwrap()).collect()
-        });
-        (0..qs.len())
-            .map(|i| {
-                let mut all: Vec<(f32, u64)> = parts.iter().flat_map(|p| p[i].clone()).collect();
-                all.sort_by(|x, y| y.0.total_cmp(&x.0));
-                all.truncate(10);
-                all
-            })
-            .collect()
-    };
     eprintln!("exact f32 top 10 of {queries} queries over {n} vectors in {:.0} s", t.elapsed().as_secs_f64());
     for &kind in kinds {
         let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(match data {

@@ -54,8 +54,9 @@ pub struct Options {
     pub threads: usize,
     /// How often the vector file is saved while embedding.
     pub save_every: Duration,
-    /// How the vector file keeps each vector (a file of another type is written again).
-    pub vector_type: VectorType,
+    /// How the vector file keeps each vector (a file of another type is written again); `None`:
+    /// the type the index has, or [`VectorType::default`] for a new one.
+    pub vector_type: Option<VectorType>,
 }
 
 impl Default for Options {
@@ -66,7 +67,7 @@ impl Default for Options {
             embed_batch: 64,
             threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
             save_every: Duration::from_secs(60),
-            vector_type: VectorType::default(),
+            vector_type: None,
         }
     }
 }
@@ -123,7 +124,8 @@ impl Writer {
         let fingerprint = fingerprint(embedder.as_ref(), opts.chunk);
         let opened = (|| -> Result<VectorIndex> {
             check_fingerprint(&mut store, &fingerprint, settings.rebuild)?;
-            let vectors = VectorIndex::open(&store, embedder.dims(), opts.vector_type)?;
+            let ty = opts.vector_type.or_else(|| crate::store::vectors::recorded_type(&store)).unwrap_or_default();
+            let vectors = VectorIndex::open(&store, embedder.dims(), ty)?;
             store.set_meta("vector_index", &vectors.describe().to_string())?;
             // Where the model runs (and why not where it was asked to), for `status`.
             store.set_meta(DEVICE_META, &embedder.device().to_string())?;

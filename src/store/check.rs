@@ -31,6 +31,9 @@ pub struct Integrity {
     pub vector_damage: Option<FileDamage>,
     pub graph_vectors: u64,
     pub embedded_chunks: u64,
+    /// The chunks with a vector as the database keeps count of them (what readers compare their
+    /// graph with): equal to `embedded_chunks` unless the database was changed behind qsearch.
+    pub embedded_count: u64,
 }
 
 /// Rows that lost what they belong to.
@@ -78,6 +81,12 @@ impl Integrity {
                 out.push(format!("{n} {what}"));
             }
         }
+        if self.embedded_count != self.embedded_chunks {
+            out.push(format!(
+                "the database counts {} chunks with a vector where {} have one",
+                self.embedded_count, self.embedded_chunks
+            ));
+        }
         if let Some(d) = &self.vector_damage {
             let file = self.vector_file.as_ref().map_or(String::new(), |p| format!(" {}", p.display()));
             out.push(format!("the vector file{file} is damaged: {d}"));
@@ -103,7 +112,8 @@ pub fn check(dir: &Path) -> Result<Integrity> {
     out.chunks = count(&store.conn, "SELECT count(*) FROM chunks")?;
     out.keyword_rows = count(&store.conn, "SELECT count(*) FROM chunks_fts")?;
     out.orphans = orphans(&store.conn)?;
-    out.embedded_chunks = store.embedded_chunks()?;
+    out.embedded_chunks = store.count_embedded_chunks()?;
+    out.embedded_count = store.embedded_chunks()?;
     if let Some(fp) = store.fingerprint()? {
         let graph = VectorIndex::open_checked(&store, fp.dims)?;
         out.graph_vectors = graph.len() as u64;
@@ -210,6 +220,7 @@ impl WriteStore {
              AND NOT EXISTS (SELECT 1 FROM vectors v WHERE v.hash = chunks.hash)",
             [],
         )?;
+        tx.execute("UPDATE embedded_count SET n = (SELECT count(*) FROM chunks WHERE vec_seq IS NOT NULL)", [])?;
         tx.execute("DELETE FROM doc_tags WHERE doc_id NOT IN (SELECT id FROM documents)", [])?;
         tx.execute("DELETE FROM doc_dates WHERE doc_id NOT IN (SELECT id FROM documents)", [])?;
         // Vectors no chunk uses go at the next collection.

@@ -32,6 +32,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ("0008_note_dates", include_str!("../../migrations/0008_note_dates.sql")),
     ("0009_graph_removals", include_str!("../../migrations/0009_graph_removals.sql")),
     ("0010_f16_vectors", include_str!("../../migrations/0010_f16_vectors.sql")),
+    ("0011_embedded_count", include_str!("../../migrations/0011_embedded_count.sql")),
 ];
 
 /// What the vectors in an index depend on. A change needs `--rebuild`.
@@ -240,7 +241,7 @@ impl WriteStore {
         let tx = self.store.conn.transaction()?;
         tx.execute_batch(
             "DELETE FROM chunks_fts; DELETE FROM chunks; DELETE FROM vectors; DELETE FROM doc_tags; DELETE FROM doc_dates; DELETE FROM documents; DELETE FROM graph_removals; DELETE FROM passed_over;
-             DELETE FROM meta WHERE key IN ('fingerprint', 'vec_seq');",
+             DELETE FROM meta WHERE key IN ('fingerprint', 'vec_seq', 'vector_index');",
         )?;
         tx.commit()?;
         vectors::remove_files(&self.store.dir)?;

@@ -46,17 +46,19 @@ pub struct Params {
 pub const PARAMS: Params = Params { connectivity: 16, expansion_add: 128, expansion_search: 192 };
 
 /// How the graph keeps each vector (`vector_type` in the configuration). SQLite keeps every
-/// vector in f32 whatever the type: i8 and binary graphs ask for more candidates than wanted and
+/// vector (f16) whatever the type: i8 and binary graphs ask for more candidates than wanted and
 /// rank them again by exact cosine over SQLite's vectors, and a change of type writes the vector
-/// file again from them (no embedding). benches/README.md, "One machine's limits", measures them.
+/// file again from them (no embedding). benches/README.md, "One machine's limits" and "i8 by
+/// default", measures them: i8 is the default for new indexes (as close to exact search as f16 at
+/// a million chunks, half the file); an index keeps the type it was made with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum VectorType {
     /// Half floats, 2 bytes a dimension: cosine as good as f32's.
-    #[default]
     F16,
     /// Bytes, rescaled before rounding (a unit vector's components are small: x * sqrt(dims) * 32,
     /// clamped at 4 standard deviations); candidates rescored.
+    #[default]
     I8,
     /// One bit a dimension (its sign), Hamming distance; candidates rescored.
     B1,
@@ -333,7 +335,7 @@ impl VectorIndex {
         // A reader takes the type the writer recorded (the file's own header says it again).
         let ty = match how {
             Open::Load(ty) => ty,
-            _ => recorded_type(store),
+            _ => recorded_type(store).unwrap_or_default(),
         };
         let mut vi = VectorIndex::empty(store, dims, ty)?;
         // The file is listed before SQLite is read: a file is saved only after the commits it
@@ -383,7 +385,7 @@ impl VectorIndex {
 
     /// A graph of every vector in SQLite, no file read (`index --repair`).
     pub(crate) fn from_database(store: &Store, dims: usize) -> Result<VectorIndex> {
-        let mut vi = VectorIndex::empty(store, dims, recorded_type(store))?;
+        let mut vi = VectorIndex::empty(store, dims, recorded_type(store).unwrap_or_default())?;
         vi.rebuild(store)?;
         Ok(vi)
     }
@@ -675,13 +677,6 @@ impl VectorIndex {
         Ok(scored)
     }
 
-    /// Exact search over the file's graph, for measuring its recall (of an index whose file is
-    /// up to date: what changed since it was saved is left out).
-    pub fn exact_search(&self, query: &[f32], k: usize) -> Result<Vec<(i64, f32)>> {
-        let matches = self.index.exact_search(query, k).map_err(err)?;
-        Ok(matches.keys.iter().zip(&matches.distances).map(|(&k, &d)| (k as i64, 1.0 - d)).collect())
-    }
-
     pub fn dims(&self) -> usize {
         self.dims
     }
@@ -711,13 +706,13 @@ fn cosine(a: &[f32], b: &[f32]) -> f32 {
 }
 
 /// The vector type the writer recorded in `meta.vector_index` (f16 before there was a choice).
-fn recorded_type(store: &Store) -> VectorType {
-    let recorded = store.meta("vector_index").ok().flatten();
-    let scalar = recorded.and_then(|j| serde_json::from_str::<serde_json::Value>(&j).ok()).and_then(|v| {
-        let s = v.get("scalar")?.as_str()?.to_string();
-        Some(s)
-    });
-    scalar.and_then(|s| VectorType::parse(&s).ok()).unwrap_or_default()
+/// The type the writer recorded for the index (`meta.vector_index`): none for a new index (or
+/// one cleared for a rebuild); f16 for one recorded before there were types.
+pub(crate) fn recorded_type(store: &Store) -> Option<VectorType> {
+    let recorded = store.meta("vector_index").ok().flatten()?;
+    let described = serde_json::from_str::<serde_json::Value>(&recorded).ok();
+    let scalar = described.as_ref().and_then(|v| v.get("scalar")?.as_str());
+    Some(scalar.and_then(|s| VectorType::parse(s).ok()).unwrap_or(VectorType::F16))
 }
 
 /// How a vector file is opened.
