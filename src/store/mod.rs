@@ -140,6 +140,10 @@ impl Store {
                 Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
                     .with_context(|| format!("cannot open index {}", path.display()))?;
             configure(&conn)?;
+            // Readers read pages through a map of the file instead of a copy per read: a search's
+            // row lookups (the hits, an i8 graph's candidates rescored) go to the page cache
+            // without a system call each. SQLite caps the map at its build's limit (2 GiB).
+            conn.pragma_update(None, "mmap_size", 1i64 << 40)?;
             let store = Store { conn, dir: dir.to_path_buf() };
             // Reads the header and the schema: a file that is no database, or a damaged first
             // page, is found here.
