@@ -134,6 +134,43 @@ fn quantize(ty: VectorType, v: &[f32]) -> Quantized {
     }
 }
 
+/// How a graph is asked for its nearest vectors.
+#[derive(Clone, Copy)]
+enum Ask<'a> {
+    /// A walk of the graph, with the filter given.
+    Walk(Option<&'a dyn Fn(u64) -> bool>),
+    /// Every vector compared.
+    Scan,
+}
+
+impl Quantized {
+    /// The `count` nearest vectors of `index` to this one, asked `how`.
+    fn nearest(
+        &self,
+        index: &Index,
+        count: usize,
+        how: Ask,
+    ) -> std::result::Result<usearch::ffi::Matches, cxx::Exception> {
+        fn ask<T: usearch::VectorType>(
+            index: &Index,
+            q: &[T],
+            count: usize,
+            how: Ask,
+        ) -> std::result::Result<usearch::ffi::Matches, cxx::Exception> {
+            match how {
+                Ask::Walk(None) => index.search(q, count),
+                Ask::Walk(Some(keep)) => index.filtered_search(q, count, keep),
+                Ask::Scan => index.exact_search(q, count),
+            }
+        }
+        match self {
+            Quantized::F32(q) => ask(index, q, count, how),
+            Quantized::I8(q) => ask(index, q, count, how),
+            Quantized::B1(q) => ask(index, q, count, how),
+        }
+    }
+}
+
 fn add_to(index: &Index, id: u64, v: &Quantized) -> std::result::Result<(), cxx::Exception> {
     match v {
         Quantized::F32(v) => index.add(id, v),
@@ -158,14 +195,7 @@ fn search_in(
     if index.size() * index.dimensions() <= EXACT_SCALARS {
         return scan(index, q, k, keep);
     }
-    match (q, keep) {
-        (Quantized::F32(q), None) => index.search(q, k),
-        (Quantized::I8(q), None) => index.search(q, k),
-        (Quantized::B1(q), None) => index.search(q, k),
-        (Quantized::F32(q), Some(f)) => index.filtered_search(q, k, f),
-        (Quantized::I8(q), Some(f)) => index.filtered_search(q, k, f),
-        (Quantized::B1(q), Some(f)) => index.filtered_search(q, k, f),
-    }
+    q.nearest(index, k, Ask::Walk(keep))
 }
 
 /// The `k` nearest vectors of `index` that `keep` allows, by scanning them all. usearch's scan
@@ -177,11 +207,7 @@ fn scan(
     k: usize,
     keep: Option<&dyn Fn(u64) -> bool>,
 ) -> std::result::Result<usearch::ffi::Matches, cxx::Exception> {
-    let exact = |count: usize| match q {
-        Quantized::F32(q) => index.exact_search(q, count),
-        Quantized::I8(q) => index.exact_search(q, count),
-        Quantized::B1(q) => index.exact_search(q, count),
-    };
+    let exact = |count: usize| q.nearest(index, count, Ask::Scan);
     let Some(keep) = keep else { return exact(k) };
     let mut count = (k * 4).max(64);
     loop {
