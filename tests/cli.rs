@@ -47,6 +47,11 @@ fn index_then_search_as_json() {
     let json: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(json["stats"]["documents"], 2);
     assert_eq!(json["stats"]["pending"], 0);
+    // A new index keeps i8 vectors in its vector file, and says so.
+    assert_eq!(json["stats"]["vector_type"], "i8");
+    let out = common::qsearch(&index).arg("status").output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("(vectors as i8 in the vector file)"), "{text}");
 }
 
 /// An HTML page is read as the Markdown its author would have written: its headings head its

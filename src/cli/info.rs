@@ -80,7 +80,14 @@ pub fn status(config: &Config, args: StatusArgs) -> Result<ExitCode> {
         let more = if stats.tags_total as usize > top.len() { ", ..." } else { "" };
         println!("tags:     {}: {}{more}", stats.tags_total, top.join(", "));
     }
-    println!("on disk:  {:.1} MB", stats.bytes_on_disk as f64 / 1e6);
+    match stats.vector_type {
+        Some(ty) => println!(
+            "on disk:  {:.1} MB (vectors as {} in the vector file)",
+            stats.bytes_on_disk as f64 / 1e6,
+            ty.name()
+        ),
+        None => println!("on disk:  {:.1} MB", stats.bytes_on_disk as f64 / 1e6),
+    }
     match writer {
         Some(h) if h.role == Role::Watch => {
             let state = watcher.unwrap_or_default();

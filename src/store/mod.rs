@@ -218,6 +218,7 @@ impl Store {
             pending: self.pending_chunks()?,
             vectors: one("SELECT count(*) FROM vectors")? as u64,
             bytes_on_disk: files_on_disk,
+            vector_type: vectors::recorded_type(self),
             fingerprint: self.fingerprint()?,
             tags_total,
             tags,
@@ -369,6 +370,8 @@ pub struct Stats {
     pub pending: u64,
     pub vectors: u64,
     pub bytes_on_disk: u64,
+    /// How the vector file keeps each vector (`vector_type`); none before anything was embedded.
+    pub vector_type: Option<vectors::VectorType>,
     pub fingerprint: Option<Fingerprint>,
     /// Distinct tags (a note's frontmatter and `#tags`), and the most used of them.
     pub tags_total: u64,
