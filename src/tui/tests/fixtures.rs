@@ -30,7 +30,7 @@ pub fn app(w: u16, h: u16) -> App {
 }
 
 pub fn ready(writer: Option<&str>) -> IndexState {
-    IndexState::Ready(IndexInfo {
+    IndexState::Ready(Box::new(IndexInfo {
         stats: Stats {
             roots: vec!["/notes".into()],
             documents: 3,
@@ -38,6 +38,7 @@ pub fn ready(writer: Option<&str>) -> IndexState {
             pending: 0,
             vectors: 7,
             bytes_on_disk: 0,
+            vector_type: None,
             fingerprint: None,
             tags_total: 0,
             skipped: 0,
@@ -46,7 +47,7 @@ pub fn ready(writer: Option<&str>) -> IndexState {
         },
         writer: writer.map(String::from),
         vectors_error: None,
-    })
+    }))
 }
 
 pub fn key(code: KeyCode) -> Event {

@@ -61,7 +61,8 @@ pub enum IndexState {
     Missing,
     /// The index exists but cannot be read.
     Broken(String),
-    Ready(IndexInfo),
+    /// Boxed: the index's figures would make every message the size of the largest.
+    Ready(Box<IndexInfo>),
 }
 
 #[derive(Debug, Clone)]

@@ -201,7 +201,7 @@ impl SearchLoop {
                     vectors_error: self.vectors_error.clone(),
                 };
                 self.index = Some("ready".into());
-                (self.sink)(Reply::Index(IndexState::Ready(info)));
+                (self.sink)(Reply::Index(IndexState::Ready(Box::new(info))));
             }
             Err(e) => {
                 let why = format!("{e:#}");
