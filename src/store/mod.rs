@@ -142,7 +142,7 @@ impl Store {
             configure(&conn)?;
             // Readers read pages through a map of the file instead of a copy per read: a search's
             // row lookups (the hits, an i8 graph's candidates rescored) go to the page cache
-            // without a system call each. SQLite caps the map at its build's limit (2 GiB).
+            // without a system call each (up to the limit SQLite was built with).
             conn.pragma_update(None, "mmap_size", 1i64 << 40)?;
             let store = Store { conn, dir: dir.to_path_buf() };
             // Reads the header and the schema: a file that is no database, or a damaged first
@@ -370,7 +370,7 @@ pub struct Stats {
     pub pending: u64,
     pub vectors: u64,
     pub bytes_on_disk: u64,
-    /// How the vector file keeps each vector (`vector_type`); none before anything was embedded.
+    /// How the vector file keeps each vector (`vector_type`); none before a writer opened it.
     pub vector_type: Option<vectors::VectorType>,
     pub fingerprint: Option<Fingerprint>,
     /// Distinct tags (a note's frontmatter and `#tags`), and the most used of them.
