@@ -33,8 +33,13 @@ fn writer(dir: &Path) -> Writer {
 }
 
 fn writer_of(dir: &Path, vector_type: VectorType) -> Writer {
-    let options = indexer::Options { vector_type: Some(vector_type), ..indexer::Options::default() };
-    let settings = indexer::Settings { role: Role::Index, rebuild: indexer::Rebuild::No, options };
+    writer_with(dir, Some(vector_type), indexer::Rebuild::No)
+}
+
+/// A writer given `vector_type` (`None`: unset in the configuration), rebuilding or not.
+fn writer_with(dir: &Path, vector_type: Option<VectorType>, rebuild: indexer::Rebuild) -> Writer {
+    let options = indexer::Options { vector_type, ..indexer::Options::default() };
+    let settings = indexer::Settings { role: Role::Index, rebuild, options };
     Writer::open(dir, settings, |_| Ok(Box::new(StandIn::new(DIMS)))).unwrap()
 }
 
@@ -206,11 +211,11 @@ fn i8_and_binary_graphs_rank_their_candidates_by_the_exact_vectors_and_a_change_
     }
 }
 
-/// A writer given no type (`vector_type` unset in the configuration), rebuilding or not.
-fn writer_unset(dir: &Path, rebuild: indexer::Rebuild) -> Writer {
-    let options = indexer::Options { vector_type: None, ..indexer::Options::default() };
-    let settings = indexer::Settings { role: Role::Index, rebuild, options };
-    Writer::open(dir, settings, |_| Ok(Box::new(StandIn::new(DIMS)))).unwrap()
+/// One document of five chunks written by `w` under its own root `dir`, and saved.
+fn one_document(mut w: Writer, dir: &Path, salt: u64) {
+    let root = w.add_root(dir).unwrap();
+    write(&mut w, root, dir, 0, 5, salt);
+    w.save().unwrap();
 }
 
 fn reader_type(dir: &Path) -> VectorType {
@@ -222,28 +227,16 @@ fn reader_type(dir: &Path) -> VectorType {
 fn a_new_index_gets_i8_one_made_with_f16_keeps_it_until_rebuilt_or_told() {
     let tmp = tempfile::tempdir().unwrap();
     let fresh = tmp.path().join("fresh");
-    let mut w = writer_unset(&fresh, indexer::Rebuild::No);
-    let root = w.add_root(&fresh).unwrap();
-    write(&mut w, root, &fresh, 0, 5, 1);
-    w.save().unwrap();
-    drop(w);
+    one_document(writer_with(&fresh, None, indexer::Rebuild::No), &fresh, 1);
     assert_eq!(reader_type(&fresh), VectorType::I8);
     // An index made as f16 (an older version's default) stays f16 when no type is set: its file
     // is not written again at every open.
     let old = tmp.path().join("old");
-    let mut w = writer_of(&old, VectorType::F16);
-    let root = w.add_root(&old).unwrap();
-    write(&mut w, root, &old, 0, 5, 1);
-    w.save().unwrap();
-    drop(w);
-    drop(writer_unset(&old, indexer::Rebuild::No));
+    one_document(writer_of(&old, VectorType::F16), &old, 1);
+    drop(writer_with(&old, None, indexer::Rebuild::No));
     assert_eq!(reader_type(&old), VectorType::F16);
     // Rebuilt, it is made as a new one is.
-    let mut w = writer_unset(&old, indexer::Rebuild::Always);
-    let root = w.add_root(&old).unwrap();
-    write(&mut w, root, &old, 0, 5, 2);
-    w.save().unwrap();
-    drop(w);
+    one_document(writer_with(&old, None, indexer::Rebuild::Always), &old, 2);
     assert_eq!(reader_type(&old), VectorType::I8);
 }
 
