@@ -61,6 +61,7 @@ fn main() {
         keyword_cut(&dir, &synthetic.queries(200));
         return;
     }
+    let mut out_early = serde_json::Map::new();
     let rss_before = rss_mb();
     let t = Instant::now();
     let mut searcher = Searcher::open(&dir).unwrap();
@@ -80,8 +81,31 @@ fn main() {
     assert_eq!(counted, kept, "the kept count and the chunks disagree");
     eprintln!("vectors in SQLite: counted in {counted_ms:.2} ms, the kept count read in {kept_ms:.3} ms");
     drop(store);
+    // The open again, beside usearch's view of the same file with its table of keys (what a
+    // reader's open built before session 19) and without (what it builds now), in turns.
+    let vector_file = qsearch::store::vectors::newest_path(&dir).expect("a vector file");
+    let (mut opens, mut with_keys, mut without) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..5 {
+        let t = Instant::now();
+        let mut again = Searcher::open(&dir).unwrap();
+        again.load_vectors().unwrap();
+        opens.push(t.elapsed().as_secs_f64() * 1000.0);
+        drop(again);
+        with_keys.push(view_ms(&vector_file, true));
+        without.push(view_ms(&vector_file, false));
+    }
+    let show = |v: &[f64]| v.iter().map(|x| format!("{x:.1}")).collect::<Vec<_>>().join(" ");
+    eprintln!(
+        "open again {} ms; usearch's view with its key table {} ms, without {} ms",
+        show(&opens),
+        show(&with_keys),
+        show(&without)
+    );
+    out_early.insert("open_again_ms".into(), opens.into());
+    out_early.insert("view_with_keys_ms".into(), with_keys.into());
+    out_early.insert("view_without_keys_ms".into(), without.into());
     let queries = synthetic.queries(200);
-    let mut out = serde_json::Map::new();
+    let mut out = out_early;
     out.insert("chunks".into(), n.into());
     out.insert("dims".into(), dims.into());
     out.insert("open_ms".into(), open_ms.into());
@@ -210,7 +234,7 @@ fn main() {
     eprintln!("RSS after every query above: {rss:.0} MB ({:.0} MB since the open)", rss - rss_before);
     out.insert("rss_mb".into(), rss.into());
     // What a reader paid before the vector file was mapped: its whole checksum, then a load.
-    let file = qsearch::store::vectors::newest_path(&dir).expect("a vector file");
+    let file = vector_file;
     let t = Instant::now();
     let mut hasher = blake3::Hasher::new();
     hasher.update_reader(std::fs::File::open(&file).unwrap()).unwrap();
@@ -228,6 +252,19 @@ fn main() {
     out.insert("checksum_ms".into(), sum_ms.into());
     out.insert("load_ms".into(), load_ms.into());
     println!("{}", serde_json::Value::Object(out));
+}
+
+/// Milliseconds usearch takes to view `file`, building its table of keys or not.
+fn view_ms(file: &std::path::Path, keys: bool) -> f64 {
+    let path = file.to_string_lossy();
+    let head = usearch::Index::metadata(&path).unwrap();
+    let options = usearch::IndexOptions { enable_key_lookups: keys, ..usearch::IndexOptions::from(head) };
+    let t = Instant::now();
+    let index = usearch::Index::new(&options).unwrap();
+    index.view(&path).unwrap();
+    let ms = t.elapsed().as_secs_f64() * 1000.0;
+    std::hint::black_box(index.size());
+    ms
 }
 
 fn rss_mb() -> f64 {

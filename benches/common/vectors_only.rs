@@ -148,6 +148,7 @@ impl Kind {
             expansion_add: 128,
             expansion_search: 192,
             multi: false,
+            enable_key_lookups: true,
         }
     }
     fn add(self, index: &Index, id: u64, v: &[f32]) {

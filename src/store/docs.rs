@@ -519,13 +519,24 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// Chunks removed since the vector file was last saved (the file still holds them).
-    pub fn graph_removals(&self) -> Result<Vec<i64>> {
+    /// Chunks removed since the vector file was last saved, with the number their vector had
+    /// (none for a row from before migration 0012): the file holds those numbered up to its own.
+    pub fn graph_removals(&self) -> Result<Vec<Removal>> {
         if !self.has_table("graph_removals")? {
             return Ok(Vec::new());
         }
-        let mut stmt = self.conn.prepare_cached("SELECT chunk_id FROM graph_removals")?;
-        let rows = stmt.query_map([], |r| r.get(0))?;
+        let numbered: bool = self.conn.query_row(
+            "SELECT count(*) > 0 FROM pragma_table_info('graph_removals') WHERE name = 'vec_seq'",
+            [],
+            |r| r.get(0),
+        )?;
+        let sql = if numbered {
+            "SELECT chunk_id, vec_seq FROM graph_removals"
+        } else {
+            "SELECT chunk_id, NULL FROM graph_removals"
+        };
+        let mut stmt = self.conn.prepare_cached(sql)?;
+        let rows = stmt.query_map([], |r| Ok(Removal { chunk_id: r.get(0)?, vec_seq: r.get(1)? }))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
@@ -548,6 +559,14 @@ impl Store {
     }
 }
 
+/// A chunk removed since the vector file was saved (`graph_removals`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Removal {
+    pub chunk_id: i64,
+    /// The number its vector had; none in a row written before there was the column.
+    pub vec_seq: Option<i64>,
+}
+
 /// The last `vec_seq` given. Kept in `meta` as well as read from the chunks: when the chunks
 /// with the highest numbers are removed, the next vectors must still get numbers above them,
 /// or a reader that loaded a vector file named after them would never add the new ones.
@@ -567,17 +586,17 @@ const VEC_SEQ: &str = "vec_seq";
 /// Removes a document's chunks and keyword entries inside `tx`, noting the graph keys that go
 /// and the texts whose vectors may now be unused.
 fn delete_chunks(tx: &rusqlite::Transaction, doc_id: i64, changes: &mut VectorChanges) -> Result<()> {
-    let gone: Vec<(i64, String, bool)> = tx
-        .prepare_cached("SELECT id, hash, vec_seq IS NOT NULL FROM chunks WHERE doc_id = ?1")?
+    let gone: Vec<(i64, String, Option<i64>)> = tx
+        .prepare_cached("SELECT id, hash, vec_seq FROM chunks WHERE doc_id = ?1")?
         .query_map([doc_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
         .collect::<Result<_, _>>()?;
     let mut fts = tx.prepare_cached("DELETE FROM chunks_fts WHERE rowid = ?1")?;
-    // Until the vector file is saved again, it still holds them.
-    let mut unsaved = tx.prepare_cached("INSERT OR IGNORE INTO graph_removals(chunk_id) VALUES (?1)")?;
-    for (id, hash, in_graph) in gone {
+    // Until the vector file is saved again, it still holds those numbered up to its own number.
+    let mut unsaved = tx.prepare_cached("INSERT OR IGNORE INTO graph_removals(chunk_id, vec_seq) VALUES (?1, ?2)")?;
+    for (id, hash, vec_seq) in gone {
         fts.execute([id])?;
-        if in_graph {
-            unsaved.execute([id])?;
+        if let Some(seq) = vec_seq {
+            unsaved.execute([id, seq])?;
         }
         changes.removed.push(id);
         changes.unused.push(hash);

@@ -33,6 +33,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ("0009_graph_removals", include_str!("../../migrations/0009_graph_removals.sql")),
     ("0010_f16_vectors", include_str!("../../migrations/0010_f16_vectors.sql")),
     ("0011_embedded_count", include_str!("../../migrations/0011_embedded_count.sql")),
+    ("0012_graph_removals_seq", include_str!("../../migrations/0012_graph_removals_seq.sql")),
 ];
 
 /// What the vectors in an index depend on. A change needs `--rebuild`.

@@ -13,8 +13,11 @@
 //! of a saved index) instead of loading it: opening costs milliseconds whatever its size, and its
 //! pages are the page cache's, shared by every reader. A mapped graph cannot change, so what SQLite
 //! attached since the file was saved goes into a small graph in memory beside it, and the chunks
-//! removed or replaced since are hidden from its answers. The writer loads the file, a copy it
-//! changes in place.
+//! removed or replaced since are hidden from its answers. A map builds no table from keys to
+//! vectors (usearch's `enable_key_lookups`, two thirds of the open at a million chunks): whether
+//! the file holds a removed chunk is told by the vector number `graph_removals` kept for it, and
+//! the few chunks a filter allows are scored from SQLite's vectors. The writer loads the file, a
+//! copy it changes in place.
 //!
 //! Checking a file's whole checksum reads every byte (100 ms at 220 MB, a second at a million
 //! chunks of 1,024 dimensions), which would undo the mapping. So the writer stamps each file it
@@ -33,7 +36,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Result, anyhow};
 use usearch::{Index, IndexOptions, MetricKind, ScalarKind, b1x8};
 
-use super::docs::VectorChanges;
+use super::docs::{Removal, VectorChanges};
 use super::{Store, WriteStore};
 
 #[derive(Debug, Clone, Copy, serde::Serialize)]
@@ -235,12 +238,19 @@ pub struct VectorIndex {
     added: Option<Index>,
     /// Chunks of the mapped graph removed (or given another vector, in `added`) since.
     hidden: HashSet<u64>,
+    /// `index` has its table from keys to slots (`contains`, `get`, `remove`). A reader's map of
+    /// the file goes without (building it was two thirds of the open at a million chunks): it
+    /// tells from a removed chunk's vector number whether the file holds it (see `file_holds`).
+    keys: bool,
+    /// The vector number the loaded or mapped file covers (0 for a graph built from SQLite).
+    file_seq: i64,
     dims: usize,
     ty: VectorType,
     /// The index's folder.
     dir: PathBuf,
     /// SQLite's vectors (f16, or an older index's f32), for ranking again the candidates of an i8
-    /// or binary graph (a read connection of its own, opened at the first search).
+    /// or binary graph and for scoring the few chunks a filter allows (a read connection of its
+    /// own, opened at the first search).
     exact: std::sync::OnceLock<std::sync::Mutex<Store>>,
     /// Highest `vec_seq` whose vector is in `index`.
     covered: i64,
@@ -308,6 +318,7 @@ fn options(dims: usize, ty: VectorType) -> IndexOptions {
         expansion_add: PARAMS.expansion_add,
         expansion_search: PARAMS.expansion_search,
         multi: false,
+        enable_key_lookups: true,
     }
 }
 
@@ -353,6 +364,8 @@ impl VectorIndex {
             mapped: false,
             added: None,
             hidden: HashSet::new(),
+            keys: true,
+            file_seq: 0,
             dims,
             ty,
             exact: std::sync::OnceLock::new(),
@@ -453,10 +466,12 @@ impl VectorIndex {
             }
             Open::Load(_) => self.index.load(&path).map_err(|e| unreadable(&e))?,
             Open::Map | Open::MapChecked => {
-                if ty != self.ty {
-                    self.ty = ty;
-                    self.index = Index::new(&options(self.dims, ty)).map_err(|e| unreadable(&e))?;
-                }
+                // Removals written before they were numbered are told from the file's keys.
+                let removals = store.graph_removals().map_err(|e| unreadable(&e))?;
+                self.keys = removals.iter().any(|r| r.vec_seq.is_none());
+                self.ty = ty;
+                let view = IndexOptions { enable_key_lookups: self.keys, ..options(self.dims, ty) };
+                self.index = Index::new(&view).map_err(|e| unreadable(&e))?;
                 self.index.view(&path).map_err(|e| unreadable(&e))?;
                 self.mapped = true;
                 let length = std::fs::metadata(&file.path).map_err(|e| unreadable(&e))?.len();
@@ -472,6 +487,7 @@ impl VectorIndex {
             return Err(FileDamage::Dims { file: self.index.dimensions(), index: self.dims });
         }
         self.covered = file.seq;
+        self.file_seq = file.seq;
         Ok(())
     }
 
@@ -498,7 +514,7 @@ impl VectorIndex {
         let missing = store.vectors_after(self.covered)?;
         let last = missing.last().map_or(self.covered, |m| m.vec_seq);
         let added: Vec<(i64, Vec<f32>)> = missing.into_iter().map(|m| (m.chunk_id, m.vector)).collect();
-        let removed: Vec<i64> = store.graph_removals()?.into_iter().filter(|&id| self.contains(id as u64)).collect();
+        let removed = store.graph_removals()?.into_iter().filter(|r| self.holds(r)).map(|r| r.chunk_id).collect();
         self.apply(&VectorChanges { added, removed, ..VectorChanges::default() })?;
         self.covered = last;
         Ok(())
@@ -510,6 +526,8 @@ impl VectorIndex {
         self.mapped = false;
         self.added = None;
         self.hidden.clear();
+        self.keys = true;
+        self.file_seq = 0;
         self.covered = 0;
         self.catch_up(store)?;
         self.unsaved = self.unsaved.max(1);
@@ -541,20 +559,32 @@ impl VectorIndex {
     }
 
     /// A mapped graph's changes: added vectors go into the graph in memory beside it, and the
-    /// chunks removed or replaced are hidden from the mapped one.
+    /// chunks removed or replaced are hidden from the mapped one. `changes.removed` holds only
+    /// chunks the graph holds ([`VectorIndex::holds`]): one not beside it is in the file.
     fn apply_beside(&mut self, changes: &VectorChanges) -> Result<()> {
         let (dims, ty) = (self.dims, self.ty);
         let added = match &mut self.added {
             Some(added) => added,
             None => self.added.insert(Index::new(&options(dims, ty)).map_err(err)?),
         };
-        let replaced = changes.added.iter().map(|(id, _)| id);
-        for &id in changes.removed.iter().chain(replaced) {
+        for &id in &changes.removed {
             if added.contains(id as u64) {
                 added.remove(id as u64).map_err(err)?;
-            }
-            if self.index.contains(id as u64) {
+            } else {
                 self.hidden.insert(id as u64);
+            }
+        }
+        // A vector number is given once, so a chunk attached since the file was saved is not in
+        // it; only one given a vector again (after `index --repair` cleared its number) is, and
+        // a map without keys does not see that: its count then differs from SQLite's and the
+        // graph is opened again (`refresh`).
+        for (id, _) in &changes.added {
+            let id = *id as u64;
+            if added.contains(id) {
+                added.remove(id).map_err(err)?;
+            }
+            if self.keys && self.index.contains(id) {
+                self.hidden.insert(id);
             }
         }
         self.unsaved += changes.removed.len() + changes.added.len();
@@ -571,9 +601,23 @@ impl VectorIndex {
         Ok(())
     }
 
-    /// Whether chunk `id` has a vector in the graph.
-    fn contains(&self, id: u64) -> bool {
-        self.added.as_ref().is_some_and(|a| a.contains(id)) || (self.index.contains(id) && !self.hidden.contains(&id))
+    /// Whether the graph holds the removed chunk `r`: beside the file, or in it and not hidden.
+    fn holds(&self, r: &Removal) -> bool {
+        let id = r.chunk_id as u64;
+        self.added.as_ref().is_some_and(|a| a.contains(id)) || (self.file_holds(r) && !self.hidden.contains(&id))
+    }
+
+    /// Whether the file (or the graph built from SQLite) holds `r`: its keys say so, and a map
+    /// without them goes by the number: the file holds every vector numbered up to its own
+    /// that was not removed before it was saved (and those are no longer listed).
+    fn file_holds(&self, r: &Removal) -> bool {
+        if self.keys { self.index.contains(r.chunk_id as u64) } else { r.vec_seq.is_some_and(|s| s <= self.file_seq) }
+    }
+
+    /// Whether the graph looks its keys up in a table (a reader's map of a file does not, unless
+    /// removals from before their numbering are listed).
+    pub fn looks_up_keys(&self) -> bool {
+        self.keys
     }
 
     /// Saves once [`SAVE_AFTER`] changes are not in the file.
@@ -682,27 +726,9 @@ impl VectorIndex {
     /// filter that allows few chunks, which a walk of the graph would visit most of the graph to
     /// find. Chunks without a vector are passed over.
     pub fn search_among(&self, query: &[f32], k: usize, among: &HashSet<i64>) -> Result<Vec<(i64, f32)>> {
-        let mut scored = Vec::with_capacity(among.len());
-        if self.ty != VectorType::F16 {
-            let ids: Vec<i64> = among.iter().copied().filter(|&id| id >= 0 && self.contains(id as u64)).collect();
-            for (id, v) in self.exact_vectors(&ids)? {
-                scored.push((id, cosine(query, &v)));
-            }
-        }
-        let mut buf = vec![0f32; self.dims];
-        for &id in among.iter().filter(|_| self.ty == VectorType::F16) {
-            if id < 0 || !self.contains(id as u64) {
-                continue;
-            }
-            let from = match &self.added {
-                Some(added) if added.contains(id as u64) => added,
-                _ => &self.index,
-            };
-            if from.get(id as u64, &mut buf).map_err(err)? == 0 {
-                continue;
-            }
-            scored.push((id, cosine(query, &buf)));
-        }
+        let ids: Vec<i64> = among.iter().copied().collect();
+        let mut scored: Vec<(i64, f32)> =
+            self.exact_vectors(&ids)?.into_iter().map(|(id, v)| (id, cosine(query, &v))).collect();
         scored.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
         scored.truncate(k);
         Ok(scored)
