@@ -5,7 +5,7 @@
 //!
 //!     cargo bench --bench search -- [CHUNKS] [DIMS] [--vector-type=i8|f16|b1]
 //!
-//! The index is kept in target/bench-search-v6-<TYPE>-<N>-<DIMS> so a rerun skips building it.
+//! The index is kept in target/bench-search-v7-<TYPE>-<N>-<DIMS> so a rerun skips building it.
 //!
 //!     cargo bench --bench search -- [CHUNKS] [DIMS] --vectors-only [--kinds=f16,i8,b1] [--queries=100]
 //!         [--data=latent|clusters]
@@ -65,10 +65,14 @@ fn main() {
     let rss_before = rss_mb();
     let t = Instant::now();
     let mut searcher = Searcher::open(&dir).unwrap();
+    let sqlite_ms = t.elapsed().as_secs_f64() * 1000.0;
     searcher.load_vectors().unwrap();
     let open_ms = t.elapsed().as_secs_f64() * 1000.0;
     let mapped = searcher.vectors().is_some_and(|v| v.is_mapped());
-    eprintln!("opened the index (vector file {}) in {open_ms:.1} ms", if mapped { "mapped" } else { "loaded" });
+    eprintln!(
+        "opened the index (vector file {}) in {open_ms:.1} ms ({sqlite_ms:.1} ms of it SQLite's)",
+        if mapped { "mapped" } else { "loaded" }
+    );
     // What a reader's check of its graph against SQLite costs: the count the database keeps
     // (read at every open) against counting the chunks (what an open did before).
     let store = qsearch::store::Store::open_read(&dir).unwrap();

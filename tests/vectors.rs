@@ -206,6 +206,17 @@ fn the_writers_stamp_spares_readers_the_checksum_and_doctor_still_reads_the_whol
         "doctor's open reads the whole file: {:?}",
         checked.damage()
     );
+    // Cut short under the kept time: refused by the map itself, rebuilt from SQLite.
+    for cut in [bytes.len() - 1, bytes.len() / 2, 100] {
+        std::fs::write(&file, &bytes[..cut]).unwrap();
+        let f = std::fs::File::options().write(true).open(&file).unwrap();
+        f.set_modified(stamped).unwrap();
+        drop(f);
+        let reader = VectorIndex::open_for_search(&store, DIMS).unwrap();
+        let damage = reader.damage();
+        assert!(matches!(damage, Some((_, FileDamage::Unreadable { .. }))), "cut at {cut}: {damage:?}");
+        assert!(!reader.is_mapped() && reader.len() == 100, "cut at {cut}");
+    }
     // Without the stamp (any write sets the time to now), a reader checks the whole file too.
     std::fs::write(&file, &bytes).unwrap();
     let reader = VectorIndex::open_for_search(&store, DIMS).unwrap();
