@@ -173,7 +173,7 @@ fn leaf_pages(db: &Path, tables: &[&str]) -> Vec<u64> {
 
 #[test]
 fn a_corrupt_sqlite_page_is_said_as_damage_and_repaired_from_the_files() {
-    let clean = clean(120);
+    let clean = clean(480);
     let idx = clean.index.parent().unwrap().join("corrupt");
     copy_index(&clean.index, &idx);
     let db = idx.join(qsearch::store::DB_FILE);
@@ -366,7 +366,7 @@ fn a_full_disk_says_where_how_much_and_that_nothing_was_lost_then_a_rerun_finish
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("tree");
     common::note_tree(&root, 300, 8, 6);
-    let Some(disk) = Tmpfs::mount(&tmp.path().join("small"), "1536k") else { return };
+    let Some(disk) = Tmpfs::mount(&tmp.path().join("small"), "2560k") else { return };
     let idx = disk.0.join("idx");
 
     let out = index(&idx, &["--quiet"], Some(&root));

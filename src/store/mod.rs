@@ -108,21 +108,24 @@ impl Store {
             let conn = Connection::open(dir.join(DB_FILE))
                 .with_context(|| format!("cannot open index {}", dir.join(DB_FILE).display()))?;
             configure(&conn)?;
-            // 8 KiB pages for a new index (an existing one keeps its own): a row holds its whole
-            // vector when it fits a page, and two f16 rows of 1,024 dimensions (2,125 bytes each)
-            // do not fit a 4 KiB page, so each took a page of its own; 8 KiB pages hold three
-            // (4,107 -> 2,737 bytes a vector, benches/README.md). Set before WAL, which fixes it.
+            // 32 KiB pages for a new index (an existing one keeps its own): a row holds its whole
+            // vector when it fits a page, and a page holds as many whole rows as fit: f16 rows of
+            // 1,024 dimensions (2,129 bytes) one to a 4 KiB page, three to 8 KiB, fifteen to 32 KiB
+            // (4,107 -> 2,737 -> 2,187 bytes a vector, benches/README.md). Set before WAL, which
+            // fixes it.
             conn.pragma_update(None, "page_size", PAGE_SIZE as i64)?;
             conn.pragma_update(None, "journal_mode", "WAL")?;
             conn.pragma_update(None, "synchronous", "NORMAL")?;
             // 64 MiB of page cache (SQLite's default is 2 MiB): a first index's B-tree and FTS5
             // inserts otherwise read back pages they wrote moments before.
             conn.pragma_update(None, "cache_size", -65_536)?;
-            // Checkpoint the WAL every 64 MiB instead of every 4 MiB: with `synchronous = NORMAL` a
-            // checkpoint is the only fsync, and a first index made the writer wait on one every few
-            // hundred files (benches/README, "Checkpoints").
-            conn.pragma_update(None, "wal_autocheckpoint", 16_384)?;
+            // Checkpoint the WAL every 128 MiB instead of every 1,000 pages: with `synchronous =
+            // NORMAL` a checkpoint is the only fsync, and a first index made the writer wait on one
+            // every few hundred files (benches/README, "Checkpoints"). Counted in pages, whatever
+            // size the index's are.
             let store = Store { conn, dir: dir.to_path_buf() };
+            let pages = (WAL_CHECKPOINT_BYTES / store.page_size()?.max(512)) as i64;
+            store.conn.pragma_update(None, "wal_autocheckpoint", pages)?;
             store.migrate()?;
             let garbage_left = store.meta(GARBAGE_DUE)?.is_some();
             Ok(WriteStore { store, unused: HashSet::new(), garbage_left })
@@ -267,7 +270,10 @@ fn schema_version(conn: &Connection) -> Result<usize> {
 pub const SCHEMA_VERSION: usize = MIGRATIONS.len();
 
 /// The page size of a new index's database (an existing one keeps its own; see `open_write`).
-pub const PAGE_SIZE: u64 = 8192;
+pub const PAGE_SIZE: u64 = 32_768;
+
+/// How much the WAL grows before the writer copies it into the database (`wal_autocheckpoint`).
+const WAL_CHECKPOINT_BYTES: u64 = 128 << 20;
 
 /// An index written by a newer qsearch, whose schema this one does not know.
 #[derive(Debug, Clone, PartialEq, Eq)]
