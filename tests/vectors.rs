@@ -112,16 +112,18 @@ fn readers_map_the_file_and_see_what_was_attached_and_removed_since() {
     assert!(reader.is_mapped(), "a refresh keeps the map");
     assert_eq!(reader.len(), 200 - 5 + 2 + 50);
     // Removals the file does not hold, without keys to ask it: document 41 (beside the map in
-    // this reader) and document 3's two chunks of after the save rewritten again, document 48
-    // written and rewritten between two refreshes, document 7 (in the file) removed again.
+    // this reader) and document 3's two chunks of after the save rewritten again, document 50
+    // written and rewritten between two refreshes; and documents 7 and 39 (in the file).
     write(&mut w, root, &dir, 41, 3, 3);
     write(&mut w, root, &dir, 3, 1, 3);
     write(&mut w, root, &dir, 50, 4, 1);
     write(&mut w, root, &dir, 50, 2, 3);
     write(&mut w, root, &dir, 7, 1, 3);
+    // Document 39's last chunk has the very number the file is named after.
+    write(&mut w, root, &dir, 39, 1, 3);
     reader.refresh(&store).unwrap();
     assert!(reader.is_mapped() && reader.damage().is_none(), "counts agree: the map stays");
-    let expected = 200 - 5 + 2 + 50 - 5 + 3 - 2 + 1 + 2 - 5 + 1;
+    let expected = 200 - 5 + 2 + 50 - 5 + 3 - 2 + 1 + 2 - 5 + 1 - 5 + 1;
     assert_eq!(reader.len(), expected);
     assert_eq!(store.embedded_chunks().unwrap(), expected as u64);
     // Every query answers as a graph loaded from SQLite's vectors answers.
