@@ -85,16 +85,22 @@ fn top(vi: &VectorIndex, q: &[f32]) -> Vec<i64> {
     vi.search(q, 5, None).unwrap().into_iter().map(|h| h.0).collect()
 }
 
-#[test]
-fn readers_map_the_file_and_see_what_was_attached_and_removed_since() {
+/// A saved index of documents 0..`docs`, five chunks each (salt 1), and its writer still open.
+fn saved(docs: usize) -> (tempfile::TempDir, std::path::PathBuf, Writer, i64) {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("idx");
     let mut w = writer(&dir);
     let root = w.add_root(&dir).unwrap();
-    for d in 0..40 {
+    for d in 0..docs {
         write(&mut w, root, &dir, d, 5, 1);
     }
     w.save().unwrap();
+    (tmp, dir, w, root)
+}
+
+#[test]
+fn readers_map_the_file_and_see_what_was_attached_and_removed_since() {
+    let (_tmp, dir, mut w, root) = saved(40);
     let store = Store::open_read(&dir).unwrap();
     let mut reader = VectorIndex::open_for_search(&store, DIMS).unwrap();
     assert!(reader.is_mapped(), "a reader maps the vector file");
@@ -149,14 +155,7 @@ fn readers_map_the_file_and_see_what_was_attached_and_removed_since() {
 
 #[test]
 fn removals_listed_before_they_were_numbered_are_told_from_the_files_keys() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("idx");
-    let mut w = writer(&dir);
-    let root = w.add_root(&dir).unwrap();
-    for d in 0..20 {
-        write(&mut w, root, &dir, d, 5, 1);
-    }
-    w.save().unwrap();
+    let (_tmp, dir, mut w, root) = saved(20);
     write(&mut w, root, &dir, 20, 5, 1);
     write(&mut w, root, &dir, 2, 1, 2);
     write(&mut w, root, &dir, 20, 1, 2);
@@ -179,14 +178,7 @@ fn removals_listed_before_they_were_numbered_are_told_from_the_files_keys() {
 
 #[test]
 fn the_writers_stamp_spares_readers_the_checksum_and_doctor_still_reads_the_whole_file() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("idx");
-    let mut w = writer(&dir);
-    let root = w.add_root(&dir).unwrap();
-    for d in 0..20 {
-        write(&mut w, root, &dir, d, 5, 1);
-    }
-    w.save().unwrap();
+    let (_tmp, dir, w, _) = saved(20);
     drop(w);
     let file = qsearch::store::vectors::newest_path(&dir).unwrap();
     let stamped = std::fs::metadata(&file).unwrap().modified().unwrap();
