@@ -5,7 +5,7 @@
 //!
 //!     cargo bench --bench search -- [CHUNKS] [DIMS] [--vector-type=i8|f16|b1]
 //!
-//! The index is kept in target/bench-search-v7-<TYPE>-<N>-<DIMS> so a rerun skips building it.
+//! The index is kept in target/bench-search-v8-<TYPE>-<N>-<DIMS> so a rerun skips building it.
 //!
 //!     cargo bench --bench search -- [CHUNKS] [DIMS] --vectors-only [--kinds=f16,i8,b1] [--queries=100]
 //!         [--data=latent|clusters]
@@ -129,6 +129,7 @@ fn main() {
     }
     eprintln!("index on disk: {total} bytes, {:.0} B/chunk", total as f64 / n as f64);
     out.insert("disk_bytes_per_chunk".into(), (total as f64 / n as f64).into());
+    stored_vectors(&dir, &mut out);
     for mode in [Mode::Keyword, Mode::Semantic, Mode::Hybrid] {
         let mut ms: Vec<f64> = queries
             .iter()
@@ -322,4 +323,49 @@ fn keyword_cut(dir: &std::path::Path, queries: &[(String, Vec<f32>)]) {
         qsearch::search::SOME_WORDS_RANKED,
         queries.len()
     );
+}
+
+/// What SQLite's copy of a vector costs to read back (every rescored candidate and filtered
+/// chunk pays it): 2,000 blobs as stored, their mean length, and the time to decode one, beside
+/// the same vectors as plain f16 blobs (the format before the planes).
+fn stored_vectors(dir: &std::path::Path, out: &mut serde_json::Map<String, serde_json::Value>) {
+    use qsearch::store::blob::blob_to_vec;
+    let db = rusqlite::Connection::open(dir.join(qsearch::store::DB_FILE)).unwrap();
+    let blobs: Vec<Vec<u8>> = db
+        .prepare("SELECT data FROM vectors LIMIT 2000")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let plain: Vec<Vec<u8>> = blobs
+        .iter()
+        .map(|b| {
+            let mut p: Vec<u8> =
+                blob_to_vec(b).unwrap().iter().flat_map(|x| half::f16::from_f32(*x).to_le_bytes()).collect();
+            p.push(0x16);
+            p
+        })
+        .collect();
+    let per_vector_us = |blobs: &[Vec<u8>]| {
+        let mut best = f64::MAX;
+        for _ in 0..5 {
+            let t = Instant::now();
+            for b in blobs {
+                std::hint::black_box(blob_to_vec(b).unwrap());
+            }
+            best = best.min(t.elapsed().as_secs_f64() * 1e6 / blobs.len() as f64);
+        }
+        best
+    };
+    let (stored_us, plain_us) = (per_vector_us(&blobs), per_vector_us(&plain));
+    let mean = |b: &[Vec<u8>]| b.iter().map(Vec::len).sum::<usize>() as f64 / b.len() as f64;
+    eprintln!(
+        "stored vectors: {:.0} bytes, read back in {stored_us:.2} us each (plain f16: {:.0} bytes, {plain_us:.2} us)",
+        mean(&blobs),
+        mean(&plain)
+    );
+    out.insert("stored_vector_bytes".into(), mean(&blobs).into());
+    out.insert("stored_vector_decode_us".into(), stored_us.into());
+    out.insert("plain_f16_decode_us".into(), plain_us.into());
 }

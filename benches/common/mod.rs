@@ -83,9 +83,9 @@ impl Synthetic {
 /// Opens (building it the first time) the index of `n` chunks with `dims`-dimension vectors, its
 /// vector file of type `ty` (the default for a new index when `None`).
 pub fn synthetic_index(n: usize, dims: usize, ty: Option<VectorType>) -> Synthetic {
-    // v7: vectors shaped like text embeddings, f16 vectors in SQLite, 32 KiB pages, the kept count.
+    // v8: vectors shaped like text embeddings, f16 planes in SQLite, 32 KiB pages, the kept count.
     let ty = ty.unwrap_or_default();
-    let name = format!("target/bench-search-v7-{}-{n}-{dims}", ty.name());
+    let name = format!("target/bench-search-v8-{}-{n}-{dims}", ty.name());
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(name);
     let rng = Rng(0x9E3779B97F4A7C15);
     let data = vectors_only::Data::new(true, dims);

@@ -75,5 +75,5 @@ pub fn estimate(embedder: &mut dyn Embedder, roots: &[PathBuf], opts: &Options) 
 /// Disk a chunk takes besides its text and keyword entries (twice the text, counted apart): its
 /// vector in SQLite's pages of `page` bytes, an f16 one in the graph with its links, and its row.
 pub fn chunk_bytes(dims: u64, page: u64) -> u64 {
-    crate::store::docs::stored_vector_bytes(dims, page) + dims * 2 + 300
+    crate::store::blob::stored_vector_bytes(dims, page) + dims * 2 + 300
 }

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Result;
 use rusqlite::{OptionalExtension, params};
 
+use super::blob::{StoredBlob, blob_to_vec, vec_to_blob};
 use super::{Store, WriteStore};
 use crate::scan::Within;
 use crate::text::chunk::{self, Chunk};
@@ -605,82 +606,6 @@ fn delete_chunks(tx: &rusqlite::Transaction, doc_id: i64, changes: &mut VectorCh
     Ok(())
 }
 
-// How `vectors.data` holds a vector. New ones are f16, little-endian, then one tag byte: an odd
-// length, 2 * dims + 1 bytes, half the f32 blob of before (on disk less than half as much saved
-// at 1,024 dims: see `stored_vector_bytes`). The graph file scores with f16 by default, so
-// searches lose nothing. Indexes written before hold f32 blobs, 4 * dims bytes and
-// no tag (a length divisible by 4): they are read as they are and not converted (`qsearch index
-// --rebuild` writes every vector again as f16), so no migration is needed.
-
-/// The trailing byte of an f16 blob.
-const F16_TAG: u8 = 0x16;
-
-/// A vector as `vectors.data` keeps it: f16 with its tag, or f32 when a component would not fit
-/// in f16. No model gives one (they give unit vectors), but SQLite's copy is the source of
-/// truth the graph is rebuilt from and candidates are rescored with, so such a vector keeps its
-/// value rather than being clamped or turned infinite.
-pub fn vec_to_blob(v: &[f32]) -> Vec<u8> {
-    let halves: Vec<half::f16> = v.iter().map(|x| half::f16::from_f32(*x)).collect();
-    if v.iter().zip(&halves).any(|(x, h)| x.is_finite() && !h.is_finite()) {
-        return v.iter().flat_map(|x| x.to_le_bytes()).collect();
-    }
-    let mut blob = Vec::with_capacity(2 * v.len() + 1);
-    for h in halves {
-        blob.extend_from_slice(&h.to_le_bytes());
-    }
-    blob.push(F16_TAG);
-    blob
-}
-
-/// A blob of `vectors.data` in neither format: written by a newer qsearch, or damaged.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "a stored vector of {len} bytes is in no format this qsearch reads (f16 with tag {F16_TAG:#04x}, or f32){}: `qsearch index --rebuild` writes the vectors again",
-    .tag.map(|t| format!(" (its last byte {t:#04x})")).unwrap_or_default()
-)]
-pub struct UnknownVectorFormat {
-    pub len: usize,
-    /// The last byte of an odd-length blob, which is not [`F16_TAG`].
-    pub tag: Option<u8>,
-}
-
-/// The vector of a `vectors.data` blob, f16 or f32 (see [`vec_to_blob`]).
-pub fn blob_to_vec(b: &[u8]) -> Result<Vec<f32>, UnknownVectorFormat> {
-    match b.split_last() {
-        Some((&F16_TAG, halves)) if halves.len().is_multiple_of(2) => {
-            Ok(halves.chunks_exact(2).map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32()).collect())
-        }
-        _ if b.len().is_multiple_of(4) => {
-            Ok(b.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
-        }
-        _ => Err(UnknownVectorFormat { len: b.len(), tag: (!b.len().is_multiple_of(2)).then(|| b[b.len() - 1]) }),
-    }
-}
-
-/// A `vectors.data` column read as a vector: a blob in no known format is an error of its column.
-pub(crate) struct StoredBlob(pub(crate) Vec<f32>);
-
-impl rusqlite::types::FromSql for StoredBlob {
-    fn column_result(value: rusqlite::types::ValueRef<'_>) -> rusqlite::types::FromSqlResult<Self> {
-        blob_to_vec(value.as_blob()?).map(StoredBlob).map_err(|e| rusqlite::types::FromSqlError::Other(Box::new(e)))
-    }
-}
-
-/// Bytes a stored vector of `dims` takes in SQLite with pages of `page` bytes, its row and its
-/// key (for the space a run needs). A row smaller than a page is never split: in 4 KiB pages (an
-/// index made before [`super::PAGE_SIZE`]) a 1,024-dim f16 row (2,125 bytes) has a page to itself
-/// (4,107 bytes measured), where an f32 row took an overflow page and part of a shared one
-/// (4,610); 8 KiB pages hold three (2,737 measured), 32 KiB pages fifteen (2,187 measured).
-pub fn stored_vector_bytes(dims: u64, page: u64) -> u64 {
-    // The blob, the 64-hex hash, the record's and cell's headers, the cell's pointer.
-    let row = 2 * dims + 1 + 64 + 16;
-    // An entry of the hash's index.
-    let key = 84;
-    let usable = page - 8;
-    // A page shared by the rows it holds whole, or pages of its own for a row larger than one.
-    key + page.checked_div(usable / row).unwrap_or(row.div_ceil(page) * page)
-}
-
 /// The byte range of raw paths that holds `path` and everything under it (and some siblings
 /// that share its name as a prefix, such as `notes-old` for `notes`, which callers drop).
 fn path_range(path: &Path) -> (Vec<u8>, Vec<u8>) {
@@ -689,81 +614,4 @@ fn path_range(path: &Path) -> (Vec<u8>, Vec<u8>) {
     // Just past the separator: every `path/...` sorts below it.
     to.push(std::path::MAIN_SEPARATOR as u8 + 1);
     (from, to)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn unit(dims: usize, seed: u32) -> Vec<f32> {
-        let v: Vec<f32> =
-            (0..dims).map(|i| (((i as u32).wrapping_mul(2654435761) ^ seed) % 1000) as f32 - 500.0).collect();
-        let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-        v.into_iter().map(|x| x / n).collect()
-    }
-
-    #[test]
-    fn a_vector_is_kept_as_f16_with_its_tag_and_comes_back_within_f16_rounding() {
-        let v = unit(1024, 7);
-        let blob = vec_to_blob(&v);
-        assert_eq!(blob.len(), 2 * 1024 + 1);
-        assert_eq!(blob.last(), Some(&F16_TAG));
-        let back = blob_to_vec(&blob).unwrap();
-        assert_eq!(back.len(), v.len());
-        for (a, b) in v.iter().zip(&back) {
-            // f16 keeps 11 significant bits.
-            assert!((a - b).abs() <= a.abs() / 2048.0 + 1e-7, "{a} vs {b}");
-        }
-        // What was read is written again to the same bytes: a graph rebuilt from SQLite is the
-        // graph the writer built.
-        assert_eq!(vec_to_blob(&back), blob);
-        assert_eq!(blob_to_vec(&vec_to_blob(&[])).unwrap(), Vec::<f32>::new());
-    }
-
-    #[test]
-    fn f32_blobs_of_an_older_index_are_read_as_they_are() {
-        let v = unit(1024, 9);
-        let old: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
-        assert_eq!(blob_to_vec(&old).unwrap(), v);
-        // Whatever its last byte: an f32 blob's length is even.
-        let ends_like_a_tag: Vec<u8> =
-            [0.5f32, f32::from_le_bytes([0, 0, 0, F16_TAG])].iter().flat_map(|x| x.to_le_bytes()).collect();
-        assert_eq!(blob_to_vec(&ends_like_a_tag).unwrap().len(), 2);
-    }
-
-    #[test]
-    fn a_vector_beyond_f16_keeps_its_f32_value_and_non_finite_ones_round_trip() {
-        let v = vec![0.25, 70_000.0, -1.0e6, 1.0e-9];
-        let blob = vec_to_blob(&v);
-        assert_eq!(blob.len(), 16, "stored as f32");
-        assert_eq!(blob_to_vec(&blob).unwrap(), v);
-        let odd = vec![f32::NAN, f32::INFINITY, f32::NEG_INFINITY, 0.5];
-        let back = blob_to_vec(&vec_to_blob(&odd)).unwrap();
-        assert!(back[0].is_nan() && back[1] == f32::INFINITY && back[2] == f32::NEG_INFINITY && back[3] == 0.5);
-    }
-
-    #[test]
-    fn a_blob_in_neither_format_is_an_error_that_says_so() {
-        // Odd with another tag (a newer format), or even and not a multiple of 4 (damaged).
-        let newer = [1u8, 2, 3, 4, 0x08];
-        let err = blob_to_vec(&newer).unwrap_err();
-        assert_eq!(err, UnknownVectorFormat { len: 5, tag: Some(0x08) });
-        assert!(err.to_string().contains("5 bytes") && err.to_string().contains("0x08"), "{err}");
-        assert_eq!(blob_to_vec(&[0x16]).unwrap(), Vec::<f32>::new(), "a tag alone: no dimension");
-        assert_eq!(blob_to_vec(&[1, 2, 3, 4, 5, F16_TAG]).unwrap_err(), UnknownVectorFormat { len: 6, tag: None });
-        assert_eq!(blob_to_vec(&[0; 6]).unwrap_err(), UnknownVectorFormat { len: 6, tag: None });
-    }
-
-    #[test]
-    fn the_space_a_vector_takes_counts_whole_pages() {
-        // Six 256-dim rows share a 4 KiB page, four 384-dim ones, a 1,024-dim one has it alone.
-        assert_eq!(stored_vector_bytes(256, 4096), 84 + 4096 / 6);
-        assert_eq!(stored_vector_bytes(384, 4096), 84 + 1024);
-        assert_eq!(stored_vector_bytes(1024, 4096), 84 + 4096);
-        assert_eq!(stored_vector_bytes(4096, 4096), 84 + 3 * 4096);
-        // An 8 KiB page holds three 1,024-dim rows.
-        assert_eq!(stored_vector_bytes(1024, 8192), 84 + 8192 / 3);
-        // A 32 KiB page holds fifteen.
-        assert_eq!(stored_vector_bytes(1024, 32_768), 84 + 32_768 / 15);
-    }
 }

@@ -2,6 +2,7 @@
 //! keyword index) and a usearch HNSW file derived from it (see [`vectors`]). One writer at a time,
 //! enforced by [`lock`]; any number of readers, which WAL lets read while the writer writes.
 
+pub mod blob;
 pub mod check;
 pub mod docs;
 pub mod lock;
@@ -34,6 +35,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ("0010_f16_vectors", include_str!("../../migrations/0010_f16_vectors.sql")),
     ("0011_embedded_count", include_str!("../../migrations/0011_embedded_count.sql")),
     ("0012_graph_removals_seq", include_str!("../../migrations/0012_graph_removals_seq.sql")),
+    ("0013_f16_planes", include_str!("../../migrations/0013_f16_planes.sql")),
 ];
 
 /// What the vectors in an index depend on. A change needs `--rebuild`.

@@ -246,7 +246,7 @@ impl Store {
              WHERE c.id IN rarray(?1) AND c.vec_seq IS NOT NULL",
         )?;
         let rows = stmt.query_map([id_array(ids.iter().copied())], |r| {
-            Ok((r.get::<_, i64>(0)?, r.get::<_, super::docs::StoredBlob>(1)?.0))
+            Ok((r.get::<_, i64>(0)?, r.get::<_, super::blob::StoredBlob>(1)?.0))
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
