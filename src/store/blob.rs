@@ -77,9 +77,11 @@ fn planes(halves: &[u16]) -> Option<Vec<u8>> {
 fn from_planes(b: &[u8]) -> Option<Vec<u16>> {
     let frame_len = zstd::zstd_safe::find_frame_compressed_size(b).ok()?;
     let dims = usize::try_from(zstd::zstd_safe::get_frame_content_size(b).ok()??).ok()?;
-    // The low bytes, then the zero byte that makes the length odd when needed.
-    let pad = (frame_len + dims) % 2;
-    if frame_len + dims + pad != b.len() || (pad == 1 && b[b.len() - 1] != 0) {
+    // The low bytes, then the zero byte that makes the length odd when needed (a damaged header
+    // may claim any size: nothing is added or allocated before it is checked against the blob).
+    let end = frame_len.checked_add(dims).filter(|end| *end <= b.len())?;
+    let pad = end % 2;
+    if end + pad != b.len() || (pad == 1 && b[b.len() - 1] != 0) {
         return None;
     }
     let mut high = vec![0u8; dims];
@@ -269,7 +271,13 @@ mod tests {
         } else {
             bad_pad = [body, &[1, 0, PLANES_TAG]].concat();
         }
-        for (what, b) in [("cut", cut), ("longer", longer), ("garbled", garbled), ("bad pad", bad_pad)] {
+        // A frame whose header claims nearly 2^64 bytes (an empty raw block after it).
+        let mut huge = vec![0x28, 0xb5, 0x2f, 0xfd, 0xe0];
+        huge.extend_from_slice(&(u64::MAX - 2).to_le_bytes());
+        huge.extend_from_slice(&[0x01, 0x00, 0x00, PLANES_TAG]);
+        assert_eq!(zstd::zstd_safe::find_frame_compressed_size(&huge[..huge.len() - 1]), Ok(16));
+        let cases = [("cut", cut), ("longer", longer), ("garbled", garbled), ("bad pad", bad_pad), ("huge", huge)];
+        for (what, b) in cases {
             match blob_to_vec(&b) {
                 Err(e) => assert_eq!(e.tag, Some(PLANES_TAG), "{what}"),
                 Ok(v) => panic!("{what}: read as a vector of {}", v.len()),
