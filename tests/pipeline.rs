@@ -877,3 +877,39 @@ fn a_query_of_common_words_ranks_few_chunks_and_keeps_its_best() {
     s.set_some_words_ranked(i64::MAX);
     assert_eq!(names(&s, 20).len(), 20);
 }
+
+/// Words in more chunks than a searcher keeps (a test sets that to 10) are dropped from a keyword
+/// query while rarer words are left; when every word is that common the rarest is kept, which
+/// takes counting each in full (a word's count is otherwise only known to be over the line).
+#[test]
+fn too_common_words_are_dropped_and_of_only_common_ones_the_rarest_is_kept() {
+    let env = env();
+    for (prefix, count, word) in [("a", 30, "alpha"), ("b", 20, "beta"), ("g", 3, "gamma")] {
+        for i in 0..count {
+            common::write(&env.root, &format!("{prefix}{i}.md"), format!("# Note\n\n{word} lorem ipsum\n"));
+        }
+    }
+    index(&env);
+    let prefixes = |s: &Searcher, query: &str| -> Vec<char> {
+        let hits = s.keyword(query, 60, None).unwrap();
+        let mut firsts: Vec<char> = hits
+            .iter()
+            .map(|h| file_name(&s.chunk(h.chunk_id).unwrap().unwrap().path).chars().next().unwrap())
+            .collect();
+        firsts.dedup();
+        firsts.sort();
+        firsts.dedup();
+        firsts
+    };
+    let s = Searcher::open(&env.index).unwrap();
+    assert_eq!(prefixes(&s, "alpha beta"), vec!['a', 'b'], "nothing is too common in a small index");
+    // A new searcher: one remembers each word's chunks as it read them.
+    let mut s = Searcher::open(&env.index).unwrap();
+    s.set_common_term_chunks(10);
+    assert_eq!(prefixes(&s, "alpha beta gamma"), vec!['g'], "the two common words are dropped");
+    assert_eq!(s.keyword("alpha beta gamma", 60, None).unwrap().len(), 3);
+    for query in ["alpha beta", "beta alpha"] {
+        assert_eq!(prefixes(&s, query), vec!['b'], "{query}: the rarer of two common words is kept");
+        assert_eq!(s.keyword(query, 60, None).unwrap().len(), 20, "{query}");
+    }
+}

@@ -51,11 +51,13 @@ const TERM_CHUNKS_KEPT: usize = 4_096;
 const TERM_IDS_KEPT: usize = 2_000_000;
 
 /// The chunks holding one query word: how many, and which (ids ascending; empty for a word too
-/// common to be kept in a query, whose ids are not needed).
+/// common to be kept in a query, whose ids are not needed). For such a word `count` is only a
+/// floor (`more`) unless it was counted in full ([`Searcher::term_count`]).
 #[derive(Debug, Clone, Default)]
 struct Postings {
     count: i64,
     ids: std::sync::Arc<[i64]>,
+    more: bool,
 }
 
 impl Postings {
@@ -100,6 +102,8 @@ pub struct Searcher {
     filtered: RefCell<Option<Filtered>>,
     /// [`SOME_WORDS_RANKED`], unless a test or bench sets another.
     some_words_ranked: i64,
+    /// [`COMMON_TERM_CHUNKS`], unless a test sets another.
+    common_term_chunks: f64,
 }
 
 /// The last filter's chunks, valid while the index's `data_version` stays `version` (the
@@ -121,6 +125,7 @@ impl Searcher {
             term_chunks: RefCell::default(),
             filtered: RefCell::default(),
             some_words_ranked: SOME_WORDS_RANKED,
+            common_term_chunks: COMMON_TERM_CHUNKS,
         })
     }
 
@@ -128,6 +133,12 @@ impl Searcher {
     /// `some_words`): for comparing the cut with ranking them all (`i64::MAX`).
     pub fn set_some_words_ranked(&mut self, chunks: i64) {
         self.some_words_ranked = chunks;
+    }
+
+    /// The fewest chunks a word must be in to be dropped as too common (with more than
+    /// [`COMMON_TERM_SHARE`] of them): for tests on small indexes.
+    pub fn set_common_term_chunks(&mut self, chunks: i64) {
+        self.common_term_chunks = chunks as f64;
     }
 
     pub fn dir(&self) -> &Path {
@@ -399,39 +410,65 @@ impl Searcher {
             // One word: nothing to weigh it against.
             return Ok(terms.into_iter().map(|t| (t, Postings::default())).collect());
         }
-        let common = COMMON_TERM_CHUNKS.max(COMMON_TERM_SHARE * self.store.max_chunk_id()? as f64) as i64;
+        let common = self.common_term_chunks.max(COMMON_TERM_SHARE * self.store.max_chunk_id()? as f64) as i64;
         let mut counted = Vec::new();
         for t in terms {
             let postings = self.term_chunks(&t, common)?;
             counted.push((t, postings));
         }
-        let rarest = counted.iter().min_by_key(|(_, p)| p.count).cloned();
         // CJK runs and identifiers are phrases of several tokens: always kept.
-        let mut kept: Vec<(fts::Term, Postings)> =
-            counted.into_iter().filter(|(t, p)| t.is_compound() || p.count <= common).collect();
+        let (mut kept, too_common): (Vec<_>, Vec<_>) =
+            counted.into_iter().partition(|(t, p)| t.is_compound() || !p.more);
         if kept.is_empty() {
+            // Every word is too common: the rarest one is kept, which needs each counted in full
+            // (a scan of its whole list; only such queries pay it).
+            let mut rarest: Option<(fts::Term, Postings)> = None;
+            for (t, _) in too_common {
+                let p = self.term_count(&t)?;
+                if rarest.as_ref().is_none_or(|r| p.count < r.1.count) {
+                    rarest = Some((t, p));
+                }
+            }
             kept.extend(rarest);
         }
         Ok(kept)
     }
 
-    /// The chunks holding a query word (stemmed and phrased as the index matches it), their ids
-    /// kept up to `keep` of them; remembered until a writer commits.
+    /// The chunks holding a query word (stemmed and phrased as the index matches it), read when
+    /// they are at most `keep` (or the word is compound); remembered until a writer commits.
     fn term_chunks(&self, term: &fts::Term, keep: i64) -> Result<Postings> {
         let Some(expr) = fts::terms_expr(std::slice::from_ref(term), fts::Join::Any) else {
             return Ok(Postings::default());
         };
         let version = self.store.data_version()?;
         self.term_chunks.borrow_mut().get(version, &expr, || {
-            // Compound terms are kept however common, so their ids are always needed.
-            let limit = if term.is_compound() { usize::MAX >> 1 } else { keep as usize + 1 };
-            let ids = self.store.matching_chunks(&expr, limit)?;
-            if ids.len() < limit {
-                return Ok(Postings { count: ids.len() as i64, ids: ids.into() });
+            // Compound terms are kept however common, so their ids are always needed. Another
+            // word's chunks are counted first, up to `keep`: a word in more is too common to be
+            // kept, and neither its ids nor (unless every word of the query is as common) how
+            // many there are is wanted; counting them all would scan its whole list (a word in
+            // most of a million chunks: 20-60 ms).
+            if !term.is_compound() {
+                let count = self.store.count_matching_up_to(&expr, keep as usize + 1)?;
+                if count > keep {
+                    return Ok(Postings { count, ids: Vec::new().into(), more: true });
+                }
             }
-            // Too common to be kept: only its count is wanted, and SQLite counts faster than it
-            // hands over rows.
-            Ok(Postings { count: self.store.count_matching(&expr)?, ids: Vec::new().into() })
+            let ids = self.store.matching_chunks(&expr, usize::MAX >> 1)?;
+            Ok(Postings { count: ids.len() as i64, ids: ids.into(), more: false })
+        })
+    }
+
+    /// How many chunks hold a query word, counted in full (inside SQLite, which counts faster
+    /// than it hands over rows); remembered until a writer commits.
+    fn term_count(&self, term: &fts::Term) -> Result<Postings> {
+        let Some(expr) = fts::terms_expr(std::slice::from_ref(term), fts::Join::Any) else {
+            return Ok(Postings::default());
+        };
+        let version = self.store.data_version()?;
+        // A key no word's expression can be (a NUL after it).
+        let key = format!("{expr}\0count");
+        self.term_chunks.borrow_mut().get(version, &key, || {
+            Ok(Postings { count: self.store.count_matching(&expr)?, ids: Vec::new().into(), more: false })
         })
     }
 
@@ -617,7 +654,7 @@ mod tests {
             words
                 .get(version, word, || {
                     reads += 1;
-                    Ok(Postings { count, ids: (0..count).collect::<Vec<_>>().into() })
+                    Ok(Postings { count, ids: (0..count).collect::<Vec<_>>().into(), more: false })
                 })
                 .unwrap()
                 .count

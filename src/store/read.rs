@@ -79,6 +79,15 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    /// How many chunks an FTS5 expression matches, counted no further than `limit` (inside
+    /// SQLite: half the cost of handing the ids over).
+    pub fn count_matching_up_to(&self, expr: &str, limit: usize) -> Result<i64> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT count(*) FROM (SELECT 1 FROM chunks_fts WHERE chunks_fts MATCH ?1 LIMIT ?2)")?;
+        Ok(stmt.query_row(params![expr, limit as i64], |r| r.get(0))?)
+    }
+
     /// How many chunks an FTS5 expression matches (counted inside SQLite).
     pub fn count_matching(&self, expr: &str) -> Result<i64> {
         let mut stmt = self.conn.prepare_cached("SELECT count(*) FROM chunks_fts WHERE chunks_fts MATCH ?1")?;
