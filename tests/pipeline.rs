@@ -913,3 +913,29 @@ fn too_common_words_are_dropped_and_of_only_common_ones_the_rarest_is_kept() {
         assert_eq!(s.keyword(query, 60, None).unwrap().len(), 20, "{query}");
     }
 }
+
+/// Keyword search under a filter whose chunks are not among the query's best matches: a filter
+/// allowing few chunks has SQLite rank only those (their ids handed over), one allowing many has
+/// more of the best matches read until enough are allowed; both give the allowed chunks' best.
+#[test]
+fn a_filter_whose_chunks_rank_low_gets_their_best_by_either_way() {
+    let env = env();
+    // One "alpha" in notes of growing length: BM25 ranks the short ones first.
+    for i in 0..120 {
+        let filler = "lorem ipsum ".repeat(i);
+        common::write(&env.root, &format!("n{i}.md"), format!("# Note\n\nalpha {filler}\n"));
+    }
+    index(&env);
+    let s = Searcher::open(&env.index).unwrap();
+    let ranked: Vec<i64> = s.keyword("alpha", 200, None).unwrap().iter().map(|h| h.chunk_id).collect();
+    assert_eq!(ranked.len(), 120);
+    // The five ranked last: past the first read (20 times the 3 asked for).
+    let allowed: std::collections::HashSet<i64> = ranked[115..].iter().copied().collect();
+    let best = |s: &Searcher| -> Vec<i64> {
+        s.keyword("alpha", 3, Some(&allowed)).unwrap().iter().map(|h| h.chunk_id).collect()
+    };
+    assert_eq!(best(&s), ranked[115..118].to_vec(), "ranked among the allowed ids");
+    let mut wider = Searcher::open(&env.index).unwrap();
+    wider.set_ids_to_sqlite_max(4);
+    assert_eq!(best(&wider), ranked[115..118].to_vec(), "read wider until enough are allowed");
+}
