@@ -56,16 +56,20 @@ const TERM_CHUNKS_KEPT: usize = 4_096;
 const TERM_IDS_KEPT: usize = 2_000_000;
 
 /// The chunks holding one query word: how many, and which (ids ascending; empty for a word too
-/// common to be kept in a query, whose ids are not needed). For such a word `count` is only a
-/// floor (`more`) unless it was counted in full ([`Searcher::term_count`]).
+/// common to be kept in a query, whose ids are not needed: its `count` is then only a floor,
+/// unless it was counted in full by [`Searcher::term_count`]).
 #[derive(Debug, Clone, Default)]
 struct Postings {
     count: i64,
     ids: std::sync::Arc<[i64]>,
-    more: bool,
 }
 
 impl Postings {
+    /// Whether every chunk holding the word is listed (else the word was too common to list).
+    fn listed(&self) -> bool {
+        self.ids.len() as i64 == self.count
+    }
+
     fn holds(&self, chunk_id: i64) -> bool {
         self.ids.binary_search(&chunk_id).is_ok()
     }
@@ -345,7 +349,7 @@ impl Searcher {
         limit: usize,
         allowed: Option<&HashSet<i64>>,
     ) -> Result<Vec<(i64, f32)>> {
-        let listed = weighted.iter().all(|(_, p)| p.ids.len() as i64 == p.count);
+        let listed = weighted.iter().all(|(_, p)| p.listed());
         let total: i64 = weighted.iter().map(|(_, p)| p.count).sum();
         if !listed || total <= self.some_words_ranked {
             let terms: Vec<fts::Term> = weighted.iter().map(|w| w.0.clone()).collect();
@@ -432,7 +436,7 @@ impl Searcher {
         }
         // CJK runs and identifiers are phrases of several tokens: always kept.
         let (mut kept, too_common): (Vec<_>, Vec<_>) =
-            counted.into_iter().partition(|(t, p)| t.is_compound() || !p.more);
+            counted.into_iter().partition(|(t, p)| t.is_compound() || p.listed());
         if kept.is_empty() {
             // Every word is too common: the rarest one is kept, which needs each counted in full
             // (a scan of its whole list; only such queries pay it).
@@ -462,13 +466,13 @@ impl Searcher {
             // many there are is wanted; counting them all would scan its whole list (a word in
             // most of a million chunks: 20-60 ms).
             if !term.is_compound() {
-                let count = self.store.count_matching_up_to(&expr, keep as usize + 1)?;
+                let count = self.store.count_matching(&expr, keep as usize + 1)?;
                 if count > keep {
-                    return Ok(Postings { count, ids: Vec::new().into(), more: true });
+                    return Ok(Postings { count, ids: Vec::new().into() });
                 }
             }
-            let ids = self.store.matching_chunks(&expr, usize::MAX >> 1)?;
-            Ok(Postings { count: ids.len() as i64, ids: ids.into(), more: false })
+            let ids = self.store.matching_chunks(&expr)?;
+            Ok(Postings { count: ids.len() as i64, ids: ids.into() })
         })
     }
 
@@ -482,7 +486,7 @@ impl Searcher {
         // A key no word's expression can be (a NUL after it).
         let key = format!("{expr}\0count");
         self.term_chunks.borrow_mut().get(version, &key, || {
-            Ok(Postings { count: self.store.count_matching(&expr)?, ids: Vec::new().into(), more: false })
+            Ok(Postings { count: self.store.count_matching(&expr, usize::MAX >> 1)?, ids: Vec::new().into() })
         })
     }
 
@@ -675,7 +679,7 @@ mod tests {
             words
                 .get(version, word, || {
                     reads += 1;
-                    Ok(Postings { count, ids: (0..count).collect::<Vec<_>>().into(), more: false })
+                    Ok(Postings { count, ids: (0..count).collect::<Vec<_>>().into() })
                 })
                 .unwrap()
                 .count
